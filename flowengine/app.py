@@ -1,0 +1,79 @@
+"""The application factory: one aiohttp Application with its routes, middlewares and resources."""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from . import handlers, websocket
+from .catalog import WorkflowCatalog
+from .config import Config
+from .engine import Engine
+from .events import EventBus, utc_timestamp
+from .middleware import cors_middleware, error_middleware
+from .nodes import builtin_registry
+from .runs import ExecutionService
+from .state import BUS, CATALOG, CONFIG, ENGINE, HTTP_CLIENT, REGISTRY, RUNS, SOCKETS, STORE
+from .store import Store
+
+__all__ = ["make_app"]
+
+log = logging.getLogger("flowengine")
+
+
+def make_app(config: Config | None = None) -> web.Application:
+    """Build the whole server. The CLI and the tests both start here."""
+    config = config or Config()
+    app = web.Application(
+        middlewares=[cors_middleware, error_middleware],
+        client_max_size=config.max_body_bytes,
+        handler_args={"max_field_size": 65536},
+    )
+    app[CONFIG] = config
+    app[REGISTRY] = builtin_registry(enable_shell=config.enable_shell, plugins=config.plugins)
+    app[BUS] = EventBus(queue_size=config.ws_queue)
+    app[SOCKETS] = weakref.WeakSet()
+    app.router.add_routes(
+        [
+            web.get("/health", handlers.health),
+            web.get("/api/workflows", handlers.list_workflows),
+            web.post("/api/workflows", handlers.create_workflow),
+            web.get("/api/workflows/{id}", handlers.get_workflow),
+            web.put("/api/workflows/{id}", handlers.replace_workflow),
+            web.delete("/api/workflows/{id}", handlers.delete_workflow),
+            web.post("/api/workflows/{id}/execute", handlers.execute_workflow),
+            web.get("/api/nodes", handlers.list_nodes),
+            web.get("/api/events", websocket.events_handler),
+        ]
+    )
+    app.cleanup_ctx.append(_store_and_engine)
+    app.on_shutdown.append(websocket.close_all)
+    return app
+
+
+async def _store_and_engine(app: web.Application) -> AsyncIterator[None]:
+    """Open the store, load workflows, start the HTTP client; undo it all on the way out."""
+    config = app[CONFIG]
+    store = Store(config.db)
+    await store.open()
+    interrupted = await store.mark_interrupted("the server stopped while the execution ran", utc_timestamp())
+    if interrupted:
+        log.warning("%d execution(s) were running when the server last stopped: marked interrupted", interrupted)
+    catalog = WorkflowCatalog(store, app[REGISTRY], max_nodes=config.max_nodes)
+    await catalog.load()
+    http_client = aiohttp.ClientSession()
+    engine = Engine(app[REGISTRY], app[BUS], http=http_client)
+    catalog.listeners.append(lambda workflow_id, _workflow: engine.forget(workflow_id))
+    app[STORE], app[CATALOG], app[HTTP_CLIENT], app[ENGINE] = store, catalog, http_client, engine
+    app[RUNS] = ExecutionService(engine, store, max_executions=config.max_executions)
+    log.info("database %s: %d workflow(s) loaded", config.db, len(catalog.all()))
+    try:
+        yield
+    finally:
+        await app[RUNS].shutdown()
+        await http_client.close()
+        await store.close()

@@ -1,0 +1,188 @@
+"""Command line: ``flowengine serve`` (the default), ``run``, ``validate`` and ``nodes``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from typing import Any, Sequence
+
+import aiohttp
+from aiohttp import web
+
+from . import __version__
+from .config import Config, ConfigError, add_arguments, load_config
+from .engine import Engine, decode_inputs
+from .errors import ValidationError
+from .events import EventBus
+from .http_json import parse_json_text
+from .model import Workflow, parse_workflow
+from .nodes import NodeRegistry, PluginError, builtin_registry
+
+__all__ = ["main", "serve_main"]
+
+log = logging.getLogger("flowengine")
+
+_PY_LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG, "trace": 5}
+
+
+def configure_logging(level: str) -> None:
+    logging.addLevelName(5, "TRACE")
+    logging.basicConfig(
+        level=_PY_LEVELS[level],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flowengine", description="A small, fast workflow engine server.")
+    parser.add_argument("--version", action="version", version=f"flowengine {__version__}")
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="start the server (the default)")
+    add_arguments(serve)
+    run = commands.add_parser("run", help="run a workflow file locally, without a server")
+    run.add_argument("file", help="workflow JSON file")
+    run.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="an input (VALUE is JSON, else a string)")
+    run.add_argument("--inputs-json", metavar="FILE", help="a JSON file with an object of inputs")
+    validate = commands.add_parser("validate", help="check a workflow file and print its errors or 'ok'")
+    validate.add_argument("file", help="workflow JSON file")
+    commands.add_parser("nodes", help="list the node types")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "serve"
+    if command == "serve":
+        return _serve(args)
+    try:
+        config = load_config(os.environ)
+    except ConfigError as exc:
+        print(f"flowengine: {exc}", file=sys.stderr)
+        return 2
+    configure_logging("warn" if config.log_level == "info" else config.log_level)
+    try:
+        registry = builtin_registry(enable_shell=config.enable_shell, plugins=config.plugins)
+    except PluginError as exc:
+        print(f"flowengine: {exc}", file=sys.stderr)
+        return 2
+    if command == "nodes":
+        for node_type in registry.describe():
+            print(f"{node_type['type']:28} {node_type['category']:10} {node_type['description']}")
+        return 0
+    try:
+        workflow = _load_workflow(args.file, registry)
+    except (OSError, ValueError) as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return 1
+    if command == "validate":
+        print("ok")
+        return 0
+    try:
+        inputs = _inputs(args)
+    except (OSError, ValueError) as exc:
+        print(f"inputs: {exc}", file=sys.stderr)
+        return 1
+    return asyncio.run(_run(workflow, inputs, registry))
+
+
+def serve_main() -> int:
+    """The ``flowserver`` script: ``flowengine serve`` with its flags."""
+    return main(["serve", *sys.argv[1:]])
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .app import make_app
+
+    try:
+        config = load_config(os.environ, args)
+    except ConfigError as exc:
+        print(f"flowengine: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.log_level)
+    try:
+        app = make_app(config)
+    except PluginError as exc:
+        print(f"flowengine: {exc}", file=sys.stderr)
+        return 2
+
+    async def announce(_app: web.Application) -> None:
+        log.info("flowengine %s listening on http://%s (database: %s)", __version__, config.bind_address, config.db)
+
+    app.on_startup.append(announce)
+    try:
+        web.run_app(
+            app,
+            host=config.host,
+            port=config.port,
+            print=None,
+            access_log=logging.getLogger("aiohttp.access") if config.log_level in ("debug", "trace") else None,
+            shutdown_timeout=10,
+        )
+    except OSError as exc:
+        print(f"flowengine: cannot listen on {config.bind_address}: {exc.strerror or exc} (set BIND_ADDRESS or --bind)", file=sys.stderr)
+        return 2
+    log.info("flowengine stopped")
+    return 0
+
+
+def _load_workflow(path: str, registry: NodeRegistry) -> Workflow:
+    with open(path, "rb") as handle:
+        document = parse_json_text(handle.read(), "the file")
+    try:
+        return parse_workflow(document, registry)
+    except ValidationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _inputs(args: argparse.Namespace) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    if args.inputs_json:
+        with open(args.inputs_json, "rb") as handle:
+            loaded = parse_json_text(handle.read(), args.inputs_json)
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{args.inputs_json} must hold a JSON object")
+        raw.update(loaded)
+    for item in args.input:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--input {item!r}: expected NAME=VALUE")
+        try:
+            raw[name] = json.loads(text)
+        except ValueError:
+            raw[name] = text
+    try:
+        return decode_inputs(raw)
+    except ValidationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    kind, node = event["type"], event.get("node_id")
+    if kind == "NodeStarted":
+        line = f"start  {node} ({event['node_type']})"
+    elif kind == "NodeCompleted":
+        line = f"done   {node} in {event['duration_ms']:.1f} ms"
+    elif kind == "NodeFailed":
+        line = f"FAILED {node} after {event['duration_ms']:.1f} ms: {event['error']}"
+    elif kind == "NodeSkipped":
+        line = f"skip   {node}: {event['reason']}"
+    else:
+        detail = event["event"]
+        text = detail.get("message") or detail.get("line") or json.dumps(detail)
+        line = f"  {node or '-'} | {detail['event_type']}: {text}"
+    print(line, flush=True)
+
+
+async def _run(workflow: Workflow, inputs: dict[str, Any], registry: NodeRegistry) -> int:
+    bus = EventBus()
+    for kind in ("NodeStarted", "NodeCompleted", "NodeFailed", "NodeSkipped", "NodeEvent"):
+        bus.observe(kind, _print_event)
+    async with aiohttp.ClientSession() as http:
+        result = await Engine(registry, bus, http=http).execute(workflow, inputs)
+    print(json.dumps(result.response(), indent=2))
+    return 0 if result.status in ("succeeded", "completed_with_errors") else 1

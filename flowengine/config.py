@@ -1,0 +1,166 @@
+"""Server configuration: one table of settings, read from the environment and CLI flags.
+
+Every setting has an environment variable and a ``flowengine serve`` flag (the flag wins).
+A bad value stops start-up with a one-line message naming the variable (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping
+
+__all__ = ["Config", "ConfigError", "SETTINGS", "add_arguments", "load_config", "LOG_LEVELS"]
+
+LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "0.0.0.0"
+    port: int = 3000
+    log_level: str = "info"
+    db: str = "flowengine.db"
+    max_body_bytes: int = 16 * 1024 * 1024
+    ws_queue: int = 10_000
+    ws_heartbeat: float = 30.0
+    enable_shell: bool = False
+    plugins: tuple[str, ...] = ()
+    max_executions: int = 10_000
+    max_nodes: int = 10_000
+
+    @property
+    def bind_address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _bind(text: str) -> dict[str, Any]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:3000 or [::1]:3000")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError("put IPv6 addresses in brackets, e.g. [::1]:3000")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"port must be a number from 0 to 65535, got {port!r}")
+    return {"host": host, "port": int(port)}
+
+
+def _log_level(text: str) -> dict[str, Any]:
+    # RUST_LOG may hold directives like "flowengine=debug,hyper=warn": take the first level.
+    level = text.strip().lower().split(",")[0].rpartition("=")[2]
+    if level == "warning":
+        level = "warn"
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return {"log_level": level}
+
+
+def _positive_int(name: str) -> Callable[[str], dict[str, Any]]:
+    def parse(text: str) -> dict[str, Any]:
+        text = text.strip().replace("_", "")
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError("expected a whole number of at least 1")
+        return {name: int(text)}
+
+    return parse
+
+
+def _positive_float(name: str) -> Callable[[str], dict[str, Any]]:
+    def parse(text: str) -> dict[str, Any]:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("expected a number") from None
+        if not value > 0:
+            raise ValueError("expected a number above 0")
+        return {name: value}
+
+    return parse
+
+
+def _flag(name: str) -> Callable[[str], dict[str, Any]]:
+    def parse(text: str) -> dict[str, Any]:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return {name: True}
+        if lowered in ("0", "false", "no", "off", ""):
+            return {name: False}
+        raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+    return parse
+
+
+def _modules(text: str) -> dict[str, Any]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    return {"plugins": names}
+
+
+def _text(name: str) -> Callable[[str], dict[str, Any]]:
+    def parse(text: str) -> dict[str, Any]:
+        if not text:
+            raise ValueError("must not be empty")
+        return {name: text}
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    flag: str
+    default: str
+    parse: Callable[[str], dict[str, Any]]
+    help: str
+    fallback_env: str | None = None
+
+
+SETTINGS = (
+    Setting("BIND_ADDRESS", "--bind", "0.0.0.0:3000", _bind, "address to listen on, HOST:PORT ([::1]:3000 for IPv6)"),
+    Setting("LOG_LEVEL", "--log-level", "info", _log_level, "error, warn, info, debug or trace", "RUST_LOG"),
+    Setting("FLOWENGINE_DB", "--db", "flowengine.db", _text("db"), "SQLite database file (:memory: for a throwaway server)"),
+    Setting("FLOWENGINE_MAX_BODY_BYTES", "--max-body-bytes", str(16 * 1024 * 1024), _positive_int("max_body_bytes"), "largest request body accepted (413 beyond)"),
+    Setting("FLOWENGINE_WS_QUEUE", "--ws-queue", "10000", _positive_int("ws_queue"), "events queued per WebSocket listener before it is dropped (1013)"),
+    Setting("FLOWENGINE_WS_HEARTBEAT", "--ws-heartbeat", "30", _positive_float("ws_heartbeat"), "seconds between WebSocket pings to idle listeners"),
+    Setting("FLOWENGINE_ENABLE_SHELL", "--enable-shell", "0", _flag("enable_shell"), "allow the shell.exec node type"),
+    Setting("FLOWENGINE_PLUGINS", "--plugins", "", _modules, "comma-separated modules with extra node types"),
+    Setting("FLOWENGINE_MAX_EXECUTIONS", "--max-executions", "10000", _positive_int("max_executions"), "finished executions kept in history"),
+    Setting("FLOWENGINE_MAX_NODES", "--max-nodes", "10000", _positive_int("max_nodes"), "largest workflow accepted, in nodes"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting; flags default to None so the environment can fill in."""
+    for setting in SETTINGS:
+        if setting.flag == "--enable-shell":
+            parser.add_argument(setting.flag, action="store_const", const="1", default=None, help=setting.help)
+        else:
+            parser.add_argument(setting.flag, default=None, metavar="VALUE", help=f"{setting.help} [{setting.env}, default {setting.default!r}]")
+
+
+def load_config(environ: Mapping[str, str] = os.environ, args: argparse.Namespace | None = None) -> Config:
+    """Build the Config from flags, then the environment, then the defaults."""
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        attribute = setting.flag.lstrip("-").replace("-", "_")
+        text = getattr(args, attribute, None) if args is not None else None
+        source = setting.flag
+        if text is None:
+            for env in (setting.env, setting.fallback_env):
+                if env and env in environ:
+                    text, source = environ[env], env
+                    break
+        if text is None:
+            text, source = setting.default, setting.env
+        try:
+            values.update(setting.parse(text))
+        except ValueError as exc:
+            raise ConfigError(f"invalid {source}={text!r}: {exc}") from None
+    known = {field.name for field in fields(Config)}
+    return Config(**{key: value for key, value in values.items() if key in known})

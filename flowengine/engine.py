@@ -1,0 +1,654 @@
+"""Plans and runs workflows (DESIGN.md section 5).
+
+A Plan is built once per workflow version: node types, incoming connections, successors and
+predecessor counts, with no recursion so a 10,000-node chain is as easy as a wide fan-out.
+An Execution runs a plan: each node starts the moment all its predecessors have finished, at
+most ``max_parallel_nodes`` bodies at once (a ready queue and a running count play the part of
+a semaphore without parking a task per waiting node), with per-node retries and timeouts, a
+workflow-wide time limit, and the StopWorkflow / ContinueOnError / RetryWorkflow policies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import partial
+from typing import Any, Awaitable, Callable, Mapping
+
+from .errors import NodeError
+from .events import EventBus, ExecutionEvents, utc_timestamp
+from .model import Node, Workflow
+from .nodes.api import NodeContext, NodeType
+from .nodes.registry import NodeRegistry
+from .values import Value, decode_value, to_value
+
+__all__ = ["Plan", "Execution", "ExecutionResult", "Engine", "decode_inputs", "SECRET_ENV_PREFIX"]
+
+log = logging.getLogger("flowengine.engine")
+
+SECRET_ENV_PREFIX = "FLOWENGINE_SECRET_"
+
+# Node statuses (DESIGN.md section 5).
+PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = (
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "skipped",
+    "cancelled",
+)
+
+
+def decode_inputs(raw: Any) -> dict[str, Value]:
+    """Execution inputs: an object of typed or plain values (DESIGN.md section 3)."""
+    from .errors import ValidationError
+
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValidationError("inputs: expected an object")
+    return {name: decode_value(item, f"inputs.{name}", strict=False) for name, item in raw.items()}
+
+
+@dataclass
+class Plan:
+    """What the executor needs, computed once per workflow version."""
+
+    workflow: Workflow
+    nodes: list[Node]
+    node_types: list[NodeType]
+    incoming: list[list[tuple[int, str, str]]]  # (source index, from_port, to_port)
+    successors: list[list[int]]
+    predecessor_count: list[int]
+    roots: list[int]
+    sinks: list[int]
+    accepted_inputs: list[frozenset[str] | None]  # root input names a node takes; None: all
+    base_config: list[dict[str, Value]]  # declared defaults overlaid by the node's config
+    has_secrets: list[bool]
+
+    @classmethod
+    def build(cls, workflow: Workflow, registry: NodeRegistry) -> "Plan":
+        nodes = workflow.nodes
+        index = {node.id: position for position, node in enumerate(nodes)}
+        node_types = []
+        for node in nodes:
+            node_type = registry.get(node.node_type)
+            if node_type is None:
+                raise LookupError(f"node {node.id!r}: node type {node.node_type!r} is not available")
+            node_types.append(node_type)
+        incoming: list[list[tuple[int, str, str]]] = [[] for _ in nodes]
+        successor_sets: list[dict[int, None]] = [{} for _ in nodes]  # ordered, de-duplicated
+        for connection in workflow.connections:
+            source, target = index[connection.from_node], index[connection.to_node]
+            incoming[target].append((source, connection.from_port, connection.to_port))
+            successor_sets[source][target] = None
+        successors = [list(targets) for targets in successor_sets]
+        predecessor_count = [len({source for source, _, _ in edges}) for edges in incoming]
+        accepted: list[frozenset[str] | None] = []
+        base_config: list[dict[str, Value]] = []
+        for node, node_type in zip(nodes, node_types):
+            if node_type.any_inputs:
+                accepted.append(None)
+            else:
+                names = {port.name for port in node_type.inputs}
+                if node_type.dynamic_inputs is not None:
+                    names |= node_type.dynamic_inputs(node.config)
+                accepted.append(frozenset(names))
+            config = {key.name: to_value(key.default) for key in node_type.config if key.default is not None}
+            config.update(node.config)
+            base_config.append(config)
+        return cls(
+            workflow=workflow,
+            nodes=nodes,
+            node_types=node_types,
+            incoming=incoming,
+            successors=successors,
+            predecessor_count=predecessor_count,
+            roots=[i for i, count in enumerate(predecessor_count) if count == 0],
+            sinks=[i for i, targets in enumerate(successors) if not targets],
+            accepted_inputs=accepted,
+            base_config=base_config,
+            has_secrets=[any(v.type == "Secret" for v in config.values()) for config in base_config],
+        )
+
+
+@dataclass
+class ExecutionResult:
+    execution_id: str
+    workflow_id: str
+    workflow_version: int
+    status: str
+    started_at: str
+    finished_at: str
+    duration_ms: float
+    completed_nodes: int
+    total_nodes: int
+    attempts: int
+    outputs: dict[str, dict[str, Any]]
+    failed_nodes: list[dict[str, str]]
+    skipped_nodes: list[str]
+    error: str | None = None
+    nodes: list[dict[str, Any]] = field(default_factory=list)  # per-node records for history
+
+    @property
+    def success(self) -> bool:
+        return self.status == "succeeded"
+
+    def response(self) -> dict[str, Any]:
+        """The execute response body (issue 3): seed fields first, then the rest."""
+        body: dict[str, Any] = {
+            "execution_id": self.execution_id,
+            "completed_nodes": self.completed_nodes,
+            "total_nodes": self.total_nodes,
+            "status": self.status,
+            "duration_ms": self.duration_ms,
+            "attempts": self.attempts,
+            "outputs": self.outputs,
+            "failed_nodes": self.failed_nodes,
+            "skipped_nodes": self.skipped_nodes,
+        }
+        if self.error is not None:
+            body = {"error": self.error, **body}
+        return body
+
+
+SleepFn = Callable[[float], Awaitable[None]]
+
+
+class Engine:
+    """Runs plans. One per server (or per CLI run); holds what every execution shares."""
+
+    def __init__(
+        self,
+        registry: NodeRegistry,
+        bus: EventBus,
+        *,
+        http: Any = None,
+        sleep: SleepFn = asyncio.sleep,
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        self.registry = registry
+        self.bus = bus
+        self.http = http
+        self.sleep = sleep
+        self.environ = environ
+        self.running: dict[str, Execution] = {}
+        self._plans: dict[tuple[str, int], Plan] = {}
+
+    def plan(self, workflow: Workflow) -> Plan:
+        """The plan for this workflow version, built once and cached."""
+        key = (workflow.id, workflow.version)
+        plan = self._plans.get(key)
+        if plan is None or plan.workflow is not workflow:
+            plan = self._plans[key] = Plan.build(workflow, self.registry)
+        return plan
+
+    def forget(self, workflow_id: str) -> None:
+        """Drop cached plans of a deleted or replaced workflow (running executions keep theirs)."""
+        for key in [key for key in self._plans if key[0] == workflow_id]:
+            del self._plans[key]
+
+    def start(
+        self,
+        workflow: Workflow,
+        inputs: dict[str, Value],
+        *,
+        execution_id: str | None = None,
+        record: bool = False,
+        trigger: dict[str, Any] | None = None,
+        cached_outputs: dict[str, dict[str, Value]] | None = None,
+    ) -> "Execution":
+        """Create an execution (not yet running): ``await execution.run()`` runs it."""
+        execution_id = execution_id or str(uuid.uuid4())
+        events = ExecutionEvents(self.bus, execution_id, workflow.id, record=record)
+        return Execution(self, self.plan(workflow), inputs, events, trigger, cached_outputs or {})
+
+    async def execute(self, workflow: Workflow, inputs: dict[str, Value] | None = None, **options: Any) -> ExecutionResult:
+        return await self.start(workflow, inputs or {}, **options).run()
+
+
+class Execution:
+    """One execution of a plan: all attempts under one execution id, cancellable."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        plan: Plan,
+        inputs: dict[str, Value],
+        events: ExecutionEvents,
+        trigger: dict[str, Any] | None,
+        cached_outputs: dict[str, dict[str, Value]],
+    ) -> None:
+        self.engine = engine
+        self.plan = plan
+        self.inputs = inputs
+        self.events = events
+        self.id = events.execution_id
+        self.trigger = trigger
+        self.cached_outputs = cached_outputs
+        self.attempt: _Attempt | None = None
+        self.attempts = 0
+        self.stop_reason: str | None = None  # "cancelled" or "timeout" once stopped from outside
+        self.result: ExecutionResult | None = None
+        self.finished = asyncio.get_running_loop().create_future()
+
+    def cancel(self, reason: str = "execution cancelled", *, status: str = "cancelled") -> bool:
+        """Stop the execution: running nodes are cancelled and no new ones start. ``status``
+        is ``cancelled``, or ``interrupted`` when the server is shutting down."""
+        if self.result is not None or self.stop_reason is not None:
+            return False
+        self.stop_reason = status
+        if self.attempt is not None:
+            self.attempt.abort(reason)
+        return True
+
+    def _time_out(self) -> None:
+        if self.result is None and self.stop_reason is None:
+            self.stop_reason = "timeout"
+            limit = self.plan.workflow.settings.max_execution_time_ms
+            if self.attempt is not None:
+                self.attempt.abort(f"Workflow execution timed out: exceeded max_execution_time_ms ({limit} ms)")
+
+    async def run(self) -> ExecutionResult:
+        engine, plan, events = self.engine, self.plan, self.events
+        settings = plan.workflow.settings
+        started_wall = datetime.now(timezone.utc)
+        started = time.perf_counter()
+        engine.running[self.id] = self
+        started_fields: dict[str, Any] = {}
+        if self.trigger is not None:
+            started_fields["trigger"] = self.trigger
+        events.emit("WorkflowStarted", started_fields)
+        timer = None
+        if settings.max_execution_time_ms is not None:
+            timer = asyncio.get_running_loop().call_later(settings.max_execution_time_ms / 1000, self._time_out)
+        max_attempts = settings.retry_workflow_attempts if settings.on_error == "RetryWorkflow" else 1
+        try:
+            while True:
+                self.attempts += 1
+                attempt = self.attempt = _Attempt(self)
+                await attempt.run()
+                if attempt.failure is None or self.stop_reason is not None or self.attempts >= max_attempts:
+                    break
+                if events.wanted:
+                    events.emit(
+                        "NodeEvent",
+                        {
+                            "node_id": None,
+                            "event": {
+                                "event_type": "Warning",
+                                "message": f"attempt {self.attempts} of {max_attempts} failed: {attempt.failure};"
+                                " running the workflow again (RetryWorkflow)",
+                            },
+                        },
+                    )
+        finally:
+            if timer is not None:
+                timer.cancel()
+            engine.running.pop(self.id, None)
+        result = self.result = self._result(attempt, started_wall, time.perf_counter() - started)
+        events.emit(
+            "WorkflowCompleted",
+            {"success": result.success, "status": result.status, "duration_ms": result.duration_ms},
+        )
+        self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
+        self.finished.set_result(result)
+        return result
+
+    def _result(self, attempt: "_Attempt", started_wall: datetime, elapsed: float) -> ExecutionResult:
+        plan = self.plan
+        nodes = plan.nodes
+        if self.stop_reason in ("cancelled", "interrupted"):
+            status = self.stop_reason
+        elif attempt.failure is not None:
+            status = "failed"
+        elif attempt.errors:
+            status = "completed_with_errors"
+        else:
+            status = "succeeded"
+        statuses = attempt.status
+        outputs = {}
+        for index in plan.sinks:
+            produced = attempt.outputs[index]
+            if produced is not None:
+                outputs[nodes[index].id] = {port: value.to_json() for port, value in produced.items()}
+        node_records = []
+        for index, node in enumerate(nodes):
+            started_at = attempt.started_at[index]
+            produced = attempt.outputs[index]
+            node_records.append(
+                {
+                    "node_id": node.id,
+                    "node_type": node.node_type,
+                    "status": statuses[index],
+                    "attempts": attempt.node_attempts[index],
+                    "started_at": None
+                    if started_at is None
+                    else utc_timestamp(started_wall + timedelta(seconds=started_at - attempt.execution_started)),
+                    "duration_ms": attempt.durations[index],
+                    "outputs": None if produced is None else {p: v.to_json() for p, v in produced.items()},
+                    "error": attempt.errors.get(index),
+                    "cached": index in attempt.cached,
+                }
+            )
+        duration_ms = round(elapsed * 1000, 3)
+        return ExecutionResult(
+            execution_id=self.id,
+            workflow_id=plan.workflow.id,
+            workflow_version=plan.workflow.version,
+            status=status,
+            started_at=utc_timestamp(started_wall),
+            finished_at=utc_timestamp(started_wall + timedelta(seconds=elapsed)),
+            duration_ms=duration_ms,
+            completed_nodes=statuses.count(SUCCEEDED),
+            total_nodes=len(nodes),
+            attempts=self.attempts,
+            outputs=outputs,
+            failed_nodes=[
+                {"node_id": nodes[index].id, "error": error} for index, error in sorted(attempt.errors.items())
+            ],
+            skipped_nodes=[nodes[index].id for index, state in enumerate(statuses) if state == SKIPPED],
+            error=attempt.failure if status in ("failed", "cancelled", "interrupted") else None,
+            nodes=node_records,
+        )
+
+
+class _Attempt:
+    """One pass over the plan. Completion callbacks only queue work; ``_pump`` starts it, so
+    neither long chains nor wide fan-outs recurse."""
+
+    def __init__(self, execution: Execution) -> None:
+        plan = execution.plan
+        count = len(plan.nodes)
+        self.execution = execution
+        self.plan = plan
+        self.events = execution.events
+        self.remaining = list(plan.predecessor_count)
+        self.outputs: list[dict[str, Value] | None] = [None] * count
+        self.status = [PENDING] * count
+        self.node_attempts = [0] * count
+        self.started_at: list[float | None] = [None] * count
+        self.durations: list[float | None] = [None] * count
+        self.errors: dict[int, str] = {}
+        self.cached: set[int] = set()
+        self.ready = deque(plan.roots)
+        self.tasks: dict[int, asyncio.Task[Any]] = {}
+        self.finished_count = 0
+        self.max_parallel = plan.workflow.settings.max_parallel_nodes
+        self.stop_on_error = plan.workflow.settings.on_error != "ContinueOnError"
+        self.failure: str | None = None
+        self.stopped = False
+        self.execution_started = time.perf_counter()
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def run(self) -> None:
+        if self.execution.stop_reason is not None:
+            self.abort("execution cancelled")
+        self._pump()
+        await self.done
+
+    def abort(self, reason: str) -> None:
+        """Stop starting nodes and cancel the running ones; ``reason`` becomes the error."""
+        if self.failure is None:
+            self.failure = reason
+        self.stopped = True
+        for task in list(self.tasks.values()):
+            task.cancel()
+        self._check_done()
+
+    def _check_done(self) -> None:
+        if not self.done.done() and (
+            self.finished_count == len(self.status) or (self.stopped and not self.tasks)
+        ):
+            self.done.set_result(None)
+
+    def _pump(self) -> None:
+        ready = self.ready
+        while ready and not self.stopped and len(self.tasks) < self.max_parallel:
+            self._start(ready.popleft())
+        self._check_done()
+
+    # -- starting a node -----------------------------------------------------------------
+
+    def _start(self, index: int) -> None:
+        plan = self.plan
+        node = plan.nodes[index]
+        incoming = plan.incoming[index]
+        if incoming:
+            inputs: dict[str, Value] = {}
+            for source, from_port, to_port in incoming:
+                produced = self.outputs[source]
+                if produced is not None:
+                    value = produced.get(from_port)
+                    if value is not None:
+                        inputs[to_port] = value
+            if not inputs:
+                self._skip(index, "no incoming connection delivered a value")
+                return
+        else:
+            accepted = plan.accepted_inputs[index]
+            given = self.execution.inputs
+            if accepted is None:
+                inputs = dict(given)
+            else:
+                inputs = {name: value for name, value in given.items() if name in accepted}
+
+        cached = self.execution.cached_outputs.get(node.id)
+        if cached is not None:
+            self.cached.add(index)
+            self.started_at[index] = time.perf_counter()
+            self._emit_started(index)
+            self._complete(index, SUCCEEDED, cached, 0.0)
+            return
+
+        node_type = plan.node_types[index]
+        config = plan.base_config[index]
+        try:
+            if plan.has_secrets[index]:
+                config = self._resolve_secrets(config)
+            for port in node_type.inputs:
+                if port.name not in inputs:
+                    fallback = config.get(port.name)
+                    if fallback is not None:
+                        inputs[port.name] = fallback
+                    elif port.default is not None:
+                        inputs[port.name] = to_value(port.default)
+                    elif port.required:
+                        raise NodeError(f"missing required input '{port.name}'")
+        except NodeError as exc:
+            self.started_at[index] = time.perf_counter()
+            self._emit_started(index)
+            self._complete(index, FAILED, str(exc), 0.0)
+            return
+
+        context = NodeContext(
+            node_id=node.id,
+            node_type=node.node_type,
+            execution_id=self.execution.id,
+            inputs=inputs,
+            config=config,
+            attempt=1,
+            http=self.execution.engine.http,
+            emit=partial(self._emit_node_event, node.id),
+        )
+        self.status[index] = RUNNING
+        self.started_at[index] = started = time.perf_counter()
+        self._emit_started(index)
+        if not node_type.is_async and node.retry_policy is None:
+            # A plain-function body runs inline: no task, no event-loop hop.
+            self.node_attempts[index] = 1
+            outcome = self._call_sync(node_type, context, node)
+            status, payload = outcome
+            self._complete(index, status, payload, time.perf_counter() - started)
+            return
+        task = asyncio.get_running_loop().create_task(self._run_node(index, node, node_type, context))
+        self.tasks[index] = task
+        task.add_done_callback(partial(self._task_done, index, started))
+
+    def _resolve_secrets(self, config: dict[str, Value]) -> dict[str, Value]:
+        environ = self.execution.engine.environ
+        resolved = {}
+        for key, value in config.items():
+            if value.type == "Secret":
+                secret = environ.get(SECRET_ENV_PREFIX + value.value)
+                if secret is None:
+                    raise NodeError(f"secret {value.value!r} is not set ({SECRET_ENV_PREFIX}{value.value})")
+                value = Value("String", secret)
+            resolved[key] = value
+        return resolved
+
+    def _emit_started(self, index: int) -> None:
+        events = self.events
+        if events.wanted:
+            node = self.plan.nodes[index]
+            events.emit("NodeStarted", {"node_id": node.id, "node_type": node.node_type})
+        else:
+            events.seq += 1
+
+    def _emit_node_event(self, node_id: str, event_type: str, fields: dict[str, Any]) -> None:
+        self.events.emit("NodeEvent", {"node_id": node_id, "event": {"event_type": event_type, **fields}})
+
+    # -- running a node body -------------------------------------------------------------
+
+    def _call_sync(self, node_type: NodeType, context: NodeContext, node: Node) -> tuple[str, Any]:
+        try:
+            return SUCCEEDED, _as_outputs(node_type.run(context))
+        except NodeError as exc:
+            return FAILED, str(exc) or type(exc).__name__
+        except Exception as exc:
+            return FAILED, _report_crash(exc, node)
+
+    async def _run_node(self, index: int, node: Node, node_type: NodeType, context: NodeContext) -> tuple[str, Any]:
+        policy = node.retry_policy
+        max_attempts = policy.max_attempts if policy is not None else 1
+        timeout_ms = node.timeout_ms
+        attempt = 0
+        while True:
+            attempt += 1
+            context.attempt = attempt
+            self.node_attempts[index] = attempt
+            timed_out = False
+            try:
+                if timeout_ms is None:
+                    result = node_type.run(context)
+                    if node_type.is_async:
+                        result = await result
+                else:
+                    limit = asyncio.timeout(timeout_ms / 1000)
+                    try:
+                        async with limit:
+                            result = node_type.run(context)
+                            if node_type.is_async:
+                                result = await result
+                    except TimeoutError:
+                        if not limit.expired():
+                            raise
+                        timed_out = True
+                        raise NodeError(f"timed out after {timeout_ms} ms (timeout_ms)") from None
+                return SUCCEEDED, _as_outputs(result)
+            except NodeError as exc:
+                error = str(exc) or type(exc).__name__
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = _report_crash(exc, node)
+            if attempt >= max_attempts or (timed_out and not policy.retry_on_timeout):  # type: ignore[union-attr]
+                return FAILED, error
+            delay = policy.delay_before_retry(attempt - 1)  # type: ignore[union-attr]
+            delay_ms = round(delay * 1000, 3)
+            self._emit_node_event(
+                node.id,
+                "Warning",
+                {
+                    "message": f"attempt {attempt} of {max_attempts} failed: {error}; retrying in {delay_ms:g} ms",
+                    "attempt": attempt,
+                    "max_attempts": max_attempts,
+                    "delay_ms": delay_ms,
+                    "error": error,
+                },
+            )
+            await self.execution.engine.sleep(delay)
+
+    def _task_done(self, index: int, started: float, task: asyncio.Task[Any]) -> None:
+        del self.tasks[index]
+        elapsed = time.perf_counter() - started
+        if task.cancelled():
+            self._complete(index, CANCELLED, f"cancelled: {self.failure or 'execution stopped'}", elapsed)
+        else:
+            status, payload = task.result()
+            self._complete(index, status, payload, elapsed)
+        self._pump()
+
+    # -- finishing a node ----------------------------------------------------------------
+
+    def _complete(self, index: int, status: str, payload: Any, elapsed: float) -> None:
+        """Record a node's outcome and queue successors whose predecessors have all finished."""
+        node = self.plan.nodes[index]
+        duration_ms = round(elapsed * 1000, 3)
+        self.status[index] = status
+        self.durations[index] = duration_ms
+        events = self.events
+        if status == SUCCEEDED:
+            self.outputs[index] = payload
+            if events.wanted:
+                fields = {
+                    "node_id": node.id,
+                    "outputs": {port: value.to_json() for port, value in payload.items()},
+                    "duration_ms": duration_ms,
+                }
+                if index in self.cached:
+                    fields["cached"] = True
+                events.emit("NodeCompleted", fields)
+            else:
+                events.seq += 1
+        else:
+            self.errors[index] = payload
+            events.emit(
+                "NodeFailed",
+                {
+                    "node_id": node.id,
+                    "node_type": node.node_type,
+                    "error": payload,
+                    "duration_ms": duration_ms,
+                    **({"cancelled": True} if status == CANCELLED else {}),
+                },
+            )
+            if status == FAILED and self.stop_on_error and not self.stopped:
+                self.abort(f"Node execution failed: node '{node.id}' ({node.node_type}): {payload}")
+        self._release(index)
+
+    def _skip(self, index: int, reason: str) -> None:
+        self.status[index] = SKIPPED
+        node = self.plan.nodes[index]
+        self.events.emit("NodeSkipped", {"node_id": node.id, "reason": reason})
+        self._release(index)
+
+    def _release(self, index: int) -> None:
+        self.finished_count += 1
+        remaining = self.remaining
+        ready = self.ready
+        for successor in self.plan.successors[index]:
+            remaining[successor] -= 1
+            if remaining[successor] == 0:
+                ready.append(successor)
+
+
+def _as_outputs(result: Any) -> dict[str, Value]:
+    if result is None:
+        return {}
+    if not isinstance(result, Mapping):
+        raise NodeError(f"node body returned {type(result).__name__}, expected a mapping of output port to value")
+    return {str(port): to_value(value) for port, value in result.items()}
+
+
+def _report_crash(exc: BaseException, node: Node) -> str:
+    """An unexpected exception: the traceback goes to the log, its message to the client."""
+    log.error("node %r (%s) raised", node.id, node.node_type, exc_info=exc)
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

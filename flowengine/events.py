@@ -1,0 +1,176 @@
+"""Execution events (DESIGN.md section 7): the bus, its listeners, and per-execution emitters.
+
+Publishing never awaits: each listener has a bounded queue; one that falls behind is marked
+lagging, stops receiving, and its WebSocket is closed with 1013 by the handler that owns it.
+Events are built and serialised once, and only when someone (a listener, the history recorder
+or an internal observer such as the event triggers) wants them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+__all__ = [
+    "EVENT_TYPES",
+    "EventBus",
+    "ExecutionEvents",
+    "Listener",
+    "utc_timestamp",
+]
+
+EVENT_TYPES = (
+    "WorkflowStarted",
+    "NodeStarted",
+    "NodeCompleted",
+    "NodeFailed",
+    "NodeSkipped",
+    "NodeEvent",
+    "WorkflowCompleted",
+)
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """RFC 3339 UTC with milliseconds and ``Z``, e.g. ``2026-11-28T10:13:13.123Z``."""
+    moment = moment or datetime.now(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class Listener:
+    """One subscriber: its filters and its bounded queue of serialised events."""
+
+    __slots__ = ("execution_id", "workflow_id", "types", "limit", "pending", "lagging", "missed", "_waiter")
+
+    def __init__(
+        self,
+        limit: int,
+        *,
+        execution_id: str | None = None,
+        workflow_id: str | None = None,
+        types: Iterable[str] | None = None,
+    ) -> None:
+        self.execution_id = execution_id
+        self.workflow_id = workflow_id
+        self.types = frozenset(types) if types else None
+        self.limit = limit
+        self.pending: deque[str] = deque()
+        self.lagging = False
+        self.missed = 0
+        self._waiter: asyncio.Future[None] | None = None
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        return (
+            (self.execution_id is None or event["execution_id"] == self.execution_id)
+            and (self.workflow_id is None or event["workflow_id"] == self.workflow_id)
+            and (self.types is None or event["type"] in self.types)
+        )
+
+    def offer(self, text: str) -> None:
+        """Queue an event without waiting; past the limit the listener is lagging for good."""
+        if self.lagging:
+            self.missed += 1
+            return
+        if len(self.pending) >= self.limit:
+            self.lagging = True
+            self.missed += 1 + len(self.pending)
+            self.pending.clear()  # keep memory bounded: the listener is being disconnected
+        else:
+            self.pending.append(text)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Return once there is something to send or the listener is lagging."""
+        if self.pending or self.lagging:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
+Observer = Callable[[dict[str, Any]], None]
+
+
+class EventBus:
+    """Fans events out to listeners and internal observers. Lives for the whole server."""
+
+    def __init__(self, queue_size: int = 10_000) -> None:
+        self.queue_size = queue_size
+        self.listeners: set[Listener] = set()
+        self.observers: dict[str, list[Observer]] = {}
+        self.published = 0
+        self.listeners_dropped = 0
+
+    def subscribe(self, **filters: Any) -> Listener:
+        listener = Listener(self.queue_size, **filters)
+        self.listeners.add(listener)
+        return listener
+
+    def unsubscribe(self, listener: Listener) -> None:
+        self.listeners.discard(listener)
+
+    def observe(self, event_type: str, observer: Observer) -> None:
+        """Call ``observer(event)`` for every event of that type (on the event loop, at once)."""
+        self.observers.setdefault(event_type, []).append(observer)
+
+    def publish(self, event: dict[str, Any], text: str) -> None:
+        self.published += 1
+        for listener in self.listeners:
+            if listener.matches(event):
+                was_lagging = listener.lagging
+                listener.offer(text)
+                if listener.lagging and not was_lagging:
+                    self.listeners_dropped += 1
+        for observer in self.observers.get(event["type"], ()):
+            observer(event)
+
+
+class ExecutionEvents:
+    """Numbers, builds and routes the events of one execution.
+
+    ``wanted`` tells the engine whether building an event's fields is worth it at all;
+    ``seq`` advances regardless so recorded and live events always agree on numbering.
+    """
+
+    __slots__ = ("bus", "execution_id", "workflow_id", "seq", "recorded", "_observed")
+
+    def __init__(self, bus: EventBus, execution_id: str, workflow_id: str, *, record: bool) -> None:
+        self.bus = bus
+        self.execution_id = execution_id
+        self.workflow_id = workflow_id
+        self.seq = 0
+        self.recorded: list[str] | None = [] if record else None
+        self._observed = bus.observers
+
+    @property
+    def wanted(self) -> bool:
+        return self.recorded is not None or bool(self.bus.listeners) or bool(self._observed)
+
+    def emit(self, event_type: str, fields: dict[str, Any]) -> None:
+        self.seq += 1
+        bus = self.bus
+        if self.recorded is None and not bus.listeners and event_type not in self._observed:
+            return
+        event = {
+            "type": event_type,
+            "execution_id": self.execution_id,
+            "workflow_id": self.workflow_id,
+            "seq": self.seq,
+            **fields,
+            "timestamp": utc_timestamp(),
+        }
+        text = _dumps(event)
+        if self.recorded is not None:
+            self.recorded.append(text)
+        bus.publish(event, text)

@@ -1,0 +1,131 @@
+"""HTTP handlers for health, workflows, node types and execution (DESIGN.md section 6)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import __version__
+from .catalog import WorkflowExists, WorkflowNotFound
+from .engine import ExecutionResult, decode_inputs
+from .errors import ValidationError
+from .http_json import ClientError, json_response, read_json
+from .model import Workflow
+from .state import CATALOG, REGISTRY, RUNS
+
+__all__ = [
+    "health",
+    "list_workflows",
+    "create_workflow",
+    "get_workflow",
+    "replace_workflow",
+    "delete_workflow",
+    "execute_workflow",
+    "list_nodes",
+    "execution_response",
+    "wait_parameter",
+]
+
+
+async def health(request: web.Request) -> web.Response:
+    return json_response({"status": "healthy", "version": __version__, "service": "flowengine"})
+
+
+def _workflow_or_404(request: web.Request) -> Workflow:
+    workflow_id = request.match_info["id"]
+    workflow = request.app[CATALOG].get(workflow_id)
+    if workflow is None:
+        raise ClientError(404, f"Workflow {workflow_id} not found")
+    return workflow
+
+
+def _validated(request: web.Request, document: dict, workflow_id: str | None = None) -> Workflow:
+    try:
+        return request.app[CATALOG].parse(document, workflow_id)
+    except ValidationError as exc:
+        raise ClientError(400, str(exc)) from None
+
+
+async def list_workflows(request: web.Request) -> web.Response:
+    return json_response([workflow.summary() for workflow in request.app[CATALOG].all()])
+
+
+async def create_workflow(request: web.Request) -> web.Response:
+    workflow = _validated(request, await read_json(request))
+    try:
+        await request.app[CATALOG].create(workflow)
+    except WorkflowExists:
+        raise ClientError(
+            409, f"Workflow {workflow.id} already exists: PUT /api/workflows/{workflow.id} replaces it"
+        ) from None
+    return json_response(
+        {"id": workflow.id, "message": "Workflow created successfully"},
+        status=201,
+        headers={"Location": f"/api/workflows/{workflow.id}"},
+    )
+
+
+async def get_workflow(request: web.Request) -> web.Response:
+    return json_response(_workflow_or_404(request).to_json())
+
+
+async def replace_workflow(request: web.Request) -> web.Response:
+    workflow_id = request.match_info["id"]
+    document = await read_json(request)
+    given = document.get("id")
+    if given is not None and given != workflow_id:
+        raise ClientError(400, f"id: the document's id {given!r} does not match the URL's {workflow_id!r}")
+    catalog = request.app[CATALOG]
+    if catalog.get(workflow_id) is None:
+        raise ClientError(404, f"Workflow {workflow_id} not found")
+    workflow = _validated(request, document, workflow_id)
+    try:
+        await catalog.replace(workflow)
+    except WorkflowNotFound:
+        raise ClientError(404, f"Workflow {workflow_id} not found") from None
+    return json_response({"id": workflow.id, "version": workflow.version, "message": "Workflow updated successfully"})
+
+
+async def delete_workflow(request: web.Request) -> web.Response:
+    workflow_id = request.match_info["id"]
+    try:
+        await request.app[CATALOG].delete(workflow_id)
+    except WorkflowNotFound:
+        raise ClientError(404, f"Workflow {workflow_id} not found") from None
+    return json_response({"message": "Workflow deleted successfully"})
+
+
+async def list_nodes(request: web.Request) -> web.Response:
+    return json_response(request.app[REGISTRY].describe())
+
+
+def wait_parameter(request: web.Request) -> bool:
+    text = request.query.get("wait", "true").lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ClientError(400, f"wait: expected true or false, got {text!r}")
+
+
+def execution_response(result: ExecutionResult) -> web.Response:
+    """200 with the result, or 500 when the execution failed (DESIGN.md section 6)."""
+    return json_response(result.response(), status=500 if result.status == "failed" else 200)
+
+
+async def execute_workflow(request: web.Request) -> web.Response:
+    workflow = _workflow_or_404(request)
+    wait = wait_parameter(request)
+    body = await read_json(request, allow_empty=True)
+    try:
+        inputs = decode_inputs(body.get("inputs"))
+    except ValidationError as exc:
+        raise ClientError(400, str(exc)) from None
+    runs = request.app[RUNS]
+    execution = runs.start(workflow, inputs)
+    if not wait:
+        runs.run_in_background(execution)
+        location = f"/api/executions/{execution.id}"
+        return json_response(
+            {"execution_id": execution.id, "status": "running"}, status=202, headers={"Location": location}
+        )
+    return execution_response(await runs.run(execution))

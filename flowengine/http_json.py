@@ -1,0 +1,79 @@
+"""JSON in and out of HTTP: bounded-depth request bodies and ``{"error": ...}`` responses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["MAX_JSON_DEPTH", "error_response", "json_response", "read_json", "ClientError"]
+
+MAX_JSON_DEPTH = 64
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class ClientError(Exception):
+    """A client mistake to be answered with ``{"error": message}`` and ``status``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=_dumps(body).encode("utf-8"), status=status, content_type="application/json", headers=headers
+    )
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return json_response({"error": message}, status=status, headers=headers)
+
+
+def _deeper_than(document: Any, limit: int) -> bool:
+    """Whether containers nest more than ``limit`` deep; iterative, so no RecursionError."""
+    stack = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values() if isinstance(child, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node if isinstance(child, (dict, list)))
+    return False
+
+
+def parse_json_text(text: str | bytes, what: str = "request body") -> Any:
+    """Parse JSON, refusing nesting deeper than MAX_JSON_DEPTH; ValueError says what and where."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})") from None
+    except RecursionError:
+        raise ValueError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} is not valid UTF-8") from None
+    if isinstance(document, (dict, list)) and _deeper_than(document, MAX_JSON_DEPTH):
+        raise ValueError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
+    return document
+
+
+async def read_json(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object. An empty body is ``{}`` when ``allow_empty``."""
+    raw = await request.read()
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise ClientError(400, "request body is empty: send a JSON object")
+    try:
+        document = parse_json_text(raw)
+    except ValueError as exc:
+        raise ClientError(400, str(exc)) from None
+    if not isinstance(document, dict):
+        raise ClientError(400, "request body must be a JSON object")
+    return document

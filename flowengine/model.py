@@ -1,0 +1,526 @@
+"""The workflow document (DESIGN.md section 4) as dataclasses, with hand-written validation.
+
+``parse_workflow`` turns client JSON into a Workflow or raises ValidationError whose message
+names the JSON path; ``Workflow.to_json`` gives the document back with defaults filled in.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import ValidationError
+from .nodes.api import NodeType
+from .nodes.registry import NodeRegistry
+from .values import Value, decode_value, json_kind
+
+__all__ = [
+    "RetryPolicy",
+    "Node",
+    "Connection",
+    "Trigger",
+    "Settings",
+    "Workflow",
+    "ON_ERROR_POLICIES",
+    "TRIGGER_TYPES",
+    "parse_workflow",
+]
+
+WORKFLOW_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+ON_ERROR_POLICIES = ("StopWorkflow", "ContinueOnError", "RetryWorkflow")
+TRIGGER_TYPES = ("Manual", "Cron", "Webhook", "Event")
+
+# Trigger types validate their own fields; triggers.py installs the checks for Cron and friends.
+TriggerCheck = Callable[[dict[str, Any], str], None]
+TRIGGER_CHECKS: dict[str, TriggerCheck] = {}
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 3
+    delay_ms: int = 1000
+    backoff_multiplier: float = 2.0
+    max_delay_ms: int = 60000
+    retry_on_timeout: bool = True
+
+    def delay_before_retry(self, retry_number: int) -> float:
+        """Seconds to wait before retry ``retry_number`` (0 for the first retry)."""
+        delay_ms = min(self.delay_ms * self.backoff_multiplier**retry_number, self.max_delay_ms)
+        return delay_ms / 1000.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "max_attempts": self.max_attempts,
+            "delay_ms": self.delay_ms,
+            "backoff_multiplier": self.backoff_multiplier,
+            "max_delay_ms": self.max_delay_ms,
+            "retry_on_timeout": self.retry_on_timeout,
+        }
+
+
+@dataclass
+class Node:
+    id: str
+    node_type: str
+    name: str
+    config: dict[str, Value]
+    position: dict[str, Any] | None = None
+    retry_policy: RetryPolicy | None = None
+    timeout_ms: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "node_type": self.node_type,
+            "name": self.name,
+            "config": {key: value.to_json() for key, value in self.config.items()},
+            "position": self.position,
+            "retry_policy": self.retry_policy.to_json() if self.retry_policy else None,
+            "timeout_ms": self.timeout_ms,
+        }
+
+
+@dataclass
+class Connection:
+    from_node: str
+    from_port: str
+    to_node: str
+    to_port: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "from_node": self.from_node,
+            "from_port": self.from_port,
+            "to_node": self.to_node,
+            "to_port": self.to_port,
+        }
+
+
+@dataclass
+class Trigger:
+    id: str
+    enabled: bool
+    trigger_type: dict[str, Any]  # {"type": "Cron", "expression": ...} and so on
+
+    @property
+    def type(self) -> str:
+        return self.trigger_type["type"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "enabled": self.enabled, "trigger_type": dict(self.trigger_type)}
+
+
+@dataclass
+class Settings:
+    max_execution_time_ms: int | None = None
+    max_parallel_nodes: int = 10
+    on_error: str = "StopWorkflow"
+    retry_workflow_attempts: int = 1  # RetryWorkflow's max_attempts; 1 for the other policies
+
+    def on_error_json(self) -> Any:
+        if self.on_error == "RetryWorkflow":
+            return {"RetryWorkflow": {"max_attempts": self.retry_workflow_attempts}}
+        return self.on_error
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "max_execution_time_ms": self.max_execution_time_ms,
+            "max_parallel_nodes": self.max_parallel_nodes,
+            "on_error": self.on_error_json(),
+        }
+
+
+@dataclass
+class Workflow:
+    id: str
+    name: str
+    description: str
+    nodes: list[Node]
+    connections: list[Connection]
+    triggers: list[Trigger] = field(default_factory=list)
+    settings: Settings = field(default_factory=Settings)
+    version: int = 1
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        document = {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "nodes": [node.to_json() for node in self.nodes],
+            "connections": [connection.to_json() for connection in self.connections],
+            "triggers": [trigger.to_json() for trigger in self.triggers],
+            "settings": self.settings.to_json(),
+            "version": self.version,
+        }
+        if self.created_at is not None:
+            document["created_at"] = self.created_at
+            document["updated_at"] = self.updated_at
+        return document
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "nodes": len(self.nodes),
+            "connections": len(self.connections),
+            "version": self.version,
+        }
+
+
+# -- small typed readers: each returns the field or raises with its path ----------------------
+
+
+def _object(obj: Any, path: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise ValidationError(f"{path}: expected an object, got {json_kind(obj)}")
+    return obj
+
+
+def _list(obj: Any, path: str) -> list[Any]:
+    if not isinstance(obj, list):
+        raise ValidationError(f"{path}: expected an array, got {json_kind(obj)}")
+    return obj
+
+
+def _string(obj: Any, path: str, *, non_empty: bool = False) -> str:
+    if not isinstance(obj, str):
+        raise ValidationError(f"{path}: expected a string, got {json_kind(obj)}")
+    if non_empty and not obj.strip():
+        raise ValidationError(f"{path}: must not be empty")
+    return obj
+
+
+def _bool(obj: Any, path: str) -> bool:
+    if not isinstance(obj, bool):
+        raise ValidationError(f"{path}: expected true or false, got {json_kind(obj)}")
+    return obj
+
+
+def _int(obj: Any, path: str, *, minimum: int) -> int:
+    if isinstance(obj, float) and obj.is_integer():
+        obj = int(obj)
+    if isinstance(obj, bool) or not isinstance(obj, int):
+        raise ValidationError(f"{path}: expected an integer, got {json_kind(obj)}")
+    if obj < minimum:
+        raise ValidationError(f"{path}: must be at least {minimum}, got {obj}")
+    return obj
+
+
+def _number(obj: Any, path: str, *, minimum: float) -> float:
+    if isinstance(obj, bool) or not isinstance(obj, (int, float)):
+        raise ValidationError(f"{path}: expected a number, got {json_kind(obj)}")
+    if obj < minimum:
+        raise ValidationError(f"{path}: must be at least {minimum}, got {obj}")
+    return obj
+
+
+def _optional(document: dict[str, Any], key: str) -> Any:
+    """A field's value; ``null`` counts as not set, as other tools send it."""
+    return document.get(key)
+
+
+# -- parsing ------------------------------------------------------------------------------------
+
+
+def parse_workflow(
+    raw: Any,
+    registry: NodeRegistry,
+    *,
+    workflow_id: str | None = None,
+    max_nodes: int | None = None,
+) -> Workflow:
+    """Validate a workflow document and build the Workflow. ``workflow_id`` (from a PUT URL)
+    overrides the document's id; a document without one gets a fresh UUID4."""
+    document = _object(raw, "workflow")
+    if workflow_id is None:
+        given_id = _optional(document, "id")
+        workflow_id = str(uuid.uuid4()) if given_id is None else _string(given_id, "id")
+    if not WORKFLOW_ID_PATTERN.fullmatch(workflow_id):
+        raise ValidationError(f"id: must match [A-Za-z0-9._:-]{{1,128}}, got {workflow_id!r}")
+    if "name" not in document or document["name"] is None:
+        raise ValidationError("name: is required")
+    name = _string(document["name"], "name", non_empty=True)
+    description = _optional(document, "description")
+    description = "" if description is None else _string(description, "description")
+
+    raw_nodes = _optional(document, "nodes")
+    raw_nodes = [] if raw_nodes is None else _list(raw_nodes, "nodes")
+    if max_nodes is not None and len(raw_nodes) > max_nodes:
+        raise ValidationError(
+            f"nodes: {len(raw_nodes)} nodes is over the limit of {max_nodes} (FLOWENGINE_MAX_NODES)"
+        )
+    nodes: list[Node] = []
+    node_types: dict[str, NodeType] = {}
+    for index, raw_node in enumerate(raw_nodes):
+        node, node_type = _parse_node(raw_node, f"nodes[{index}]", registry)
+        if node.id in node_types:
+            raise ValidationError(f"nodes[{index}].id: duplicate node id {node.id!r}")
+        node_types[node.id] = node_type
+        nodes.append(node)
+
+    raw_connections = _optional(document, "connections")
+    raw_connections = [] if raw_connections is None else _list(raw_connections, "connections")
+    configs = {node.id: node.config for node in nodes}
+    connections = [
+        _parse_connection(raw_connection, f"connections[{index}]", configs, node_types)
+        for index, raw_connection in enumerate(raw_connections)
+    ]
+    _check_acyclic(nodes, connections)
+
+    raw_triggers = _optional(document, "triggers")
+    raw_triggers = [] if raw_triggers is None else _list(raw_triggers, "triggers")
+    triggers = [_parse_trigger(item, f"triggers[{index}]") for index, item in enumerate(raw_triggers)]
+    trigger_ids = set()
+    for index, trigger in enumerate(triggers):
+        if trigger.id in trigger_ids:
+            raise ValidationError(f"triggers[{index}].id: duplicate trigger id {trigger.id!r}")
+        trigger_ids.add(trigger.id)
+
+    raw_settings = _optional(document, "settings")
+    settings = Settings() if raw_settings is None else _parse_settings(raw_settings, "settings")
+    return Workflow(
+        id=workflow_id,
+        name=name,
+        description=description,
+        nodes=nodes,
+        connections=connections,
+        triggers=triggers,
+        settings=settings,
+    )
+
+
+def _parse_node(raw: Any, path: str, registry: NodeRegistry) -> tuple[Node, NodeType]:
+    document = _object(raw, path)
+    if document.get("id") is None:
+        raise ValidationError(f"{path}.id: is required")
+    node_id = _string(document["id"], f"{path}.id", non_empty=True)
+    if document.get("node_type") is None:
+        raise ValidationError(f"{path}.node_type: is required")
+    type_name = _string(document["node_type"], f"{path}.node_type")
+    node_type = registry.require(type_name, f"{path}.node_type")
+    name = _optional(document, "name")
+    name = node_id if name is None else _string(name, f"{path}.name")
+
+    raw_config = _optional(document, "config")
+    raw_config = {} if raw_config is None else _object(raw_config, f"{path}.config")
+    config = {
+        key: decode_value(item, f"{path}.config.{key}", strict=True, allow_secret=True)
+        for key, item in raw_config.items()
+    }
+    _check_config(config, node_type, f"{path}.config", node_id)
+
+    position = _optional(document, "position")
+    if position is not None:
+        position = _object(position, f"{path}.position")
+    raw_retry = _optional(document, "retry_policy")
+    retry_policy = None if raw_retry is None else _parse_retry_policy(raw_retry, f"{path}.retry_policy")
+    timeout_ms = _optional(document, "timeout_ms")
+    if timeout_ms is not None:
+        timeout_ms = _int(timeout_ms, f"{path}.timeout_ms", minimum=1)
+    node = Node(
+        id=node_id,
+        node_type=type_name,
+        name=name,
+        config=config,
+        position=position,
+        retry_policy=retry_policy,
+        timeout_ms=timeout_ms,
+    )
+    return node, node_type
+
+
+def _check_config(config: dict[str, Value], node_type: NodeType, path: str, node_id: str) -> None:
+    declared = {key.name: key for key in node_type.config}
+    free_form = node_type.any_inputs or node_type.dynamic_inputs or node_type.dynamic_outputs
+    # A config entry named like an input port is that port's fallback value (DESIGN.md 5).
+    port_names = {port.name for port in node_type.inputs}
+    for name, value in config.items():
+        key = declared.get(name)
+        if key is None:
+            if name in port_names or free_form:
+                continue
+            known = sorted(set(declared) | port_names)
+            raise ValidationError(
+                f"{path}.{name}: node {node_id!r} ({node_type.type}) has no config key {name!r}"
+                f" (known: {', '.join(known) or 'none'})"
+            )
+        if not _fits(value, key.type):
+            raise ValidationError(
+                f"{path}.{name}: node {node_id!r} ({node_type.type}) expects {key.type}, got {value.type}"
+            )
+        if key.choices is not None and value.type != "Secret" and value.value not in key.choices:
+            allowed = ", ".join(str(choice) for choice in key.choices)
+            raise ValidationError(
+                f"{path}.{name}: node {node_id!r} ({node_type.type}): {value.value!r} is not one of {allowed}"
+            )
+    for key in node_type.config:
+        if key.required and key.name not in config:
+            raise ValidationError(f"{path}.{key.name}: node {node_id!r} ({node_type.type}) requires it")
+    if node_type.check_config is not None:
+        try:
+            node_type.check_config(config)
+        except ValueError as exc:
+            raise ValidationError(f"{path}: node {node_id!r} ({node_type.type}): {exc}") from None
+
+
+def _fits(value: Value, wanted: str) -> bool:
+    """Whether a config value suits a declared type. Plain JSON objects and arrays arrive as
+    Json, and a Secret resolves to a String, so those count too."""
+    actual = value.type
+    if wanted in ("Any", actual):
+        return True
+    if actual == "Secret":
+        return wanted == "String"
+    if actual == "Json":
+        return (wanted == "Object" and isinstance(value.value, dict)) or (
+            wanted == "Array" and isinstance(value.value, list)
+        )
+    return False
+
+
+def _parse_retry_policy(raw: Any, path: str) -> RetryPolicy:
+    document = _object(raw, path)
+    policy = RetryPolicy()
+    readers = {
+        "max_attempts": lambda v, p: _int(v, p, minimum=1),
+        "delay_ms": lambda v, p: _int(v, p, minimum=0),
+        "backoff_multiplier": lambda v, p: _number(v, p, minimum=1.0),
+        "max_delay_ms": lambda v, p: _int(v, p, minimum=0),
+        "retry_on_timeout": _bool,
+    }
+    for key, read in readers.items():
+        value = _optional(document, key)
+        if value is not None:
+            setattr(policy, key, read(value, f"{path}.{key}"))
+    return policy
+
+
+def _parse_connection(
+    raw: Any, path: str, configs: dict[str, dict[str, Value]], node_types: dict[str, NodeType]
+) -> Connection:
+    document = _object(raw, path)
+    fields = {}
+    for key in ("from_node", "from_port", "to_node", "to_port"):
+        if document.get(key) is None:
+            raise ValidationError(f"{path}.{key}: is required")
+        fields[key] = _string(document[key], f"{path}.{key}", non_empty=True)
+    connection = Connection(**fields)
+    for end, port_end, outputs in (("from_node", "from_port", True), ("to_node", "to_port", False)):
+        node_id = fields[end]
+        node_type = node_types.get(node_id)
+        if node_type is None:
+            raise ValidationError(f"{path}.{end}: unknown node {node_id!r}")
+        allowed = _port_names(node_type, configs[node_id], outputs=outputs)
+        if allowed is not None and fields[port_end] not in allowed:
+            kind = "output" if outputs else "input"
+            raise ValidationError(
+                f"{path}.{port_end}: node {node_id!r} ({node_type.type}) has no {kind} port"
+                f" {fields[port_end]!r} (known: {', '.join(sorted(allowed)) or 'none'})"
+            )
+    return connection
+
+
+def _port_names(node_type: NodeType, config: dict[str, Value], *, outputs: bool) -> frozenset[str] | None:
+    """The port names a connection may use, or None when any name is accepted."""
+    if outputs:
+        if node_type.any_outputs:
+            return None
+        names = {port.name for port in node_type.outputs}
+        if node_type.dynamic_outputs is not None:
+            names |= node_type.dynamic_outputs(config)
+    else:
+        if node_type.any_inputs:
+            return None
+        names = {port.name for port in node_type.inputs}
+        if node_type.dynamic_inputs is not None:
+            names |= node_type.dynamic_inputs(config)
+    return frozenset(names)
+
+
+def _check_acyclic(nodes: list[Node], connections: list[Connection]) -> None:
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for node in nodes:
+        sorter.add(node.id)
+    for connection in connections:
+        sorter.add(connection.to_node, connection.from_node)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        cycle = exc.args[1]
+        raise ValidationError(f"connections: cycle: {' -> '.join(cycle)}") from None
+
+
+def _parse_trigger(raw: Any, path: str) -> Trigger:
+    document = _object(raw, path)
+    # Accept the bare form {"type": "Webhook", "path": ...} as well as {"trigger_type": {...}}.
+    if "trigger_type" in document:
+        trigger_type = dict(_object(document["trigger_type"], f"{path}.trigger_type"))
+        type_path = f"{path}.trigger_type"
+    else:
+        trigger_type = {k: v for k, v in document.items() if k not in ("id", "enabled")}
+        type_path = path
+    kind = trigger_type.get("type")
+    if kind is None:
+        raise ValidationError(f"{type_path}.type: is required (one of {', '.join(TRIGGER_TYPES)})")
+    if kind not in TRIGGER_TYPES:
+        raise ValidationError(f"{type_path}.type: unknown trigger type {kind!r} (known: {', '.join(TRIGGER_TYPES)})")
+    required_fields = {"Cron": "expression", "Webhook": "path", "Event": "event_type"}
+    required = required_fields.get(kind)
+    if required is not None:
+        if trigger_type.get(required) is None:
+            raise ValidationError(f"{type_path}.{required}: is required for a {kind} trigger")
+        _string(trigger_type[required], f"{type_path}.{required}", non_empty=True)
+    check = TRIGGER_CHECKS.get(kind)
+    if check is not None:
+        check(trigger_type, type_path)
+    trigger_id = _optional(document, "id")
+    trigger_id = str(uuid.uuid4()) if trigger_id is None else _string(trigger_id, f"{path}.id", non_empty=True)
+    enabled = _optional(document, "enabled")
+    enabled = True if enabled is None else _bool(enabled, f"{path}.enabled")
+    return Trigger(id=trigger_id, enabled=enabled, trigger_type=trigger_type)
+
+
+def _parse_settings(raw: Any, path: str) -> Settings:
+    document = _object(raw, path)
+    settings = Settings()
+    limit = _optional(document, "max_execution_time_ms")
+    if limit is not None:
+        settings.max_execution_time_ms = _int(limit, f"{path}.max_execution_time_ms", minimum=1)
+    parallel = _optional(document, "max_parallel_nodes")
+    if parallel is not None:
+        settings.max_parallel_nodes = _int(parallel, f"{path}.max_parallel_nodes", minimum=1)
+    on_error = _optional(document, "on_error")
+    if on_error is None:
+        return settings
+    policies = ", ".join(ON_ERROR_POLICIES)
+    if isinstance(on_error, str):
+        if on_error not in ("StopWorkflow", "ContinueOnError"):
+            if on_error == "RetryWorkflow":
+                raise ValidationError(
+                    f'{path}.on_error: RetryWorkflow needs max_attempts: {{"RetryWorkflow": {{"max_attempts": 3}}}}'
+                )
+            raise ValidationError(f"{path}.on_error: unknown policy {on_error!r} (known: {policies})")
+        settings.on_error = on_error
+        return settings
+    if isinstance(on_error, dict) and list(on_error) == ["RetryWorkflow"]:
+        retry = _object(on_error["RetryWorkflow"], f"{path}.on_error.RetryWorkflow")
+        attempts = retry.get("max_attempts")
+        if attempts is None:
+            raise ValidationError(f"{path}.on_error.RetryWorkflow.max_attempts: is required")
+        settings.on_error = "RetryWorkflow"
+        settings.retry_workflow_attempts = _int(
+            attempts, f"{path}.on_error.RetryWorkflow.max_attempts", minimum=1
+        )
+        return settings
+    if isinstance(on_error, dict) and len(on_error) == 1:
+        (policy,) = on_error
+        raise ValidationError(f"{path}.on_error: unknown policy {policy!r} (known: {policies})")
+    raise ValidationError(
+        f'{path}.on_error: expected "StopWorkflow", "ContinueOnError" or {{"RetryWorkflow": {{"max_attempts": N}}}}'
+    )

@@ -1,0 +1,184 @@
+"""The public node API shared by built-in and third-party node types.
+
+A node type declares its ports and config keys and provides a body: an ``async def`` (or, for
+quick CPU-only work, a plain ``def`` that the engine runs inline) taking a NodeContext and
+returning a mapping of output port name to value (a Value or plain Python).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ..errors import NodeError
+from ..values import Value, to_value
+
+__all__ = ["Port", "ConfigKey", "NodeType", "NodeContext", "NodeError", "VALUE_TYPES"]
+
+# "Any" accepts every tag; the rest are the value tags of DESIGN.md section 3.
+VALUE_TYPES = frozenset(
+    {"Any", "Null", "Bool", "Number", "String", "Bytes", "Json", "Array", "Object"}
+)
+
+log = logging.getLogger("flowengine.nodes")
+
+
+@dataclass(frozen=True)
+class Port:
+    """An input or output port."""
+
+    name: str
+    description: str = ""
+    required: bool = False
+    type: str = "Any"
+    default: Any = None  # a plain Python default for an input port left unset
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "required": self.required,
+            "type": self.type,
+        }
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """A config entry a node type understands; checked when a workflow is registered."""
+
+    name: str
+    type: str = "Any"
+    default: Any = None
+    description: str = ""
+    choices: tuple[Any, ...] | None = None
+    required: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        described: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "default": self.default,
+            "description": self.description,
+            "required": self.required,
+        }
+        if self.choices is not None:
+            described["choices"] = list(self.choices)
+        return described
+
+
+PortNames = Callable[[Mapping[str, Value]], frozenset[str]]
+
+
+@dataclass
+class NodeType:
+    """A kind of node. ``run(ctx)`` returns ``{output_port: value}``.
+
+    ``any_inputs`` / ``any_outputs`` accept connections on any port name. ``dynamic_inputs`` /
+    ``dynamic_outputs`` derive the port names from the node's config (a template's placeholders,
+    a set node's entries). ``check_config`` raises ValueError for config the declarations cannot
+    express (an invalid regex, say); its message is reported with the node's path.
+    """
+
+    type: str
+    description: str
+    category: str
+    run: Callable[["NodeContext"], Any]
+    inputs: tuple[Port, ...] = ()
+    outputs: tuple[Port, ...] = ()
+    config: tuple[ConfigKey, ...] = ()
+    any_inputs: bool = False
+    any_outputs: bool = False
+    dynamic_inputs: PortNames | None = None
+    dynamic_outputs: PortNames | None = None
+    check_config: Callable[[Mapping[str, Value]], None] | None = None
+    is_async: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.is_async = inspect.iscoroutinefunction(self.run)
+        for key in self.config:
+            if key.type not in VALUE_TYPES:
+                raise ValueError(f"node type {self.type!r}: config key {key.name!r} has unknown type {key.type!r}")
+        self.inputs = tuple(self.inputs)
+        self.outputs = tuple(self.outputs)
+        self.config = tuple(self.config)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "description": self.description,
+            "category": self.category,
+            "inputs": [port.describe() for port in self.inputs],
+            "outputs": [port.describe() for port in self.outputs],
+            "config": [key.describe() for key in self.config],
+            "any_inputs": self.any_inputs or self.dynamic_inputs is not None,
+            "any_outputs": self.any_outputs or self.dynamic_outputs is not None,
+        }
+
+
+EmitFn = Callable[[str, dict[str, Any]], None]
+
+
+class NodeContext:
+    """What a node body sees: its inputs and config, events, cancellation, the HTTP session."""
+
+    __slots__ = ("node_id", "node_type", "execution_id", "inputs", "config", "attempt", "http", "_emit")
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        node_type: str,
+        execution_id: str,
+        inputs: dict[str, Value],
+        config: dict[str, Value],
+        attempt: int,
+        http: Any,
+        emit: EmitFn,
+    ) -> None:
+        self.node_id = node_id
+        self.node_type = node_type
+        self.execution_id = execution_id
+        self.inputs = inputs
+        self.config = config
+        self.attempt = attempt
+        self.http = http  # the shared aiohttp.ClientSession
+        self._emit = emit
+
+    def input(self, name: str, default: Any = None) -> Any:
+        """An input's payload as plain Python, or ``default`` when it did not arrive."""
+        value = self.inputs.get(name)
+        return default if value is None else value.to_python()
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        """A config entry's payload as plain Python (declared defaults already applied)."""
+        value = self.config.get(name)
+        return default if value is None else value.to_python()
+
+    def require(self, name: str) -> Any:
+        """An input, else a config entry of the same name; a NodeError naming it if neither."""
+        value = self.inputs.get(name) or self.config.get(name)
+        if value is None or value.type == "Null":
+            raise NodeError(f"missing required input '{name}'")
+        return value.to_python()
+
+    # Cancellation: the engine cancels the node's task; awaiting anything honours it.
+
+    def info(self, message: str, **data: Any) -> None:
+        self._emit("Info", {"message": message, **data})
+
+    def warning(self, message: str, **data: Any) -> None:
+        self._emit("Warning", {"message": message, **data})
+
+    def progress(self, percent: float, message: str = "") -> None:
+        self._emit("Progress", {"percent": percent, "message": message})
+
+    def data(self, value: Any) -> None:
+        self._emit("Data", {"value": to_value(value).to_json()})
+
+    def stdout(self, line: str) -> None:
+        self._emit("StdoutLine", {"line": line})
+
+    def stderr(self, line: str) -> None:
+        self._emit("StderrLine", {"line": line})

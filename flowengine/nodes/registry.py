@@ -1,0 +1,99 @@
+"""The set of node types a server knows: built-ins, plugins, and the ones switched off."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from importlib.metadata import entry_points
+from typing import Any, Iterable
+
+from ..errors import ValidationError
+from .api import NodeType
+
+__all__ = ["NodeRegistry", "PluginError", "ENTRY_POINT_GROUP"]
+
+ENTRY_POINT_GROUP = "flowengine.nodes"
+
+log = logging.getLogger("flowengine.nodes")
+
+
+class PluginError(RuntimeError):
+    """A plugin could not be loaded; the message says which and why."""
+
+
+class NodeRegistry:
+    """Node types by name. Disabled types are remembered so errors can say how to enable them."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, NodeType] = {}
+        self._disabled: dict[str, str] = {}
+
+    def register(self, node_type: NodeType) -> None:
+        if not isinstance(node_type, NodeType):
+            raise TypeError(f"expected a NodeType, got {type(node_type).__name__}")
+        if node_type.type in self._types:
+            raise ValueError(f"node type {node_type.type!r} is already registered")
+        self._types[node_type.type] = node_type
+
+    def disable(self, name: str, how_to_enable: str) -> None:
+        self._types.pop(name, None)
+        self._disabled[name] = how_to_enable
+
+    def get(self, name: str) -> NodeType | None:
+        return self._types.get(name)
+
+    def require(self, name: str, path: str) -> NodeType:
+        """The node type called ``name``, or a ValidationError that says what exists."""
+        node_type = self._types.get(name)
+        if node_type is not None:
+            return node_type
+        if name in self._disabled:
+            raise ValidationError(f"{path}: node type {name!r} is disabled; {self._disabled[name]}")
+        raise ValidationError(f"{path}: unknown node type {name!r} (known: {', '.join(self.names())})")
+
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._types
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [self._types[name].describe() for name in self.names()]
+
+    def load_plugin(self, plugin: Any, origin: str) -> None:
+        """Register what a plugin offers: a NodeType, an iterable of them, a ``register(registry)``
+        callable, or a module with ``register`` or ``NODE_TYPES``."""
+        try:
+            if isinstance(plugin, NodeType):
+                self.register(plugin)
+            elif hasattr(plugin, "register") and callable(plugin.register):
+                plugin.register(self)
+            elif hasattr(plugin, "NODE_TYPES"):
+                for node_type in plugin.NODE_TYPES:
+                    self.register(node_type)
+            elif callable(plugin):
+                plugin(self)
+            elif isinstance(plugin, Iterable):
+                for node_type in plugin:
+                    self.register(node_type)
+            else:
+                raise TypeError("offers no NodeType, NODE_TYPES or register(registry)")
+        except (TypeError, ValueError) as exc:
+            raise PluginError(f"plugin {origin}: {exc}") from exc
+        log.info("loaded node plugin %s", origin)
+
+    def load_plugins(self, modules: Iterable[str], *, use_entry_points: bool = True) -> None:
+        """Load the ``flowengine.nodes`` entry points, then each named module."""
+        if use_entry_points:
+            for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+                try:
+                    loaded = entry_point.load()
+                except Exception as exc:  # a broken third-party package must say which one
+                    raise PluginError(f"plugin entry point {entry_point.name!r}: {exc}") from exc
+                self.load_plugin(loaded, f"entry point {entry_point.name!r}")
+        for module_name in modules:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                raise PluginError(f"plugin module {module_name!r} cannot be imported: {exc}") from exc
+            self.load_plugin(module, f"module {module_name!r}")

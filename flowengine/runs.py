@@ -1,0 +1,99 @@
+"""Executions as the server runs them: recorded in the history, in the foreground or the
+background, cancellable, and stopped as ``interrupted`` when the server shuts down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from .engine import Engine, Execution, ExecutionResult
+from .events import utc_timestamp
+from .model import Workflow
+from .store import Store
+from .values import Value
+
+__all__ = ["ExecutionService", "MANUAL_TRIGGER", "PRUNE_EVERY"]
+
+log = logging.getLogger("flowengine.runs")
+
+MANUAL_TRIGGER = {"type": "manual", "id": None}
+PRUNE_EVERY = 100  # finished executions between two retention passes
+
+
+class ExecutionService:
+    def __init__(self, engine: Engine, store: Store, *, max_executions: int) -> None:
+        self.engine = engine
+        self.store = store
+        self.max_executions = max_executions
+        self._background: set[asyncio.Task[Any]] = set()
+        self._since_prune = 0
+
+    def get(self, execution_id: str) -> Execution | None:
+        return self.engine.running.get(execution_id)
+
+    def start(
+        self,
+        workflow: Workflow,
+        inputs: dict[str, Value],
+        *,
+        trigger: dict[str, Any] | None = None,
+        retry_of: str | None = None,
+        cached_outputs: dict[str, dict[str, Value]] | None = None,
+    ) -> Execution:
+        """Create an execution and record it as running; ``run`` or ``run_in_background`` it."""
+        trigger = trigger or MANUAL_TRIGGER
+        execution = self.engine.start(
+            workflow, inputs, record=True, trigger=trigger, cached_outputs=cached_outputs
+        )
+        self.store.execution_started(
+            {
+                "id": execution.id,
+                "workflow_id": workflow.id,
+                "workflow_version": workflow.version,
+                "trigger": trigger,
+                "inputs": {name: value.to_json() for name, value in inputs.items()},
+                "started_at": utc_timestamp(),
+                "retry_of": retry_of,
+            }
+        )
+        return execution
+
+    async def run(self, execution: Execution) -> ExecutionResult:
+        result = await execution.run()
+        self.store.execution_finished(
+            {
+                "id": result.execution_id,
+                "status": result.status,
+                "started_at": result.started_at,
+                "finished_at": result.finished_at,
+                "duration_ms": result.duration_ms,
+                "error": result.error,
+                "attempts": result.attempts,
+                "nodes": result.nodes,
+            },
+            execution.events.recorded or [],
+        )
+        self._since_prune += 1
+        if self._since_prune >= PRUNE_EVERY:
+            self._since_prune = 0
+            self.store.prune_executions(self.max_executions)
+        return result
+
+    def run_in_background(self, execution: Execution) -> None:
+        task = asyncio.get_running_loop().create_task(self.run(execution))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def shutdown(self) -> None:
+        """Stop what still runs (recorded as ``interrupted``) and wait for it to be recorded."""
+        for execution in list(self.engine.running.values()):
+            execution.cancel("the server shut down while the execution ran", status="interrupted")
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        # Synchronous callers' executions finish on their own request tasks; give them a turn.
+        for _ in range(3):
+            if not self.engine.running:
+                break
+            await asyncio.sleep(0.05)
+        self.store.prune_executions(self.max_executions)

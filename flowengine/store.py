@@ -1,0 +1,312 @@
+"""The embedded SQLite store: workflows, their versions, and execution history.
+
+All SQLite work runs on one dedicated thread, so the event loop never waits on the disk.
+Writes of execution history are queued and committed in batches (one transaction for
+everything queued since the last commit); workflow writes are committed before the request
+that made them is answered. The database is in WAL mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+__all__ = ["Store"]
+
+log = logging.getLogger("flowengine.store")
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS workflows (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    document TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workflow_versions (
+    workflow_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    document TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (workflow_id, version)
+);
+CREATE TABLE IF NOT EXISTS executions (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    workflow_id TEXT NOT NULL,
+    workflow_version INTEGER NOT NULL,
+    trigger TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    duration_ms REAL,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    nodes TEXT,
+    events TEXT,
+    retry_of TEXT
+);
+CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow_id, position);
+CREATE INDEX IF NOT EXISTS executions_by_status ON executions (status, position);
+"""
+
+_EXECUTION_COLUMNS = (
+    "position, id, workflow_id, workflow_version, trigger, inputs, status, started_at, finished_at,"
+    " duration_ms, error, attempts, retry_of"
+)
+
+
+class Store:
+    """SQLite on its own thread. ``open`` before use, ``close`` at shutdown."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowengine-db")
+        self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._flush: asyncio.Future[None] | None = None
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    async def open(self) -> None:
+        await self._call(self._open)
+
+    def _open(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a process crash loses nothing
+        db.execute("PRAGMA foreign_keys=ON")
+        db.executescript(_SCHEMA)
+        self._db = db
+
+    async def close(self) -> None:
+        await self.flush()
+        await self._call(self._close)
+        self._executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+            self._db = None
+
+    def write(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Queue a write; it is committed with the next batch without the caller waiting."""
+        self._pending.append((sql, params))
+        if self._flush is None:
+            self._flush = asyncio.ensure_future(self._flush_pending())
+
+    async def flush(self) -> None:
+        """Commit everything queued so far."""
+        while self._flush is not None:
+            await asyncio.shield(self._flush)
+
+    async def _flush_pending(self) -> None:
+        await asyncio.sleep(0)  # let writes queued in the same loop iteration join the batch
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self._call(self._commit, batch)
+                except sqlite3.Error:
+                    log.exception("could not write %d queued change(s) to %s", len(batch), self.path)
+        finally:
+            self._flush = None
+
+    def _commit(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
+        db = self._db
+        assert db is not None
+        db.execute("BEGIN")
+        try:
+            for sql, params in batch:
+                db.execute(sql, params)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    async def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Commit queued writes, then these statements as one transaction, and wait for it."""
+        await self.flush()
+        await self._call(self._commit, statements)
+
+    async def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        await self.flush()
+        return await self._call(self._fetch, sql, params)
+
+    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        db = self._db
+        assert db is not None
+        cursor = db.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    # -- workflows -----------------------------------------------------------------------
+
+    async def load_workflows(self) -> list[dict[str, Any]]:
+        return await self._query("SELECT id, version, document, created_at, updated_at FROM workflows")
+
+    async def insert_workflow(self, workflow_id: str, version: int, document: dict[str, Any], now: str) -> None:
+        text = json.dumps(document)
+        await self._transaction(
+            [
+                (
+                    "INSERT INTO workflows (id, version, document, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                    (workflow_id, version, text, now, now),
+                ),
+                (
+                    "INSERT OR REPLACE INTO workflow_versions (workflow_id, version, document, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (workflow_id, version, text, now),
+                ),
+            ]
+        )
+
+    async def update_workflow(self, workflow_id: str, version: int, document: dict[str, Any], now: str) -> None:
+        text = json.dumps(document)
+        await self._transaction(
+            [
+                (
+                    "UPDATE workflows SET version = ?, document = ?, updated_at = ? WHERE id = ?",
+                    (version, text, now, workflow_id),
+                ),
+                (
+                    "INSERT OR REPLACE INTO workflow_versions (workflow_id, version, document, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (workflow_id, version, text, now),
+                ),
+            ]
+        )
+
+    async def delete_workflow(self, workflow_id: str) -> None:
+        await self._transaction(
+            [
+                ("DELETE FROM workflows WHERE id = ?", (workflow_id,)),
+                ("DELETE FROM workflow_versions WHERE workflow_id = ?", (workflow_id,)),
+            ]
+        )
+
+    async def workflow_versions(self, workflow_id: str) -> list[dict[str, Any]]:
+        return await self._query(
+            "SELECT version, created_at FROM workflow_versions WHERE workflow_id = ? ORDER BY version",
+            (workflow_id,),
+        )
+
+    async def workflow_version(self, workflow_id: str, version: int) -> dict[str, Any] | None:
+        rows = await self._query(
+            "SELECT document, created_at FROM workflow_versions WHERE workflow_id = ? AND version = ?",
+            (workflow_id, version),
+        )
+        return rows[0] if rows else None
+
+    # -- executions ----------------------------------------------------------------------
+
+    def execution_started(self, record: dict[str, Any]) -> None:
+        self.write(
+            "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, status, started_at, retry_of)"
+            " VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
+            (
+                record["id"],
+                record["workflow_id"],
+                record["workflow_version"],
+                json.dumps(record["trigger"]),
+                json.dumps(record["inputs"]),
+                record["started_at"],
+                record.get("retry_of"),
+            ),
+        )
+
+    def execution_finished(self, record: dict[str, Any], events: list[str]) -> None:
+        self.write(
+            "UPDATE executions SET status = ?, started_at = ?, finished_at = ?, duration_ms = ?, error = ?,"
+            " attempts = ?, nodes = ?, events = ? WHERE id = ?",
+            (
+                record["status"],
+                record["started_at"],
+                record["finished_at"],
+                record["duration_ms"],
+                record["error"],
+                record["attempts"],
+                json.dumps(record["nodes"]),
+                "[" + ",".join(events) + "]",
+                record["id"],
+            ),
+        )
+
+    def prune_executions(self, keep: int) -> None:
+        """Delete the oldest finished executions beyond ``keep``."""
+        self.write(
+            "DELETE FROM executions WHERE status != 'running' AND position <= ("
+            " SELECT position FROM executions WHERE status != 'running'"
+            " ORDER BY position DESC LIMIT 1 OFFSET ?)",
+            (keep,),
+        )
+
+    async def mark_interrupted(self, error: str, now: str) -> int:
+        rows = await self._query("SELECT COUNT(*) AS n FROM executions WHERE status = 'running'")
+        count = rows[0]["n"]
+        if count:
+            await self._transaction(
+                [
+                    (
+                        "UPDATE executions SET status = 'interrupted', error = ?, finished_at = ?"
+                        " WHERE status = 'running'",
+                        (error, now),
+                    )
+                ]
+            )
+        return count
+
+    async def list_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        conditions, params = [], []
+        if workflow_id is not None:
+            conditions.append("workflow_id = ?")
+            params.append(workflow_id)
+        if status is not None:
+            conditions.append("status = ?")
+            params.append(status)
+        if before is not None:
+            conditions.append("position < ?")
+            params.append(before)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        return await self._query(
+            f"SELECT {_EXECUTION_COLUMNS} FROM executions {where} ORDER BY position DESC LIMIT ?",
+            (*params, limit),
+        )
+
+    async def get_execution(self, execution_id: str) -> dict[str, Any] | None:
+        rows = await self._query(
+            f"SELECT {_EXECUTION_COLUMNS}, nodes FROM executions WHERE id = ?", (execution_id,)
+        )
+        return rows[0] if rows else None
+
+    async def get_execution_events(self, execution_id: str) -> str | None:
+        """The recorded events as JSON array text, or None for an unknown execution."""
+        rows = await self._query("SELECT events FROM executions WHERE id = ?", (execution_id,))
+        if not rows:
+            return None
+        return rows[0]["events"] or "[]"
+
+    async def delete_execution(self, execution_id: str) -> None:
+        await self._transaction([("DELETE FROM executions WHERE id = ?", (execution_id,))])
+
+    async def execution_inputs(self, execution_id: str) -> dict[str, Any] | None:
+        rows = await self._query("SELECT inputs FROM executions WHERE id = ?", (execution_id,))
+        return json.loads(rows[0]["inputs"]) if rows else None

@@ -1,0 +1,194 @@
+"""Typed values carried on ports and in node config, and their JSON codec.
+
+On the wire a typed value is ``{"type": T, "value": v}`` (DESIGN.md section 3). Clients may
+also send plain JSON, which maps to String/Number/Bool/Null, or Json for objects and arrays.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from .errors import ValidationError
+
+__all__ = [
+    "TAGS",
+    "CONFIG_ONLY_TAGS",
+    "Value",
+    "json_kind",
+    "NULL",
+    "decode_value",
+    "to_value",
+]
+
+TAGS = frozenset({"Null", "Bool", "Number", "String", "Bytes", "Json", "Array", "Object"})
+# Secrets name an environment variable resolved at run time; only node config may hold them.
+CONFIG_ONLY_TAGS = frozenset({"Secret"})
+
+
+class Value:
+    """One typed value: ``type`` is a tag from TAGS (or Secret), ``value`` the Python payload.
+
+    Payloads: Null -> None, Bool -> bool, Number -> int|float, String/Secret -> str,
+    Bytes -> bytes, Json -> any JSON, Array -> list[Value], Object -> dict[str, Value].
+    """
+
+    __slots__ = ("type", "value")
+
+    def __init__(self, type: str, value: Any) -> None:
+        self.type = type
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Value({self.type!r}, {self.value!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Value) and self.type == other.type and self.value == other.value
+
+    __hash__ = None  # type: ignore[assignment]  # mutable payloads
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form; decoding it with decode_value gives an equal Value back."""
+        tag = self.type
+        if tag == "Null":
+            return {"type": "Null"}
+        if tag == "Bytes":
+            return {"type": "Bytes", "value": base64.b64encode(self.value).decode("ascii")}
+        if tag == "Array":
+            return {"type": "Array", "value": [item.to_json() for item in self.value]}
+        if tag == "Object":
+            return {"type": "Object", "value": {k: v.to_json() for k, v in self.value.items()}}
+        return {"type": tag, "value": self.value}
+
+    def to_python(self) -> Any:
+        """The payload as plain Python: Arrays and Objects are unwrapped recursively."""
+        tag = self.type
+        if tag == "Array":
+            return [item.to_python() for item in self.value]
+        if tag == "Object":
+            return {k: v.to_python() for k, v in self.value.items()}
+        return self.value
+
+    def to_text(self) -> str:
+        """A human-readable string: Strings as they are, everything else as JSON."""
+        import json
+
+        if self.type == "String":
+            return self.value
+        if self.type == "Bytes":
+            return self.value.decode("utf-8", errors="replace")
+        return json.dumps(self.to_python(), default=_json_default, ensure_ascii=False)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, bytes):
+        return base64.b64encode(obj).decode("ascii")
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+NULL = Value("Null", None)
+
+
+def to_value(obj: Any) -> Value:
+    """A Python object as a Value: plain JSON mapping (objects and lists become Json)."""
+    if isinstance(obj, Value):
+        return obj
+    if obj is None:
+        return NULL
+    if isinstance(obj, bool):
+        return Value("Bool", obj)
+    if isinstance(obj, (int, float)):
+        return Value("Number", obj)
+    if isinstance(obj, str):
+        return Value("String", obj)
+    if isinstance(obj, (bytes, bytearray)):
+        return Value("Bytes", bytes(obj))
+    return Value("Json", obj)
+
+
+def _looks_typed(obj: dict) -> bool:
+    keys = obj.keys()
+    return isinstance(obj.get("type"), str) and (
+        keys == {"type", "value"} or (keys == {"type"} and obj["type"] == "Null")
+    )
+
+
+def decode_value(obj: Any, path: str, *, strict: bool, allow_secret: bool = False) -> Value:
+    """Decode wire JSON into a Value.
+
+    An object whose keys are exactly ``type`` and ``value`` (or just ``type: "Null"``) is a
+    typed value. With ``strict`` (workflow documents) an unknown tag there is an error; without
+    it (execution inputs) such an object is plain Json, as DESIGN.md section 3 says.
+    """
+    if not (isinstance(obj, dict) and _looks_typed(obj)):
+        return to_value(obj)
+    tag = obj["type"]
+    if tag not in TAGS and not (allow_secret and tag in CONFIG_ONLY_TAGS):
+        if not strict:
+            return Value("Json", obj)
+        known = sorted(TAGS | CONFIG_ONLY_TAGS) if allow_secret else sorted(TAGS)
+        raise ValidationError(f"{path}: unknown value type {tag!r} (known: {', '.join(known)})")
+    payload = obj.get("value")
+    if tag == "Null":
+        if payload is not None:
+            raise ValidationError(f"{path}.value: Null holds no value")
+        return NULL
+    if tag == "Bool":
+        if not isinstance(payload, bool):
+            raise ValidationError(f"{path}.value: Bool must hold true or false")
+        return Value(tag, payload)
+    if tag == "Number":
+        if isinstance(payload, bool) or not isinstance(payload, (int, float)):
+            raise ValidationError(f"{path}.value: Number must hold a number, got {json_kind(payload)}")
+        return Value(tag, payload)
+    if tag in ("String", "Secret"):
+        if not isinstance(payload, str):
+            raise ValidationError(f"{path}.value: {tag} must hold a string, got {json_kind(payload)}")
+        if tag == "Secret" and not payload:
+            raise ValidationError(f"{path}.value: Secret must name a secret")
+        return Value(tag, payload)
+    if tag == "Bytes":
+        if not isinstance(payload, str):
+            raise ValidationError(f"{path}.value: Bytes must hold a base64 string")
+        try:
+            return Value(tag, base64.b64decode(payload, validate=True))
+        except (binascii.Error, ValueError):
+            raise ValidationError(f"{path}.value: Bytes must hold valid base64") from None
+    if tag == "Json":
+        return Value(tag, payload)
+    if tag == "Array":
+        if not isinstance(payload, list):
+            raise ValidationError(f"{path}.value: Array must hold a list, got {json_kind(payload)}")
+        return Value(
+            tag,
+            [
+                decode_value(item, f"{path}.value[{i}]", strict=strict, allow_secret=allow_secret)
+                for i, item in enumerate(payload)
+            ],
+        )
+    # Object
+    if not isinstance(payload, dict):
+        raise ValidationError(f"{path}.value: Object must hold an object, got {json_kind(payload)}")
+    return Value(
+        tag,
+        {
+            key: decode_value(item, f"{path}.value.{key}", strict=strict, allow_secret=allow_secret)
+            for key, item in payload.items()
+        },
+    )
+
+
+def json_kind(obj: Any) -> str:
+    """The JSON name of a Python object's type, for error messages."""
+    if obj is None:
+        return "null"
+    if isinstance(obj, bool):
+        return "a boolean"
+    if isinstance(obj, (int, float)):
+        return "a number"
+    if isinstance(obj, str):
+        return "a string"
+    if isinstance(obj, list):
+        return "an array"
+    return "an object"
