@@ -9,7 +9,7 @@ from typing import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from . import handlers, websocket
+from . import handlers, history, websocket
 from .catalog import WorkflowCatalog
 from .config import Config
 from .engine import Engine
@@ -46,6 +46,13 @@ def make_app(config: Config | None = None) -> web.Application:
             web.put("/api/workflows/{id}", handlers.replace_workflow),
             web.delete("/api/workflows/{id}", handlers.delete_workflow),
             web.post("/api/workflows/{id}/execute", handlers.execute_workflow),
+            web.get("/api/workflows/{id}/versions", history.list_versions),
+            web.get("/api/executions", history.list_executions),
+            web.get("/api/executions/{id}", history.get_execution),
+            web.delete("/api/executions/{id}", history.delete_execution),
+            web.get("/api/executions/{id}/events", history.get_execution_events),
+            web.post("/api/executions/{id}/cancel", history.cancel_execution),
+            web.post("/api/executions/{id}/retry", history.retry_execution),
             web.get("/api/nodes", handlers.list_nodes),
             web.get("/api/events", websocket.events_handler),
         ]

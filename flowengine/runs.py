@@ -75,7 +75,8 @@ class ExecutionService:
             execution.events.recorded or [],
         )
         self._since_prune += 1
-        if self._since_prune >= PRUNE_EVERY:
+        # Prune in passes, but often enough that a small limit is never far exceeded.
+        if self._since_prune >= min(PRUNE_EVERY, max(1, self.max_executions // 10)):
             self._since_prune = 0
             self.store.prune_executions(self.max_executions)
         return result

@@ -1,0 +1,283 @@
+"""Execution history, background runs, cancel, retry, versions and retention (issue 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+
+import pytest
+
+from conftest import execute, link, node, register
+from flowengine.app import make_app
+from flowengine.errors import NodeError
+from flowengine.nodes import NodeType, Port
+from flowengine.state import REGISTRY
+
+
+def _counting_types(calls: dict[str, int], fail: dict[str, bool]) -> list[NodeType]:
+    def count(ctx):
+        calls[ctx.node_id] = calls.get(ctx.node_id, 0) + 1
+        return {"value": calls[ctx.node_id]}
+
+    def flaky(ctx):
+        calls[ctx.node_id] = calls.get(ctx.node_id, 0) + 1
+        if fail["on"]:
+            raise NodeError("flaky is failing")
+        return {"value": ctx.input("value")}
+
+    return [
+        NodeType("test.count", "counts its runs", "test", count, outputs=(Port("value"),)),
+        NodeType("test.flaky", "fails while told to", "test", flaky, inputs=(Port("value"),), outputs=(Port("value"),)),
+    ]
+
+
+@pytest.fixture
+async def counting(make_client, config):
+    calls: dict[str, int] = {}
+    fail = {"on": True}
+    app = make_app(config)
+    for node_type in _counting_types(calls, fail):
+        app[REGISTRY].register(node_type)
+    client = await make_client(app=app)
+    return client, calls, fail
+
+
+async def _wait_for_status(client, execution_id: str, wanted: str, timeout: float = 5.0) -> dict:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        response = await client.get(f"/api/executions/{execution_id}")
+        record = await response.json()
+        if record.get("status") == wanted:
+            return record
+        assert asyncio.get_running_loop().time() < deadline, record
+        await asyncio.sleep(0.02)
+
+
+def _chain() -> dict:
+    return {
+        "name": "chain",
+        "nodes": [node("a", "transform.set", greeting="hi"), node("b", "debug.log")],
+        "connections": [link("a", "greeting", "b", "message")],
+    }
+
+
+def _slow(delay_ms: int = 10_000) -> dict:
+    return {"name": "slow", "nodes": [node("wait", "time.delay", delay_ms=delay_ms)], "connections": []}
+
+
+async def test_execution_is_recorded_with_nodes_inputs_and_events(client):
+    workflow_id = await register(client, _chain())
+    result = await execute(client, workflow_id, {"who": "world"})
+    response = await client.get(f"/api/executions/{result['execution_id']}")
+    assert response.status == 200
+    record = await response.json()
+    assert record["id"] == result["execution_id"]
+    assert record["workflow_id"] == workflow_id
+    assert record["workflow_version"] == 1
+    assert record["trigger"] == {"type": "manual", "id": None}
+    assert record["inputs"] == {"who": {"type": "String", "value": "world"}}
+    assert record["status"] == "succeeded"
+    assert record["attempts"] == 1
+    assert record["started_at"].endswith("Z") and record["finished_at"].endswith("Z")
+    assert record["duration_ms"] >= 0
+    by_id = {entry["node_id"]: entry for entry in record["nodes"]}
+    assert by_id["a"]["status"] == "succeeded" and by_id["a"]["attempts"] == 1
+    assert by_id["b"]["outputs"] == {"message": {"type": "String", "value": "hi"}}
+    assert by_id["a"]["started_at"].endswith("Z")
+
+    events = await (await client.get(f"/api/executions/{result['execution_id']}/events")).json()
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    assert events[0]["type"] == "WorkflowStarted" and events[-1]["type"] == "WorkflowCompleted"
+    assert events[0]["trigger"] == {"type": "manual", "id": None}
+
+
+async def test_unknown_execution_is_404(client):
+    for method, path in (
+        ("GET", "/api/executions/nope"),
+        ("GET", "/api/executions/nope/events"),
+        ("DELETE", "/api/executions/nope"),
+        ("POST", "/api/executions/nope/cancel"),
+        ("POST", "/api/executions/nope/retry"),
+    ):
+        response = await client.request(method, path)
+        assert response.status == 404, path
+        assert "nope" in (await response.json())["error"]
+
+
+async def test_list_filters_and_cursor_pagination(client):
+    first = await register(client, _chain())
+    failing = await register(
+        client, {"name": "fails", "nodes": [node("g", "transform.get", path="x")], "connections": []}
+    )
+    ids = [(await execute(client, first))["execution_id"] for _ in range(5)]
+    failed = await execute(client, failing, {"value": {"y": 1}}, expect=500)
+
+    everything = await (await client.get("/api/executions")).json()
+    assert [item["id"] for item in everything["executions"]] == [failed["execution_id"], *reversed(ids)]
+    assert everything["next"] is None
+
+    seen = []
+    cursor = None
+    while True:
+        query = "/api/executions?workflow_id=" + first + "&limit=2" + (f"&before={cursor}" if cursor else "")
+        page = await (await client.get(query)).json()
+        assert len(page["executions"]) <= 2
+        seen.extend(item["id"] for item in page["executions"])
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+
+    only_failed = await (await client.get("/api/executions?status=failed")).json()
+    assert [item["id"] for item in only_failed["executions"]] == [failed["execution_id"]]
+    assert only_failed["executions"][0]["error"].startswith("Node execution failed: node 'g'")
+
+    bad = await client.get("/api/executions?status=exploded")
+    assert bad.status == 400 and "exploded" in (await bad.json())["error"]
+    bad = await client.get("/api/executions?limit=zero")
+    assert bad.status == 400
+
+
+async def test_wait_false_answers_202_then_completes(client):
+    workflow_id = await register(client, _slow(delay_ms=50))
+    response = await client.post(f"/api/workflows/{workflow_id}/execute?wait=false", json={})
+    assert response.status == 202
+    body = await response.json()
+    assert body["status"] == "running"
+    assert response.headers["Location"] == f"/api/executions/{body['execution_id']}"
+    running = await (await client.get(response.headers["Location"])).json()
+    assert running["status"] == "running"
+    assert running["nodes"][0]["status"] == "running"
+    record = await _wait_for_status(client, body["execution_id"], "succeeded")
+    assert record["nodes"][0]["status"] == "succeeded"
+
+
+async def test_cancel_background_execution(client):
+    workflow_id = await register(client, _slow())
+    body = await (await client.post(f"/api/workflows/{workflow_id}/execute?wait=false")).json()
+    execution_id = body["execution_id"]
+    delete = await client.delete(f"/api/executions/{execution_id}")
+    assert delete.status == 409
+    response = await client.post(f"/api/executions/{execution_id}/cancel")
+    assert response.status == 200
+    assert (await response.json())["status"] == "cancelled"
+    record = await _wait_for_status(client, execution_id, "cancelled")
+    assert record["nodes"][0]["status"] == "cancelled"
+    events = await (await client.get(f"/api/executions/{execution_id}/events")).json()
+    assert events[-1]["type"] == "WorkflowCompleted"
+    assert events[-1]["success"] is False and events[-1]["status"] == "cancelled"
+    again = await client.post(f"/api/executions/{execution_id}/cancel")
+    assert again.status == 409
+    assert "already finished" in (await again.json())["error"]
+
+
+async def test_cancel_answers_the_synchronous_caller(client):
+    workflow_id = await register(client, _slow())
+    caller = asyncio.ensure_future(client.post(f"/api/workflows/{workflow_id}/execute", json={}))
+    for _ in range(250):
+        running = (await (await client.get("/api/executions?status=running")).json())["executions"]
+        if running:
+            break
+        await asyncio.sleep(0.02)
+    assert running, "the execution never showed up as running"
+    cancel = await client.post(f"/api/executions/{running[0]['id']}/cancel")
+    assert cancel.status == 200
+    response = await asyncio.wait_for(caller, 5)
+    body = await response.json()
+    assert response.status == 200
+    assert body["status"] == "cancelled"
+    assert body["execution_id"] == running[0]["id"]
+
+
+async def test_retry_reruns_everything_and_from_failure_only_what_failed(counting):
+    client, calls, fail = counting
+    workflow_id = await register(
+        client,
+        {
+            "name": "flaky",
+            "nodes": [node("source", "test.count"), node("step", "test.flaky")],
+            "connections": [link("source", "value", "step", "value")],
+        },
+    )
+    original = await execute(client, workflow_id, {"n": 7}, expect=500)
+    assert calls == {"source": 1, "step": 1}
+
+    fail["on"] = False
+    resumed = await client.post(f"/api/executions/{original['execution_id']}/retry", json={"from_failure": True})
+    body = await resumed.json()
+    assert resumed.status == 200, body
+    assert body["status"] == "succeeded"
+    assert calls == {"source": 1, "step": 2}  # the source was not run again
+    assert body["outputs"] == {"step": {"value": {"type": "Number", "value": 1}}}
+    record = await (await client.get(f"/api/executions/{body['execution_id']}")).json()
+    assert record["retry_of"] == original["execution_id"]
+    assert record["inputs"] == {"n": {"type": "Number", "value": 7}}
+    events = await (await client.get(f"/api/executions/{body['execution_id']}/events")).json()
+    cached = [event for event in events if event["type"] == "NodeCompleted" and event["node_id"] == "source"]
+    assert cached[0]["cached"] is True
+
+    full = await client.post(f"/api/executions/{original['execution_id']}/retry")
+    assert (await full.json())["status"] == "succeeded"
+    assert calls == {"source": 2, "step": 3}
+
+    background = await client.post(f"/api/executions/{original['execution_id']}/retry?wait=false")
+    assert background.status == 202
+    assert (await background.json())["retry_of"] == original["execution_id"]
+
+
+async def test_versions_are_kept_and_executions_record_theirs(client):
+    workflow_id = await register(client, _chain())
+    first = await execute(client, workflow_id)
+    changed = {**_chain(), "name": "chain v2"}
+    response = await client.put(f"/api/workflows/{workflow_id}", json=changed)
+    assert (await response.json())["version"] == 2
+    second = await execute(client, workflow_id)
+    versions = await (await client.get(f"/api/workflows/{workflow_id}/versions")).json()
+    assert [(v["version"], v["current"]) for v in versions] == [(1, False), (2, True)]
+    old = await (await client.get(f"/api/executions/{first['execution_id']}")).json()
+    new = await (await client.get(f"/api/executions/{second['execution_id']}")).json()
+    assert (old["workflow_version"], new["workflow_version"]) == (1, 2)
+    missing = await client.get("/api/workflows/unknown/versions")
+    assert missing.status == 404
+
+
+async def test_deleting_a_workflow_keeps_its_executions(client):
+    workflow_id = await register(client, _chain())
+    result = await execute(client, workflow_id)
+    assert (await client.delete(f"/api/workflows/{workflow_id}")).status == 200
+    record = await client.get(f"/api/executions/{result['execution_id']}")
+    assert record.status == 200
+    assert (await record.json())["workflow_id"] == workflow_id
+    retry = await client.post(f"/api/executions/{result['execution_id']}/retry")
+    assert retry.status == 409
+
+
+async def test_delete_execution(client):
+    workflow_id = await register(client, _chain())
+    result = await execute(client, workflow_id)
+    response = await client.delete(f"/api/executions/{result['execution_id']}")
+    assert response.status == 200
+    assert (await client.get(f"/api/executions/{result['execution_id']}")).status == 404
+
+
+async def test_retention_prunes_the_oldest(make_client):
+    client = await make_client(max_executions=3)
+    workflow_id = await register(client, _chain())
+    ids = [(await execute(client, workflow_id))["execution_id"] for _ in range(8)]
+    listed = await (await client.get("/api/executions")).json()
+    assert [item["id"] for item in listed["executions"]] == list(reversed(ids[-3:]))
+    assert (await client.get(f"/api/executions/{ids[0]}")).status == 404
+
+
+async def test_history_survives_a_restart(aiohttp_client, config):
+    first = await aiohttp_client(make_app(config))
+    workflow_id = await register(first, _chain())
+    result = await execute(first, workflow_id)
+    await first.close()
+    second = await aiohttp_client(make_app(dataclasses.replace(config)))
+    record = await second.get(f"/api/executions/{result['execution_id']}")
+    assert record.status == 200
+    assert (await record.json())["status"] == "succeeded"
+    events = json.loads(await (await second.get(f"/api/executions/{result['execution_id']}/events")).text())
+    assert events[-1]["type"] == "WorkflowCompleted"
