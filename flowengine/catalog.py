@@ -38,7 +38,9 @@ class WorkflowCatalog:
         self._writing = asyncio.Lock()  # versions must not interleave between concurrent PUTs
 
     async def load(self) -> None:
-        for row in await self.store.load_workflows():
+        # Oldest first, so the list keeps the order workflows were registered in across restarts.
+        rows = sorted(await self.store.load_workflows(), key=lambda row: row["created_at"])
+        for row in rows:
             try:
                 workflow = parse_workflow(json.loads(row["document"]), self.registry, workflow_id=row["id"])
             except ValidationError as exc:

@@ -53,13 +53,26 @@ def _bind(text: str) -> dict[str, Any]:
 
 
 def _log_level(text: str) -> dict[str, Any]:
-    # RUST_LOG may hold directives like "flowengine=debug,hyper=warn": take the first level.
-    level = text.strip().lower().split(",")[0].rpartition("=")[2]
+    level = _level_from_directives(text.strip().lower())
     if level == "warning":
         level = "warn"
     if level not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
     return {"log_level": level}
+
+
+def _level_from_directives(text: str) -> str:
+    """RUST_LOG may hold directives like ``info,flowengine=debug``: a directive for flowengine
+    wins, then a bare level (the default for every target), then the first directive's level."""
+    directives = [part.strip() for part in text.split(",") if part.strip()] or [text]
+    for directive in directives:
+        target, sep, level = directive.partition("=")
+        if sep and target.split("::")[0] == "flowengine":
+            return level
+    for directive in directives:
+        if "=" not in directive:
+            return directive
+    return directives[0].rpartition("=")[2]
 
 
 def _positive_int(name: str) -> Callable[[str], dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from aiohttp import web
@@ -48,10 +49,30 @@ def _deeper_than(document: Any, limit: int) -> bool:
     return False
 
 
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity, which are not JSON: a document holding one could
+    # not be sent back as valid JSON, so refuse it at the door.
+    raise _NotJson(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    # 1e400 parses to inf, which has the same problem as the Infinity literal.
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotJson(f"{text} is too large for a JSON number")
+    return number
+
+
 def parse_json_text(text: str | bytes, what: str = "request body") -> Any:
     """Parse JSON, refusing nesting deeper than MAX_JSON_DEPTH; ValueError says what and where."""
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NotJson as exc:
+        raise ValueError(f"{what} is not valid JSON: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})") from None
     except RecursionError:

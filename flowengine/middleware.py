@@ -38,9 +38,12 @@ def _allowed_methods(request: web.Request) -> list[str]:
 async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method == "OPTIONS" and not isinstance(request.match_info.http_exception, web.HTTPNotFound):
         methods = ", ".join(sorted(set(_allowed_methods(request)) | {"OPTIONS"}))
-        return web.Response(
-            status=204, headers={**CORS_HEADERS, "Access-Control-Allow-Methods": methods, "Allow": methods}
-        )
+        headers = {**CORS_HEADERS, "Access-Control-Allow-Methods": methods, "Allow": methods}
+        requested = request.headers.get("Access-Control-Request-Headers", "").strip()
+        if requested:
+            # Any origin may call us, so any header it asks for is fine too; echo it back.
+            headers["Access-Control-Allow-Headers"] = f"{CORS_HEADERS['Access-Control-Allow-Headers']}, {requested}"
+        return web.Response(status=204, headers=headers)
     response = await handler(request)
     if not response.prepared:  # WebSocket responses are already on the wire
         response.headers["Access-Control-Allow-Origin"] = "*"

@@ -205,6 +205,8 @@ def _bool(obj: Any, path: str) -> bool:
 def _int(obj: Any, path: str, *, minimum: int) -> int:
     if isinstance(obj, float) and obj.is_integer():
         obj = int(obj)
+    if isinstance(obj, float):  # say which number, "got a number" would puzzle
+        raise ValidationError(f"{path}: expected an integer, got {obj!r}")
     if isinstance(obj, bool) or not isinstance(obj, int):
         raise ValidationError(f"{path}: expected an integer, got {json_kind(obj)}")
     if obj < minimum:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from typing import Any
 
 from .errors import ValidationError
@@ -141,6 +142,8 @@ def decode_value(obj: Any, path: str, *, strict: bool, allow_secret: bool = Fals
     if tag == "Number":
         if isinstance(payload, bool) or not isinstance(payload, (int, float)):
             raise ValidationError(f"{path}.value: Number must hold a number, got {json_kind(payload)}")
+        if isinstance(payload, float) and not math.isfinite(payload):
+            raise ValidationError(f"{path}.value: Number must be finite, got {payload!r}")
         return Value(tag, payload)
     if tag in ("String", "Secret"):
         if not isinstance(payload, str):

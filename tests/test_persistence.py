@@ -1,0 +1,68 @@
+"""Workflows survive a restart: a new app on the same SQLite file finds them (issue 2)."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+
+from conftest import link, node, register
+
+
+def document(name: str) -> dict:
+    return {
+        "id": "kept",
+        "name": name,
+        "description": "survives restarts",
+        "nodes": [node("a", "transform.set", greeting="hi"), node("b", "debug.log")],
+        "connections": [link("a", "greeting", "b", "message")],
+        "settings": {"max_parallel_nodes": 3, "on_error": "ContinueOnError"},
+    }
+
+
+async def test_workflow_survives_a_restart(make_client, config):
+    first = await make_client()
+    await register(first, document("Original"))
+    await register(first, {"id": "gone", "name": "deleted before the restart"})
+    assert (await first.delete("/api/workflows/gone")).status == 200
+    registered = await (await first.get("/api/workflows/kept")).json()
+    await first.close()
+
+    second = await make_client()
+    response = await second.get("/api/workflows/kept")
+    assert response.status == 200
+    assert await response.json() == registered
+    assert (await second.get("/api/workflows/gone")).status == 404
+    listed = await (await second.get("/api/workflows")).json()
+    assert [item["id"] for item in listed] == ["kept"]
+
+    response = await second.put("/api/workflows/kept", json=document("Replaced"))
+    assert (await response.json())["version"] == 2
+    replaced = await (await second.get("/api/workflows/kept")).json()
+    await second.close()
+
+    third = await make_client()
+    restored = await (await third.get("/api/workflows/kept")).json()
+    assert restored == replaced
+    assert (restored["name"], restored["version"]) == ("Replaced", 2)
+    assert restored["created_at"] == registered["created_at"]
+    # The id is still taken after the restart, and versions go on from where they were.
+    assert (await third.post("/api/workflows", json=document("Again"))).status == 409
+    response = await third.put("/api/workflows/kept", json=document("Third"))
+    assert (await response.json())["version"] == 3
+
+
+async def test_database_is_in_wal_mode(make_client, config):
+    client = await make_client()
+    await register(client, document("Original"))
+    await client.close()
+    with closing(sqlite3.connect(config.db)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+        assert db.execute("SELECT id, version FROM workflows").fetchall() == [("kept", 1)]
+
+
+async def test_memory_database_starts_empty(make_client):
+    client = await make_client(db=":memory:")
+    await register(client, document("Throwaway"))
+    await client.close()
+    client = await make_client(db=":memory:")
+    assert await (await client.get("/api/workflows")).json() == []
