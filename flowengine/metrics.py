@@ -1,0 +1,323 @@
+"""Metrics in the Prometheus text exposition format (version 0.0.4), written by hand.
+
+Three metric kinds -- :class:`Counter`, :class:`Gauge`, :class:`Histogram` -- held by a
+:class:`Registry` whose :meth:`Registry.render` produces the body of ``GET /metrics``
+(served with :data:`CONTENT_TYPE`).
+
+Recording is on the hot path (every request, node and event), so ``inc``/``set``/``observe``
+do one dict lookup keyed by the tuple of label values; all formatting and sorting waits for
+``render``, which is only called by a scraper. Everything runs on the event loop thread, so
+there are no locks.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_left
+from typing import Callable, Iterable, Iterator, Mapping, Sequence, Union
+
+__all__ = [
+    "CONTENT_TYPE",
+    "DEFAULT_BUCKETS",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "Registry",
+]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# The Prometheus client libraries' defaults: 5 ms to 10 s, in seconds.
+DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+LabelKey = tuple[str, ...]
+# A callback gauge returns a number, or (when it has labels) a mapping of label values to
+# numbers; a single label's value may be given as a plain string instead of a 1-tuple.
+GaugeCallback = Callable[[], Union[float, Mapping[Union[str, LabelKey], float]]]
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _escape_help(text: str) -> str:
+    # HELP text escapes backslash and newline only; quotes are literal there.
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _format_value(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+def _format_le(bound: float) -> str:
+    # Always a float spelling ("1.0", "0.005", "+Inf"), as the official clients write it, so
+    # the same bucket has the same label value whichever library produced it.
+    return "+Inf" if bound == math.inf else repr(float(bound))
+
+
+class _Metric:
+    kind = "untyped"
+
+    def __init__(self, name: str, help: str, labelnames: Sequence[str] = ()) -> None:
+        if not _METRIC_NAME.fullmatch(name):
+            raise ValueError(f"invalid metric name {name!r}")
+        labelnames = tuple(labelnames)
+        for label in labelnames:
+            if not _LABEL_NAME.fullmatch(label) or label.startswith("__"):
+                raise ValueError(f"metric {name!r}: invalid label name {label!r}")
+        if len(set(labelnames)) != len(labelnames):
+            raise ValueError(f"metric {name!r}: duplicate label names")
+        self.name = name
+        self.help = help
+        self.labelnames: LabelKey = labelnames
+
+    def _key(self, labels: Mapping[str, object]) -> LabelKey:
+        names = self.labelnames
+        if not names and not labels:
+            return ()
+        try:
+            key = tuple([str(labels[n]) for n in names])
+        except KeyError:
+            key = None
+        if key is None or len(labels) != len(names):
+            raise ValueError(
+                f"metric {self.name!r} takes labels ({', '.join(names)}), got ({', '.join(labels)})"
+            )
+        return key
+
+    def _labels(self, key: LabelKey, extra: str = "") -> str:
+        parts = [f'{n}="{_escape_label(v)}"' for n, v in zip(self.labelnames, key)]
+        if extra:
+            parts.append(extra)
+        return "{" + ",".join(parts) + "}" if parts else ""
+
+    def sample_names(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def _samples(self) -> Iterator[str]:
+        raise NotImplementedError
+
+    def render(self) -> str:
+        head = f"# HELP {self.name} {_escape_help(self.help)}\n# TYPE {self.name} {self.kind}\n"
+        return head + "".join(line + "\n" for line in self._samples())
+
+
+class Counter(_Metric):
+    """A value that only goes up (requests served, events published)."""
+
+    kind = "counter"
+
+    def __init__(self, name: str, help: str, labelnames: Sequence[str] = ()) -> None:
+        super().__init__(name, help, labelnames)
+        self._values: dict[LabelKey, float] = {}
+        if not self.labelnames:
+            self._values[()] = 0.0  # an unlabelled counter reads 0 before its first inc
+
+    def inc(self, amount: float = 1, **labels: object) -> None:
+        if amount < 0:
+            raise ValueError(f"counter {self.name!r} cannot go down (inc by {amount})")
+        key = self._key(labels)
+        self._values[key] = self._values.get(key, 0.0) + amount
+
+    def value(self, **labels: object) -> float:
+        """The current value (0 for a label set never incremented); for tests and callers."""
+        return self._values.get(self._key(labels), 0.0)
+
+    def _samples(self) -> Iterator[str]:
+        for key in sorted(self._values):
+            yield f"{self.name}{self._labels(key)} {_format_value(self._values[key])}"
+
+
+class Gauge(_Metric):
+    """A value that goes up and down (executions running, listeners connected).
+
+    With ``callback`` the value is read when rendering instead of being set; such a gauge is
+    read-only. For a labelled gauge the callback returns ``{label values: number}``.
+    """
+
+    kind = "gauge"
+
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        labelnames: Sequence[str] = (),
+        callback: GaugeCallback | None = None,
+    ) -> None:
+        super().__init__(name, help, labelnames)
+        self._values: dict[LabelKey, float] = {}
+        self._callback = callback
+        if not self.labelnames and callback is None:
+            self._values[()] = 0.0
+
+    def _writable_key(self, labels: Mapping[str, object]) -> LabelKey:
+        if self._callback is not None:
+            raise ValueError(f"gauge {self.name!r} takes its value from a callback")
+        return self._key(labels)
+
+    def set(self, value: float, **labels: object) -> None:
+        self._values[self._writable_key(labels)] = float(value)
+
+    def inc(self, amount: float = 1, **labels: object) -> None:
+        key = self._writable_key(labels)
+        self._values[key] = self._values.get(key, 0.0) + amount
+
+    def dec(self, amount: float = 1, **labels: object) -> None:
+        key = self._writable_key(labels)
+        self._values[key] = self._values.get(key, 0.0) - amount
+
+    def value(self, **labels: object) -> float:
+        """The current value (from the callback, if there is one)."""
+        key = self._key(labels)
+        return self._current().get(key, 0.0)
+
+    def _current(self) -> dict[LabelKey, float]:
+        if self._callback is None:
+            return self._values
+        result = self._callback()
+        if not self.labelnames:
+            return {(): float(result)}  # type: ignore[arg-type]
+        if not isinstance(result, Mapping):
+            raise TypeError(f"gauge {self.name!r}: a labelled callback must return a mapping")
+        current: dict[LabelKey, float] = {}
+        for labelvalues, number in result.items():
+            key = (labelvalues,) if isinstance(labelvalues, str) else tuple(map(str, labelvalues))
+            if len(key) != len(self.labelnames):
+                raise ValueError(f"gauge {self.name!r}: callback gave labels {key!r}")
+            current[key] = float(number)
+        return current
+
+    def _samples(self) -> Iterator[str]:
+        current = self._current()
+        for key in sorted(current):
+            yield f"{self.name}{self._labels(key)} {_format_value(current[key])}"
+
+
+class _Series:
+    """One label set of a histogram: per-bucket (not cumulative) counts, sum, count."""
+
+    __slots__ = ("counts", "sum", "count")
+
+    def __init__(self, size: int) -> None:
+        self.counts = [0] * size
+        self.sum = 0.0
+        self.count = 0
+
+
+class Histogram(_Metric):
+    """Observations counted into ``le`` buckets (durations, sizes), plus their sum and count."""
+
+    kind = "histogram"
+
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        labelnames: Sequence[str] = (),
+        buckets: Iterable[float] = DEFAULT_BUCKETS,
+    ) -> None:
+        super().__init__(name, help, labelnames)
+        if "le" in self.labelnames:
+            raise ValueError(f"histogram {name!r}: 'le' is reserved for the bucket label")
+        bounds = [float(b) for b in buckets]
+        if bounds and bounds[-1] == math.inf:
+            bounds.pop()  # +Inf is always added; accept it being passed explicitly
+        if not bounds or any(not math.isfinite(b) for b in bounds):
+            raise ValueError(f"histogram {name!r}: buckets must be finite numbers, at least one")
+        if any(a >= b for a, b in zip(bounds, bounds[1:])):
+            raise ValueError(f"histogram {name!r}: buckets must be strictly increasing")
+        self.buckets: tuple[float, ...] = tuple(bounds)
+        self._series: dict[LabelKey, _Series] = {}
+        if not self.labelnames:
+            self._series[()] = _Series(len(bounds) + 1)
+
+    def observe(self, value: float, **labels: object) -> None:
+        if value != value:
+            raise ValueError(f"histogram {self.name!r}: cannot observe NaN")
+        key = self._key(labels)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series(len(self.buckets) + 1)
+        # bisect_left: the first bound >= value, i.e. the smallest bucket with value <= le.
+        # Past the last bound it lands on the +Inf slot.
+        series.counts[bisect_left(self.buckets, value)] += 1
+        series.sum += value
+        series.count += 1
+
+    def snapshot(self, **labels: object) -> tuple[int, float]:
+        """``(count, sum)`` for one label set; for tests and callers."""
+        series = self._series.get(self._key(labels))
+        return (series.count, series.sum) if series else (0, 0.0)
+
+    def sample_names(self) -> tuple[str, ...]:
+        return (self.name, f"{self.name}_bucket", f"{self.name}_sum", f"{self.name}_count")
+
+    def _samples(self) -> Iterator[str]:
+        les = [f'"{_format_le(b)}"' for b in self.buckets] + ['"+Inf"']
+        for key in sorted(self._series):
+            series = self._series[key]
+            running = 0
+            for le, count in zip(les, series.counts):
+                running += count
+                yield f"{self.name}_bucket{self._labels(key, 'le=' + le)} {running}"
+            labels = self._labels(key)
+            yield f"{self.name}_sum{labels} {_format_value(series.sum)}"
+            yield f"{self.name}_count{labels} {series.count}"
+
+
+class Registry:
+    """The metrics one app exposes, rendered in registration order."""
+
+    def __init__(self) -> None:
+        self._metrics: list[_Metric] = []
+        self._names: set[str] = set()
+
+    def register(self, metric: _Metric) -> _Metric:
+        names = metric.sample_names()
+        clash = self._names.intersection(names)
+        if clash:
+            raise ValueError(f"metric name {sorted(clash)[0]!r} is already registered")
+        self._names.update(names)
+        self._metrics.append(metric)
+        return metric
+
+    def counter(self, name: str, help: str, labelnames: Sequence[str] = ()) -> Counter:
+        metric = Counter(name, help, labelnames)
+        self.register(metric)
+        return metric
+
+    def gauge(
+        self,
+        name: str,
+        help: str,
+        labelnames: Sequence[str] = (),
+        callback: GaugeCallback | None = None,
+    ) -> Gauge:
+        metric = Gauge(name, help, labelnames, callback)
+        self.register(metric)
+        return metric
+
+    def histogram(
+        self,
+        name: str,
+        help: str,
+        labelnames: Sequence[str] = (),
+        buckets: Iterable[float] = DEFAULT_BUCKETS,
+    ) -> Histogram:
+        metric = Histogram(name, help, labelnames, buckets)
+        self.register(metric)
+        return metric
+
+    def render(self) -> str:
+        """The whole exposition, one block per metric, ending with a newline."""
+        return "".join(metric.render() for metric in self._metrics)

@@ -1,0 +1,374 @@
+"""Unit tests for flowengine.metrics.
+
+Every rendering is read back by ``parse_exposition``, a strict parser of the Prometheus text
+format (0.0.4) written here from the format's description, independent of the code under test.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import pytest
+
+from flowengine.metrics import CONTENT_TYPE, DEFAULT_BUCKETS, Counter, Gauge, Histogram, Registry
+
+_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_HELP = re.compile(rf"# HELP ({_NAME}) (.*)")
+_TYPE = re.compile(rf"# TYPE ({_NAME}) (counter|gauge|histogram|summary|untyped)")
+_SAMPLE_NAME = re.compile(_NAME)
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_FLOAT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[+-]?Inf|NaN")
+
+
+@dataclass
+class Family:
+    name: str
+    help: str
+    type: str = ""
+    # (sample name, sorted label pairs) -> value
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = field(default_factory=dict)
+
+    def get(self, sample: str, **labels: str) -> float:
+        return self.samples[(sample, tuple(sorted(labels.items())))]
+
+
+def _parse_labels(text: str, pos: int) -> tuple[dict[str, str], int]:
+    """Labels starting after ``{`` at ``pos``; returns them and the index after ``}``."""
+    labels: dict[str, str] = {}
+    while True:
+        if text[pos] == "}":
+            return labels, pos + 1
+        match = _LABEL_NAME.match(text, pos)
+        assert match, f"bad label name at {text[pos:]!r}"
+        name = match.group()
+        pos = match.end()
+        assert text[pos : pos + 2] == '="', f"expected =\" after label {name!r}"
+        pos += 2
+        value = []
+        while text[pos] != '"':
+            if text[pos] == "\\":
+                escaped = text[pos + 1]
+                assert escaped in '\\"n', f"bad escape \\{escaped}"
+                value.append("\n" if escaped == "n" else escaped)
+                pos += 2
+            else:
+                assert text[pos] != "\n"
+                value.append(text[pos])
+                pos += 1
+        pos += 1
+        assert name not in labels, f"label {name!r} repeated"
+        labels[name] = "".join(value)
+        if text[pos] == ",":
+            pos += 1
+        else:
+            assert text[pos] == "}", f"expected , or }} at {text[pos:]!r}"
+
+
+def _family_of(sample: str, families: dict[str, Family]) -> Family | None:
+    if sample in families:
+        return families[sample]
+    for suffix in ("_bucket", "_sum", "_count"):
+        base = sample[: -len(suffix)]
+        if sample.endswith(suffix) and base in families and families[base].type == "histogram":
+            return families[base]
+    return None
+
+
+def parse_exposition(text: str) -> dict[str, Family]:
+    """Parse and validate a text exposition; raise AssertionError on any departure."""
+    assert text.endswith("\n"), "exposition must end with a newline"
+    families: dict[str, Family] = {}
+    current: Family | None = None
+    for line in text[:-1].split("\n"):
+        assert line, "no blank lines expected"
+        if line.startswith("# HELP "):
+            match = _HELP.fullmatch(line)
+            assert match, f"bad HELP line {line!r}"
+            assert match[1] not in families, f"family {match[1]} repeated"
+            assert "\\" not in match[2].replace("\\\\", "").replace("\\n", ""), "bad HELP escape"
+            current = families[match[1]] = Family(match[1], match[2])
+            continue
+        if line.startswith("# TYPE "):
+            match = _TYPE.fullmatch(line)
+            assert match, f"bad TYPE line {line!r}"
+            assert current and current.name == match[1] and not current.type, "TYPE must follow HELP"
+            assert not current.samples, "TYPE must come before samples"
+            current.type = match[2]
+            continue
+        assert not line.startswith("#"), f"unexpected comment {line!r}"
+        match = _SAMPLE_NAME.match(line)
+        assert match, f"bad sample line {line!r}"
+        sample, pos = match.group(), match.end()
+        labels: dict[str, str] = {}
+        if line[pos : pos + 1] == "{":
+            try:
+                labels, pos = _parse_labels(line, pos + 1)
+            except IndexError:
+                raise AssertionError(f"unterminated labels in {line!r}") from None
+        assert line[pos : pos + 1] == " ", f"expected one space before the value in {line!r}"
+        value_text = line[pos + 1 :]
+        assert _FLOAT.fullmatch(value_text), f"bad value {value_text!r}"
+        family = _family_of(sample, families)
+        assert family is not None and family is current, f"sample {sample} outside its family"
+        assert family.type, "samples before TYPE"
+        key = (sample, tuple(sorted(labels.items())))
+        assert key not in family.samples, f"duplicate sample {key}"
+        family.samples[key] = float(value_text)
+    for family in families.values():
+        if family.type == "histogram":
+            _check_histogram(family)
+    return families
+
+
+def _check_histogram(family: Family) -> None:
+    series: dict[tuple, list[tuple[float, float]]] = {}
+    for (sample, labels), value in family.samples.items():
+        if sample.endswith("_bucket"):
+            rest = tuple(pair for pair in labels if pair[0] != "le")
+            le = dict(labels)["le"]
+            series.setdefault(rest, []).append((float(le), value))
+    for rest, buckets in series.items():
+        bounds = [b for b, _ in buckets]
+        counts = [c for _, c in buckets]
+        assert bounds == sorted(bounds) and len(set(bounds)) == len(bounds), "le not increasing"
+        assert bounds[-1] == math.inf, "no +Inf bucket"
+        assert counts == sorted(counts), f"bucket counts not cumulative: {counts}"
+        assert family.samples[(family.name + "_count", rest)] == counts[-1], "+Inf != _count"
+        assert (family.name + "_sum", rest) in family.samples
+
+
+# ---- the parser itself must catch bad expositions -------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [
+    "x 1\n",  # no HELP/TYPE
+    "# HELP x h\nx 1\n",  # no TYPE
+    "# HELP x h\n# TYPE x counter\nx{a=\"1} 1\n",  # unterminated label value
+    "# HELP x h\n# TYPE x counter\nx{a=\"\\t\"} 1\n",  # bad escape
+    "# HELP x h\n# TYPE x counter\nx one\n",
+    "# HELP x h\n# TYPE x counter\ny 1\n",
+    "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1.0\"} 2\nh_bucket{le=\"+Inf\"} 1\n"
+    "h_sum 1\nh_count 1\n",  # not cumulative
+    "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 1\n",  # +Inf != count
+    "# HELP x h\n# TYPE x counter\nx 1",  # no final newline
+    "# HELP x h\n# TYPE x counter\nx\n",  # no value
+])
+def test_parser_rejects_bad_expositions(bad):
+    with pytest.raises(AssertionError):
+        parse_exposition(bad)
+
+
+# ---- counters, gauges, histograms -----------------------------------------------------------
+
+
+def test_content_type():
+    assert CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
+
+
+def test_counter_render_and_values():
+    registry = Registry()
+    plain = registry.counter("flowengine_events_published_total", "Events published.")
+    by = registry.counter("flowengine_executions_total", "Executions by status.", ("workflow", "status"))
+    plain.inc()
+    plain.inc(2.5)
+    by.inc(workflow="wf-1", status="succeeded")
+    by.inc(workflow="wf-1", status="succeeded")
+    by.inc(3, workflow="wf-2", status="failed")
+    families = parse_exposition(registry.render())
+    assert families["flowengine_events_published_total"].type == "counter"
+    assert families["flowengine_events_published_total"].get("flowengine_events_published_total") == 3.5
+    executions = families["flowengine_executions_total"]
+    assert executions.help == "Executions by status."
+    assert executions.get("flowengine_executions_total", workflow="wf-1", status="succeeded") == 2
+    assert executions.get("flowengine_executions_total", workflow="wf-2", status="failed") == 3
+    assert by.value(workflow="wf-1", status="succeeded") == 2
+    assert by.value(workflow="wf-3", status="failed") == 0
+
+
+def test_counter_rejects_decrease_and_wrong_labels():
+    counter = Counter("c_total", "c", ("route",))
+    with pytest.raises(ValueError):
+        counter.inc(-1, route="/")
+    for labels in ({}, {"path": "/"}, {"route": "/", "extra": "x"}):
+        with pytest.raises(ValueError) as info:
+            counter.inc(**labels)
+        assert "route" in str(info.value)
+    with pytest.raises(ValueError):
+        Counter("plain_total", "p").inc(route="/")
+
+
+def test_unlabelled_metrics_show_zero_and_labelled_show_only_used_series():
+    registry = Registry()
+    registry.counter("a_total", "a")
+    registry.counter("b_total", "b", ("x",))
+    registry.gauge("g", "g")
+    registry.histogram("h_seconds", "h", buckets=(1,))
+    text = registry.render()
+    families = parse_exposition(text)
+    assert families["a_total"].get("a_total") == 0
+    assert families["b_total"].samples == {}
+    assert families["g"].get("g") == 0
+    assert families["h_seconds"].get("h_seconds_count") == 0
+    assert families["h_seconds"].get("h_seconds_bucket", le="+Inf") == 0
+    # Families render in registration order.
+    order = [line.split()[2] for line in text.splitlines() if line.startswith("# HELP")]
+    assert order == ["a_total", "b_total", "g", "h_seconds"]
+
+
+def test_label_values_are_escaped():
+    registry = Registry()
+    counter = registry.counter("odd_total", "odd", ("value",))
+    nasty = 'back\\slash "quoted"\nnew line } , = {'
+    counter.inc(value=nasty)
+    counter.inc(value="ünïcode ✓")
+    text = registry.render()
+    assert '\\\\slash \\"quoted\\"\\nnew line' in text
+    families = parse_exposition(text)
+    assert families["odd_total"].get("odd_total", value=nasty) == 1
+    assert families["odd_total"].get("odd_total", value="ünïcode ✓") == 1
+
+
+def test_help_text_is_escaped():
+    registry = Registry()
+    registry.gauge("g", 'Two\nlines with a \\ and "quotes".')
+    text = registry.render()
+    assert text.splitlines()[0] == '# HELP g Two\\nlines with a \\\\ and "quotes".'
+    parse_exposition(text)
+
+
+def test_gauge_set_inc_dec():
+    registry = Registry()
+    running = registry.gauge("running", "Executions running.")
+    listeners = registry.gauge("listeners", "Listeners.", ("kind",))
+    running.inc()
+    running.inc()
+    running.dec()
+    listeners.set(4, kind="ws")
+    listeners.dec(5, kind="ws")
+    families = parse_exposition(registry.render())
+    assert families["running"].type == "gauge"
+    assert families["running"].get("running") == 1
+    assert families["listeners"].get("listeners", kind="ws") == -1
+    running.set(0.25)
+    assert parse_exposition(registry.render())["running"].get("running") == 0.25
+
+
+def test_gauge_callback_is_read_at_render_time():
+    registry = Registry()
+    queue: list[int] = []
+    queued = registry.gauge("queued", "Queued executions.", callback=lambda: len(queue))
+    by_state = registry.gauge("by_state", "By state.", ("state",),
+                              callback=lambda: {"idle": 2, ("busy",): len(queue)})
+    assert parse_exposition(registry.render())["queued"].get("queued") == 0
+    queue.extend([1, 2, 3])
+    families = parse_exposition(registry.render())
+    assert families["queued"].get("queued") == 3
+    assert families["by_state"].get("by_state", state="busy") == 3
+    assert families["by_state"].get("by_state", state="idle") == 2
+    assert queued.value() == 3
+    with pytest.raises(ValueError):
+        queued.set(1)
+
+
+def test_histogram_buckets_are_cumulative_and_match_count():
+    registry = Registry()
+    hist = registry.histogram("duration_seconds", "Durations.", ("node_type",), buckets=(0.1, 1, 10))
+    for value in (0.05, 0.1, 0.5, 1.0, 3, 20, 0):
+        hist.observe(value, node_type="http.request")
+    hist.observe(0.2, node_type="debug.log")
+    text = registry.render()
+    family = parse_exposition(text)["duration_seconds"]
+    assert family.type == "histogram"
+
+    def bucket(le: str, node_type: str = "http.request") -> float:
+        return family.get("duration_seconds_bucket", le=le, node_type=node_type)
+
+    # A value equal to a bound belongs to that bucket (le = "less than or equal").
+    assert [bucket(le) for le in ("0.1", "1.0", "10.0", "+Inf")] == [3, 5, 6, 7]
+    assert family.get("duration_seconds_count", node_type="http.request") == 7
+    assert family.get("duration_seconds_sum", node_type="http.request") == pytest.approx(24.65)
+    assert [bucket(le, "debug.log") for le in ("0.1", "1.0", "10.0", "+Inf")] == [0, 1, 1, 1]
+    assert hist.snapshot(node_type="debug.log") == (1, 0.2)
+    assert hist.snapshot(node_type="never") == (0, 0.0)
+    # "le" comes last, after the metric's own labels.
+    assert 'duration_seconds_bucket{node_type="debug.log",le="0.1"} 0' in text
+
+
+def test_histogram_default_buckets_and_extremes():
+    hist = Histogram("h", "h")
+    assert hist.buckets == DEFAULT_BUCKETS
+    for value in (-1.0, 0.0, 1e-9, 10.0, 10.000001, math.inf):
+        hist.observe(value)
+    registry = Registry()
+    registry.register(hist)
+    family = parse_exposition(registry.render())["h"]
+    assert family.get("h_bucket", le="0.005") == 3
+    assert family.get("h_bucket", le="10.0") == 4
+    assert family.get("h_bucket", le="+Inf") == family.get("h_count") == 6
+    assert family.get("h_sum") == math.inf
+    with pytest.raises(ValueError):
+        hist.observe(math.nan)
+
+
+@pytest.mark.parametrize("buckets", [(), (1, 1), (2, 1), (math.nan,), (1, math.inf, 2)])
+def test_histogram_rejects_bad_buckets(buckets):
+    with pytest.raises(ValueError):
+        Histogram("h", "h", buckets=buckets)
+
+
+def test_histogram_accepts_explicit_inf_and_reserves_le():
+    assert Histogram("h", "h", buckets=(1, 2, math.inf)).buckets == (1.0, 2.0)
+    with pytest.raises(ValueError):
+        Histogram("h", "h", ("le",))
+
+
+@pytest.mark.parametrize(("name", "labels"), [
+    ("1bad", ()),
+    ("bad-name", ()),
+    ("", ()),
+    ("ok", ("bad-label",)),
+    ("ok", ("__reserved",)),
+    ("ok", ("a", "a")),
+])
+def test_invalid_names_rejected(name, labels):
+    with pytest.raises(ValueError):
+        Counter(name, "h", labels)
+
+
+def test_registry_refuses_clashing_names():
+    registry = Registry()
+    registry.histogram("req_seconds", "r")
+    for name in ("req_seconds", "req_seconds_count", "req_seconds_bucket"):
+        with pytest.raises(ValueError):
+            registry.counter(name, "c")
+    registry.counter("other_total", "o")
+    with pytest.raises(ValueError):
+        registry.gauge("other_total", "o")
+
+
+def test_value_formatting_parses_back():
+    registry = Registry()
+    gauge = registry.gauge("v", "v", ("case",))
+    cases = {"int": 3.0, "frac": 0.1, "big": 1e20, "tiny": 1e-12, "neg": -2.5, "inf": math.inf, "ninf": -math.inf}
+    for case, value in cases.items():
+        gauge.set(value, case=case)
+    gauge.set(math.nan, case="nan")
+    text = registry.render()
+    assert 'v{case="int"} 3\n' in text
+    family = parse_exposition(text)["v"]
+    for case, value in cases.items():
+        assert family.get("v", case=case) == value
+    assert math.isnan(family.get("v", case="nan"))
+
+
+def test_many_series_render_in_a_stable_order():
+    registry = Registry()
+    counter = registry.counter("http_requests_total", "Requests.", ("route", "method", "status"))
+    for n in range(50):
+        counter.inc(route=f"/r/{n % 7}", method="GET" if n % 2 else "POST", status=str(200 + n % 3))
+    first = registry.render()
+    assert first == registry.render()
+    family = parse_exposition(first)["http_requests_total"]
+    assert sum(family.samples.values()) == 50
