@@ -1,0 +1,380 @@
+"""Cron expressions: parsing and next-fire computation (standard library only).
+
+Syntax
+------
+Five fields ``minute hour day-of-month month day-of-week``, or six with a leading ``second``
+field for sub-minute schedules (with five fields the second is always 0). Each field is ``*``
+or a comma list of items; an item is a value ``a``, a range ``a-b``, or either of those or ``*``
+with a step: ``*/5``, ``1-10/2``, ``5/15`` (= ``5-<max>/15``). Months take ``JAN``-``DEC`` and
+days of the week ``SUN``-``SAT`` (any case); day-of-week is 0-7 with both 0 and 7 meaning
+Sunday (``FRI-SUN`` works too). ``L``, ``W``, ``#`` and ``?`` are not supported. Macros:
+``@yearly``/``@annually``, ``@monthly``, ``@weekly``, ``@daily``/``@midnight``, ``@hourly``.
+
+Day-of-month and day-of-week combine as in Vixie cron: when both fields are restricted (neither
+starts with ``*``) a day matches if EITHER matches, so ``0 0 13 * FRI`` fires on every 13th and
+on every Friday; otherwise both must match, so ``0 0 */10 * MON`` fires only on the 1st, 11th,
+21st and 31st that are Mondays.
+
+Every problem raises :class:`CronError` whose message starts with the field at fault, e.g.
+``hour: 25 is out of range 0-23``. A day-of-month that no selected month has
+(``0 0 30 2 *``) is rejected at parse time, so :meth:`CronSchedule.next_after` always finds
+a time.
+
+Time zones and daylight saving time
+-----------------------------------
+A schedule is read in the local wall-clock time of its zone (``zoneinfo``). Around DST changes
+we follow Vixie/ISC cron and cronie, which split schedules in two kinds:
+
+* *clock-following* schedules have a ``*``-led second (six-field form), minute or hour field
+  (``*/5 * * * *``, ``15 * * * *``, ``@hourly``). They fire whenever the wall clock shows a
+  matching time: wall times skipped by a spring-forward gap never fire, and wall times that
+  occur twice on a fall-back fire twice (once per occurrence).
+* *fixed-time* schedules (everything else, e.g. ``30 2 * * *``, ``@daily``) fire once per
+  matching local day-time: a wall time inside a spring-forward gap fires at the first instant
+  after the gap (02:30 on a 02:00->03:00 day fires at 03:00 new time), and a wall time that
+  occurs twice fires only at its first occurrence.
+
+So an every-5-minutes job keeps a steady beat across both changes and a nightly 02:30 job runs
+exactly once every night. Schedules in ``UTC`` have no such corner cases.
+"""
+
+from __future__ import annotations
+
+import bisect
+import calendar
+import re
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+__all__ = ["CronError", "CronSchedule"]
+
+
+class CronError(ValueError):
+    """An invalid cron expression or time zone; the message names the field at fault."""
+
+
+_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+_MONTH_NAMES = {name.upper(): i for i, name in enumerate(calendar.month_abbr) if name}
+_DOW_NAMES = {"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6}
+# Longest month lengths, Feb counted as 29: used to reject days that never occur.
+_MAX_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_NUMBER = re.compile(r"[0-9]+")
+_ONE_SECOND = timedelta(seconds=1)
+# Every valid date recurs on every weekday within one 400-year Gregorian cycle, so a search
+# that looks this far ahead and finds nothing can only have run past year 9999.
+_SEARCH_YEARS = 401
+_NO_FIRE_TIME = "expression: no fire time before the year 10000"
+
+
+class _Field:
+    """How to read one field: its name in messages, value range and optional names."""
+
+    def __init__(self, name: str, low: int, high: int, names: Optional[dict] = None) -> None:
+        self.name = name
+        self.low = low
+        self.high = high
+        self.names = names or {}
+
+
+_SECOND = _Field("second", 0, 59)
+_MINUTE = _Field("minute", 0, 59)
+_HOUR = _Field("hour", 0, 23)
+_DOM = _Field("day-of-month", 1, 31)
+_MONTH = _Field("month", 1, 12, _MONTH_NAMES)
+_DOW = _Field("day-of-week", 0, 7, _DOW_NAMES)
+
+
+def _value(field: _Field, text: str, *, range_end: bool = False) -> int:
+    """One number or name of ``field``, range-checked."""
+    if _NUMBER.fullmatch(text):
+        number = int(text)
+    elif field.names:
+        try:
+            number = field.names[text.upper()]
+        except KeyError:
+            raise CronError(f"{field.name}: unknown name {text!r}") from None
+        # "FRI-SUN" should mean Friday to Sunday, so SUN ending a range is 7, not 0.
+        if range_end and field is _DOW and number == 0:
+            number = 7
+    else:
+        raise CronError(f"{field.name}: {text!r} is not a number")
+    if not field.low <= number <= field.high:
+        raise CronError(f"{field.name}: {number} is out of range {field.low}-{field.high}")
+    return number
+
+
+def _parse_item(field: _Field, item: str) -> range:
+    """One list item (``*``, ``a``, ``a-b``, each optionally ``/step``) as a range."""
+    if not item:
+        raise CronError(f"{field.name}: empty list item")
+    base, slash, step_text = item.partition("/")
+    step = 1
+    if slash:
+        if not _NUMBER.fullmatch(step_text):
+            raise CronError(f"{field.name}: bad step {step_text!r} in {item!r}")
+        step = int(step_text)
+        if step < 1:
+            raise CronError(f"{field.name}: step in {item!r} must be at least 1")
+    # An open-ended "a/n" runs to the field's end; for day-of-week that is Saturday (6), so
+    # "1/2" means MON,WED,FRI rather than also picking Sunday up as 7.
+    top = 6 if field is _DOW else field.high
+    if base == "*":
+        return range(field.low, top + 1, step)
+    if "-" in base:
+        start_text, _, end_text = base.partition("-")
+        if not start_text or not end_text:
+            raise CronError(f"{field.name}: bad range {base!r}")
+        start = _value(field, start_text)
+        end = _value(field, end_text, range_end=True)
+        if start > end:
+            raise CronError(f"{field.name}: range {base!r} is backwards")
+        return range(start, end + 1, step)
+    start = _value(field, base)
+    return range(start, (top if slash else start) + 1, step)
+
+
+def _parse_field(field: _Field, text: str) -> tuple:
+    """A whole field as a sorted tuple of the values it selects."""
+    values: set[int] = set()
+    for item in text.split(","):
+        values.update(_parse_item(field, item))
+    if field is _DOW and 7 in values:
+        values.discard(7)
+        values.add(0)
+    return tuple(sorted(values))
+
+
+def _load_zone(name: str) -> tzinfo:
+    """The zoneinfo zone called ``name``; CronError naming the timezone otherwise."""
+    if isinstance(name, str) and name:
+        try:
+            return ZoneInfo(name)
+        except (KeyError, ValueError, OSError):
+            # Without system tz data "UTC" should still work.
+            if name == "UTC":
+                return timezone.utc
+    raise CronError(f"timezone: unknown time zone {name!r}")
+
+
+def _next_in(values: tuple, start: int) -> Optional[int]:
+    """The smallest of the sorted ``values`` that is >= start, or None."""
+    i = bisect.bisect_left(values, start)
+    return values[i] if i < len(values) else None
+
+
+class CronSchedule:
+    """A parsed cron expression bound to a time zone. Build it with :meth:`parse`."""
+
+    expression: str
+    timezone: str
+    has_seconds: bool
+
+    def __init__(self, expression: str, timezone_name: str, zone: tzinfo,
+                 fields: list[str]) -> None:
+        self.expression = expression
+        self.timezone = timezone_name
+        self.has_seconds = len(fields) == 6
+        if not self.has_seconds:
+            fields = ["0", *fields]
+        self._zone = zone
+        specs = (_SECOND, _MINUTE, _HOUR, _DOM, _MONTH, _DOW)
+        (self._seconds, self._minutes, self._hours, self._doms, self._months,
+         self._dows) = (_parse_field(spec, text) for spec, text in zip(specs, fields))
+        # Vixie cron's DOM_STAR/DOW_STAR: a '*'-led day field does not widen the other.
+        self._dom_star = fields[3].startswith("*")
+        self._dow_star = fields[5].startswith("*")
+        # Vixie's "wildcard job" test (MIN_STAR|HR_STAR), extended to the seconds field.
+        self._follows_clock = any(f.startswith("*") for f in fields[:3])
+        if self._dom_star or self._dow_star:
+            if not any(day <= _MAX_DAYS[month - 1]
+                       for month in self._months for day in self._doms):
+                raise CronError(
+                    f"day-of-month: {fields[3]} never occurs in month {fields[4]}")
+
+    @classmethod
+    def parse(cls, expression: str, timezone: str = "UTC") -> "CronSchedule":
+        """Parse ``expression`` for the zone ``timezone``; raises CronError naming the field."""
+        if not isinstance(expression, str):
+            raise CronError("expression: must be a string")
+        text = expression.strip()
+        if text.startswith("@"):
+            try:
+                text = _MACROS[text.lower()]
+            except KeyError:
+                raise CronError(f"expression: unknown macro {text!r}") from None
+        fields = text.split()
+        if len(fields) not in (5, 6):
+            raise CronError(f"expression: expected 5 or 6 fields, got {len(fields)}")
+        zone = _load_zone(timezone)
+        return cls(expression, timezone, zone, fields)
+
+    def __repr__(self) -> str:
+        return f"CronSchedule({self.expression!r}, timezone={self.timezone!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CronSchedule):
+            return NotImplemented
+        return (self.expression, self.timezone) == (other.expression, other.timezone)
+
+    def __hash__(self) -> int:
+        return hash((self.expression, self.timezone))
+
+    # -- next fire time --------------------------------------------------------------------
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first fire time strictly after the aware datetime ``moment``, in UTC."""
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError("next_after needs an aware datetime")
+        try:
+            return self._next_after(moment)
+        except CronError:
+            raise
+        except (OverflowError, ValueError):
+            # datetime refuses years past 9999: the search ran off the calendar.
+            raise CronError(_NO_FIRE_TIME) from None
+
+    def _next_after(self, moment: datetime) -> datetime:
+        # Fire times are whole seconds, so "after moment" equals "after moment's offset1".
+        after = moment.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None)
+        local = after.replace(tzinfo=timezone.utc).astimezone(self._zone)
+        wall = local.replace(tzinfo=None)
+        offset0, offset1 = self._offsets(wall)
+        early: Optional[datetime] = None
+        if self._follows_clock and offset0 != offset1 and local.fold == 0:
+            # `after` falls in the first pass through a repeated hour. Wall
+            # times of that hour up to `wall` come round again after the change, earlier
+            # than anything the scan below finds past the hour.
+            change = self._change_between(after, wall - offset1)
+            candidate = self._next_wall(change + offset1)
+            if candidate is not None and candidate <= wall:
+                early = candidate - offset1
+        found = self._scan(wall + _ONE_SECOND, after)
+        if early is not None and early < found:
+            found = early
+        return found.replace(tzinfo=timezone.utc)
+
+    def _scan(self, start: datetime, after: datetime) -> datetime:
+        """The first fire instant (naive UTC) after ``after``, from wall times >= start.
+
+        Matching wall times come in wall order; each maps to its fire instant(s) by the DST
+        rules in the module docstring. Taken in that order the first instant past `after`
+        is also the earliest one (only second occurrences break the order, and those are
+        handled by the caller's look-back and the check order inside one wall time).
+        """
+        wall = self._next_wall(start)
+        while wall is not None:
+            offset0, offset1 = self._offsets(wall)
+            if offset0 == offset1:
+                instant = wall - offset0
+                if instant > after:
+                    return instant
+            elif offset0 > offset1:  # repeated (fall-back) wall time
+                if wall - offset0 > after:
+                    return wall - offset0
+                if self._follows_clock and wall - offset1 > after:
+                    return wall - offset1
+            elif not self._follows_clock:  # skipped (spring-forward) wall time
+                # offset0 is the offset before the gap: the change lies between the
+                # two readings of this wall time.
+                instant = self._change_between(wall - offset1, wall - offset0)
+                if instant > after:
+                    return instant
+            wall = self._next_wall(wall + _ONE_SECOND)
+        raise CronError(_NO_FIRE_TIME)
+
+    def _offsets(self, wall: datetime) -> tuple[timedelta, timedelta]:
+        """UTC offsets of a naive wall time at fold 0 and fold 1 (PEP 495).
+
+        Equal: an ordinary time. fold 0 larger: it occurs twice (fall back), first at fold 0.
+        fold 0 smaller: it falls in a spring-forward gap and never occurs.
+        """
+        zone = self._zone
+        return (wall.replace(tzinfo=zone).utcoffset(),
+                wall.replace(tzinfo=zone, fold=1).utcoffset())
+
+    def _change_between(self, low: datetime, high: datetime) -> datetime:
+        """The first whole second (naive UTC) in (low, high] whose offset differs from low's.
+
+        Binary search: zoneinfo does not expose its transition table.
+        """
+        def offset(instant: datetime) -> timedelta:
+            return instant.replace(tzinfo=timezone.utc).astimezone(self._zone).utcoffset()
+
+        before = offset(low)
+        lo, hi = 0, int((high - low).total_seconds())
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if offset(low + timedelta(seconds=mid)) == before:
+                lo = mid
+            else:
+                hi = mid
+        return low + timedelta(seconds=hi)
+
+    def _day_matches(self, weekday: int, day: int) -> bool:
+        """Vixie's rule: OR when both day fields are restricted, AND otherwise."""
+        dom_ok = day in self._doms
+        dow_ok = weekday in self._dows
+        if self._dom_star or self._dow_star:
+            return dom_ok and dow_ok
+        return dom_ok or dow_ok
+
+    def _next_wall(self, start: datetime) -> Optional[datetime]:
+        """The first matching naive wall time >= start (whole seconds), jumping field by field.
+
+        When a field has no match left, move to the start of the next larger unit and retry;
+        naive datetime arithmetic is plain wall-clock arithmetic. None only if nothing
+        matches within the search window (cannot happen for a parsed schedule).
+        """
+        t = start
+        last_year = t.year + _SEARCH_YEARS
+        while t.year <= last_year:
+            month = _next_in(self._months, t.month)
+            if month is None:
+                t = datetime(t.year + 1, 1, 1)
+                continue
+            if month != t.month:
+                t = datetime(t.year, month, 1)
+            day = self._next_day(t.year, t.month, t.day)
+            if day is None:
+                t = (datetime(t.year, t.month, 1) + timedelta(days=31)).replace(day=1)
+                continue
+            if day != t.day:
+                t = datetime(t.year, t.month, day)
+            hour = _next_in(self._hours, t.hour)
+            if hour is None:
+                t = datetime(t.year, t.month, t.day) + timedelta(days=1)
+                continue
+            if hour != t.hour:
+                t = t.replace(hour=hour, minute=0, second=0)
+            minute = _next_in(self._minutes, t.minute)
+            if minute is None:
+                t = t.replace(minute=0, second=0) + timedelta(hours=1)
+                continue
+            if minute != t.minute:
+                t = t.replace(minute=minute, second=0)
+            second = _next_in(self._seconds, t.second)
+            if second is None:
+                t = t.replace(second=0) + timedelta(minutes=1)
+                continue
+            return t.replace(second=second)
+        return None
+
+    def _next_day(self, year: int, month: int, day: int) -> Optional[int]:
+        """The first day >= day of the month that matches the day fields, or None."""
+        # Cron counts Sunday as 0; Python's weekday() counts Monday as 0.
+        weekday = (calendar.weekday(year, month, day) + 1) % 7
+        for candidate in range(day, calendar.monthrange(year, month)[1] + 1):
+            if self._day_matches(weekday, candidate):
+                return candidate
+            weekday = (weekday + 1) % 7
+        return None
