@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import weakref
 from typing import AsyncIterator
@@ -9,7 +11,7 @@ from typing import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from . import handlers, history, websocket
+from . import handlers, history, hooks, websocket
 from .catalog import WorkflowCatalog
 from .config import Config
 from .engine import Engine
@@ -17,8 +19,9 @@ from .events import EventBus, utc_timestamp
 from .middleware import cors_middleware, error_middleware
 from .nodes import builtin_registry
 from .runs import ExecutionService
-from .state import BUS, CATALOG, CONFIG, ENGINE, HTTP_CLIENT, REGISTRY, RUNS, SOCKETS, STORE
+from .state import BUS, CATALOG, CONFIG, ENGINE, HTTP_CLIENT, REGISTRY, RUNS, SOCKETS, STORE, TRIGGERS
 from .store import Store
+from .triggers import TriggerService
 
 __all__ = ["make_app"]
 
@@ -54,10 +57,14 @@ def make_app(config: Config | None = None) -> web.Application:
             web.post("/api/executions/{id}/cancel", history.cancel_execution),
             web.post("/api/executions/{id}/retry", history.retry_execution),
             web.get("/api/nodes", handlers.list_nodes),
+            web.get("/api/triggers", hooks.list_triggers),
+            web.post("/api/hooks/{path:.+}", hooks.receive_webhook),
+            web.get("/api/hooks/{path:.+}", hooks.receive_webhook),
             web.get("/api/events", websocket.events_handler),
         ]
     )
     app.cleanup_ctx.append(_store_and_engine)
+    app.cleanup_ctx.append(_triggers)
     app.on_shutdown.append(websocket.close_all)
     return app
 
@@ -84,3 +91,20 @@ async def _store_and_engine(app: web.Application) -> AsyncIterator[None]:
         await app[RUNS].shutdown()
         await http_client.close()
         await store.close()
+
+
+async def _triggers(app: web.Application) -> AsyncIterator[None]:
+    """Index every workflow's triggers, follow catalog changes, and run the cron scheduler."""
+    catalog = app[CATALOG]
+    triggers = app[TRIGGERS] = TriggerService(app[RUNS], app[BUS])
+    for workflow in catalog.all():
+        triggers.update(workflow.id, workflow)
+    catalog.listeners.append(triggers.update)
+    catalog.conflict_checks.append(triggers.conflict)
+    scheduler = asyncio.get_running_loop().create_task(triggers.run_scheduler())
+    try:
+        yield
+    finally:
+        scheduler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await scheduler

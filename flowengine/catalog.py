@@ -13,7 +13,7 @@ from .model import Workflow, parse_workflow
 from .nodes.registry import NodeRegistry
 from .store import Store
 
-__all__ = ["WorkflowCatalog", "WorkflowExists", "WorkflowNotFound"]
+__all__ = ["WorkflowCatalog", "WorkflowConflict", "WorkflowExists", "WorkflowNotFound"]
 
 log = logging.getLogger("flowengine.catalog")
 
@@ -26,6 +26,10 @@ class WorkflowNotFound(Exception):
     pass
 
 
+class WorkflowConflict(Exception):
+    """The workflow clashes with another one (a webhook path both claim, say)."""
+
+
 class WorkflowCatalog:
     """Workflows by id. Every change is committed to SQLite before it becomes visible."""
 
@@ -35,6 +39,7 @@ class WorkflowCatalog:
         self.max_nodes = max_nodes
         self._workflows: dict[str, Workflow] = {}
         self.listeners: list[Any] = []  # callables(workflow_id, Workflow | None) on every change
+        self.conflict_checks: list[Any] = []  # callables(Workflow) -> reason | None, before a write
         self._writing = asyncio.Lock()  # versions must not interleave between concurrent PUTs
 
     async def load(self) -> None:
@@ -76,6 +81,7 @@ class WorkflowCatalog:
     async def _create(self, workflow: Workflow) -> Workflow:
         if workflow.id in self._workflows:
             raise WorkflowExists(workflow.id)
+        self._check_conflicts(workflow)
         now = utc_timestamp()
         workflow.version, workflow.created_at, workflow.updated_at = 1, now, now
         await self.store.insert_workflow(workflow.id, 1, _stored(workflow), now)
@@ -87,6 +93,7 @@ class WorkflowCatalog:
         previous = self._workflows.get(workflow.id)
         if previous is None:
             raise WorkflowNotFound(workflow.id)
+        self._check_conflicts(workflow)
         now = utc_timestamp()
         workflow.version = previous.version + 1
         workflow.created_at, workflow.updated_at = previous.created_at, now
@@ -101,6 +108,12 @@ class WorkflowCatalog:
         await self.store.delete_workflow(workflow_id)
         self._workflows.pop(workflow_id, None)
         self._changed(workflow_id, None)
+
+    def _check_conflicts(self, workflow: Workflow) -> None:
+        for check in self.conflict_checks:
+            reason = check(workflow)
+            if reason is not None:
+                raise WorkflowConflict(reason)
 
     def _changed(self, workflow_id: str, workflow: Workflow | None) -> None:
         for listener in self.listeners:

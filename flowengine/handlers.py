@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from aiohttp import web
 
 from . import __version__
-from .catalog import WorkflowExists, WorkflowNotFound
-from .engine import ExecutionResult, decode_inputs
+from .catalog import WorkflowConflict, WorkflowExists, WorkflowNotFound
+from .engine import Execution, ExecutionResult, decode_inputs
 from .errors import ValidationError
 from .http_json import ClientError, json_response, read_json
 from .model import Workflow
-from .state import CATALOG, REGISTRY, RUNS
+from .state import CATALOG, REGISTRY, RUNS, STORE
 
 __all__ = [
     "health",
@@ -21,6 +24,7 @@ __all__ = [
     "delete_workflow",
     "execute_workflow",
     "list_nodes",
+    "answer_execution",
     "execution_response",
     "wait_parameter",
 ]
@@ -57,6 +61,8 @@ async def create_workflow(request: web.Request) -> web.Response:
         raise ClientError(
             409, f"Workflow {workflow.id} already exists: PUT /api/workflows/{workflow.id} replaces it"
         ) from None
+    except WorkflowConflict as exc:
+        raise ClientError(409, str(exc)) from None
     return json_response(
         {"id": workflow.id, "message": "Workflow created successfully"},
         status=201,
@@ -65,7 +71,19 @@ async def create_workflow(request: web.Request) -> web.Response:
 
 
 async def get_workflow(request: web.Request) -> web.Response:
-    return json_response(_workflow_or_404(request).to_json())
+    """The current document, or with ``?version=N`` the one kept for that version."""
+    text = request.query.get("version")
+    if text is None:
+        return json_response(_workflow_or_404(request).to_json())
+    workflow_id = request.match_info["id"]
+    if not text.isdigit() or int(text) < 1:
+        raise ClientError(400, f"version: expected a whole number of at least 1, got {text!r}")
+    kept = await request.app[STORE].workflow_version(workflow_id, int(text))
+    if kept is None:
+        raise ClientError(404, f"Workflow {workflow_id} has no version {text}")
+    document = json.loads(kept["document"])
+    document.update(version=int(text), created_at=kept["created_at"])
+    return json_response(document)
 
 
 async def replace_workflow(request: web.Request) -> web.Response:
@@ -82,6 +100,8 @@ async def replace_workflow(request: web.Request) -> web.Response:
         await catalog.replace(workflow)
     except WorkflowNotFound:
         raise ClientError(404, f"Workflow {workflow_id} not found") from None
+    except WorkflowConflict as exc:
+        raise ClientError(409, str(exc)) from None
     return json_response({"id": workflow.id, "version": workflow.version, "message": "Workflow updated successfully"})
 
 
@@ -121,11 +141,20 @@ async def execute_workflow(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise ClientError(400, str(exc)) from None
     runs = request.app[RUNS]
-    execution = runs.start(workflow, inputs)
-    if not wait:
-        runs.run_in_background(execution)
-        location = f"/api/executions/{execution.id}"
-        return json_response(
-            {"execution_id": execution.id, "status": "running"}, status=202, headers={"Location": location}
-        )
-    return execution_response(await runs.run(execution))
+    return await answer_execution(request, runs.start(workflow, inputs), wait)
+
+
+async def answer_execution(
+    request: web.Request, execution: Execution, wait: bool, extra: dict[str, Any] | None = None
+) -> web.Response:
+    """Run a started execution: wait for its result, or answer 202 at once and run it in the
+    background (``?wait=false``). ``extra`` fields are added to the 202 body."""
+    runs = request.app[RUNS]
+    if wait:
+        return execution_response(await runs.run(execution))
+    runs.run_in_background(execution)
+    return json_response(
+        {"execution_id": execution.id, "status": "running", **(extra or {})},
+        status=202,
+        headers={"Location": f"/api/executions/{execution.id}"},
+    )

@@ -81,10 +81,11 @@ class ExecutionService:
             self.store.prune_executions(self.max_executions)
         return result
 
-    def run_in_background(self, execution: Execution) -> None:
+    def run_in_background(self, execution: Execution) -> asyncio.Task[ExecutionResult]:
         task = asyncio.get_running_loop().create_task(self.run(execution))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     async def shutdown(self) -> None:
         """Stop what still runs (recorded as ``interrupted``) and wait for it to be recorded."""

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .nodes.registry import NodeRegistry
     from .runs import ExecutionService
     from .store import Store
+    from .triggers import TriggerService
 
 CONFIG = web.AppKey("config", "Config")
 REGISTRY = web.AppKey("registry", "NodeRegistry")
@@ -26,3 +27,4 @@ ENGINE = web.AppKey("engine", "Engine")
 RUNS = web.AppKey("runs", "ExecutionService")
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet)
+TRIGGERS = web.AppKey("triggers", "TriggerService")

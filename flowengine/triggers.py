@@ -1,0 +1,270 @@
+"""Triggers that start workflows without anyone calling execute: webhooks, cron schedules and
+events from other executions (issue 7).
+
+The TriggerService keeps an index of every registered trigger, rebuilt for a workflow whenever
+it is created, replaced or deleted, so webhooks, the scheduler and event triggers follow
+changes at once. The scheduler is one task that sleeps until the next fire time (or until the
+index changes); it never backfills ticks missed while the server was down and never starts a
+trigger's run while its previous run is still going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from .cron import CronError, CronSchedule
+from .errors import ValidationError
+from .events import EventBus, utc_timestamp
+from .model import TRIGGER_CHECKS, Trigger, Workflow
+from .runs import ExecutionService
+from .values import Value, to_value
+
+__all__ = ["TriggerService", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER", "webhook_path"]
+
+log = logging.getLogger("flowengine.triggers")
+
+MAX_EVENT_DEPTH = 8
+SIGNATURE_HEADER = "X-Flowengine-Signature"
+_PATH = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
+# Request headers that carry credentials stay out of execution inputs (and so out of history).
+_PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", SIGNATURE_HEADER.lower()})
+
+
+def webhook_path(trigger_type: dict[str, Any]) -> str:
+    return str(trigger_type["path"]).strip("/")
+
+
+def _check_webhook(trigger_type: dict[str, Any], path: str) -> None:
+    if not _PATH.fullmatch(webhook_path(trigger_type)):
+        raise ValidationError(f"{path}.path: use letters, digits and . _ ~ - separated by /, got {trigger_type['path']!r}")
+    secret = trigger_type.get("secret")
+    if secret is not None and (not isinstance(secret, str) or not secret):
+        raise ValidationError(f"{path}.secret: expected a non-empty string")
+
+
+def _check_cron(trigger_type: dict[str, Any], path: str) -> None:
+    zone = trigger_type.get("timezone")
+    if zone is not None and not isinstance(zone, str):
+        raise ValidationError(f"{path}.timezone: expected a time zone name such as Europe/Paris")
+    try:
+        CronSchedule.parse(trigger_type["expression"], zone or "UTC")
+    except CronError as exc:
+        raise ValidationError(f"{path}.expression: {exc}") from None
+
+
+def _check_event(trigger_type: dict[str, Any], path: str) -> None:
+    from .events import EVENT_TYPES
+
+    if trigger_type["event_type"] not in EVENT_TYPES:
+        raise ValidationError(
+            f"{path}.event_type: unknown event type {trigger_type['event_type']!r} (known: {', '.join(EVENT_TYPES)})"
+        )
+    source = trigger_type.get("workflow_id")
+    if source is not None and not isinstance(source, str):
+        raise ValidationError(f"{path}.workflow_id: expected a string")
+
+
+TRIGGER_CHECKS.update({"Webhook": _check_webhook, "Cron": _check_cron, "Event": _check_event})
+
+
+@dataclass
+class _CronJob:
+    workflow_id: str
+    trigger: Trigger
+    schedule: CronSchedule
+    next_fire: datetime
+    running: asyncio.Task[Any] | None = None
+
+
+class TriggerService:
+    def __init__(self, runs: ExecutionService, bus: EventBus) -> None:
+        self.runs = runs
+        self.bus = bus
+        self.workflows: dict[str, Workflow] = {}
+        self.webhooks: dict[str, tuple[str, Trigger]] = {}
+        self.cron_jobs: dict[tuple[str, str], _CronJob] = {}
+        self.event_triggers: dict[str, list[tuple[str, Trigger]]] = {}
+        self._observed: set[str] = set()
+        self._event_depth: dict[str, int] = {}  # execution id -> event-chain depth, while running
+        self._changed = asyncio.Event()
+
+    # -- the index -----------------------------------------------------------------------
+
+    def conflict(self, workflow: Workflow) -> str | None:
+        """Why this workflow's webhook paths clash with another's, or None."""
+        seen: set[str] = set()
+        for trigger in workflow.triggers:
+            if trigger.type != "Webhook":
+                continue
+            path = webhook_path(trigger.trigger_type)
+            owner = self.webhooks.get(path)
+            if path in seen or (owner is not None and owner[0] != workflow.id):
+                holder = workflow.id if path in seen else owner[0]  # type: ignore[index]
+                return f"webhook path {path!r} is already used by workflow {holder}"
+            seen.add(path)
+        return None
+
+    def update(self, workflow_id: str, workflow: Workflow | None) -> None:
+        """Re-index one workflow's triggers (``None``: it was deleted)."""
+        self.workflows.pop(workflow_id, None)
+        self.webhooks = {path: entry for path, entry in self.webhooks.items() if entry[0] != workflow_id}
+        for key in [key for key in self.cron_jobs if key[0] == workflow_id]:
+            del self.cron_jobs[key]
+        for event_type, entries in self.event_triggers.items():
+            entries[:] = [entry for entry in entries if entry[0] != workflow_id]
+        if workflow is not None:
+            self.workflows[workflow_id] = workflow
+            now = datetime.now(timezone.utc)
+            for trigger in workflow.triggers:
+                kind, spec = trigger.type, trigger.trigger_type
+                if kind == "Webhook":
+                    self.webhooks[webhook_path(spec)] = (workflow_id, trigger)
+                elif kind == "Cron" and trigger.enabled:
+                    schedule = CronSchedule.parse(spec["expression"], spec.get("timezone") or "UTC")
+                    self.cron_jobs[(workflow_id, trigger.id)] = _CronJob(
+                        workflow_id, trigger, schedule, schedule.next_after(now)
+                    )
+                elif kind == "Event" and trigger.enabled:
+                    event_type = spec["event_type"]
+                    self.event_triggers.setdefault(event_type, []).append((workflow_id, trigger))
+                    if event_type not in self._observed:
+                        self._observed.add(event_type)
+                        self.bus.observe(event_type, self._on_event)
+        self._changed.set()
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every trigger of every workflow, for GET /api/triggers."""
+        described = []
+        for workflow in self.workflows.values():
+            for trigger in workflow.triggers:
+                entry: dict[str, Any] = {
+                    "workflow_id": workflow.id,
+                    "workflow_name": workflow.name,
+                    "trigger_id": trigger.id,
+                    "type": trigger.type,
+                    "enabled": trigger.enabled,
+                }
+                spec = {k: v for k, v in trigger.trigger_type.items() if k not in ("type", "secret")}
+                entry.update(spec)
+                if trigger.type == "Webhook":
+                    entry["url"] = f"/api/hooks/{webhook_path(trigger.trigger_type)}"
+                    entry["signed"] = "secret" in trigger.trigger_type
+                if trigger.type == "Cron":
+                    job = self.cron_jobs.get((workflow.id, trigger.id))
+                    entry["next_fire"] = utc_timestamp(job.next_fire) if job else None
+                described.append(entry)
+        return described
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def webhook(self, path: str) -> tuple[Workflow, Trigger] | None:
+        entry = self.webhooks.get(path.strip("/"))
+        if entry is None or not entry[1].enabled:
+            return None
+        return self.workflows[entry[0]], entry[1]
+
+    @staticmethod
+    def signature_ok(trigger: Trigger, body: bytes, header: str | None) -> bool:
+        secret = trigger.trigger_type.get("secret")
+        if secret is None:
+            return True
+        expected = "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+        return header is not None and hmac.compare_digest(expected.encode("utf-8"), header.strip().encode("utf-8"))
+
+    @staticmethod
+    def webhook_inputs(request: web.Request, fields: dict[str, Any]) -> dict[str, Value]:
+        inputs: dict[str, Value] = {name: Value("String", value) for name, value in request.query.items()}
+        inputs.update({name: to_value(value) for name, value in fields.items()})
+        inputs["headers"] = Value(
+            "Object",
+            {
+                name: Value("String", value)
+                for name, value in request.headers.items()
+                if name.lower() not in _PRIVATE_HEADERS
+            },
+        )
+        return inputs
+
+    # -- cron ----------------------------------------------------------------------------
+
+    async def run_scheduler(self) -> None:
+        """Fire cron triggers on time until cancelled."""
+        while True:
+            self._changed.clear()
+            now = datetime.now(timezone.utc)
+            for job in [job for job in self.cron_jobs.values() if job.next_fire <= now]:
+                self._fire(job, now)
+            delay = None
+            if self.cron_jobs:
+                upcoming = min(job.next_fire for job in self.cron_jobs.values())
+                delay = max(0.0, (upcoming - datetime.now(timezone.utc)).total_seconds())
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    def _fire(self, job: _CronJob, now: datetime) -> None:
+        scheduled = job.next_fire
+        # The next tick strictly after now: ticks missed (the loop was busy, or the server was
+        # down) are not run late.
+        job.next_fire = job.schedule.next_after(now)
+        if job.running is not None and not job.running.done():
+            log.warning(
+                "cron trigger %s of workflow %s: skipped the tick of %s, the previous run is still going",
+                job.trigger.id,
+                job.workflow_id,
+                utc_timestamp(scheduled),
+            )
+            return
+        workflow = self.workflows.get(job.workflow_id)
+        if workflow is None:
+            return
+        execution = self.runs.start(
+            workflow,
+            {"scheduled_at": Value("String", utc_timestamp(scheduled))},
+            trigger={"type": "cron", "id": job.trigger.id},
+        )
+        job.running = self.runs.run_in_background(execution)
+
+    # -- events --------------------------------------------------------------------------
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        source_execution = event["execution_id"]
+        depth = self._event_depth.get(source_execution, 0)
+        for workflow_id, trigger in self.event_triggers.get(event["type"], ()):
+            if workflow_id == event["workflow_id"]:
+                continue  # a workflow never triggers on its own events
+            wanted_source = trigger.trigger_type.get("workflow_id")
+            if wanted_source is not None and wanted_source != event["workflow_id"]:
+                continue
+            if depth + 1 > MAX_EVENT_DEPTH:
+                log.warning(
+                    "event trigger %s of workflow %s: not started, the chain of event-triggered executions"
+                    " reached depth %d (execution %s)",
+                    trigger.id,
+                    workflow_id,
+                    MAX_EVENT_DEPTH,
+                    source_execution,
+                )
+                continue
+            workflow = self.workflows.get(workflow_id)
+            if workflow is None:
+                continue
+            inputs = {name: to_value(value) for name, value in event.items()}
+            execution = self.runs.start(
+                workflow,
+                inputs,
+                trigger={"type": "event", "id": trigger.id, "source_execution_id": source_execution, "depth": depth + 1},
+            )
+            self._event_depth[execution.id] = depth + 1
+            task = self.runs.run_in_background(execution)
+            task.add_done_callback(lambda _task, key=execution.id: self._event_depth.pop(key, None))
