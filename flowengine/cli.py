@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from typing import Any, Sequence
 
@@ -77,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         workflow = _load_workflow(args.file, registry)
     except (OSError, ValueError) as exc:
-        print(f"{args.file}: {exc}", file=sys.stderr)
+        # For validate the errors are the answer (stdout); for run they are why it did not run.
+        print(f"{args.file}: {exc}", file=sys.stdout if command == "validate" else sys.stderr)
         return 1
     if command == "validate":
         print("ok")
@@ -87,7 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"inputs: {exc}", file=sys.stderr)
         return 1
-    return asyncio.run(_run(workflow, inputs, registry))
+    try:
+        return asyncio.run(_run(workflow, inputs, registry))
+    except KeyboardInterrupt:
+        # asyncio.run has already cancelled the execution, which cancels its running nodes.
+        print("flowengine: interrupted", file=sys.stderr)
+        return 130
 
 
 def serve_main() -> int:
@@ -167,6 +174,8 @@ def _print_event(event: dict[str, Any]) -> None:
         line = f"start  {node} ({event['node_type']})"
     elif kind == "NodeCompleted":
         line = f"done   {node} in {event['duration_ms']:.1f} ms"
+    elif kind == "NodeFailed" and event.get("cancelled"):
+        line = f"cancel {node} after {event['duration_ms']:.1f} ms"
     elif kind == "NodeFailed":
         line = f"FAILED {node} after {event['duration_ms']:.1f} ms: {event['error']}"
     elif kind == "NodeSkipped":
@@ -179,10 +188,28 @@ def _print_event(event: dict[str, Any]) -> None:
 
 
 async def _run(workflow: Workflow, inputs: dict[str, Any], registry: NodeRegistry) -> int:
+    """Run the workflow, printing a line per node as it goes, then the result as JSON.
+    Exit code 0 only when the status is ``succeeded`` (the events' ``success``), else 1."""
     bus = EventBus()
     for kind in ("NodeStarted", "NodeCompleted", "NodeFailed", "NodeSkipped", "NodeEvent"):
         bus.observe(kind, _print_event)
+    loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as http:
-        result = await Engine(registry, bus, http=http).execute(workflow, inputs)
+        execution = Engine(registry, bus, http=http).start(workflow, inputs)
+
+        def interrupt() -> None:
+            # The first Ctrl-C stops the execution cleanly (running nodes are cancelled and the
+            # result is still printed); removing the handler lets a second one end the process.
+            loop.remove_signal_handler(signal.SIGINT)
+            execution.cancel("interrupted (Ctrl-C)", status="interrupted")
+
+        try:
+            loop.add_signal_handler(signal.SIGINT, interrupt)
+        except (NotImplementedError, RuntimeError):  # Windows: asyncio.run's own handling applies
+            pass
+        result = await execution.run()
     print(json.dumps(result.response(), indent=2))
-    return 0 if result.status in ("succeeded", "completed_with_errors") else 1
+    if result.status == "interrupted":
+        print("flowengine: interrupted", file=sys.stderr)
+        return 130
+    return 0 if result.success else 1

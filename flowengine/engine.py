@@ -15,7 +15,7 @@ import logging
 import os
 import time
 import uuid
-from collections import deque
+from collections import abc, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -133,6 +133,7 @@ class ExecutionResult:
     outputs: dict[str, dict[str, Any]]
     failed_nodes: list[dict[str, str]]
     skipped_nodes: list[str]
+    cancelled_nodes: list[str] = field(default_factory=list)
     error: str | None = None
     nodes: list[dict[str, Any]] = field(default_factory=list)  # per-node records for history
 
@@ -152,6 +153,7 @@ class ExecutionResult:
             "outputs": self.outputs,
             "failed_nodes": self.failed_nodes,
             "skipped_nodes": self.skipped_nodes,
+            "cancelled_nodes": self.cancelled_nodes,
         }
         if self.error is not None:
             body = {"error": self.error, **body}
@@ -159,6 +161,9 @@ class ExecutionResult:
 
 
 SleepFn = Callable[[float], Awaitable[None]]
+
+# Node starts between two turns of the event loop while plain-function bodies run inline.
+_INLINE_BUDGET = 500
 
 
 class Engine:
@@ -234,32 +239,36 @@ class Execution:
         self.cached_outputs = cached_outputs
         self.attempt: _Attempt | None = None
         self.attempts = 0
-        self.stop_reason: str | None = None  # "cancelled" or "timeout" once stopped from outside
+        self.stop_reason: str | None = None  # "cancelled", "interrupted" or "timeout" once stopped
+        self.stop_message: str | None = None  # why, for an attempt that starts after the stop
         self.result: ExecutionResult | None = None
         self.finished = asyncio.get_running_loop().create_future()
+        self.started = 0.0  # perf_counter at the start of run(): node start times count from it
 
     def cancel(self, reason: str = "execution cancelled", *, status: str = "cancelled") -> bool:
         """Stop the execution: running nodes are cancelled and no new ones start. ``status``
         is ``cancelled``, or ``interrupted`` when the server is shutting down."""
         if self.result is not None or self.stop_reason is not None:
             return False
-        self.stop_reason = status
-        if self.attempt is not None:
-            self.attempt.abort(reason)
+        self._stop(status, reason)
         return True
 
     def _time_out(self) -> None:
-        if self.result is None and self.stop_reason is None:
-            self.stop_reason = "timeout"
-            limit = self.plan.workflow.settings.max_execution_time_ms
-            if self.attempt is not None:
-                self.attempt.abort(f"Workflow execution timed out: exceeded max_execution_time_ms ({limit} ms)")
+        limit = self.plan.workflow.settings.max_execution_time_ms
+        self._stop("timeout", f"Workflow execution timed out: exceeded max_execution_time_ms ({limit} ms)")
+
+    def _stop(self, reason: str, message: str) -> None:
+        if self.result is not None or self.stop_reason is not None:
+            return
+        self.stop_reason, self.stop_message = reason, message
+        if self.attempt is not None:
+            self.attempt.abort(message)
 
     async def run(self) -> ExecutionResult:
         engine, plan, events = self.engine, self.plan, self.events
         settings = plan.workflow.settings
         started_wall = datetime.now(timezone.utc)
-        started = time.perf_counter()
+        self.started = time.perf_counter()
         engine.running[self.id] = self
         started_fields: dict[str, Any] = {}
         if self.trigger is not None:
@@ -269,50 +278,59 @@ class Execution:
         if settings.max_execution_time_ms is not None:
             timer = asyncio.get_running_loop().call_later(settings.max_execution_time_ms / 1000, self._time_out)
         max_attempts = settings.retry_workflow_attempts if settings.on_error == "RetryWorkflow" else 1
+        attempt = self.attempt = _Attempt(self)
         try:
             while True:
                 self.attempts += 1
-                attempt = self.attempt = _Attempt(self)
                 await attempt.run()
                 if attempt.failure is None or self.stop_reason is not None or self.attempts >= max_attempts:
                     break
-                if events.wanted:
-                    events.emit(
-                        "NodeEvent",
-                        {
-                            "node_id": None,
-                            "event": {
-                                "event_type": "Warning",
-                                "message": f"attempt {self.attempts} of {max_attempts} failed: {attempt.failure};"
-                                " running the workflow again (RetryWorkflow)",
-                            },
+                # Numbered even when nobody listens, so seq agrees with every other event's.
+                events.emit(
+                    "NodeEvent",
+                    {
+                        "node_id": None,
+                        "event": {
+                            "event_type": "Warning",
+                            "message": f"attempt {self.attempts} of {max_attempts} failed: {attempt.failure};"
+                            " running the workflow again (RetryWorkflow)",
+                            "attempt": self.attempts,
+                            "max_attempts": max_attempts,
                         },
-                    )
+                    },
+                )
+                attempt = self.attempt = _Attempt(self)
+        except asyncio.CancelledError:
+            # Whoever awaited us was cancelled: stop the nodes too rather than leave them orphaned.
+            self.cancel("the execution's caller was cancelled")
+            raise
         finally:
             if timer is not None:
                 timer.cancel()
             engine.running.pop(self.id, None)
-        result = self.result = self._result(attempt, started_wall, time.perf_counter() - started)
-        events.emit(
-            "WorkflowCompleted",
-            {"success": result.success, "status": result.status, "duration_ms": result.duration_ms},
-        )
-        self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
-        self.finished.set_result(result)
+            attempt.close()
+            result = self.result = self._result(attempt, started_wall, time.perf_counter() - self.started)
+            events.emit(
+                "WorkflowCompleted",
+                {"success": result.success, "status": result.status, "duration_ms": result.duration_ms},
+            )
+            self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
+            self.finished.set_result(result)
         return result
 
     def _result(self, attempt: "_Attempt", started_wall: datetime, elapsed: float) -> ExecutionResult:
         plan = self.plan
         nodes = plan.nodes
-        if self.stop_reason in ("cancelled", "interrupted"):
-            status = self.stop_reason
-        elif attempt.failure is not None:
-            status = "failed"
-        elif attempt.errors:
+        statuses = attempt.status
+        failed = [index for index, state in enumerate(statuses) if state == FAILED]
+        # A stop that came after the last node finished changes nothing: only a stop that cut
+        # the attempt short (attempt.failure) makes it cancelled/interrupted/failed.
+        if attempt.failure is not None:
+            status = self.stop_reason if self.stop_reason in ("cancelled", "interrupted") else "failed"
+        elif failed:
             status = "completed_with_errors"
         else:
             status = "succeeded"
-        statuses = attempt.status
         outputs = {}
         for index in plan.sinks:
             produced = attempt.outputs[index]
@@ -330,7 +348,7 @@ class Execution:
                     "attempts": attempt.node_attempts[index],
                     "started_at": None
                     if started_at is None
-                    else utc_timestamp(started_wall + timedelta(seconds=started_at - attempt.execution_started)),
+                    else utc_timestamp(started_wall + timedelta(seconds=started_at - self.started)),
                     "duration_ms": attempt.durations[index],
                     "outputs": None if produced is None else {p: v.to_json() for p, v in produced.items()},
                     "error": attempt.errors.get(index),
@@ -350,10 +368,9 @@ class Execution:
             total_nodes=len(nodes),
             attempts=self.attempts,
             outputs=outputs,
-            failed_nodes=[
-                {"node_id": nodes[index].id, "error": error} for index, error in sorted(attempt.errors.items())
-            ],
+            failed_nodes=[{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed],
             skipped_nodes=[nodes[index].id for index, state in enumerate(statuses) if state == SKIPPED],
+            cancelled_nodes=[nodes[index].id for index, state in enumerate(statuses) if state == CANCELLED],
             error=attempt.failure if status in ("failed", "cancelled", "interrupted") else None,
             nodes=node_records,
         )
@@ -361,7 +378,8 @@ class Execution:
 
 class _Attempt:
     """One pass over the plan. Completion callbacks only queue work; ``_pump`` starts it, so
-    neither long chains nor wide fan-outs recurse."""
+    neither long chains nor wide fan-outs recurse, and every node is started, finished and
+    released exactly once: O(nodes + connections) per pass."""
 
     def __init__(self, execution: Execution) -> None:
         plan = execution.plan
@@ -384,23 +402,40 @@ class _Attempt:
         self.stop_on_error = plan.workflow.settings.on_error != "ContinueOnError"
         self.failure: str | None = None
         self.stopped = False
-        self.execution_started = time.perf_counter()
+        self.closed = False  # the execution has taken its result from this attempt
+        self.resume_scheduled = False
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def run(self) -> None:
         if self.execution.stop_reason is not None:
-            self.abort("execution cancelled")
+            self.abort(self.execution.stop_message or "execution cancelled")
         self._pump()
-        await self.done
+        # Shielded: if our caller is cancelled, ``done`` must stay pending so that the abort
+        # that follows still cancels the running nodes.
+        await asyncio.shield(self.done)
 
     def abort(self, reason: str) -> None:
-        """Stop starting nodes and cancel the running ones; ``reason`` becomes the error."""
+        """Stop starting nodes and cancel the running ones; ``reason`` becomes the error.
+        An attempt that has already finished is left as it is."""
+        if self.done.done():
+            return
         if self.failure is None:
             self.failure = reason
         self.stopped = True
         for task in list(self.tasks.values()):
             task.cancel()
         self._check_done()
+
+    def close(self) -> None:
+        """The execution is taking its result now. Nodes whose cancellation has not been
+        reported yet (the caller itself was cancelled) are reported cancelled here, and their
+        late completion callbacks change nothing."""
+        if self.tasks and self.stopped:
+            elapsed_now = time.perf_counter()
+            for index in list(self.tasks):
+                started = self.started_at[index] or elapsed_now
+                self._complete(index, CANCELLED, f"cancelled: {self.failure}", elapsed_now - started)
+        self.closed = True
 
     def _check_done(self) -> None:
         if not self.done.done() and (
@@ -410,9 +445,23 @@ class _Attempt:
 
     def _pump(self) -> None:
         ready = self.ready
+        budget = _INLINE_BUDGET
         while ready and not self.stopped and len(self.tasks) < self.max_parallel:
+            if budget == 0:
+                # Plain-function bodies run inline; after a batch of them let the event loop
+                # serve other requests, then carry on (a 10,000-node chain must not freeze it).
+                if not self.resume_scheduled:
+                    self.resume_scheduled = True
+                    asyncio.get_running_loop().call_soon(self._resume)
+                break
+            budget -= 1
             self._start(ready.popleft())
         self._check_done()
+
+    def _resume(self) -> None:
+        self.resume_scheduled = False
+        if not self.done.done():
+            self._pump()
 
     # -- starting a node -----------------------------------------------------------------
 
@@ -577,9 +626,15 @@ class _Attempt:
 
     def _task_done(self, index: int, started: float, task: asyncio.Task[Any]) -> None:
         del self.tasks[index]
+        if self.closed:
+            return
         elapsed = time.perf_counter() - started
         if task.cancelled():
             self._complete(index, CANCELLED, f"cancelled: {self.failure or 'execution stopped'}", elapsed)
+        elif task.exception() is not None:
+            # Not the body (its errors are caught in _run_node) but the engine around it, e.g. an
+            # injected sleep: fail the node rather than leave the attempt waiting for ever.
+            self._complete(index, FAILED, _report_crash(task.exception(), self.plan.nodes[index]), elapsed)
         else:
             status, payload = task.result()
             self._complete(index, status, payload, elapsed)
@@ -642,7 +697,7 @@ class _Attempt:
 def _as_outputs(result: Any) -> dict[str, Value]:
     if result is None:
         return {}
-    if not isinstance(result, Mapping):
+    if type(result) is not dict and not isinstance(result, abc.Mapping):
         raise NodeError(f"node body returned {type(result).__name__}, expected a mapping of output port to value")
     return {str(port): to_value(value) for port, value in result.items()}
 
