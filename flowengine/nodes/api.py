@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -22,7 +23,18 @@ VALUE_TYPES = frozenset(
     {"Any", "Null", "Bool", "Number", "String", "Bytes", "Json", "Array", "Object"}
 )
 
+# Node type names: "http.request", "acme.send-mail"; no spaces or slashes.
+TYPE_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
 log = logging.getLogger("flowengine.nodes")
+
+
+def _check_unique(type_name: str, kind: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"node type {type_name!r}: duplicate {kind} {name!r}")
+        seen.add(name)
 
 
 @dataclass(frozen=True)
@@ -96,13 +108,29 @@ class NodeType:
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.is_async = inspect.iscoroutinefunction(self.run)
-        for key in self.config:
-            if key.type not in VALUE_TYPES:
-                raise ValueError(f"node type {self.type!r}: config key {key.name!r} has unknown type {key.type!r}")
+        # Checked here so a plugin author sees the mistake when the plugin loads, not later.
+        if not isinstance(self.type, str) or not TYPE_NAME.fullmatch(self.type):
+            raise ValueError(f"node type name {self.type!r} must look like 'category.name' ([A-Za-z0-9_.-])")
+        if not callable(self.run):
+            raise ValueError(f"node type {self.type!r}: run must be a function")
+        # A callable object with an ``async def __call__`` counts as async too.
+        self.is_async = inspect.iscoroutinefunction(self.run) or inspect.iscoroutinefunction(
+            getattr(self.run, "__call__", None)
+        )
         self.inputs = tuple(self.inputs)
         self.outputs = tuple(self.outputs)
         self.config = tuple(self.config)
+        for kind, ports in (("input", self.inputs), ("output", self.outputs)):
+            _check_unique(self.type, kind, [port.name for port in ports])
+            for port in ports:
+                if port.type not in VALUE_TYPES:
+                    raise ValueError(f"node type {self.type!r}: {kind} port {port.name!r} has unknown type {port.type!r}")
+        _check_unique(self.type, "config key", [key.name for key in self.config])
+        for key in self.config:
+            if key.type not in VALUE_TYPES:
+                raise ValueError(f"node type {self.type!r}: config key {key.name!r} has unknown type {key.type!r}")
+            if key.choices is not None and key.default is not None and key.default not in key.choices:
+                raise ValueError(f"node type {self.type!r}: config key {key.name!r} default {key.default!r} is not one of its choices")
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import operator
 import re
 from typing import Any, Callable, Mapping
@@ -11,23 +12,61 @@ from ..values import Value
 from .api import ConfigKey, NodeContext, NodeType, Port
 
 
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: ``true`` is not ``1`` (as it is in Python), ``1`` is ``1.0``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _ordered(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
+    """gt/gte/lt/lte: numbers with numbers, strings with strings; anything else is an error
+    rather than Python's idea of an order (``True > 0``)."""
+
+    def check(value: Any, other: Any) -> bool:
+        numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (value, other))
+        strings = isinstance(value, str) and isinstance(other, str)
+        if not (numbers or strings):
+            raise TypeError("ordering needs two numbers or two strings")
+        return compare(value, other)
+
+    return check
+
+
 def _contains(value: Any, compare: Any) -> bool:
     if isinstance(value, str):
         return isinstance(compare, str) and compare in value
-    if isinstance(value, (list, dict)):
-        return compare in value
-    raise TypeError(f"'contains' needs a string, array or object, got {type(value).__name__}")
+    if isinstance(value, list):
+        return any(_same(item, compare) for item in value)
+    if isinstance(value, dict):
+        return isinstance(compare, str) and compare in value  # an object contains its keys
+    raise TypeError(f"'contains' needs a string, array or object, got {_kind(value)}")
+
+
+def _matches(value: Any, pattern: Any) -> bool:
+    if value is None:
+        return False  # a missing value matches nothing, not the text "None"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return re.search(pattern, text) is not None
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
 
 
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
-    "equals": operator.eq,
-    "not_equals": operator.ne,
-    "gt": operator.gt,
-    "gte": operator.ge,
-    "lt": operator.lt,
-    "lte": operator.le,
+    "equals": _same,
+    "not_equals": lambda value, compare: not _same(value, compare),
+    "gt": _ordered(operator.gt),
+    "gte": _ordered(operator.ge),
+    "lt": _ordered(operator.lt),
+    "lte": _ordered(operator.le),
     "contains": _contains,
-    "matches": lambda value, pattern: re.search(pattern, value if isinstance(value, str) else str(value)) is not None,
+    "matches": _matches,
     "truthy": lambda value, _compare: bool(value),
     "exists": lambda value, _compare: value is not None,
 }
@@ -51,10 +90,13 @@ def _if(ctx: NodeContext) -> dict[str, Any]:
     value = ctx.inputs.get("value")
     subject = None if value is None or value.type == "Null" else value.to_python()
     compare = ctx.setting("compare")
+    if op not in _COMPARISONS:  # only a Secret operator can get past registration
+        raise NodeError(f"unknown operator {op!r} (known: {', '.join(OPERATORS)})")
     try:
         outcome = bool(_COMPARISONS[op](subject, compare))
     except TypeError as exc:
         raise NodeError(f"cannot apply {op!r} to {subject!r} and {compare!r}: {exc}") from None
+    # Only the chosen port gets a value, so the nodes on the other branch are skipped.
     return {"true" if outcome else "false": value if value is not None else Value("Null", None)}
 
 

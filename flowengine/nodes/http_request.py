@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import socket
 from typing import Any
 
 import aiohttp
@@ -16,6 +18,8 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 
 
 def _request_body(body: Value | None) -> dict[str, Any]:
+    """aiohttp keyword arguments for the body: Json (and other structures) as JSON, String as
+    UTF-8 text, Bytes as they are."""
     if body is None or body.type == "Null":
         return {}
     if body.type == "String":
@@ -25,16 +29,55 @@ def _request_body(body: Value | None) -> dict[str, Any]:
     return {"json": body.to_python()}
 
 
+def _field(value: Any) -> str:
+    """A header or query value as text: strings as they are, the rest as JSON (``true``, ``2``)."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _connect_failure(exc: aiohttp.ClientConnectorError) -> str:
+    """Say which of DNS, refused or another socket error stopped the connection."""
+    os_error = exc.os_error
+    if isinstance(exc, _DNS_ERRORS) or isinstance(os_error, socket.gaierror):
+        return f"DNS lookup failed for {exc.host}: {os_error.strerror or os_error}"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"TLS handshake with {exc.host}:{exc.port} failed: {exc}"
+    # With several addresses (localhost: ::1 and 127.0.0.1) the OSError only lists the errnos.
+    if isinstance(os_error, ConnectionRefusedError) or f"[Errno {errno.ECONNREFUSED}]" in str(os_error):
+        return f"connection to {exc.host}:{exc.port} refused"
+    return f"connection to {exc.host}:{exc.port} failed: {os_error.strerror or os_error}"
+
+
+# aiohttp 3.11 added ClientConnectorDNSError; before it a DNS failure is a socket.gaierror.
+_DNS_ERRORS: tuple[type[BaseException], ...] = tuple(
+    error for error in (getattr(aiohttp, "ClientConnectorDNSError", None),) if error is not None
+)
+
+
+def _decode(raw: bytes, charset: str | None) -> str:
+    try:
+        return raw.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know: UTF-8 is the best guess
+        return raw.decode("utf-8", errors="replace")
+
+
+def _headers_value(headers: Any) -> Value:
+    """Response headers as an Object; a repeated header's values are joined with ", "."""
+    joined: dict[str, str] = {}
+    for key, value in headers.items():
+        joined[key] = f"{joined[key]}, {value}" if key in joined else value
+    return Value("Object", {key: Value("String", value) for key, value in joined.items()})
+
+
 async def _request(ctx: NodeContext) -> dict[str, Any]:
     url = ctx.require("url")
     if not isinstance(url, str) or not url:
         raise NodeError("input 'url' must be a non-empty string")
     method = ctx.setting("method", "GET")
-    headers = {str(k): str(v) for k, v in (ctx.setting("headers") or {}).items()}
-    query = {str(k): str(v) for k, v in (ctx.setting("query") or {}).items()}
+    headers = {str(k): _field(v) for k, v in (ctx.setting("headers") or {}).items()}
+    query = {str(k): _field(v) for k, v in (ctx.setting("query") or {}).items()}
     timeout_ms = ctx.setting("timeout_ms", 30000)
     body = _request_body(ctx.inputs.get("body"))
-    headers = {**body.pop("headers", {}), **headers}
+    headers = {**body.pop("headers", {}), **headers}  # the node's own headers win
     session = ctx.http
     if session is None:
         raise NodeError("no HTTP client session is available")
@@ -50,34 +93,27 @@ async def _request(ctx: NodeContext) -> dict[str, Any]:
         ) as response:
             raw = await response.read()
             status = response.status
-            response_headers = {key: value for key, value in response.headers.items()}
-            charset = response.charset or "utf-8"
+            response_headers = _headers_value(response.headers)
+            charset = response.charset
             content_type = response.content_type
     except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
-        raise NodeError(f"{method} {url}: timed out after {timeout_ms:g} ms") from None
+        raise NodeError(f"{method} {url}: timed out after {timeout_ms:g} ms (config timeout_ms)") from None
     except aiohttp.InvalidURL:
         raise NodeError(f"{method} {url}: invalid URL") from None
-    except aiohttp.ClientConnectorDNSError as exc:
-        raise NodeError(f"{method} {url}: DNS lookup failed for {exc.host}") from None
     except aiohttp.ClientConnectorError as exc:
-        reason = exc.os_error.strerror or str(exc.os_error)
-        raise NodeError(f"{method} {url}: connection to {exc.host}:{exc.port} failed: {reason}") from None
+        raise NodeError(f"{method} {url}: {_connect_failure(exc)}") from None
     except aiohttp.ClientError as exc:
         raise NodeError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
     ctx.info(f"Response status: {status}")
     if ctx.setting("fail_on_status", False) and not 200 <= status < 300:
         raise NodeError(f"{method} {url}: response status {status} (fail_on_status is set)")
-    text = raw.decode(charset, errors="replace")
-    outputs: dict[str, Any] = {
-        "status": status,
-        "body": text,
-        "headers": Value("Object", {key: Value("String", value) for key, value in response_headers.items()}),
-    }
+    text = _decode(raw, charset)
+    outputs: dict[str, Any] = {"status": status, "body": text, "headers": response_headers}
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
             outputs["json"] = Value("Json", json.loads(text))
         except ValueError:
-            pass
+            pass  # a server that labels non-JSON as JSON: the text is still in 'body'
     return outputs
 
 

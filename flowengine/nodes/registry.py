@@ -33,6 +33,9 @@ class NodeRegistry:
             raise TypeError(f"expected a NodeType, got {type(node_type).__name__}")
         if node_type.type in self._types:
             raise ValueError(f"node type {node_type.type!r} is already registered")
+        if node_type.type in self._disabled:
+            # A plugin must not bring back, under the same name, a type the operator switched off.
+            raise ValueError(f"node type {node_type.type!r} is a built-in that is switched off here")
         self._types[node_type.type] = node_type
 
     def disable(self, name: str, how_to_enable: str) -> None:
@@ -94,6 +97,8 @@ class NodeRegistry:
         for module_name in modules:
             try:
                 module = importlib.import_module(module_name)
-            except ImportError as exc:
-                raise PluginError(f"plugin module {module_name!r} cannot be imported: {exc}") from exc
+            except Exception as exc:  # ImportError, or the module's own code failing
+                raise PluginError(
+                    f"plugin module {module_name!r} cannot be imported: {type(exc).__name__}: {exc}"
+                ) from exc
             self.load_plugin(module, f"module {module_name!r}")

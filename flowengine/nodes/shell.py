@@ -7,7 +7,10 @@ remote code execution feature, so it must be asked for.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
+import signal
 from typing import Any
 
 from ..errors import NodeError
@@ -15,15 +18,62 @@ from .api import ConfigKey, NodeContext, NodeType, Port
 
 HOW_TO_ENABLE = "set FLOWENGINE_ENABLE_SHELL=1 (or --enable-shell) to allow running programs"
 
+_POSIX = os.name == "posix"
+STOP_GRACE_S = 5.0  # how long a killed program's pipes may take to close
+
+log = logging.getLogger("flowengine.nodes.shell")
+
+# Lines longer than this are emitted in pieces of this size rather than failing the node.
+LINE_LIMIT = 1 << 20
+
 
 async def _pump(stream: asyncio.StreamReader, emit: Any, lines: list[str]) -> None:
+    """Emit each line as it arrives (the event is what makes the output live)."""
     while True:
-        raw = await stream.readline()
-        if not raw:
-            return
+        try:
+            raw = await stream.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            raw = exc.partial  # the last line has no newline; b"" at the end of the stream
+            if not raw:
+                return
+        except asyncio.LimitOverrunError as exc:
+            raw = await stream.read(exc.consumed)
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         lines.append(line)
         emit(line)
+
+
+async def _feed(stdin: asyncio.StreamWriter, text: str) -> None:
+    """Write stdin alongside reading the output, so a big input cannot deadlock the pipes."""
+    try:
+        stdin.write(text.encode("utf-8"))
+        await stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the program exited or closed stdin without reading it all: its exit code tells
+    finally:
+        stdin.close()
+
+
+def _kill(process: asyncio.subprocess.Process) -> None:
+    try:
+        if _POSIX:
+            os.killpg(process.pid, signal.SIGKILL)  # the program and anything it started
+        else:
+            process.kill()
+    except ProcessLookupError:
+        pass  # already gone
+
+
+async def _stop(process: asyncio.subprocess.Process, command: str) -> None:
+    """Kill the program and reap it. The unread output is drained: a full pipe buffer pauses
+    reading, and a paused pipe never sees the end of file that ``wait()`` waits for."""
+    _kill(process)
+    try:
+        async with asyncio.timeout(STOP_GRACE_S):
+            await asyncio.gather(process.stdout.read(), process.stderr.read())
+            await process.wait()
+    except TimeoutError:  # something outside its process group holds the pipes open
+        log.warning("shell.exec: %r was killed but its output pipes stayed open", command)
 
 
 async def _exec(ctx: NodeContext) -> dict[str, Any]:
@@ -39,38 +89,41 @@ async def _exec(ctx: NodeContext) -> dict[str, Any]:
     stdin = ctx.input("stdin", None)
     if stdin is None:
         stdin = ctx.setting("stdin")
+    cwd = ctx.setting("cwd")
+    if cwd is not None and not os.path.isdir(cwd):
+        raise NodeError(f"cwd {cwd!r} is not a directory")
     timeout_ms = ctx.setting("timeout_ms")
     try:
         process = await asyncio.create_subprocess_exec(
             command,
-            *[str(arg) for arg in args],
+            *[arg if isinstance(arg, str) else json.dumps(arg) for arg in args],
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            cwd=ctx.setting("cwd"),
+            cwd=cwd,
             env=None if env is None else {**os.environ, **{str(k): str(v) for k, v in env.items()}},
+            limit=LINE_LIMIT,
+            # Its own process group, so a timeout can kill whatever it started as well.
+            start_new_session=_POSIX,
         )
-    except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+    except OSError as exc:  # not found, not executable, ...
         raise NodeError(f"cannot run {command!r}: {exc.strerror or exc}") from None
     stdout: list[str] = []
     stderr: list[str] = []
+    work = [_pump(process.stdout, ctx.stdout, stdout), _pump(process.stderr, ctx.stderr, stderr)]
+    if stdin is not None:
+        work.append(_feed(process.stdin, stdin if isinstance(stdin, str) else json.dumps(stdin)))
+    finished = False
     try:
         async with asyncio.timeout(None if timeout_ms is None else timeout_ms / 1000):
-            if stdin is not None:
-                process.stdin.write(str(stdin).encode("utf-8"))
-                await process.stdin.drain()
-                process.stdin.close()
-            await asyncio.gather(
-                _pump(process.stdout, ctx.stdout, stdout),
-                _pump(process.stderr, ctx.stderr, stderr),
-            )
+            await asyncio.gather(*work)
             exit_code = await process.wait()
+            finished = True
     except TimeoutError:
         raise NodeError(f"{command!r} timed out after {timeout_ms:g} ms and was killed") from None
     finally:
-        if process.returncode is None:  # timed out or cancelled: do not leave it running
-            process.kill()
-            await process.wait()
+        if not finished:  # timed out or cancelled: do not leave anything running
+            await _stop(process, command)
     if exit_code != 0:
         last = f": {stderr[-1]}" if stderr else ""
         raise NodeError(f"{command!r} exited with code {exit_code}{last}")

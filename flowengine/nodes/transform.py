@@ -82,6 +82,18 @@ def _check_get(config: Mapping[str, Value]) -> None:
         parse_path(path.value)
 
 
+def _step(current: Any, step: str | int) -> Any:
+    """One step down: a key into an object or an index into an array, nothing else (a string
+    is a value, not a sequence of characters). LookupError when there is nothing there."""
+    if isinstance(step, int):
+        if not isinstance(current, list):
+            raise LookupError(step)
+        return current[step]
+    if not isinstance(current, dict):
+        raise LookupError(step)
+    return current[step]
+
+
 def _get(ctx: NodeContext) -> dict[str, Any]:
     path = ctx.setting("path")
     if path is None:
@@ -89,14 +101,13 @@ def _get(ctx: NodeContext) -> dict[str, Any]:
     current = ctx.require("value")
     walked = ""
     for step in parse_path(path):
+        walked += f"[{step}]" if isinstance(step, int) else (f".{step}" if walked else step)
         try:
-            current = current[step]
-        except (KeyError, IndexError, TypeError):
+            current = _step(current, step)
+        except LookupError:
             if "default" in ctx.config:
                 return {"value": ctx.config["default"]}
-            shown = f"[{step}]" if isinstance(step, int) else (f".{step}" if walked else step)
-            raise NodeError(f"path {path!r}: nothing at {walked + shown!r}") from None
-        walked += f"[{step}]" if isinstance(step, int) else (f".{step}" if walked else step)
+            raise NodeError(f"path {path!r}: nothing at {walked!r}") from None
     return {"value": to_value(current)}
 
 
