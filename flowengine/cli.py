@@ -55,6 +55,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _out(text: str) -> None:
+    """Print to stdout; a reader that went away (``flowengine run wf.json | head``) silences
+    the rest of the output instead of breaking the run that is printing it."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet too
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "serve"
@@ -73,16 +84,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if command == "nodes":
         for node_type in registry.describe():
-            print(f"{node_type['type']:28} {node_type['category']:10} {node_type['description']}")
+            _out(f"{node_type['type']:28} {node_type['category']:10} {node_type['description']}")
         return 0
     try:
         workflow = _load_workflow(args.file, registry)
     except (OSError, ValueError) as exc:
         # For validate the errors are the answer (stdout); for run they are why it did not run.
-        print(f"{args.file}: {exc}", file=sys.stdout if command == "validate" else sys.stderr)
+        if command == "validate":
+            _out(f"{args.file}: {exc}")
+        else:
+            print(f"{args.file}: {exc}", file=sys.stderr)
         return 1
     if command == "validate":
-        print("ok")
+        _out("ok")
         return 0
     try:
         inputs = _inputs(args)
@@ -184,7 +198,7 @@ def _print_event(event: dict[str, Any]) -> None:
         detail = event["event"]
         text = detail.get("message") or detail.get("line") or json.dumps(detail)
         line = f"  {node or '-'} | {detail['event_type']}: {text}"
-    print(line, flush=True)
+    _out(line)
 
 
 async def _run(workflow: Workflow, inputs: dict[str, Any], registry: NodeRegistry) -> int:
@@ -208,7 +222,7 @@ async def _run(workflow: Workflow, inputs: dict[str, Any], registry: NodeRegistr
         except (NotImplementedError, RuntimeError):  # Windows: asyncio.run's own handling applies
             pass
         result = await execution.run()
-    print(json.dumps(result.response(), indent=2))
+    _out(json.dumps(result.response(), indent=2))
     if result.status == "interrupted":
         print("flowengine: interrupted", file=sys.stderr)
         return 130

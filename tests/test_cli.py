@@ -168,3 +168,30 @@ def test_ctrl_c_cancels_the_running_nodes_and_still_prints_the_result(tmp_path):
     result = result_of(stdout)
     assert (result["status"], result["cancelled_nodes"]) == ("interrupted", ["wait"])
     assert stderr.strip() == "flowengine: interrupted"
+
+
+def test_a_reader_that_goes_away_does_not_break_the_run(tmp_path):
+    # Enough output to fill the pipe, so the writer really meets a closed pipe.
+    count = 3_000
+    document = {
+        "name": "chatty",
+        "nodes": [node(f"n{i}", "debug.log") for i in range(count)],
+        "connections": [link(f"n{i}", "message", f"n{i + 1}", "message") for i in range(count - 1)],
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowengine", "run", write(tmp_path, "wf.json", document), "--input", "message=hi"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert process.stdout.readline() == "start  n0 (debug.log)\n"
+        process.stdout.close()  # like `flowengine run wf.json | head -1`
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        process.kill()
+        process.wait()
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    assert process.returncode == 0  # the workflow itself succeeded
