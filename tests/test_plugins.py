@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tomllib
 from pathlib import Path
@@ -120,6 +121,27 @@ def test_bad_declarations_are_reported_when_the_plugin_loads(tmp_path, monkeypat
         sys.modules.pop("decl_plugin_xyz", None)
 
 
+async def test_a_callable_object_with_async_call_is_awaited(make_client, tmp_path, monkeypatch):
+    (tmp_path / "callable_plugin_xyz.py").write_text(
+        "import asyncio\n"
+        "from flowengine.nodes import NodeType, Port\n"
+        "class Shout:\n"
+        "    async def __call__(self, ctx):\n"
+        "        await asyncio.sleep(0)\n"
+        "        return {'text': ctx.require('text').upper()}\n"
+        "NODE_TYPES = [NodeType(type='callable.shout', description='d', category='c', run=Shout(),\n"
+        "                       inputs=(Port('text'),), outputs=(Port('text'),))]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        client = await make_client(plugins=("callable_plugin_xyz",))
+        workflow_id = await register(client, {"name": "c", "nodes": [node("s", "callable.shout")]})
+        body = await execute(client, workflow_id, {"text": "hey"})
+    finally:
+        sys.modules.pop("callable_plugin_xyz", None)
+    assert body["outputs"]["s"]["text"] == {"type": "String", "value": "HEY"}
+
+
 def _install_entry_point(site: Path, name: str, value: str) -> None:
     """What `pip install` leaves behind that importlib.metadata reads: a dist-info directory."""
     dist_info = site / f"{name}-0.1.0.dist-info"
@@ -149,8 +171,13 @@ def test_broken_entry_point_stops_start_up_naming_it(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def example_plugin_path(monkeypatch):
-    monkeypatch.syspath_prepend(str(EXAMPLE_PLUGIN))
+def example_plugin_path(tmp_path, monkeypatch):
+    """The example's module alone on sys.path (a copy: a build of the example in place leaves
+    an egg-info there that would register it a second time)."""
+    site = tmp_path / "example_site"
+    site.mkdir()
+    shutil.copy(EXAMPLE_PLUGIN / "flowengine_text_case.py", site)
+    monkeypatch.syspath_prepend(str(site))
     yield
     sys.modules.pop("flowengine_text_case", None)
 

@@ -124,13 +124,18 @@ class NodeType:
             _check_unique(self.type, kind, [port.name for port in ports])
             for port in ports:
                 if port.type not in VALUE_TYPES:
-                    raise ValueError(f"node type {self.type!r}: {kind} port {port.name!r} has unknown type {port.type!r}")
+                    raise ValueError(
+                        f"node type {self.type!r}: {kind} port {port.name!r} has unknown type {port.type!r}"
+                    )
         _check_unique(self.type, "config key", [key.name for key in self.config])
         for key in self.config:
             if key.type not in VALUE_TYPES:
                 raise ValueError(f"node type {self.type!r}: config key {key.name!r} has unknown type {key.type!r}")
             if key.choices is not None and key.default is not None and key.default not in key.choices:
-                raise ValueError(f"node type {self.type!r}: config key {key.name!r} default {key.default!r} is not one of its choices")
+                raise ValueError(
+                    f"node type {self.type!r}: config key {key.name!r} default {key.default!r}"
+                    " is not one of its choices"
+                )
 
     def describe(self) -> dict[str, Any]:
         return {
