@@ -16,11 +16,14 @@ from .catalog import WorkflowCatalog
 from .config import Config
 from .engine import Engine
 from .events import EventBus, utc_timestamp
+from .access import make_access_middleware
 from .middleware import cors_middleware, error_middleware
+from .netguard import GuardedConnector
 from .nodes import builtin_registry
 from .runs import ExecutionService
-from .state import BUS, CATALOG, CONFIG, ENGINE, HTTP_CLIENT, REGISTRY, RUNS, SOCKETS, STORE, TRIGGERS
+from .state import BUS, CATALOG, CONFIG, ENGINE, HTTP_CLIENT, REGISTRY, RUNS, SOCKETS, STORE, TELEMETRY, TRIGGERS
 from .store import Store
+from .telemetry import Telemetry
 from .triggers import TriggerService
 
 __all__ = ["make_app"]
@@ -31,18 +34,28 @@ log = logging.getLogger("flowengine")
 def make_app(config: Config | None = None) -> web.Application:
     """Build the whole server. The CLI and the tests both start here."""
     config = config or Config()
+    telemetry = Telemetry()
+    # Outermost first: CORS on every answer, metrics see the final status, errors become JSON,
+    # then (only when configured) authentication and rate limits.
+    middlewares = [cors_middleware, telemetry.middleware(), error_middleware]
+    access = make_access_middleware(config)
+    if access is not None:
+        middlewares.append(access)
     app = web.Application(
-        middlewares=[cors_middleware, error_middleware],
+        middlewares=middlewares,
         client_max_size=config.max_body_bytes,
         handler_args={"max_field_size": 65536},
     )
     app[CONFIG] = config
+    app[TELEMETRY] = telemetry
     app[REGISTRY] = builtin_registry(enable_shell=config.enable_shell, plugins=config.plugins)
     app[BUS] = EventBus(queue_size=config.ws_queue)
+    telemetry.watch_bus(app[BUS])
     app[SOCKETS] = weakref.WeakSet()
     app.router.add_routes(
         [
             web.get("/health", handlers.health),
+            web.get("/metrics", telemetry.handler),
             web.get("/api/workflows", handlers.list_workflows),
             web.post("/api/workflows", handlers.create_workflow),
             web.get("/api/workflows/{id}", handlers.get_workflow),
@@ -79,11 +92,20 @@ async def _store_and_engine(app: web.Application) -> AsyncIterator[None]:
         log.warning("%d execution(s) were running when the server last stopped: marked interrupted", interrupted)
     catalog = WorkflowCatalog(store, app[REGISTRY], max_nodes=config.max_nodes)
     await catalog.load()
-    http_client = aiohttp.ClientSession()
+    # One pooled client for every http.request node; it refuses private networks if told to.
+    connector = GuardedConnector() if config.http_block_private else aiohttp.TCPConnector()
+    http_client = aiohttp.ClientSession(connector=connector)
     engine = Engine(app[REGISTRY], app[BUS], http=http_client)
     catalog.listeners.append(lambda workflow_id, _workflow: engine.forget(workflow_id))
     app[STORE], app[CATALOG], app[HTTP_CLIENT], app[ENGINE] = store, catalog, http_client, engine
-    app[RUNS] = ExecutionService(engine, store, max_executions=config.max_executions)
+    app[RUNS] = ExecutionService(
+        engine,
+        store,
+        max_executions=config.max_executions,
+        max_concurrent=config.max_concurrent_executions,
+        max_queued=config.max_queued_executions,
+    )
+    app[TELEMETRY].attach(app[RUNS])
     log.info("database %s: %d workflow(s) loaded", config.db, len(catalog.all()))
     try:
         yield

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
+
+from .auth import parse_api_keys
+from .ratelimit import RateLimit, parse_rate_limit
 
 __all__ = ["Config", "ConfigError", "SETTINGS", "add_arguments", "load_config", "LOG_LEVELS"]
 
@@ -33,6 +36,16 @@ class Config:
     plugins: tuple[str, ...] = ()
     max_executions: int = 10_000
     max_nodes: int = 10_000
+    api_keys: Mapping[str, str] = field(default_factory=dict)  # key -> scope
+    jwt_secret: str | None = None
+    rate_limit: RateLimit | None = None
+    http_block_private: bool = False
+    max_concurrent_executions: int = 64
+    max_queued_executions: int = 1000
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys) or self.jwt_secret is not None
 
     @property
     def bind_address(self) -> str:
@@ -132,6 +145,31 @@ class Setting:
     parse: Callable[[str], dict[str, Any]]
     help: str
     fallback_env: str | None = None
+    secret: bool = False  # never echo the value in an error message
+    switch: bool = False  # a flag without a value that turns the setting on
+
+
+def _optional(parse: Callable[[str], Any], name: str) -> Callable[[str], dict[str, Any]]:
+    """An empty value means "not set" (None); anything else goes through ``parse``."""
+
+    def parse_optional(text: str) -> dict[str, Any]:
+        return {name: parse(text) if text.strip() else None}
+
+    return parse_optional
+
+
+def _api_keys(text: str) -> dict[str, Any]:
+    return {"api_keys": parse_api_keys(text) if text.strip() else {}}
+
+
+def _count(name: str) -> Callable[[str], dict[str, Any]]:
+    def parse(text: str) -> dict[str, Any]:
+        text = text.strip().replace("_", "")
+        if not text.isdigit():
+            raise ValueError("expected a whole number (0 or more)")
+        return {name: int(text)}
+
+    return parse
 
 
 SETTINGS = (
@@ -141,17 +179,23 @@ SETTINGS = (
     Setting("FLOWENGINE_MAX_BODY_BYTES", "--max-body-bytes", str(16 * 1024 * 1024), _positive_int("max_body_bytes"), "largest request body accepted (413 beyond)"),
     Setting("FLOWENGINE_WS_QUEUE", "--ws-queue", "10000", _positive_int("ws_queue"), "events queued per WebSocket listener before it is dropped (1013)"),
     Setting("FLOWENGINE_WS_HEARTBEAT", "--ws-heartbeat", "30", _positive_float("ws_heartbeat"), "seconds between WebSocket pings to idle listeners"),
-    Setting("FLOWENGINE_ENABLE_SHELL", "--enable-shell", "0", _flag("enable_shell"), "allow the shell.exec node type"),
+    Setting("FLOWENGINE_ENABLE_SHELL", "--enable-shell", "0", _flag("enable_shell"), "allow the shell.exec node type", switch=True),
     Setting("FLOWENGINE_PLUGINS", "--plugins", "", _modules, "comma-separated modules with extra node types"),
     Setting("FLOWENGINE_MAX_EXECUTIONS", "--max-executions", "10000", _positive_int("max_executions"), "finished executions kept in history"),
     Setting("FLOWENGINE_MAX_NODES", "--max-nodes", "10000", _positive_int("max_nodes"), "largest workflow accepted, in nodes"),
+    Setting("FLOWENGINE_API_KEYS", "--api-keys", "", _api_keys, "KEY:SCOPE,... (scopes read, execute, admin); turns authentication on", secret=True),
+    Setting("FLOWENGINE_JWT_SECRET", "--jwt-secret", "", _optional(str, "jwt_secret"), "HS256 secret for JWT bearer tokens; turns authentication on", secret=True),
+    Setting("FLOWENGINE_RATE_LIMIT", "--rate-limit", "", _optional(parse_rate_limit, "rate_limit"), "N/second or N/minute, optionally ,burst=M, per client"),
+    Setting("FLOWENGINE_HTTP_BLOCK_PRIVATE", "--http-block-private", "0", _flag("http_block_private"), "http.request refuses loopback, private and reserved addresses", switch=True),
+    Setting("FLOWENGINE_MAX_CONCURRENT_EXECUTIONS", "--max-concurrent-executions", "64", _positive_int("max_concurrent_executions"), "executions running at once; more wait in a queue"),
+    Setting("FLOWENGINE_MAX_QUEUED_EXECUTIONS", "--max-queued-executions", "1000", _count("max_queued_executions"), "executions waiting for a slot before 503"),
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per setting; flags default to None so the environment can fill in."""
     for setting in SETTINGS:
-        if setting.flag == "--enable-shell":
+        if setting.switch:
             parser.add_argument(setting.flag, action="store_const", const="1", default=None, help=setting.help)
         else:
             parser.add_argument(setting.flag, default=None, metavar="VALUE", help=f"{setting.help} [{setting.env}, default {setting.default!r}]")
@@ -174,6 +218,7 @@ def load_config(environ: Mapping[str, str] = os.environ, args: argparse.Namespac
         try:
             values.update(setting.parse(text))
         except ValueError as exc:
-            raise ConfigError(f"invalid {source}={text!r}: {exc}") from None
+            shown = source if setting.secret else f"{source}={text!r}"
+            raise ConfigError(f"invalid {shown}: {exc}") from None
     known = {field.name for field in fields(Config)}
     return Config(**{key: value for key, value in values.items() if key in known})

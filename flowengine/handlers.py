@@ -13,6 +13,8 @@ from .engine import Execution, ExecutionResult, decode_inputs
 from .errors import ValidationError
 from .http_json import ClientError, json_response, read_json
 from .model import Workflow
+from .runs import Overloaded
+from .values import Value
 from .state import CATALOG, REGISTRY, RUNS, STORE
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "execute_workflow",
     "list_nodes",
     "answer_execution",
+    "start_execution",
     "execution_response",
     "wait_parameter",
 ]
@@ -140,8 +143,15 @@ async def execute_workflow(request: web.Request) -> web.Response:
         inputs = decode_inputs(body.get("inputs"))
     except ValidationError as exc:
         raise ClientError(400, str(exc)) from None
-    runs = request.app[RUNS]
-    return await answer_execution(request, runs.start(workflow, inputs), wait)
+    return await answer_execution(request, start_execution(request, workflow, inputs), wait)
+
+
+def start_execution(request: web.Request, workflow: Workflow, inputs: dict[str, Value], **options: Any) -> Execution:
+    """Admit and record a new execution; 503 with Retry-After when the queue is full."""
+    try:
+        return request.app[RUNS].start(workflow, inputs, **options)
+    except Overloaded as exc:
+        raise ClientError(503, str(exc), headers={"Retry-After": "1"}) from None
 
 
 async def answer_execution(

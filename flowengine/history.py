@@ -10,7 +10,7 @@ from aiohttp import web
 
 from .engine import Execution
 from .errors import ValidationError
-from .handlers import answer_execution, wait_parameter
+from .handlers import answer_execution, start_execution, wait_parameter
 from .http_json import ClientError, json_response, read_json
 from .state import CATALOG, RUNS, STORE
 from .values import Value, decode_value
@@ -144,7 +144,7 @@ async def retry_execution(request: web.Request) -> web.Response:
         cached = _succeeded_outputs(row) if from_failure else None
     except ValidationError as exc:  # only if the stored record was tampered with
         raise ClientError(409, f"the recorded execution cannot be replayed: {exc}") from None
-    execution = request.app[RUNS].start(workflow, inputs, retry_of=row["id"], cached_outputs=cached)
+    execution = start_execution(request, workflow, inputs, retry_of=row["id"], cached_outputs=cached)
     return await answer_execution(request, execution, wait, {"retry_of": row["id"]})
 
 

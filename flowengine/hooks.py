@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import answer_execution, wait_parameter
+from .handlers import answer_execution, start_execution, wait_parameter
 from .http_json import ClientError, json_response, parse_json_text
-from .state import RUNS, TRIGGERS
+from .state import TRIGGERS
 from .triggers import SIGNATURE_HEADER
 
 __all__ = ["receive_webhook", "list_triggers"]
@@ -35,8 +35,8 @@ async def receive_webhook(request: web.Request) -> web.Response:
         if not isinstance(fields, dict):
             raise ClientError(400, "request body must be a JSON object (its fields become the inputs)")
     wait = wait_parameter(request)
-    execution = request.app[RUNS].start(
-        workflow, triggers.webhook_inputs(request, fields), trigger={"type": "webhook", "id": trigger.id}
+    execution = start_execution(
+        request, workflow, triggers.webhook_inputs(request, fields), trigger={"type": "webhook", "id": trigger.id}
     )
     return await answer_execution(request, execution, wait)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from .engine import Engine, Execution, ExecutionResult
 from .events import utc_timestamp
@@ -13,7 +13,7 @@ from .model import Workflow
 from .store import Store
 from .values import Value
 
-__all__ = ["ExecutionService", "MANUAL_TRIGGER", "PRUNE_EVERY"]
+__all__ = ["ExecutionService", "Overloaded", "MANUAL_TRIGGER", "PRUNE_EVERY"]
 
 log = logging.getLogger("flowengine.runs")
 
@@ -21,16 +21,44 @@ MANUAL_TRIGGER = {"type": "manual", "id": None}
 PRUNE_EVERY = 100  # finished executions between two retention passes
 
 
+class Overloaded(Exception):
+    """Every execution slot and queue place is taken; try again later."""
+
+
 class ExecutionService:
-    def __init__(self, engine: Engine, store: Store, *, max_executions: int) -> None:
+    """Admits executions (at most ``max_concurrent`` run, ``max_queued`` more wait), records
+    them, and runs them in the foreground or the background."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        *,
+        max_executions: int,
+        max_concurrent: int = 64,
+        max_queued: int = 1000,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.max_executions = max_executions
+        self.capacity = max_concurrent + max_queued
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._admitted: dict[str, Execution] = {}  # started and not yet finished, queued included
         self._background: set[asyncio.Task[Any]] = set()
         self._since_prune = 0
+        self.on_finished: list[Callable[[ExecutionResult], None]] = []
+
+    @property
+    def running_count(self) -> int:
+        return len(self.engine.running)
+
+    @property
+    def queued_count(self) -> int:
+        return len(self._admitted) - len(self.engine.running)
 
     def get(self, execution_id: str) -> Execution | None:
-        return self.engine.running.get(execution_id)
+        """An execution that is queued or running."""
+        return self._admitted.get(execution_id)
 
     def start(
         self,
@@ -41,11 +69,18 @@ class ExecutionService:
         retry_of: str | None = None,
         cached_outputs: dict[str, dict[str, Value]] | None = None,
     ) -> Execution:
-        """Create an execution and record it as running; ``run`` or ``run_in_background`` it."""
+        """Create an execution and record it as running; ``run`` or ``run_in_background`` it.
+        Raises Overloaded when the queue is full."""
+        if len(self._admitted) >= self.capacity:
+            raise Overloaded(
+                f"{len(self.engine.running)} executions are running and {self.queued_count} are queued"
+                " (FLOWENGINE_MAX_CONCURRENT_EXECUTIONS, FLOWENGINE_MAX_QUEUED_EXECUTIONS): try again later"
+            )
         trigger = trigger or MANUAL_TRIGGER
         execution = self.engine.start(
             workflow, inputs, record=True, trigger=trigger, cached_outputs=cached_outputs
         )
+        self._admitted[execution.id] = execution
         self.store.execution_started(
             {
                 "id": execution.id,
@@ -60,7 +95,13 @@ class ExecutionService:
         return execution
 
     async def run(self, execution: Execution) -> ExecutionResult:
-        result = await execution.run()
+        try:
+            async with self._slots:
+                result = await execution.run()
+        finally:
+            self._admitted.pop(execution.id, None)
+        for listener in self.on_finished:
+            listener(result)
         self.store.execution_finished(
             {
                 "id": result.execution_id,
@@ -89,13 +130,13 @@ class ExecutionService:
 
     async def shutdown(self) -> None:
         """Stop what still runs (recorded as ``interrupted``) and wait for it to be recorded."""
-        for execution in list(self.engine.running.values()):
+        for execution in list(self._admitted.values()):
             execution.cancel("the server shut down while the execution ran", status="interrupted")
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         # Synchronous callers' executions finish on their own request tasks; give them a turn.
         for _ in range(3):
-            if not self.engine.running:
+            if not self._admitted:
                 break
             await asyncio.sleep(0.05)
         self.store.prune_executions(self.max_executions)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .nodes.registry import NodeRegistry
     from .runs import ExecutionService
     from .store import Store
+    from .telemetry import Telemetry
     from .triggers import TriggerService
 
 CONFIG = web.AppKey("config", "Config")
@@ -28,3 +29,4 @@ RUNS = web.AppKey("runs", "ExecutionService")
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet)
 TRIGGERS = web.AppKey("triggers", "TriggerService")
+TELEMETRY = web.AppKey("telemetry", "Telemetry")

@@ -25,7 +25,7 @@ from .cron import CronError, CronSchedule
 from .errors import ValidationError
 from .events import EventBus, utc_timestamp
 from .model import TRIGGER_CHECKS, Trigger, Workflow
-from .runs import ExecutionService
+from .runs import ExecutionService, Overloaded
 from .values import Value, to_value
 
 __all__ = ["TriggerService", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER", "webhook_path"]
@@ -228,11 +228,15 @@ class TriggerService:
         workflow = self.workflows.get(job.workflow_id)
         if workflow is None:
             return
-        execution = self.runs.start(
-            workflow,
-            {"scheduled_at": Value("String", utc_timestamp(scheduled))},
-            trigger={"type": "cron", "id": job.trigger.id},
-        )
+        try:
+            execution = self.runs.start(
+                workflow,
+                {"scheduled_at": Value("String", utc_timestamp(scheduled))},
+                trigger={"type": "cron", "id": job.trigger.id},
+            )
+        except Overloaded as exc:
+            log.warning("cron trigger %s of workflow %s: tick skipped: %s", job.trigger.id, job.workflow_id, exc)
+            return
         job.running = self.runs.run_in_background(execution)
 
     # -- events --------------------------------------------------------------------------
@@ -260,11 +264,15 @@ class TriggerService:
             if workflow is None:
                 continue
             inputs = {name: to_value(value) for name, value in event.items()}
-            execution = self.runs.start(
-                workflow,
-                inputs,
-                trigger={"type": "event", "id": trigger.id, "source_execution_id": source_execution, "depth": depth + 1},
-            )
+            try:
+                execution = self.runs.start(
+                    workflow,
+                    inputs,
+                    trigger={"type": "event", "id": trigger.id, "source_execution_id": source_execution, "depth": depth + 1},
+                )
+            except Overloaded as exc:
+                log.warning("event trigger %s of workflow %s: not started: %s", trigger.id, workflow_id, exc)
+                continue
             self._event_depth[execution.id] = depth + 1
             task = self.runs.run_in_background(execution)
             task.add_done_callback(lambda _task, key=execution.id: self._event_depth.pop(key, None))

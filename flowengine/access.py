@@ -1,0 +1,96 @@
+"""Who may call what: bearer authentication with scopes, and per-client rate limits.
+
+Both are off unless configured (FLOWENGINE_API_KEYS / FLOWENGINE_JWT_SECRET,
+FLOWENGINE_RATE_LIMIT), and then the middleware is not even installed. ``/health`` is always
+open; a webhook whose trigger has a ``secret`` is authenticated by its signature instead.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .auth import AuthError, Authenticator, Principal, bearer_token
+from .config import Config
+from .http_json import ClientError
+from .ratelimit import RateLimiter, retry_after_seconds
+from .state import TRIGGERS
+
+__all__ = ["required_scope", "make_access_middleware"]
+
+OPEN_PATHS = frozenset({"/health"})
+RATE_EXEMPT_PATHS = frozenset({"/health", "/metrics"})
+# POST routes that run workflows; every other write needs admin.
+EXECUTE_ROUTES = frozenset(
+    {
+        "/api/workflows/{id}/execute",
+        "/api/executions/{id}/cancel",
+        "/api/executions/{id}/retry",
+        "/api/hooks/{path}",
+    }
+)
+
+
+def _route_template(request: web.Request) -> str | None:
+    resource = request.match_info.route.resource
+    if resource is None:
+        return None
+    return resource.canonical.replace("{path:.+}", "{path}")
+
+
+def required_scope(request: web.Request) -> str | None:
+    """The scope a request needs, or None for open routes."""
+    if request.path in OPEN_PATHS or request.method == "OPTIONS":
+        return None
+    template = _route_template(request)
+    if template == "/api/hooks/{path}":
+        return "execute"
+    if request.method in ("GET", "HEAD"):
+        return "read"
+    return "execute" if template in EXECUTE_ROUTES else "admin"
+
+
+def _signed_webhook(request: web.Request) -> bool:
+    if _route_template(request) != "/api/hooks/{path}":
+        return False
+    found = request.app[TRIGGERS].webhook(request.match_info["path"])
+    return found is not None and "secret" in found[1].trigger_type
+
+
+def make_access_middleware(config: Config) -> web.middleware | None:  # type: ignore[valid-type]
+    """The middleware for the configured checks, or None when nothing is configured."""
+    authenticator = Authenticator(dict(config.api_keys), config.jwt_secret) if config.auth_enabled else None
+    limiter = RateLimiter(config.rate_limit) if config.rate_limit is not None else None
+    if authenticator is None and limiter is None:
+        return None
+
+    @web.middleware
+    async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        principal: Principal | None = None
+        scope = required_scope(request)
+        if authenticator is not None and scope is not None and not _signed_webhook(request):
+            token = bearer_token(request.headers.get("Authorization"))
+            if token is None and request.path == "/api/events":
+                token = request.query.get("token")  # browsers cannot set headers on WebSockets
+            try:
+                principal = authenticator.authenticate(token)
+            except AuthError as exc:
+                headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+                raise ClientError(exc.status, exc.message, headers=headers) from None
+            if not principal.allows(scope):
+                raise ClientError(
+                    403, f"{request.method} {request.path} needs the '{scope}' scope; these credentials have '{principal.scope}'"
+                )
+        if limiter is not None and request.path not in RATE_EXEMPT_PATHS:
+            client = principal.subject if principal is not None else (request.remote or "unknown")
+            wait = limiter.check(client)
+            if wait > 0:
+                retry_after = retry_after_seconds(wait)
+                raise ClientError(
+                    429,
+                    f"rate limit exceeded (FLOWENGINE_RATE_LIMIT): retry in {retry_after} s",
+                    headers={"Retry-After": str(retry_after)},
+                )
+        return await handler(request)
+
+    return access_middleware

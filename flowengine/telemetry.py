@@ -1,0 +1,90 @@
+"""The server's Prometheus metrics (``GET /metrics``) and what records them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .metrics import CONTENT_TYPE, Registry
+
+if TYPE_CHECKING:
+    from .engine import ExecutionResult
+    from .events import EventBus
+    from .runs import ExecutionService
+
+__all__ = ["Telemetry"]
+
+
+class Telemetry:
+    def __init__(self) -> None:
+        registry = self.registry = Registry()
+        self.executions = registry.counter(
+            "flowengine_executions_total", "Executions finished, by workflow and status.", ("workflow", "status")
+        )
+        self.execution_seconds = registry.histogram(
+            "flowengine_execution_duration_seconds", "Execution duration, by workflow.", ("workflow",)
+        )
+        self.nodes = registry.counter(
+            "flowengine_node_executions_total", "Node runs finished, by node type and status.", ("node_type", "status")
+        )
+        self.node_seconds = registry.histogram(
+            "flowengine_node_duration_seconds", "Node run duration, by node type.", ("node_type",)
+        )
+        self.http_requests = registry.counter(
+            "flowengine_http_requests_total",
+            "HTTP requests answered, by route template, method and status.",
+            ("route", "method", "status"),
+        )
+        self._runs: ExecutionService | None = None
+        registry.gauge("flowengine_executions_running", "Executions running now.", callback=lambda: self._count("running"))
+        registry.gauge("flowengine_executions_queued", "Executions waiting for a slot.", callback=lambda: self._count("queued"))
+
+    def watch_bus(self, bus: "EventBus") -> None:
+        registry = self.registry
+        registry.gauge("flowengine_websocket_listeners", "Connected event-stream listeners.", callback=lambda: len(bus.listeners))
+        registry.gauge(
+            "flowengine_events_published", "Events published since start (a counter).", callback=lambda: bus.published
+        )
+        registry.gauge(
+            "flowengine_listeners_dropped",
+            "Listeners disconnected for lagging since start (a counter).",
+            callback=lambda: bus.listeners_dropped,
+        )
+
+    def attach(self, runs: "ExecutionService") -> None:
+        self._runs = runs
+        runs.on_finished.append(self.record_execution)
+
+    def _count(self, what: str) -> int:
+        if self._runs is None:
+            return 0
+        return self._runs.running_count if what == "running" else self._runs.queued_count
+
+    def record_execution(self, result: "ExecutionResult") -> None:
+        self.executions.inc(workflow=result.workflow_id, status=result.status)
+        self.execution_seconds.observe(result.duration_ms / 1000, workflow=result.workflow_id)
+        for node in result.nodes:
+            status = node["status"]
+            if status == "pending":
+                continue
+            self.nodes.inc(node_type=node["node_type"], status=status)
+            if node["duration_ms"] is not None:
+                self.node_seconds.observe(node["duration_ms"] / 1000, node_type=node["node_type"])
+
+    def middleware(self) -> Any:
+        requests = self.http_requests
+
+        @web.middleware
+        async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+            response = await handler(request)
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else "unmatched"
+            requests.inc(route=route, method=request.method, status=str(response.status))
+            return response
+
+        return metrics_middleware
+
+    async def handler(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.registry.render().encode("utf-8"), headers={"Content-Type": CONTENT_TYPE})
