@@ -135,6 +135,7 @@ async def test_retry_workflow_reruns_the_whole_workflow_under_one_execution_id(m
     events = await collect_events(ws)
     assert {event["execution_id"] for event in events} == {body["execution_id"]}
     assert [event["type"] for event in events].count("WorkflowStarted") == 1
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
     warnings = [event["event"]["message"] for event in events if event["type"] == "NodeEvent"]
     assert len(warnings) == 2 and all("RetryWorkflow" in message for message in warnings)
     await ws.close()
