@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .errors import ValidationError
+from .redaction import MIN_SECRET_LENGTH, lookup, secret_env_name, secret_names
 from .nodes.api import NodeType
 from .nodes.registry import NodeRegistry
 from .values import Value, decode_value, json_kind
@@ -361,6 +362,19 @@ def _check_config(config: dict[str, Value], node_type: NodeType, path: str, node
             raise ValidationError(
                 f"{path}.{name}: node {node_id!r} ({node_type.type}): {value.value!r} is not one of {allowed}"
             )
+    for name, value in config.items():
+        for secret in secret_names(value):
+            resolved = lookup(secret)
+            if resolved is None:
+                raise ValidationError(
+                    f"{path}.{name}: secret {secret!r} is not set: define the environment variable"
+                    f" {secret_env_name(secret)} on the server"
+                )
+            if len(resolved) < MIN_SECRET_LENGTH:
+                raise ValidationError(
+                    f"{path}.{name}: secret {secret!r} is shorter than {MIN_SECRET_LENGTH} characters,"
+                    " too short to be masked reliably"
+                )
     for key in node_type.config:
         if key.required and key.name not in config:
             raise ValidationError(f"{path}.{key.name}: node {node_id!r} ({node_type.type}) requires it")
