@@ -1,15 +1,17 @@
 """Execution events (DESIGN.md section 7): the bus, its listeners, and per-execution emitters.
 
 Publishing never awaits: each listener has a bounded queue; one that falls behind is marked
-lagging, stops receiving, and its WebSocket is closed with 1013 by the handler that owns it.
-Events are built and serialised once, and only when someone (a listener, the history recorder
-or an internal observer such as the event triggers) wants them.
+lagging, stops receiving, and its owner (the WebSocket handler) is told at once through
+``on_lagging`` so it can close the socket with 1013. Events are built and serialised once, and
+only when someone (a listener, the history recorder or an internal observer such as the event
+triggers) wants them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
@@ -19,6 +21,7 @@ __all__ = [
     "EventBus",
     "ExecutionEvents",
     "Listener",
+    "serialise",
     "utc_timestamp",
 ]
 
@@ -32,7 +35,31 @@ EVENT_TYPES = (
     "WorkflowCompleted",
 )
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# allow_nan=False: NaN and Infinity are not JSON and would break a browser's JSON.parse.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def _plain(item: Any) -> Any:
+    """``item`` with what JSON cannot hold made into text: non-finite numbers, and objects a
+    node body passed as event data (``ctx.info("saved", path=Path(...))``)."""
+    if item is None or isinstance(item, (str, bool, int)):
+        return item
+    if isinstance(item, float):
+        return item if math.isfinite(item) else str(item)
+    if isinstance(item, dict):
+        return {key if isinstance(key, str) else str(key): _plain(value) for key, value in item.items()}
+    if isinstance(item, (list, tuple)):
+        return [_plain(value) for value in item]
+    return str(item)
+
+
+def serialise(event: dict[str, Any]) -> str:
+    """The event as compact JSON text. Never raises for odd data: an event must not fail the
+    node that emitted it, nor only when someone happens to be listening."""
+    try:
+        return _dumps(event)
+    except (TypeError, ValueError):
+        return _dumps(_plain(event))
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -44,7 +71,17 @@ def utc_timestamp(moment: datetime | None = None) -> str:
 class Listener:
     """One subscriber: its filters and its bounded queue of serialised events."""
 
-    __slots__ = ("execution_id", "workflow_id", "types", "limit", "pending", "lagging", "missed", "_waiter")
+    __slots__ = (
+        "execution_id",
+        "workflow_id",
+        "types",
+        "limit",
+        "pending",
+        "lagging",
+        "missed",
+        "on_lagging",
+        "_waiter",
+    )
 
     def __init__(
         self,
@@ -61,6 +98,9 @@ class Listener:
         self.pending: deque[str] = deque()
         self.lagging = False
         self.missed = 0
+        # Called once, synchronously, when the queue overflows. The owner's sender may be parked
+        # on a socket the client stopped reading and would never notice the flag by itself.
+        self.on_lagging: Callable[[], None] | None = None
         self._waiter: asyncio.Future[None] | None = None
 
     def matches(self, event: dict[str, Any]) -> bool:
@@ -79,8 +119,11 @@ class Listener:
             self.lagging = True
             self.missed += 1 + len(self.pending)
             self.pending.clear()  # keep memory bounded: the listener is being disconnected
-        else:
-            self.pending.append(text)
+            self._wake()
+            if self.on_lagging is not None:
+                self.on_lagging()
+            return
+        self.pending.append(text)
         self._wake()
 
     def _wake(self) -> None:
@@ -170,7 +213,7 @@ class ExecutionEvents:
             **fields,
             "timestamp": utc_timestamp(),
         }
-        text = _dumps(event)
+        text = serialise(event)
         if self.recorded is not None:
             self.recorded.append(text)
         bus.publish(event, text)

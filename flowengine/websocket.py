@@ -3,12 +3,16 @@
 Filters (``execution_id``, ``workflow_id``, ``types``) are checked before the upgrade. Each
 connection has a sender task draining its listener's queue; a listener that falls behind by
 FLOWENGINE_WS_QUEUE events is closed with 1013 and told how many events it missed.
+
+No close may hang: a client that stops reading at the TCP level shuts its window, and a close
+frame (like any frame) then waits forever for the socket to drain. Every close here is bounded
+by CLOSE_TIMEOUT, after which the connection is aborted, so neither such a client nor the
+server's shutdown can be held up, and the memory held for it is released.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -17,11 +21,55 @@ from .events import EVENT_TYPES, Listener
 from .http_json import ClientError
 from .state import BUS, CONFIG, SOCKETS
 
-__all__ = ["events_handler", "close_all"]
+__all__ = ["events_handler", "close_all", "EventSocket", "CLOSE_TIMEOUT", "TRY_AGAIN_LATER"]
 
 log = logging.getLogger("flowengine.websocket")
 
 TRY_AGAIN_LATER = 1013
+CLOSE_TIMEOUT = 5.0  # seconds a close may take before the connection is cut
+_MAX_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes, 2 of them the code
+
+
+class EventSocket(web.WebSocketResponse):
+    """A listener's WebSocket. It keeps its transport so that a close the client never lets
+    through can be cut short with ``abort()`` instead of waiting on the socket forever."""
+
+    peer: asyncio.Transport | None = None  # set once the upgrade is done
+
+    async def close_or_abort(self, code: int, reason: str) -> None:
+        """Close with ``code`` and ``reason``; abort the connection if that takes too long."""
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self.close(code=code, message=_reason_bytes(reason))
+        except TimeoutError:
+            log.info("WebSocket listener did not take its close frame in %g s: connection aborted", CLOSE_TIMEOUT)
+            self.abort()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            # Not our cancellation: aiohttp's writers share one drain future per connection, and
+            # another task cancelled while waiting on it cancels it for everyone. The socket was
+            # not draining anyway.
+            self.abort()
+        else:
+            self.abort_if_stuck()
+
+    def abort(self) -> None:
+        if self.peer is not None:
+            self.peer.abort()
+
+    def abort_if_stuck(self) -> None:
+        """A closed socket with bytes still buffered waits for a reader that may never come:
+        give it CLOSE_TIMEOUT to drain, then cut it (a no-op if it is gone by then)."""
+        peer = self.peer
+        if peer is not None and peer.get_write_buffer_size():
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, peer.abort)
+
+
+def _reason_bytes(reason: str) -> bytes:
+    # Cut to what a close frame holds, never inside a UTF-8 sequence.
+    return reason.encode("utf-8")[:_MAX_REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
 
 
 def _filters(request: web.Request) -> dict[str, object]:
@@ -42,24 +90,29 @@ def _filters(request: web.Request) -> dict[str, object]:
 
 
 async def _send(ws: web.WebSocketResponse, listener: Listener) -> None:
+    """Drain the listener's queue into the socket, in order, until cancelled or lagging."""
+    pending = listener.pending
     while True:
         await listener.wait()
-        if listener.lagging:
-            reason = (
-                f"too slow: fell {listener.limit} events behind; {listener.missed} events missed,"
-                " reconnect to resume"
-            )
-            await ws.close(code=TRY_AGAIN_LATER, message=reason.encode("utf-8")[:120])
-            return
-        pending = listener.pending
-        while pending:
+        while pending and not listener.lagging:
             await ws.send_str(pending.popleft())
+        if listener.lagging:
+            return  # _drop() closes the socket
+
+
+async def _drop(ws: EventSocket, listener: Listener) -> None:
+    # Runs once the loop is free, so the count covers the whole burst that overflowed the queue.
+    reason = f"too slow: fell {listener.limit} events behind; {listener.missed} events missed, reconnect to resume"
+    log.warning("WebSocket listener dropped (1013): %s", reason)
+    await ws.close_or_abort(TRY_AGAIN_LATER, reason)
 
 
 async def events_handler(request: web.Request) -> web.WebSocketResponse:
     filters = _filters(request)
     config = request.app[CONFIG]
-    ws = web.WebSocketResponse(heartbeat=config.ws_heartbeat)
+    # compress=False: permessage-deflate would re-encode every frame once per listener, the very
+    # per-listener cost the bus avoids by serialising each event once for everyone.
+    ws = EventSocket(heartbeat=config.ws_heartbeat, compress=False)
     if not ws.can_prepare(request).ok:
         raise ClientError(
             400,
@@ -67,25 +120,56 @@ async def events_handler(request: web.Request) -> web.WebSocketResponse:
             f" e.g. wscat -c ws://localhost:{config.port}/api/events",
         )
     await ws.prepare(request)
+    ws.peer = request.transport
     bus = request.app[BUS]
+    sockets = request.app[SOCKETS]
+    loop = asyncio.get_running_loop()
     listener = bus.subscribe(**filters)
-    request.app[SOCKETS].add(ws)
-    sender = asyncio.get_running_loop().create_task(_send(ws, listener))
+    sender = loop.create_task(_send(ws, listener))
+    dropping: list[asyncio.Task[None]] = []
+
+    def on_lagging() -> None:
+        # Called inside publish, the moment the queue overflows. The sender may be parked on a
+        # socket the client stopped reading, where it would never see the flag, so the close runs
+        # in a task of its own. The sender is left alone rather than cancelled: cancelling a task
+        # that waits for the socket to drain would break the close frame's own wait (aiohttp
+        # shares that future between writers).
+        dropping.append(loop.create_task(_drop(ws, listener)))
+
+    listener.on_lagging = on_lagging
+    sockets.add(ws)
     try:
-        async for message in ws:  # pings are answered by aiohttp; client text is ignored
+        # Pings are answered inside receive(); text from the client is ignored. A close from the
+        # server side (1013, 1001) wakes this loop with a CLOSING message, which ends it.
+        async for message in ws:
             if message.type == WSMsgType.ERROR:
                 break
     finally:
         bus.unsubscribe(listener)
+        sockets.discard(ws)
+        if dropping:
+            # Awaited, not cancelled: it is bounded by CLOSE_TIMEOUT, and cutting it short could
+            # leave the transport open.
+            await dropping[0]
         sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await sender
-        request.app[SOCKETS].discard(ws)
+        await asyncio.wait([sender])
+        if not sender.cancelled() and sender.exception() is not None:
+            error = sender.exception()
+            if not isinstance(error, ConnectionError):  # the client went away mid-send: normal
+                log.error("WebSocket sender failed", exc_info=error)
+        ws.abort_if_stuck()
     return ws
 
 
 async def close_all(app: web.Application) -> None:
-    """On shutdown: every listener gets 1001 (going away)."""
-    for ws in list(app[SOCKETS]):
-        with contextlib.suppress(Exception):
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+    """On shutdown: every listener gets 1001 (going away), all at once, each within CLOSE_TIMEOUT."""
+    sockets = list(app[SOCKETS])
+    closes = []
+    for ws in sockets:
+        if isinstance(ws, EventSocket):
+            closes.append(ws.close_or_abort(WSCloseCode.GOING_AWAY, "server shutting down"))
+        else:
+            closes.append(asyncio.wait_for(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"), CLOSE_TIMEOUT))
+    for outcome in await asyncio.gather(*closes, return_exceptions=True):
+        if isinstance(outcome, Exception) and not isinstance(outcome, (ConnectionError, TimeoutError)):
+            log.warning("closing a WebSocket listener on shutdown failed: %r", outcome)

@@ -1,0 +1,298 @@
+"""Backpressure on /api/events: a listener that falls behind is dropped with 1013, loudly, and
+neither the execution nor the other listeners notice.
+
+A node type's plain-function body runs inline on the event loop, so a body that emits many
+events fills every listener's queue before any WebSocket sender gets a turn: that overflows a
+queue deterministically, without timing tricks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import re
+import socket
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType
+
+from conftest import execute, node, register
+from flowengine.nodes.api import NodeContext, NodeType
+from flowengine import websocket
+from flowengine.events import Listener
+from flowengine.state import BUS, REGISTRY, SOCKETS
+
+QUEUE = 50
+FLOOD = 500
+RECEIVE_TIMEOUT = 5
+
+
+def _chatty(ctx: NodeContext) -> dict[str, Any]:
+    for number in range(FLOOD):
+        ctx.info(f"line {number}")
+    return {"done": True}
+
+
+CHATTY = NodeType("test.chatty", f"Emits {FLOOD} Info events inline", "test", _chatty, any_outputs=True)
+
+
+@pytest.fixture
+async def flood_client(make_client):
+    client = await make_client(ws_queue=QUEUE)
+    client.app[REGISTRY].register(CHATTY)
+    return client
+
+
+async def receive_until_completed(ws) -> list[dict[str, Any]]:
+    events = []
+    while True:
+        message = await ws.receive(timeout=RECEIVE_TIMEOUT)
+        assert message.type == WSMsgType.TEXT, (message.type, message.data, message.extra)
+        events.append(json.loads(message.data))
+        if events[-1]["type"] == "WorkflowCompleted":
+            return events
+
+
+async def wait_for_no_listeners(client) -> None:
+    for _ in range(200):  # the handler's clean-up runs on the server's next turns
+        if not client.app[BUS].listeners:
+            return
+        await asyncio.sleep(0.01)
+    assert not client.app[BUS].listeners
+
+
+async def test_listener_that_never_reads_is_closed_with_1013(flood_client, caplog):
+    caplog.set_level(logging.DEBUG)
+    client = flood_client
+    workflow_id = await register(client, {"name": "flood", "nodes": [node("chatty", "test.chatty")]})
+    small = await register(client, {"name": "small", "nodes": [node("one", "transform.set", n=1)]})
+    idle = await client.ws_connect("/api/events")
+    # This one reads all along, and its filter keeps it well under the queue limit.
+    reader = await client.ws_connect("/api/events?types=WorkflowStarted,NodeStarted,NodeCompleted,WorkflowCompleted")
+
+    body = await execute(client, workflow_id)  # a normal 200 while a listener is being dropped
+    assert body["status"] == "succeeded"
+    assert body["outputs"] == {"chatty": {"done": {"type": "Bool", "value": True}}}
+
+    # Only now does the idle listener look: whatever it was sent, it ends with 1013.
+    received = 0
+    while True:
+        message = await idle.receive(timeout=RECEIVE_TIMEOUT)
+        if message.type != WSMsgType.TEXT:
+            break
+        received += 1
+    assert message.type == WSMsgType.CLOSE, (message.type, message.data)
+    assert message.data == 1013
+    assert idle.close_code == 1013
+    total = FLOOD + 4  # WorkflowStarted, NodeStarted, the Info events, NodeCompleted, WorkflowCompleted
+    missed = int(re.search(r"(\d+) events missed", message.extra).group(1))
+    assert f"fell {QUEUE} events behind" in message.extra
+    assert QUEUE < missed <= total - received
+    assert len(message.extra.encode()) <= 123  # a close frame's reason must fit in 123 bytes
+
+    events = await receive_until_completed(reader)
+    assert [e["type"] for e in events] == ["WorkflowStarted", "NodeStarted", "NodeCompleted", "WorkflowCompleted"]
+    assert [e["seq"] for e in events] == [1, 2, FLOOD + 3, FLOOD + 4]
+
+    # The reader keeps working, and a newcomer is welcome again.
+    async with client.ws_connect("/api/events") as newcomer:
+        again = await execute(client, small)
+        assert [e["type"] for e in await receive_until_completed(reader)][-1] == "WorkflowCompleted"
+        fresh = await receive_until_completed(newcomer)
+    assert {e["execution_id"] for e in fresh} == {again["execution_id"]}
+    assert [e["seq"] for e in fresh] == list(range(1, len(fresh) + 1))
+
+    await reader.close()
+    await idle.close()
+    await wait_for_no_listeners(client)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_listener_under_the_limit_gets_every_event(make_client):
+    client = await make_client(ws_queue=FLOOD + 10)
+    client.app[REGISTRY].register(CHATTY)
+    workflow_id = await register(client, {"name": "flood", "nodes": [node("chatty", "test.chatty")]})
+    async with client.ws_connect("/api/events") as ws:
+        await execute(client, workflow_id)
+        events = await receive_until_completed(ws)
+    assert len(events) == FLOOD + 4
+    assert [e["seq"] for e in events] == list(range(1, FLOOD + 5))
+    infos = [e["event"]["message"] for e in events if e["type"] == "NodeEvent"]
+    assert infos == [f"line {number}" for number in range(FLOOD)]
+
+
+async def test_lagging_listener_memory_is_released(flood_client):
+    client = flood_client
+    workflow_id = await register(client, {"name": "flood", "nodes": [node("chatty", "test.chatty")]})
+    idle = await client.ws_connect("/api/events")
+    await execute(client, workflow_id)
+    await execute(client, workflow_id)
+    (listener,) = client.app[BUS].listeners or [None]
+    if listener is not None:  # still being closed: nothing of the flood may be held for it
+        assert len(listener.pending) <= QUEUE
+    message = await idle.receive(timeout=RECEIVE_TIMEOUT)
+    while message.type == WSMsgType.TEXT:
+        message = await idle.receive(timeout=RECEIVE_TIMEOUT)
+    assert message.data == 1013
+    await wait_for_no_listeners(client)
+
+
+# -- a client that stops reading at the TCP level --------------------------------------------
+
+BIG_EVENT = "x" * 20_000
+
+
+async def _big_bursts(ctx: NodeContext) -> dict[str, Any]:
+    # Yields between bursts so the sender pushes frames until the socket stops draining.
+    for _ in range(15):
+        for _ in range(10):
+            ctx.info(BIG_EVENT)
+        await asyncio.sleep(0)
+    return {"done": True}
+
+
+BIG = NodeType("test.big", "Emits 150 events of 20 kB in bursts", "test", _big_bursts, any_outputs=True)
+
+
+def _server_side(client, peer: tuple[str, int]):
+    """The server's connection objects for the client socket bound to ``peer``."""
+    return [
+        connection
+        for connection in client.server.runner.server.connections
+        if connection.transport is not None and connection.transport.get_extra_info("peername") == peer
+    ]
+
+
+async def _raw_listener(client) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads again."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window, shut quickly
+    sock.connect(("127.0.0.1", client.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    for _ in range(500):  # the upgrade is done once the server has subscribed the listener
+        if client.app[BUS].listeners:
+            break
+        await asyncio.sleep(0.01)
+    assert client.app[BUS].listeners
+    (connection,) = _server_side(client, sock.getsockname())
+    # A small send buffer on the server's side too, so a few hundred kB fill the pipe.
+    connection.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return sock
+
+
+async def test_client_that_stops_reading_tcp_cannot_hold_the_server(make_client, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(websocket, "CLOSE_TIMEOUT", 0.3)
+    client = await make_client(ws_queue=QUEUE)
+    client.app[REGISTRY].register(BIG)
+    workflow_id = await register(client, {"name": "big", "nodes": [node("big", "test.big")]})
+    sock = await _raw_listener(client)
+    try:
+        async with client.ws_connect("/api/events?types=WorkflowCompleted") as bystander:
+            body = await execute(client, workflow_id)
+            assert body["status"] == "succeeded"
+            assert (await receive_until_completed(bystander))[0]["execution_id"] == body["execution_id"]
+
+            # The stuck listener is cut off within the close timeout, though it never read a byte
+            # after the handshake: no listener, no socket, no connection is kept for it.
+            for _ in range(500):
+                if len(client.app[BUS].listeners) == 1 and not _server_side(client, sock.getsockname()):
+                    break
+                await asyncio.sleep(0.01)
+            assert len(client.app[BUS].listeners) == 1  # the bystander
+            assert not _server_side(client, sock.getsockname())
+            assert len(client.app[SOCKETS]) == 1
+            assert any("1013" in r.getMessage() for r in caplog.records)
+
+        # What the client finds when it reads again: a connection that has ended.
+        sock.settimeout(RECEIVE_TIMEOUT)
+
+        def read_to_the_end() -> bytes:
+            received = b""
+            try:
+                while chunk := sock.recv(1 << 16):
+                    received += chunk
+            except ConnectionResetError:
+                pass
+            return received
+
+        received = await asyncio.to_thread(read_to_the_end)
+        assert received.startswith(b"HTTP/1.1 101 Switching Protocols")
+        assert len(received) < 15 * 10 * len(BIG_EVENT)  # it was not sent everything
+    finally:
+        sock.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def _wait_until_stuck(client, sock: socket.socket) -> None:
+    """Until the sender has pushed all it can and the server's socket has stopped draining."""
+    (connection,) = _server_side(client, sock.getsockname())
+    (listener,) = client.app[BUS].listeners
+    for _ in range(500):
+        if connection.transport.get_write_buffer_size() > 0 and listener.pending:
+            break
+        await asyncio.sleep(0.01)
+    assert connection.transport.get_write_buffer_size() > 0
+    assert listener.pending and not listener.lagging
+
+
+async def test_shutdown_is_not_held_up_by_a_client_that_stopped_reading(make_client, monkeypatch):
+    monkeypatch.setattr(websocket, "CLOSE_TIMEOUT", 0.3)
+    client = await make_client(ws_queue=100_000)  # never lagging: only the shutdown can end it
+    client.app[REGISTRY].register(BIG)
+    workflow_id = await register(client, {"name": "big", "nodes": [node("big", "test.big")]})
+    sock = await _raw_listener(client)
+    try:
+        await execute(client, workflow_id)
+        await _wait_until_stuck(client, sock)
+        # Without a bound on the close, on_shutdown would wait for this client forever.
+        await asyncio.wait_for(client.server.close(), RECEIVE_TIMEOUT)
+        assert not client.app[BUS].listeners
+    finally:
+        sock.close()
+
+
+async def test_dead_client_with_unsent_data_is_cut_off_after_missed_pong(make_client, monkeypatch):
+    # The heartbeat notices the client is gone and closes the transport, but a graceful close
+    # waits for buffered bytes to drain, which never happens: the handler aborts it instead.
+    monkeypatch.setattr(websocket, "CLOSE_TIMEOUT", 0.3)
+    client = await make_client(ws_queue=100_000, ws_heartbeat=1.0)
+    client.app[REGISTRY].register(BIG)
+    workflow_id = await register(client, {"name": "big", "nodes": [node("big", "test.big")]})
+    sock = await _raw_listener(client)
+    try:
+        await execute(client, workflow_id)
+        await _wait_until_stuck(client, sock)
+        for _ in range(500):
+            if not _server_side(client, sock.getsockname()):
+                break
+            await asyncio.sleep(0.01)
+        assert not _server_side(client, sock.getsockname())
+        assert not client.app[BUS].listeners
+    finally:
+        sock.close()
+
+
+def test_listener_queue_is_bounded_and_counts_what_it_missed():
+    dropped = []
+    listener = Listener(3)
+    listener.on_lagging = lambda: dropped.append(len(listener.pending))
+    for number in range(3):
+        listener.offer(f"event {number}")
+    assert list(listener.pending) == ["event 0", "event 1", "event 2"] and not listener.lagging
+    for number in range(3, 10):
+        listener.offer(f"event {number}")
+    assert listener.lagging
+    assert not listener.pending  # nothing more is held for a listener being disconnected
+    assert listener.missed == 10  # the 3 queued, never sent, and the 7 after them
+    assert dropped == [0]  # told once, at the moment it overflowed
