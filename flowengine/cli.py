@@ -13,13 +13,15 @@ from typing import Any, Sequence
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from . import __version__
-from .config import Config, ConfigError, add_arguments, load_config
+from .config import ConfigError, add_arguments, load_config
 from .engine import Engine, decode_inputs
 from .errors import ValidationError
 from .events import EventBus
 from .http_json import parse_json_text
+from .redaction import RedactingFilter
 from .model import Workflow, parse_workflow
 from .nodes import NodeRegistry, PluginError, builtin_registry
 
@@ -32,11 +34,19 @@ _PY_LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "info": logging.I
 
 def configure_logging(level: str) -> None:
     logging.addLevelName(5, "TRACE")
-    logging.basicConfig(
-        level=_PY_LEVELS[level],
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # secret values never reach the log
+    logging.basicConfig(level=_PY_LEVELS[level], handlers=[handler])
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request, without the query string: ``?token=`` must not be logged."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s %s %.1f ms", request.remote, request.method, request.path, response.status, time * 1000
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -131,17 +141,18 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"flowengine: {exc}", file=sys.stderr)
         return 2
 
-    async def announce(_app: web.Application) -> None:
+    def announce(_banner: str) -> None:
+        # run_app calls this once the socket is bound, so the line never precedes a bind error.
         log.info("flowengine %s listening on http://%s (database: %s)", __version__, config.bind_address, config.db)
 
-    app.on_startup.append(announce)
     try:
         web.run_app(
             app,
             host=config.host,
             port=config.port,
-            print=None,
+            print=announce,
             access_log=logging.getLogger("aiohttp.access") if config.log_level in ("debug", "trace") else None,
+            access_log_class=AccessLogger,
             shutdown_timeout=10,
         )
     except OSError as exc:

@@ -26,13 +26,14 @@ from .events import EventBus, ExecutionEvents, utc_timestamp
 from .model import Node, Workflow
 from .nodes.api import NodeContext, NodeType
 from .nodes.registry import NodeRegistry
+from .redaction import redact_json, redact_text, resolve_secrets, secret_names
+from .redaction import active as secrets_resolved
 from .values import Value, decode_value, to_value
 
-__all__ = ["Plan", "Execution", "ExecutionResult", "Engine", "decode_inputs", "SECRET_ENV_PREFIX"]
+__all__ = ["Plan", "Execution", "ExecutionResult", "Engine", "decode_inputs"]
 
 log = logging.getLogger("flowengine.engine")
 
-SECRET_ENV_PREFIX = "FLOWENGINE_SECRET_"
 
 # Node statuses (DESIGN.md section 5).
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = (
@@ -114,7 +115,7 @@ class Plan:
             sinks=[i for i, targets in enumerate(successors) if not targets],
             accepted_inputs=accepted,
             base_config=base_config,
-            has_secrets=[any(v.type == "Secret" for v in config.values()) for config in base_config],
+            has_secrets=[any(secret_names(value) for value in config.values()) for config in base_config],
         )
 
 
@@ -356,6 +357,11 @@ class Execution:
                 }
             )
         duration_ms = round(elapsed * 1000, 3)
+        failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed]
+        error = attempt.failure if status in ("failed", "cancelled", "interrupted") else None
+        if secrets_resolved():  # a node may have echoed a secret: mask it in all we show
+            outputs, failed_nodes, node_records = redact_json([outputs, failed_nodes, node_records])
+            error = None if error is None else redact_text(error)
         return ExecutionResult(
             execution_id=self.id,
             workflow_id=plan.workflow.id,
@@ -368,10 +374,10 @@ class Execution:
             total_nodes=len(nodes),
             attempts=self.attempts,
             outputs=outputs,
-            failed_nodes=[{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed],
+            failed_nodes=failed_nodes,
             skipped_nodes=[nodes[index].id for index, state in enumerate(statuses) if state == SKIPPED],
             cancelled_nodes=[nodes[index].id for index, state in enumerate(statuses) if state == CANCELLED],
-            error=attempt.failure if status in ("failed", "cancelled", "interrupted") else None,
+            error=error,
             nodes=node_records,
         )
 
@@ -542,15 +548,10 @@ class _Attempt:
 
     def _resolve_secrets(self, config: dict[str, Value]) -> dict[str, Value]:
         environ = self.execution.engine.environ
-        resolved = {}
-        for key, value in config.items():
-            if value.type == "Secret":
-                secret = environ.get(SECRET_ENV_PREFIX + value.value)
-                if secret is None:
-                    raise NodeError(f"secret {value.value!r} is not set ({SECRET_ENV_PREFIX}{value.value})")
-                value = Value("String", secret)
-            resolved[key] = value
-        return resolved
+        try:
+            return {key: resolve_secrets(value, environ) for key, value in config.items()}
+        except LookupError as exc:
+            raise NodeError(str(exc)) from None
 
     def _emit_started(self, index: int) -> None:
         events = self.events
