@@ -65,12 +65,21 @@ def redact_text(text: str) -> str:
 
 
 def redact_json(document: Any) -> Any:
-    """The document with secret values masked (a copy only when something was masked)."""
+    """A copy of a JSON-like document with secret values masked in every string (keys too),
+    however deeply the value was escaped into text along the way."""
     if not _forms:
         return document
-    text = json.dumps(document, ensure_ascii=False)
-    masked = redact_text(text)
-    return document if masked == text else json.loads(masked)
+    return _redact(document)
+
+
+def _redact(node: Any) -> Any:
+    if isinstance(node, str):
+        return redact_text(node)
+    if isinstance(node, dict):
+        return {redact_text(key) if isinstance(key, str) else key: _redact(value) for key, value in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_redact(item) for item in node]
+    return node
 
 
 class RedactingFilter(logging.Filter):
