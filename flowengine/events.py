@@ -16,6 +16,9 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
+from .redaction import active as secrets_active
+from .redaction import redact_json
+
 __all__ = [
     "EVENT_TYPES",
     "EventBus",
@@ -213,6 +216,11 @@ class ExecutionEvents:
             **fields,
             "timestamp": utc_timestamp(),
         }
+        if secrets_active():
+            # A node may have echoed a resolved secret into its outputs or messages. _plain first,
+            # so text made from odd objects is masked too; listeners, history and observers all
+            # get the masked event.
+            event = redact_json(_plain(event))
         text = serialise(event)
         if self.recorded is not None:
             self.recorded.append(text)

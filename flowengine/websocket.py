@@ -100,10 +100,10 @@ async def _send(ws: web.WebSocketResponse, listener: Listener) -> None:
             return  # _drop() closes the socket
 
 
-async def _drop(ws: EventSocket, listener: Listener) -> None:
+async def _drop(ws: EventSocket, listener: Listener, remote: str | None) -> None:
     # Runs once the loop is free, so the count covers the whole burst that overflowed the queue.
     reason = f"too slow: fell {listener.limit} events behind; {listener.missed} events missed, reconnect to resume"
-    log.warning("WebSocket listener dropped (1013): %s", reason)
+    log.warning("WebSocket listener %s dropped (1013): %s", remote or "(unknown address)", reason)
     await ws.close_or_abort(TRY_AGAIN_LATER, reason)
 
 
@@ -134,7 +134,7 @@ async def events_handler(request: web.Request) -> web.WebSocketResponse:
         # in a task of its own. The sender is left alone rather than cancelled: cancelling a task
         # that waits for the socket to drain would break the close frame's own wait (aiohttp
         # shares that future between writers).
-        dropping.append(loop.create_task(_drop(ws, listener)))
+        dropping.append(loop.create_task(_drop(ws, listener, request.remote)))
 
     listener.on_lagging = on_lagging
     sockets.add(ws)
