@@ -20,6 +20,7 @@ from .access import make_access_middleware
 from .middleware import cors_middleware, error_middleware
 from .netguard import GuardedConnector
 from .nodes import builtin_registry
+from .redaction import install_log_redaction
 from .runs import ExecutionService
 from .state import BUS, CATALOG, CONFIG, ENGINE, HTTP_CLIENT, REGISTRY, RUNS, SOCKETS, STORE, TELEMETRY, TRIGGERS
 from .store import Store
@@ -34,6 +35,7 @@ log = logging.getLogger("flowengine")
 def make_app(config: Config | None = None) -> web.Application:
     """Build the whole server. The CLI and the tests both start here."""
     config = config or Config()
+    install_log_redaction()
     telemetry = Telemetry()
     # Outermost first: CORS on every answer, metrics see the final status, errors become JSON,
     # then (only when configured) authentication and rate limits.

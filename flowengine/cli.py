@@ -21,7 +21,7 @@ from .engine import Engine, decode_inputs
 from .errors import ValidationError
 from .events import EventBus
 from .http_json import parse_json_text
-from .redaction import RedactingFilter
+from .redaction import install_log_redaction
 from .model import Workflow, parse_workflow
 from .nodes import NodeRegistry, PluginError, builtin_registry
 
@@ -36,8 +36,8 @@ def configure_logging(level: str) -> None:
     logging.addLevelName(5, "TRACE")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())  # secret values never reach the log
     logging.basicConfig(level=_PY_LEVELS[level], handlers=[handler])
+    install_log_redaction()  # secret values never reach the log
 
 
 class AccessLogger(AbstractAccessLogger):

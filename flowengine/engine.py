@@ -562,7 +562,9 @@ class _Attempt:
             events.seq += 1
 
     def _emit_node_event(self, node_id: str, event_type: str, fields: dict[str, Any]) -> None:
-        self.events.emit("NodeEvent", {"node_id": node_id, "event": {"event_type": event_type, **fields}})
+        event = {"event_type": event_type, **fields}
+        event["event_type"] = event_type  # a body's own "event_type" keyword must not relabel it
+        self.events.emit("NodeEvent", {"node_id": node_id, "event": event})
 
     # -- running a node body -------------------------------------------------------------
 

@@ -17,6 +17,7 @@ __all__ = [
     "MASK",
     "SECRET_ENV_PREFIX",
     "RedactingFilter",
+    "install_log_redaction",
     "active",
     "redact_json",
     "redact_text",
@@ -80,6 +81,23 @@ def _redact(node: Any) -> Any:
     if isinstance(node, (list, tuple)):
         return [_redact(item) for item in node]
     return node
+
+
+_original_factory = logging.getLogRecordFactory()
+
+
+def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _original_factory(*args, **kwargs)
+    if _forms:
+        RedactingFilter().filter(record)
+    return record
+
+
+def install_log_redaction() -> None:
+    """Mask secrets in every log record the process creates, whatever handler writes it
+    (idempotent; costs nothing until a secret has been resolved)."""
+    if logging.getLogRecordFactory() is not _redacting_factory:
+        logging.setLogRecordFactory(_redacting_factory)
 
 
 class RedactingFilter(logging.Filter):

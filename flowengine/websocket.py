@@ -13,13 +13,14 @@ server's shutdown can be held up, and the memory held for it is released.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from .events import EVENT_TYPES, Listener
 from .http_json import ClientError
-from .state import BUS, CONFIG, SOCKETS
+from .state import BUS, CONFIG, RUNS, SOCKETS, STORE
 
 __all__ = ["events_handler", "close_all", "EventSocket", "CLOSE_TIMEOUT", "TRY_AGAIN_LATER"]
 
@@ -107,8 +108,39 @@ async def _drop(ws: EventSocket, listener: Listener, remote: str | None) -> None
     await ws.close_or_abort(TRY_AGAIN_LATER, reason)
 
 
+async def _recorded_events(request: web.Request, execution_id: str, listener: Listener) -> list[str]:
+    """The events an execution has emitted so far, in seq order, as frames for this listener.
+
+    For a running execution they are taken from memory in the same turn of the event loop as
+    the listener's subscription (no await in between), so replayed and live events neither
+    overlap nor leave a gap; a finished execution emits nothing more, so its recorded events
+    are simply read from the store."""
+    running = request.app[RUNS].get(execution_id)
+    if running is not None and running.events.recorded is not None:
+        texts = list(running.events.recorded)
+    else:
+        stored = await request.app[STORE].get_execution_events(execution_id)
+        if stored is None:
+            raise ClientError(404, f"Execution {execution_id} not found: nothing to replay")
+        texts = [json.dumps(event, ensure_ascii=False, separators=(",", ":")) for event in json.loads(stored)]
+    if listener.types is None:
+        return texts
+    return [text for text in texts if json.loads(text)["type"] in listener.types]
+
+
+def _replay_requested(request: web.Request, filters: dict[str, object]) -> bool:
+    text = request.query.get("replay", "false").lower()
+    if text not in ("true", "1", "yes", "false", "0", "no"):
+        raise ClientError(400, f"replay: expected true or false, got {text!r}")
+    replay = text in ("true", "1", "yes")
+    if replay and "execution_id" not in filters:
+        raise ClientError(400, "replay: needs execution_id=... (replay sends one execution's recorded events)")
+    return replay
+
+
 async def events_handler(request: web.Request) -> web.WebSocketResponse:
     filters = _filters(request)
+    replay = _replay_requested(request, filters)
     config = request.app[CONFIG]
     # compress=False: permessage-deflate would re-encode every frame once per listener, the very
     # per-listener cost the bus avoids by serialising each event once for everyone.
@@ -119,12 +151,23 @@ async def events_handler(request: web.Request) -> web.WebSocketResponse:
             "this endpoint is a WebSocket: connect with a WebSocket client,"
             f" e.g. wscat -c ws://localhost:{config.port}/api/events",
         )
-    await ws.prepare(request)
-    ws.peer = request.transport
     bus = request.app[BUS]
+    # Subscribe before anything awaits, so that no live event can fall between the recorded
+    # ones replayed below and the live ones queued from here on.
+    listener = bus.subscribe(**filters)
+    history: list[str] = []
+    try:
+        if replay:
+            history = await _recorded_events(request, filters["execution_id"], listener)  # type: ignore[arg-type]
+        await ws.prepare(request)
+    except BaseException:
+        bus.unsubscribe(listener)
+        raise
+    ws.peer = request.transport
+    for text in history:
+        await ws.send_str(text)
     sockets = request.app[SOCKETS]
     loop = asyncio.get_running_loop()
-    listener = bus.subscribe(**filters)
     sender = loop.create_task(_send(ws, listener))
     dropping: list[asyncio.Task[None]] = []
 

@@ -281,3 +281,80 @@ async def test_history_survives_a_restart(aiohttp_client, config):
     assert (await record.json())["status"] == "succeeded"
     events = json.loads(await (await second.get(f"/api/executions/{result['execution_id']}/events")).text())
     assert events[-1]["type"] == "WorkflowCompleted"
+
+
+async def _frames_until_completed(ws) -> list[dict]:
+    frames = []
+    while True:
+        event = await ws.receive_json(timeout=5)
+        frames.append(event)
+        if event["type"] == "WorkflowCompleted":
+            return frames
+
+
+async def test_replay_of_a_finished_execution(client):
+    workflow_id = await register(client, _chain())
+    result = await execute(client, workflow_id)
+    ws = await client.ws_connect(f"/api/events?execution_id={result['execution_id']}&replay=true")
+    frames = await _frames_until_completed(ws)
+    assert [frame["seq"] for frame in frames] == list(range(1, len(frames) + 1))
+    recorded = await (await client.get(f"/api/executions/{result['execution_id']}/events")).json()
+    assert frames == recorded
+    await ws.close()
+
+    typed = await client.ws_connect(
+        f"/api/events?execution_id={result['execution_id']}&replay=true&types=NodeCompleted,WorkflowCompleted"
+    )
+    frames = await _frames_until_completed(typed)
+    assert [frame["type"] for frame in frames] == ["NodeCompleted", "NodeCompleted", "WorkflowCompleted"]
+    await typed.close()
+
+
+async def test_replay_mid_execution_has_no_gap_and_no_duplicate(make_client, config):
+    gate = asyncio.Event()
+
+    async def wait_for_gate(ctx):
+        ctx.info("waiting for the gate")
+        await gate.wait()
+        return {"value": "through"}
+
+    app = make_app(config)
+    app[REGISTRY].register(
+        NodeType("test.gate", "waits for the test", "test", wait_for_gate, inputs=(Port("x"),), outputs=(Port("value"),))
+    )
+    client = await make_client(app=app)
+    workflow_id = await register(
+        client,
+        {
+            "name": "gated",
+            "nodes": [node("a", "transform.set", x=1), node("gate", "test.gate"), node("log", "debug.log")],
+            "connections": [link("a", "x", "gate", "x"), link("gate", "value", "log", "message")],
+        },
+    )
+    started = await (await client.post(f"/api/workflows/{workflow_id}/execute?wait=false")).json()
+    execution_id = started["execution_id"]
+    for _ in range(250):
+        so_far = await (await client.get(f"/api/executions/{execution_id}/events")).json()
+        if any(event["type"] == "NodeEvent" for event in so_far):
+            break
+        await asyncio.sleep(0.02)
+    assert len(so_far) >= 4  # WorkflowStarted, a started+completed, gate started, its Info
+    ws = await client.ws_connect(f"/api/events?execution_id={execution_id}&replay=true")
+    gate.set()
+    frames = await _frames_until_completed(ws)
+    seqs = [frame["seq"] for frame in frames]
+    assert seqs == list(range(1, len(frames) + 1)), seqs
+    assert frames[: len(so_far)] == so_far
+    assert frames[-1]["status"] == "succeeded"
+    await ws.close()
+
+
+async def test_replay_errors(client):
+    import aiohttp
+
+    with pytest.raises(aiohttp.WSServerHandshakeError) as unknown:
+        await client.ws_connect("/api/events?execution_id=nope&replay=true")
+    assert unknown.value.status == 404
+    response = await client.get("/api/events?replay=true", headers={"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert response.status == 400
+    assert "execution_id" in (await response.json())["error"]
