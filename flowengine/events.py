@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from collections import deque
 from datetime import datetime, timezone
@@ -37,6 +38,8 @@ EVENT_TYPES = (
     "NodeEvent",
     "WorkflowCompleted",
 )
+
+log = logging.getLogger("flowengine.events")
 
 # allow_nan=False: NaN and Infinity are not JSON and would break a browser's JSON.parse.
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
@@ -68,7 +71,10 @@ def serialise(event: dict[str, Any]) -> str:
 def utc_timestamp(moment: datetime | None = None) -> str:
     """RFC 3339 UTC with milliseconds and ``Z``, e.g. ``2026-11-28T10:13:13.123Z``."""
     moment = moment or datetime.now(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.utcoffset():
+        moment = moment.astimezone(timezone.utc)
+    # isoformat is about twice as fast as strftime, and this runs for every event.
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 class Listener:
@@ -179,7 +185,10 @@ class EventBus:
                 if listener.lagging and not was_lagging:
                     self.listeners_dropped += 1
         for observer in self.observers.get(event["type"], ()):
-            observer(event)
+            try:
+                observer(event)
+            except Exception:  # an observer's bug must not break the execution that emitted
+                log.exception("event observer %r failed on %s", observer, event["type"])
 
 
 class ExecutionEvents:
