@@ -153,8 +153,11 @@ class TriggerService:
                     "type": trigger.type,
                     "enabled": trigger.enabled,
                 }
-                spec = {k: v for k, v in trigger.trigger_type.items() if k not in ("type", "secret")}
-                entry.update(spec)
+                for key, value in trigger.trigger_type.items():
+                    if key in ("type", "secret"):
+                        continue
+                    # An Event trigger's workflow_id names the workflow it listens to.
+                    entry["source_workflow_id" if key == "workflow_id" else key] = value
                 if trigger.type == "Webhook":
                     entry["url"] = f"/api/hooks/{webhook_path(trigger.trigger_type)}"
                     entry["signed"] = "secret" in trigger.trigger_type

@@ -197,6 +197,10 @@ async def test_event_trigger_starts_a_workflow_with_the_event_as_inputs(client):
     response = await client.post(f"/api/workflows/{source}/execute")
     source_execution = (await response.json())["execution_id"]
     (started,) = await _settle(client, 1, workflow_id=follower)
+    listed = await (await client.get("/api/triggers")).json()
+    (entry,) = [item for item in listed if item["type"] == "Event"]
+    assert entry["workflow_id"] == follower and entry["source_workflow_id"] == source
+    assert entry["event_type"] == "WorkflowCompleted"
     record = await (await client.get(f"/api/executions/{started['id']}")).json()
     assert record["trigger"]["type"] == "event" and record["trigger"]["id"] == "on-follower"
     assert record["trigger"]["source_execution_id"] == source_execution
