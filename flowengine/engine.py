@@ -244,6 +244,7 @@ class Execution:
         self.stop_message: str | None = None  # why, for an attempt that starts after the stop
         self.result: ExecutionResult | None = None
         self.finished = asyncio.get_running_loop().create_future()
+        self.stop_waiters: list[asyncio.Future[None]] = []  # woken by cancel(), e.g. in a queue
         self.started = 0.0  # perf_counter at the start of run(): node start times count from it
 
     def cancel(self, reason: str = "execution cancelled", *, status: str = "cancelled") -> bool:
@@ -264,6 +265,9 @@ class Execution:
         self.stop_reason, self.stop_message = reason, message
         if self.attempt is not None:
             self.attempt.abort(message)
+        for waiter in self.stop_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def run(self) -> ExecutionResult:
         engine, plan, events = self.engine, self.plan, self.events

@@ -96,8 +96,12 @@ class ExecutionService:
 
     async def run(self, execution: Execution) -> ExecutionResult:
         try:
-            async with self._slots:
+            holds_slot = await self._wait_for_slot(execution)
+            try:
                 result = await execution.run()
+            finally:
+                if holds_slot:
+                    self._slots.release()
         finally:
             self._admitted.pop(execution.id, None)
         for listener in self.on_finished:
@@ -121,6 +125,29 @@ class ExecutionService:
             self._since_prune = 0
             self.store.prune_executions(self.max_executions)
         return result
+
+    async def _wait_for_slot(self, execution: Execution) -> bool:
+        """Take a slot, or give up waiting when the execution is cancelled while queued (it
+        then runs without one, which stops it at once). Whether a slot was taken."""
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return True
+        stopped = asyncio.get_running_loop().create_future()
+        execution.stop_waiters.append(stopped)
+        acquiring = asyncio.ensure_future(self._slots.acquire())
+        try:
+            await asyncio.wait((acquiring, stopped), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            acquiring.cancel()
+            raise
+        if acquiring.done():
+            return True
+        acquiring.cancel()
+        try:
+            await acquiring  # it may have got the slot in the same turn
+        except asyncio.CancelledError:
+            return False
+        return True
 
     def run_in_background(self, execution: Execution) -> asyncio.Task[ExecutionResult]:
         task = asyncio.get_running_loop().create_task(self.run(execution))

@@ -329,3 +329,17 @@ async def test_private_network_guard_checks_every_redirect(make_client, aiohttp_
     body = await response.json()
     assert response.status == 500
     assert "127.0.0.1" in body["error"] and "FLOWENGINE_HTTP_BLOCK_PRIVATE" in body["error"]
+
+
+async def test_cancelling_a_queued_execution_answers_at_once(make_client):
+    client = await make_client(max_concurrent_executions=1, max_queued_executions=5)
+    workflow_id = await register(client, {"name": "slow", "nodes": [node("wait", "time.delay", delay_ms=30_000)]})
+    running = await (await client.post(f"/api/workflows/{workflow_id}/execute?wait=false")).json()
+    queued = await (await client.post(f"/api/workflows/{workflow_id}/execute?wait=false")).json()
+    response = await asyncio.wait_for(client.post(f"/api/executions/{queued['execution_id']}/cancel"), 5)
+    assert response.status == 200
+    assert (await response.json())["status"] == "cancelled"
+    record = await (await client.get(f"/api/executions/{queued['execution_id']}")).json()
+    assert record["status"] == "cancelled"
+    assert [node_record["status"] for node_record in record["nodes"]] == ["pending"]
+    assert (await client.post(f"/api/executions/{running['execution_id']}/cancel")).status == 200
