@@ -1,0 +1,58 @@
+"""``python -m bench [--quick] [--only NAME ...]``: run the benchmarks, print markdown tables.
+
+The full run takes a few minutes; ``--quick`` (fewer repeats, shorter load runs, no 50,000-node
+DAG) under a minute. Progress goes to stderr, the tables to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import report
+from .common import FULL, QUICK
+
+MEASUREMENTS = ("engine", "scaling", "http", "memory")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes (under a minute)")
+    parser.add_argument("--only", action="append", choices=MEASUREMENTS, help="run only these (repeatable)")
+    args = parser.parse_args(argv)
+    profile = QUICK if args.quick else FULL
+    selected = args.only or list(MEASUREMENTS)
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    results: dict[str, object] = {}
+    if "engine" in selected:
+        from .engine_bench import measure_engine
+
+        progress("1. engine overhead per node (in process)")
+        results["engine"] = measure_engine(profile)
+    if "scaling" in selected:
+        from .engine_bench import measure_scaling
+
+        progress("2. scaling: validation and execution of layered DAGs")
+        results["scaling"] = measure_scaling(profile)
+    if "http" in selected:
+        from .http_bench import measure_http
+
+        progress("3/4/6. HTTP throughput, listeners, 40-node chain")
+        results["http"] = measure_http(profile, progress)
+    if "memory" in selected:
+        from .memory_bench import measure_memory
+
+        progress("5. memory growth")
+        results["memory"] = measure_memory(profile)
+    progress("done")
+    print(report.render(profile, results, time.monotonic() - started))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

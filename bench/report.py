@@ -1,0 +1,192 @@
+"""Markdown tables for the benchmark results, with each target and whether it holds."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import sys
+from typing import Any, Sequence
+
+from .common import PINNING, REPO, Profile
+from .loadgen import GENERATOR
+
+__all__ = ["render", "machine"]
+
+ENGINE_TARGET = 4.0  # at most 4x asyncio.gather per node
+SCALING_BAND = (7.0, 13.0)  # time per 10x more nodes: "near 10"
+THROUGHPUT_TARGET = 0.5  # at least half the bare handler, SQLite history on
+LISTENER_TARGET = 0.7  # 100 listeners cost at most 30% of throughput
+MEMORY_TARGET = 0.10  # under 10% RSS growth from 1,000 to 20,000 executions
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(" --- " for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _holds(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine() -> list[tuple[str, str]]:
+    import aiohttp
+
+    return [
+        ("nproc", str(os.cpu_count())),
+        ("CPU", _cpu_model()),
+        ("Python", sys.version.split()[0]),
+        ("aiohttp", aiohttp.__version__),
+        ("flowengine commit", _commit()),
+        ("load generator", GENERATOR),
+        ("pinning", "server on CPU 0, generator and listeners on CPU 1 (taskset)" if PINNING else "none (taskset or a 2nd CPU missing)"),
+    ]
+
+
+def _per_10x(small: int, small_s: float, large: int, large_s: float) -> float:
+    """Growth in time for 10x more nodes, from any two sizes (10.0 is exactly linear)."""
+    return (large_s / small_s) ** (math.log(10) / math.log(large / small))
+
+
+def render(profile: Profile, results: dict[str, Any], elapsed: float) -> str:
+    out: list[str] = []
+    summary: list[list[Any]] = []
+    sections: list[str] = []
+
+    if "engine" in results:
+        rows, task_chain_us = results["engine"]
+        detail = []
+        for row in rows:
+            ok = row.ratio <= ENGINE_TARGET
+            summary.append([f"1. engine, {row.nodes:,}-node {row.shape}, {row.body} body",
+                            f"{row.ratio:.2f}x gather ({row.us_per_node:.1f} µs/node)", f"≤ {ENGINE_TARGET:g}x", _holds(ok)])
+            detail.append([f"{row.shape}, {row.body} body", f"{row.us_per_node:.2f}", f"{row.baseline_us_per_node:.2f}",
+                           f"{row.ratio:.2f}x", f"{row.nogc_us_per_node:.2f}"])
+        detail.append(["bare asyncio task chain (reference)", f"{task_chain_us:.2f}", f"{rows[0].baseline_us_per_node:.2f}",
+                       f"{task_chain_us / rows[0].baseline_us_per_node:.2f}x", ""])
+        sections.append(f"### 1. Engine overhead per node ({rows[0].nodes:,} no-op nodes, in process, events on, nobody listening)\n\n"
+                        + table(["workflow", "µs/node", "asyncio.gather µs/coroutine", "ratio", "µs/node with gc off"], detail))
+
+    if "scaling" in results:
+        rows = results["scaling"]
+        detail = []
+        for row in rows:
+            detail.append([f"{row.nodes:,}", f"{row.validate_s * 1000:.1f}", f"{row.plan_s * 1000:.1f}",
+                           f"{row.execute_s * 1000:.1f}", f"{row.execute_s / row.nodes * 1e6:.2f}",
+                           f"{row.validate_nogc_s * 1000:.1f} / {row.plan_nogc_s * 1000:.1f} / {row.execute_nogc_s * 1000:.1f}"])
+        growth = []
+        for small, large in zip(rows, rows[1:]):
+            figures = [_per_10x(small.nodes, getattr(small, part), large.nodes, getattr(large, part))
+                       for part in ("validate_s", "plan_s", "execute_s")]
+            growth.append([f"{small.nodes:,} → {large.nodes:,}", *(f"{value:.1f}" for value in figures)])
+            worst = max(figures)
+            ok = SCALING_BAND[0] <= min(figures) and worst <= SCALING_BAND[1]
+            summary.append([f"2. scaling {small.nodes:,} → {large.nodes:,} nodes (time per 10x)",
+                            " / ".join(f"{value:.1f}" for value in figures) + " (validate / plan / execute)",
+                            f"≈ 10 ({SCALING_BAND[0]:g}–{SCALING_BAND[1]:g})", _holds(ok)])
+        sections.append("### 2. Scaling (layered DAG, width 10, 2 connections per node, async no-op)\n\n"
+                        + table(["nodes", "validate ms", "plan ms", "execute ms", "execute µs/node",
+                                 "same with gc off: validate / plan / execute ms"], detail)
+                        + "\n\nTime multiplier per 10x more nodes (10 = linear):\n\n"
+                        + table(["sizes", "validate", "plan", "execute"], growth))
+
+    if "http" in results:
+        http = results["http"]
+        bare = http.throughput["bare"]
+        detail = []
+        for name, label in (("bare", "bare aiohttp handler"), ("sqlite", "flowengine, SQLite history"),
+                            ("memory", "flowengine, :memory: history")):
+            series = http.throughput[name]
+            detail.append([label, f"{series.rps:,.0f}", f"{series.rps / bare.rps:.2f}x", f"{series.p50_ms:.2f}",
+                           f"{series.p99_ms:.2f}", f"{series.server_us:.0f}", f"{bare.server_us / series.server_us:.2f}x",
+                           f"{series.server_busy:.0%}", f"{series.client_cpu:.0%}"])
+        for name in ("sqlite", "memory"):
+            series = http.throughput[name]
+            ratio, capacity = series.rps / bare.rps, bare.server_us / series.server_us
+            result = f"{ratio:.2f}x bare req/s ({series.rps:,.0f}); {capacity:.2f}x by server CPU per request"
+            if name == "sqlite":
+                summary.append([f"3. execute throughput, {name} history", result, f"≥ {THROUGHPUT_TARGET:g}x (both)",
+                                _holds(min(ratio, capacity) >= THROUGHPUT_TARGET)])
+            else:
+                summary.append([f"3. execute throughput, {name} history", result, "(no target)", "-"])
+        sections.append(f"### 3. Execute throughput over HTTP (one-node workflow, {profile.connections} connections)\n\n"
+                        + table(["server", "req/s", "vs bare", "p50 ms", "p99 ms", "server CPU µs/req",
+                                 "vs bare by CPU", "server CPU busy", "generator CPU"], detail)
+                        + "\n\n\"vs bare by CPU\" is bare µs/req ÷ this server's µs/req: the throughput ratio"
+                        " both would reach if each had a whole core. It is the steadier figure when other"
+                        " processes share the cores (\"server CPU busy\" well under 100% means the server"
+                        " was not the bottleneck of that run).")
+
+        alone = http.listeners[0]
+        detail = []
+        for count, series in http.listeners.items():
+            ratio, capacity = series.rps / alone.rps, alone.server_us / series.server_us
+            detail.append([count, f"{series.rps:,.0f}", f"{ratio:.2f}x", f"{series.p50_ms:.2f}", f"{series.p99_ms:.2f}",
+                           f"{series.server_us:.0f}", f"{capacity:.2f}x", f"{series.events_per_s:,.0f}", series.dropped])
+            if count:
+                ok = min(ratio, capacity) >= LISTENER_TARGET if count >= 100 else None
+                summary.append([f"4. throughput with {count} WebSocket listener{'s' if count > 1 else ''}",
+                                f"{ratio:.2f}x of 0 listeners req/s, {capacity:.2f}x by CPU"
+                                f" ({series.events_per_s:,.0f} events/s delivered)",
+                                f"≥ {LISTENER_TARGET:g}x (both)" if count >= 100 else "(no target)",
+                                _holds(ok) if ok is not None else "-"])
+        sections.append("### 4. Execute throughput with WebSocket listeners (SQLite history)\n\n"
+                        + table(["listeners", "req/s", "vs 0", "p50 ms", "p99 ms", "server CPU µs/req", "vs 0 by CPU",
+                                 "events delivered/s", "listeners dropped"], detail))
+
+        chain = http.chain
+        fe40, bare40, fe1, bare1 = chain["flowengine-40"], chain["bare-40"], chain["flowengine-1"], chain["bare-1"]
+        per_node = fe40.p50_ms * 1000 / 40
+        marginal = (fe40.p50_ms - fe1.p50_ms) * 1000 / 39
+        bare_marginal = (bare40.p50_ms - bare1.p50_ms) * 1000 / 39
+        detail = [
+            ["flowengine, 40-node chain", f"{fe40.p50_ms:.2f}", f"{fe40.p99_ms:.2f}", f"{per_node:.1f}", f"{marginal:.1f}"],
+            ["bare handler + 40 chained asyncio tasks", f"{bare40.p50_ms:.2f}", f"{bare40.p99_ms:.2f}",
+             f"{bare40.p50_ms * 1000 / 40:.1f}", f"{bare_marginal:.1f}"],
+            ["flowengine, 1-node chain", f"{fe1.p50_ms:.2f}", f"{fe1.p99_ms:.2f}", "", ""],
+            ["bare handler + 1 asyncio task", f"{bare1.p50_ms:.2f}", f"{bare1.p99_ms:.2f}", "", ""],
+        ]
+        summary.append(["6. 40-node sequential chain over HTTP", f"{per_node:.1f} µs/node end to end, "
+                        f"{fe40.p50_ms / bare40.p50_ms:.2f}x bare", "(no target)", "-"])
+        sections.append("### 6. Sequential chain of 40 async no-op nodes over HTTP (one client)\n\n"
+                        + table(["case", "p50 ms", "p99 ms", "µs/node end to end", "µs per extra node"], detail))
+
+    if "memory" in results:
+        memory = results["memory"]
+        ok = memory.growth < MEMORY_TARGET
+        (first, _), (last, _) = memory.points[0], memory.points[-1]
+        summary.append([f"5. RSS growth {first:,} → {last:,} executions", f"{memory.growth:+.1%}",
+                        f"< {MEMORY_TARGET:.0%}", _holds(ok)])
+        sections.append("### 5. Server memory (SQLite history, default retention)\n\n"
+                        + table(["executions", "VmRSS MiB"], [[f"{n:,}", f"{kib / 1024:.1f}"] for n, kib in memory.points]))
+
+    out.append(f"## flowengine benchmarks ({profile.name} run: median of {profile.repeats} after warm-up, "
+               f"{profile.load_seconds} s load runs; took {elapsed:.0f} s)\n")
+    out.append(table(["machine", ""], machine()))
+    out.append("")
+    out.append(table(["measurement", "result", "target", "holds"], summary))
+    for section in sections:
+        out.append("")
+        out.append(section)
+    return "\n".join(out)
