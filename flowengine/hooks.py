@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .handlers import answer_execution, start_execution, wait_parameter
-from .http_json import ClientError, json_response, parse_json_text
+from .http_json import ClientError, json_object, json_response
 from .state import TRIGGERS
 from .triggers import SIGNATURE_HEADER
 
@@ -26,14 +26,9 @@ async def receive_webhook(request: web.Request) -> web.Response:
         raise ClientError(
             401, f"missing or wrong {SIGNATURE_HEADER}: send sha256=<hex HMAC-SHA256 of the raw body with the secret>"
         )
-    fields = {}
-    if body.strip():
-        try:
-            fields = parse_json_text(body)
-        except ValueError as exc:
-            raise ClientError(400, str(exc)) from None
-        if not isinstance(fields, dict):
-            raise ClientError(400, "request body must be a JSON object (its fields become the inputs)")
+    fields = json_object(
+        body, allow_empty=True, not_object="request body must be a JSON object (its fields become the inputs)"
+    )
     wait = wait_parameter(request)
     execution = start_execution(
         request, workflow, triggers.webhook_inputs(request, fields), trigger={"type": "webhook", "id": trigger.id}

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["MAX_JSON_DEPTH", "error_response", "json_response", "read_json", "ClientError"]
+__all__ = ["MAX_JSON_DEPTH", "error_response", "json_object", "json_response", "parse_json_text", "read_json", "ClientError"]
 
 MAX_JSON_DEPTH = 64
 
@@ -84,9 +84,9 @@ def parse_json_text(text: str | bytes, what: str = "request body") -> Any:
     return document
 
 
-async def read_json(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
-    """The request body as a JSON object. An empty body is ``{}`` when ``allow_empty``."""
-    raw = await request.read()
+def json_object(raw: bytes, *, allow_empty: bool = False, not_object: str = "request body must be a JSON object") -> dict[str, Any]:
+    """A request body's bytes as a JSON object (``{}`` for an empty body when ``allow_empty``);
+    a ClientError (400) that says what is wrong otherwise."""
     if not raw.strip():
         if allow_empty:
             return {}
@@ -96,5 +96,10 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> dict[
     except ValueError as exc:
         raise ClientError(400, str(exc)) from None
     if not isinstance(document, dict):
-        raise ClientError(400, "request body must be a JSON object")
+        raise ClientError(400, not_object)
     return document
+
+
+async def read_json(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object. An empty body is ``{}`` when ``allow_empty``."""
+    return json_object(await request.read(), allow_empty=allow_empty)

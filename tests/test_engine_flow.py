@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 from conftest import execute, link, node, register
-from test_engine_support import CRASH, NEEDS, Probe, finish, start, workflow
+from engine_support import CRASH, NEEDS, Probe, finish, start, workflow
 
 
 def typed(value):

@@ -7,7 +7,7 @@ import asyncio
 
 from conftest import execute, link, node, register
 from flowengine.nodes import NodeContext, NodeType, Port
-from test_engine_support import NOOP, Probe, finish, register_large, start, workflow
+from engine_support import NOOP, Probe, finish, register_large, start, workflow
 
 
 async def test_max_parallel_nodes_bounds_running_bodies(make_client, config):
