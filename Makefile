@@ -29,3 +29,14 @@ bench-quick: install-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Schemathesis against a live server from its own /openapi.json (fuzz/run.py). fuzz-quick is
+# the bounded run for CI (about 45 s); both exit non-zero on any finding.
+.PHONY: fuzz fuzz-quick
+fuzz: install
+	$(BIN)/python -m pip install --quiet schemathesis
+	$(BIN)/python fuzz/run.py
+
+fuzz-quick: install
+	$(BIN)/python -m pip install --quiet schemathesis
+	$(BIN)/python fuzz/run.py --quick

@@ -1,0 +1,853 @@
+"""``GET /openapi.json``: the HTTP API described as an OpenAPI 3.1 document, written by hand.
+
+The document is plain Python data built once per process. ``tests/test_openapi.py`` compares
+its paths and methods with the application's router so the two cannot drift apart, and
+``make fuzz`` (``fuzz/run.py``) runs Schemathesis against a live server from it: every status
+code and body the server sends must be one described here.
+
+Conventions the schemas follow:
+- every error is ``{"error": "..."}`` (``components.responses``), whatever the status;
+- a failed execution is answered 500 with the execution's own body (``ExecutionFailure``), the
+  one 5xx that is a documented outcome rather than a server fault;
+- authentication is off by default, so security is optional (``[{}, {"bearerAuth": []}]``);
+  with it on, 401/403 are answered, and 429/503 when rate and load limits are configured.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from aiohttp import web
+
+from . import __version__
+
+__all__ = ["openapi_document", "openapi_handler"]
+
+Schema = dict[str, Any]
+
+EXECUTION_STATUSES = ["running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted"]
+NODE_STATUSES = ["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
+EVENT_TYPES = [
+    "WorkflowStarted",
+    "NodeStarted",
+    "NodeCompleted",
+    "NodeFailed",
+    "NodeSkipped",
+    "NodeEvent",
+    "WorkflowCompleted",
+]
+VALUE_TAGS = ["Null", "Bool", "Number", "String", "Bytes", "Json", "Array", "Object", "Secret"]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _object(properties: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) -> Schema:
+    # Additive fields are allowed by the contract (DESIGN.md section 6), so objects stay open.
+    return {"type": "object", "properties": properties, "required": list(required), **extra}
+
+
+_INT64_MAX = 2**63 - 1  # SQLite's INTEGER: versions and cursors are stored as such
+_STRING = {"type": "string"}
+_INTEGER = {"type": "integer"}
+_NUMBER = {"type": "number"}
+_BOOLEAN = {"type": "boolean"}
+_TIMESTAMP = {"type": "string", "description": "RFC 3339 UTC with milliseconds, e.g. 2026-11-28T10:13:13.123Z"}
+_MESSAGE = _object({"message": _STRING}, ("message",))
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": _object(
+        {"error": {"type": "string", "description": "what went wrong, naming the JSON path or parameter"}},
+        ("error",),
+        example={"error": "Workflow demo not found"},
+    ),
+    "Health": _object(
+        {"status": {"const": "healthy"}, "version": _STRING, "service": {"const": "flowengine"}},
+        ("status", "version", "service"),
+    ),
+    "TypedValue": _object(
+        {"type": {"type": "string", "enum": VALUE_TAGS}, "value": {}},
+        ("type",),
+        description='A typed value, {"type": T, "value": v} (DESIGN.md section 3). Secret values are'
+        " names of environment variables, never the secret itself.",
+    ),
+    "InputValue": {
+        "description": "A typed value, or plain JSON mapped to String/Number/Bool/Null or Json.",
+    },
+    "RetryPolicy": _object(
+        {
+            "max_attempts": {"type": "integer", "minimum": 1},
+            "delay_ms": {"type": "integer", "minimum": 0},
+            "backoff_multiplier": {"type": "number", "minimum": 1},
+            "max_delay_ms": {"type": "integer", "minimum": 0},
+            "retry_on_timeout": _BOOLEAN,
+        }
+    ),
+    "Node": _object(
+        {
+            "id": {"type": "string", "minLength": 1},
+            "node_type": {"type": "string", "description": "a type listed by GET /api/nodes"},
+            "name": _STRING,
+            "config": {"type": "object", "additionalProperties": _ref("InputValue")},
+            "position": _nullable({"type": "object"}),
+            "retry_policy": _nullable(_ref("RetryPolicy")),
+            "timeout_ms": _nullable({"type": "integer", "minimum": 1}),
+        },
+        ("id", "node_type"),
+    ),
+    "Connection": _object(
+        {
+            "from_node": {"type": "string", "minLength": 1},
+            "from_port": {"type": "string", "minLength": 1},
+            "to_node": {"type": "string", "minLength": 1},
+            "to_port": {"type": "string", "minLength": 1},
+        },
+        ("from_node", "from_port", "to_node", "to_port"),
+    ),
+    "TriggerType": {
+        "oneOf": [
+            _object({"type": {"const": "Manual"}}, ("type",)),
+            _object({"type": {"const": "Cron"}, "expression": _STRING}, ("type", "expression")),
+            _object(
+                {
+                    "type": {"const": "Webhook"},
+                    "path": _STRING,
+                    "secret": {"type": "string", "description": "HMAC-SHA256 key for X-Flowengine-Signature"},
+                },
+                ("type", "path"),
+            ),
+            _object(
+                {
+                    "type": {"const": "Event"},
+                    "event_type": {"type": "string", "enum": EVENT_TYPES},
+                    "workflow_id": _STRING,
+                },
+                ("type", "event_type"),
+            ),
+        ]
+    },
+    "Trigger": _object(
+        {"id": _STRING, "enabled": _BOOLEAN, "trigger_type": _ref("TriggerType")},
+        ("trigger_type",),
+    ),
+    "OnError": {
+        "oneOf": [
+            {"type": "string", "enum": ["StopWorkflow", "ContinueOnError"]},
+            _object(
+                {"RetryWorkflow": _object({"max_attempts": {"type": "integer", "minimum": 1}}, ("max_attempts",))},
+                ("RetryWorkflow",),
+                additionalProperties=False,
+            ),
+        ]
+    },
+    "Settings": _object(
+        {
+            "max_execution_time_ms": _nullable({"type": "integer", "minimum": 1}),
+            "max_parallel_nodes": {"type": "integer", "minimum": 1},
+            "on_error": _ref("OnError"),
+        }
+    ),
+    "WorkflowInput": _object(
+        {
+            "id": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9._:-]{1,128}$",
+                "description": "optional on POST (a UUID4 is made); on PUT it must match the URL",
+            },
+            "name": {"type": "string", "minLength": 1},
+            "description": _STRING,
+            "nodes": {"type": "array", "items": _ref("Node")},
+            "connections": {"type": "array", "items": _ref("Connection")},
+            "triggers": {"type": "array", "items": _ref("Trigger")},
+            "settings": _ref("Settings"),
+        },
+        ("name",),
+        description="A workflow document (DESIGN.md section 4). Fields left out get their defaults;"
+        " unknown fields are ignored.",
+        example={
+            "id": "hello",
+            "name": "Hello",
+            "nodes": [{"id": "log", "node_type": "debug.log", "config": {}}],
+            "connections": [],
+        },
+    ),
+    "Workflow": _object(
+        {
+            "id": _STRING,
+            "name": _STRING,
+            "description": _STRING,
+            "nodes": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "id": _STRING,
+                        "node_type": _STRING,
+                        "name": _STRING,
+                        "config": {"type": "object", "additionalProperties": _ref("TypedValue")},
+                        "position": _nullable({"type": "object"}),
+                        "retry_policy": _nullable(_ref("RetryPolicy")),
+                        "timeout_ms": _nullable(_INTEGER),
+                    },
+                    ("id", "node_type", "name", "config"),
+                ),
+            },
+            "connections": {"type": "array", "items": _ref("Connection")},
+            "triggers": {
+                "type": "array",
+                "items": _object(
+                    {"id": _STRING, "enabled": _BOOLEAN, "trigger_type": {"type": "object"}},
+                    ("id", "enabled", "trigger_type"),
+                ),
+            },
+            "settings": _object(
+                {
+                    "max_execution_time_ms": _nullable(_INTEGER),
+                    "max_parallel_nodes": _INTEGER,
+                    "on_error": _ref("OnError"),
+                },
+                ("max_execution_time_ms", "max_parallel_nodes", "on_error"),
+            ),
+            "version": {"type": "integer", "minimum": 1},
+            "created_at": _TIMESTAMP,
+            "updated_at": _TIMESTAMP,
+        },
+        ("id", "name", "description", "nodes", "connections", "triggers", "settings", "version"),
+    ),
+    "WorkflowSummary": _object(
+        {
+            "id": _STRING,
+            "name": _STRING,
+            "description": _STRING,
+            "nodes": {"type": "integer", "minimum": 0, "description": "how many nodes"},
+            "connections": {"type": "integer", "minimum": 0, "description": "how many connections"},
+            "version": {"type": "integer", "minimum": 1},
+        },
+        ("id", "name", "description", "nodes", "connections"),
+    ),
+    "WorkflowCreated": _object(
+        {"id": _STRING, "message": {"const": "Workflow created successfully"}}, ("id", "message")
+    ),
+    "WorkflowUpdated": _object(
+        {"id": _STRING, "version": {"type": "integer", "minimum": 1}, "message": _STRING},
+        ("id", "version", "message"),
+    ),
+    "WorkflowVersion": _object(
+        {"version": {"type": "integer", "minimum": 1}, "created_at": _TIMESTAMP, "current": _BOOLEAN},
+        ("version", "created_at", "current"),
+    ),
+    "Message": _MESSAGE,
+    "ExecuteRequest": _object(
+        {
+            "inputs": _nullable(
+                {
+                    "type": "object",
+                    "additionalProperties": _ref("InputValue"),
+                    "description": "values for the root nodes' ports, by port name",
+                }
+            )
+        },
+        example={"inputs": {"message": "hello"}},
+    ),
+    "RetryRequest": _object(
+        {
+            "from_failure": {
+                "type": "boolean",
+                "default": False,
+                "description": "keep the recorded outputs of the nodes that succeeded",
+            }
+        }
+    ),
+    "FailedNode": _object({"node_id": _STRING, "error": _STRING}, ("node_id", "error")),
+    "ExecutionResult": _object(
+        {
+            "error": _STRING,
+            "execution_id": _STRING,
+            "completed_nodes": {"type": "integer", "minimum": 0},
+            "total_nodes": {"type": "integer", "minimum": 0},
+            "status": {"type": "string", "enum": EXECUTION_STATUSES},
+            "duration_ms": _NUMBER,
+            "attempts": {"type": "integer", "minimum": 0},
+            "outputs": {
+                "type": "object",
+                "description": "sink node id -> port -> typed value",
+                "additionalProperties": {"type": "object", "additionalProperties": _ref("TypedValue")},
+            },
+            "failed_nodes": {"type": "array", "items": _ref("FailedNode")},
+            "skipped_nodes": {"type": "array", "items": _STRING},
+            "cancelled_nodes": {"type": "array", "items": _STRING},
+        },
+        (
+            "execution_id",
+            "completed_nodes",
+            "total_nodes",
+            "status",
+            "duration_ms",
+            "attempts",
+            "outputs",
+            "failed_nodes",
+            "skipped_nodes",
+        ),
+    ),
+    "ExecutionFailure": {
+        "description": "A failed execution (on_error StopWorkflow, a node failure, or the time limit):"
+        ' the execution body with status "failed" and "error" saying why.',
+        "allOf": [
+            _ref("ExecutionResult"),
+            _object({"status": {"const": "failed"}, "error": _STRING}, ("status", "error")),
+        ],
+    },
+    "ExecutionAccepted": _object(
+        {"execution_id": _STRING, "status": {"const": "running"}, "retry_of": _STRING},
+        ("execution_id", "status"),
+    ),
+    "ExecutionCancelled": _object(
+        {"execution_id": _STRING, "status": {"type": "string", "enum": EXECUTION_STATUSES}, "message": _STRING},
+        ("execution_id", "status", "message"),
+    ),
+    "ExecutionSummary": _object(
+        {
+            "id": _STRING,
+            "workflow_id": _STRING,
+            "workflow_version": _INTEGER,
+            "trigger": _object(
+                {"type": {"type": "string", "enum": ["manual", "webhook", "cron", "event"]}, "id": _nullable(_STRING)},
+                ("type",),
+            ),
+            "status": {"type": "string", "enum": EXECUTION_STATUSES},
+            "started_at": _TIMESTAMP,
+            "finished_at": _nullable(_TIMESTAMP),
+            "duration_ms": _nullable(_NUMBER),
+            "error": _nullable(_STRING),
+            "attempts": _nullable(_INTEGER),
+            "retry_of": _nullable(_STRING),
+        },
+        (
+            "id",
+            "workflow_id",
+            "workflow_version",
+            "trigger",
+            "status",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "error",
+            "attempts",
+            "retry_of",
+        ),
+    ),
+    "ExecutionPage": _object(
+        {
+            "executions": {"type": "array", "items": _ref("ExecutionSummary")},
+            "next": _nullable(
+                {"type": "integer", "description": "pass as ?before= for the next (older) page; null on the last page"}
+            ),
+        },
+        ("executions", "next"),
+    ),
+    "NodeRecord": _object(
+        {
+            "node_id": _STRING,
+            "node_type": _STRING,
+            "status": {"type": "string", "enum": NODE_STATUSES},
+            "attempts": _INTEGER,
+            "started_at": _nullable(_TIMESTAMP),
+            "duration_ms": _nullable(_NUMBER),
+            "outputs": _nullable({"type": "object", "additionalProperties": _ref("TypedValue")}),
+            "error": _nullable(_STRING),
+            "cached": _BOOLEAN,
+        },
+        ("node_id", "node_type", "status"),
+    ),
+    "Execution": {
+        "allOf": [
+            _ref("ExecutionSummary"),
+            _object(
+                {
+                    "inputs": _nullable({"type": "object", "additionalProperties": _ref("TypedValue")}),
+                    "nodes": {"type": "array", "items": _ref("NodeRecord")},
+                },
+                ("inputs", "nodes"),
+            ),
+        ]
+    },
+    "Event": _object(
+        {
+            "type": {"type": "string", "enum": EVENT_TYPES},
+            "execution_id": _STRING,
+            "workflow_id": _STRING,
+            "seq": {"type": "integer", "minimum": 1},
+            "timestamp": _TIMESTAMP,
+        },
+        ("type", "execution_id", "timestamp"),
+        description="An execution event (DESIGN.md section 7); the other fields depend on the type.",
+    ),
+    "PortDescription": _object(
+        {"name": _STRING, "description": _STRING, "required": _BOOLEAN, "type": _STRING},
+        ("name", "description", "required", "type"),
+    ),
+    "ConfigKeyDescription": _object(
+        {
+            "name": _STRING,
+            "type": _STRING,
+            "default": {},
+            "description": _STRING,
+            "required": _BOOLEAN,
+            "choices": {"type": "array"},
+        },
+        ("name", "type", "default", "description", "required"),
+    ),
+    "NodeTypeDescription": _object(
+        {
+            "type": _STRING,
+            "description": _STRING,
+            "category": _STRING,
+            "inputs": {"type": "array", "items": _ref("PortDescription")},
+            "outputs": {"type": "array", "items": _ref("PortDescription")},
+            "config": {"type": "array", "items": _ref("ConfigKeyDescription")},
+            "any_inputs": _BOOLEAN,
+            "any_outputs": _BOOLEAN,
+        },
+        ("type", "description", "category", "inputs", "outputs", "config"),
+    ),
+    "TriggerDescription": _object(
+        {
+            "workflow_id": _STRING,
+            "workflow_name": _STRING,
+            "trigger_id": _STRING,
+            "type": {"type": "string", "enum": ["Manual", "Cron", "Webhook", "Event"]},
+            "enabled": _BOOLEAN,
+            "url": {"type": "string", "description": "Webhook: where to send requests"},
+            "signed": {"type": "boolean", "description": "Webhook: whether a signature is required"},
+            "next_fire": _nullable({**_TIMESTAMP, "description": "Cron: the next tick"}),
+        },
+        ("workflow_id", "workflow_name", "trigger_id", "type", "enabled"),
+    ),
+}
+
+
+def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "required": True, "schema": {"type": "integer"}}}
+
+RESPONSES: dict[str, dict[str, Any]] = {
+    "BadRequest": _error("Invalid input: the message names the JSON path or parameter."),
+    "Unauthorized": _error(
+        "Credentials missing or wrong (only when authentication is configured; for a signed"
+        " webhook, a missing or wrong X-Flowengine-Signature).",
+        {"WWW-Authenticate": {"description": "Bearer", "schema": _STRING}},
+    ),
+    "Forbidden": _error("The credentials' scope does not allow this route (read, execute, admin)."),
+    "NotFound": _error("No such workflow, version, execution or webhook."),
+    "Conflict": _error("The request conflicts with the current state (id taken, still running, ...)."),
+    "PayloadTooLarge": _error("The body is larger than FLOWENGINE_MAX_BODY_BYTES."),
+    "TooManyRequests": _error("Over the configured rate limit (FLOWENGINE_RATE_LIMIT).", _RETRY_AFTER),
+    "ServiceUnavailable": _error(
+        "The execution queue is full (FLOWENGINE_MAX_QUEUED_EXECUTIONS).", _RETRY_AFTER
+    ),
+    "InternalError": _error('A server fault: {"error": "internal error"}, never a stack trace.'),
+}
+
+
+def _json(schema: Schema, description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _use(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+_LOCATION = {"Location": {"description": "where the new resource is", "required": True, "schema": _STRING}}
+
+# What authentication and the rate limiter can answer on any protected route.
+_GUARDED = {"401": _use("Unauthorized"), "403": _use("Forbidden"), "429": _use("TooManyRequests")}
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    tag: str,
+    responses: dict[str, Any],
+    *,
+    parameters: list[dict[str, Any]] | None = None,
+    body: Schema | None = None,
+    body_required: bool = False,
+    guarded: dict[str, Any] | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """One operation; the guard responses and the generic 500 are added unless given."""
+    merged = {**responses, **(_GUARDED if guarded is None else guarded)}
+    merged.setdefault("500", _use("InternalError"))
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": [tag],
+        "responses": dict(sorted(merged.items())),
+    }
+    if description:
+        operation["description"] = description
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = {"required": body_required, "content": {"application/json": {"schema": body}}}
+    return operation
+
+
+def _path_id(what: str) -> dict[str, Any]:
+    return {"name": "id", "in": "path", "required": True, "description": f"the {what}'s id", "schema": _STRING}
+
+
+def _query(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+_WAIT = _query(
+    "wait",
+    {"type": "boolean", "default": True},
+    "false: answer 202 at once and run in the background (follow it on /api/events or"
+    " GET /api/executions/{id}); true, 1, yes, false, 0 and no are accepted, in any case",
+)
+
+# The answers of anything that runs a workflow: execute, retry, webhooks.
+_RUN_RESPONSES = {
+    "200": _json(_ref("ExecutionResult"), "The execution finished (succeeded, completed_with_errors or cancelled)."),
+    "202": _json(_ref("ExecutionAccepted"), "?wait=false: the execution runs in the background.", _LOCATION),
+    "400": _use("BadRequest"),
+    "404": _use("NotFound"),
+    "413": _use("PayloadTooLarge"),
+    "500": _json(_ref("ExecutionFailure"), "The execution failed: a documented outcome, not a server fault."),
+    "503": _use("ServiceUnavailable"),
+}
+
+
+def _paths() -> dict[str, dict[str, Any]]:
+    workflow_id = _path_id("workflow")
+    execution_id = _path_id("execution")
+    return {
+        "/health": {
+            "get": {
+                **_operation(
+                    "health",
+                    "Liveness: always open, never rate limited",
+                    "service",
+                    {"200": _json(_ref("Health"), "The server is up.")},
+                    guarded={},
+                ),
+                "security": [],
+            }
+        },
+        "/metrics": {
+            "get": _operation(
+                "metrics",
+                "Prometheus metrics (text exposition format 0.0.4)",
+                "service",
+                {
+                    "200": {
+                        "description": "Counters, gauges and histograms; exempt from rate limiting.",
+                        "content": {"text/plain": {"schema": _STRING}},
+                    }
+                },
+                guarded={"401": _use("Unauthorized"), "403": _use("Forbidden")},
+            )
+        },
+        "/openapi.json": {
+            "get": _operation(
+                "openapi",
+                "This document",
+                "service",
+                {"200": _json({"type": "object"}, "The OpenAPI 3.1 document.")},
+            )
+        },
+        "/api/workflows": {
+            "get": _operation(
+                "listWorkflows",
+                "List workflows",
+                "workflows",
+                {"200": _json({"type": "array", "items": _ref("WorkflowSummary")}, "Every workflow, summarised.")},
+            ),
+            "post": _operation(
+                "createWorkflow",
+                "Register a workflow",
+                "workflows",
+                {
+                    "201": _json(_ref("WorkflowCreated"), "Registered.", _LOCATION),
+                    "400": _use("BadRequest"),
+                    "409": _use("Conflict"),
+                    "413": _use("PayloadTooLarge"),
+                },
+                body=_ref("WorkflowInput"),
+                body_required=True,
+            ),
+        },
+        "/api/workflows/{id}": {
+            "parameters": [workflow_id],
+            "get": _operation(
+                "getWorkflow",
+                "Get a workflow (its current version, or ?version=N)",
+                "workflows",
+                {
+                    "200": _json(_ref("Workflow"), "The workflow document."),
+                    "400": _use("BadRequest"),
+                    "404": _use("NotFound"),
+                },
+                parameters=[
+                    _query(
+                        "version",
+                        {"type": "integer", "minimum": 1, "maximum": _INT64_MAX},
+                        "a version kept in the history",
+                    )
+                ],
+            ),
+            "put": _operation(
+                "replaceWorkflow",
+                "Replace a workflow (a new version)",
+                "workflows",
+                {
+                    "200": _json(_ref("WorkflowUpdated"), "Replaced."),
+                    "400": _use("BadRequest"),
+                    "404": _use("NotFound"),
+                    "409": _use("Conflict"),
+                    "413": _use("PayloadTooLarge"),
+                },
+                body=_ref("WorkflowInput"),
+                body_required=True,
+            ),
+            "delete": _operation(
+                "deleteWorkflow",
+                "Delete a workflow",
+                "workflows",
+                {"200": _json(_ref("Message"), "Deleted."), "404": _use("NotFound")},
+            ),
+        },
+        "/api/workflows/{id}/execute": {
+            "parameters": [workflow_id],
+            "post": _operation(
+                "executeWorkflow",
+                "Run a workflow",
+                "executions",
+                _RUN_RESPONSES,
+                parameters=[_WAIT],
+                body=_ref("ExecuteRequest"),
+                description="The body may be empty. A failed execution is answered 500 with its body.",
+            ),
+        },
+        "/api/workflows/{id}/versions": {
+            "parameters": [workflow_id],
+            "get": _operation(
+                "listWorkflowVersions",
+                "The versions kept for a workflow",
+                "workflows",
+                {
+                    "200": _json({"type": "array", "items": _ref("WorkflowVersion")}, "Oldest first."),
+                    "404": _use("NotFound"),
+                },
+            ),
+        },
+        "/api/executions": {
+            "get": _operation(
+                "listExecutions",
+                "Execution history, newest first",
+                "executions",
+                {"200": _json(_ref("ExecutionPage"), "One page."), "400": _use("BadRequest")},
+                parameters=[
+                    _query("workflow_id", _STRING, "only this workflow's executions"),
+                    _query("status", {"type": "string", "enum": EXECUTION_STATUSES}, "only executions in this status"),
+                    _query("limit", {"type": "integer", "minimum": 1, "default": 50}, "page size (at most 500)"),
+                    _query(
+                        "before",
+                        {"type": "integer", "minimum": 1, "maximum": _INT64_MAX},
+                        "the cursor from the previous page's next",
+                    ),
+                ],
+            ),
+        },
+        "/api/executions/{id}": {
+            "parameters": [execution_id],
+            "get": _operation(
+                "getExecution",
+                "One execution with its inputs and node records",
+                "executions",
+                {"200": _json(_ref("Execution"), "The execution."), "404": _use("NotFound")},
+            ),
+            "delete": _operation(
+                "deleteExecution",
+                "Delete a finished execution from the history",
+                "executions",
+                {"200": _json(_ref("Message"), "Deleted."), "404": _use("NotFound"), "409": _use("Conflict")},
+            ),
+        },
+        "/api/executions/{id}/events": {
+            "parameters": [execution_id],
+            "get": _operation(
+                "getExecutionEvents",
+                "The events an execution published, in order",
+                "executions",
+                {"200": _json({"type": "array", "items": _ref("Event")}, "The events."), "404": _use("NotFound")},
+            ),
+        },
+        "/api/executions/{id}/cancel": {
+            "parameters": [execution_id],
+            "post": _operation(
+                "cancelExecution",
+                "Cancel a running execution",
+                "executions",
+                {
+                    "200": _json(_ref("ExecutionCancelled"), "Stopped; status is what it ended as."),
+                    "404": _use("NotFound"),
+                    "409": _use("Conflict"),
+                },
+            ),
+        },
+        "/api/executions/{id}/retry": {
+            "parameters": [execution_id],
+            "post": _operation(
+                "retryExecution",
+                "Run a finished execution again with the same inputs",
+                "executions",
+                {**_RUN_RESPONSES, "409": _use("Conflict")},
+                parameters=[_WAIT],
+                body=_ref("RetryRequest"),
+                description="On the workflow's current version; the body may be empty. 409 while it"
+                " still runs or when its workflow is gone.",
+            ),
+        },
+        "/api/nodes": {
+            "get": _operation(
+                "listNodeTypes",
+                "The node types this server offers",
+                "nodes",
+                {"200": _json({"type": "array", "items": _ref("NodeTypeDescription")}, "Every node type.")},
+            ),
+        },
+        "/api/triggers": {
+            "get": _operation(
+                "listTriggers",
+                "Every trigger of every workflow",
+                "triggers",
+                {"200": _json({"type": "array", "items": _ref("TriggerDescription")}, "The triggers.")},
+            ),
+        },
+        "/api/hooks/{path}": {
+            "parameters": [
+                {
+                    "name": "path",
+                    "in": "path",
+                    "required": True,
+                    "description": "a Webhook trigger's path (it may contain /)",
+                    "schema": _STRING,
+                },
+                {
+                    "name": "X-Flowengine-Signature",
+                    "in": "header",
+                    "required": False,
+                    "description": "sha256=<hex HMAC-SHA256 of the raw body>, for webhooks with a secret",
+                    "schema": _STRING,
+                },
+            ],
+            "get": _operation(
+                "getWebhook",
+                "Fire a webhook (query parameters become inputs)",
+                "triggers",
+                _RUN_RESPONSES,
+                parameters=[_WAIT],
+            ),
+            "post": _operation(
+                "postWebhook",
+                "Fire a webhook (the JSON body's fields and the query parameters become inputs)",
+                "triggers",
+                _RUN_RESPONSES,
+                parameters=[_WAIT],
+                body={"type": "object", "description": "its fields become the execution's inputs"},
+            ),
+        },
+        "/api/events": {
+            "get": _operation(
+                "events",
+                "The live event stream (WebSocket)",
+                "events",
+                {
+                    "101": {
+                        "description": "Switched to a WebSocket: each text frame is one Event as JSON. A"
+                        " listener that falls FLOWENGINE_WS_QUEUE events behind is closed with 1013;"
+                        " on shutdown every listener gets 1001."
+                    },
+                    "400": _use("BadRequest"),
+                },
+                parameters=[
+                    _query("execution_id", _STRING, "only this execution's events"),
+                    _query("workflow_id", _STRING, "only this workflow's events"),
+                    _query("types", _STRING, f"comma-separated event types ({', '.join(EVENT_TYPES)})"),
+                    _query("token", _STRING, "credentials for clients that cannot send an Authorization header"),
+                ],
+                description="Connect with a WebSocket client (e.g. wscat -c ws://localhost:3000/api/events)."
+                " A plain HTTP request, or an unknown event type in types, is answered 400.",
+            ),
+        },
+    }
+
+
+@lru_cache(maxsize=1)
+def _document_text() -> str:
+    return json.dumps(_build(), separators=(",", ":"))
+
+
+def _build() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "flowengine",
+            "version": __version__,
+            "summary": "A small, fast workflow engine server: DAGs of typed nodes behind REST and WebSocket.",
+            "description": "Errors are always JSON {\"error\": \"...\"}. Any other path is answered 404, and a"
+            " method a path does not list 405 with an Allow header (both as {\"error\": ...}). CORS"
+            " preflight (OPTIONS) is answered for every route. Authentication is off unless"
+            " FLOWENGINE_API_KEYS or FLOWENGINE_JWT_SECRET is set.",
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "servers": [{"url": "/", "description": "this server"}],
+        "tags": [
+            {"name": name}
+            for name in ("service", "workflows", "executions", "nodes", "triggers", "events")
+        ],
+        "security": [{}, {"bearerAuth": []}],
+        "paths": _paths(),
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": RESPONSES,
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key from FLOWENGINE_API_KEYS, or an HS256 JWT signed with"
+                    " FLOWENGINE_JWT_SECRET whose scope claim is read, execute or admin.",
+                }
+            },
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document as a fresh dict (callers may change their copy)."""
+    return json.loads(_document_text())
+
+
+async def openapi_handler(request: web.Request) -> web.Response:
+    """``GET /openapi.json``. The text is built once and served as is."""
+    return web.Response(text=_document_text(), content_type="application/json")
