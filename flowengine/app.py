@@ -11,7 +11,7 @@ from typing import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from . import handlers, history, hooks, websocket
+from . import handlers, history, hooks, openapi, websocket
 from .catalog import WorkflowCatalog
 from .config import Config
 from .engine import Engine
@@ -58,6 +58,7 @@ def make_app(config: Config | None = None) -> web.Application:
         [
             web.get("/health", handlers.health),
             web.get("/metrics", telemetry.handler),
+            web.get("/openapi.json", openapi.openapi_handler),
             web.get("/api/workflows", handlers.list_workflows),
             web.post("/api/workflows", handlers.create_workflow),
             web.get("/api/workflows/{id}", handlers.get_workflow),

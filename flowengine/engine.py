@@ -30,20 +30,15 @@ from .redaction import redact_json, redact_text, resolve_secrets, secret_names
 from .redaction import active as secrets_resolved
 from .values import Value, decode_value, to_value
 
-__all__ = ["Plan", "Execution", "ExecutionResult", "Engine", "decode_inputs"]
+__all__ = ["Plan", "Execution", "ExecutionResult", "Engine", "decode_inputs", "EXECUTION_STATUSES", "NODE_STATUSES"]
 
 log = logging.getLogger("flowengine.engine")
 
 
-# Node statuses (DESIGN.md section 5).
-PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = (
-    "pending",
-    "running",
-    "succeeded",
-    "failed",
-    "skipped",
-    "cancelled",
-)
+# Node and execution statuses (DESIGN.md section 5).
+NODE_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled")
+PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = NODE_STATUSES
+EXECUTION_STATUSES = ("running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted")
 
 
 def decode_inputs(raw: Any) -> dict[str, Value]:

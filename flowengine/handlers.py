@@ -11,7 +11,7 @@ from . import __version__
 from .catalog import WorkflowConflict, WorkflowExists, WorkflowNotFound
 from .engine import Execution, ExecutionResult, decode_inputs
 from .errors import ValidationError
-from .http_json import ClientError, json_response, read_json
+from .http_json import ClientError, json_response, query_int, read_json
 from .model import Workflow
 from .runs import Overloaded
 from .values import Value
@@ -75,17 +75,15 @@ async def create_workflow(request: web.Request) -> web.Response:
 
 async def get_workflow(request: web.Request) -> web.Response:
     """The current document, or with ``?version=N`` the one kept for that version."""
-    text = request.query.get("version")
-    if text is None:
+    version = query_int(request, "version")
+    if version is None:
         return json_response(_workflow_or_404(request).to_json())
     workflow_id = request.match_info["id"]
-    if not text.isdigit() or int(text) < 1:
-        raise ClientError(400, f"version: expected a whole number of at least 1, got {text!r}")
-    kept = await request.app[STORE].workflow_version(workflow_id, int(text))
+    kept = await request.app[STORE].workflow_version(workflow_id, version)
     if kept is None:
-        raise ClientError(404, f"Workflow {workflow_id} has no version {text}")
+        raise ClientError(404, f"Workflow {workflow_id} has no version {version}")
     document = json.loads(kept["document"])
-    document.update(version=int(text), created_at=kept["created_at"])
+    document.update(version=version, created_at=kept["created_at"])
     return json_response(document)
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .engine import Execution
+from .engine import EXECUTION_STATUSES, Execution
 from .errors import ValidationError
 from .handlers import answer_execution, start_execution, wait_parameter
-from .http_json import ClientError, json_response, read_json
+from .http_json import ClientError, json_response, query_int, read_json
 from .state import CATALOG, RUNS, STORE
 from .values import Value, decode_value
 
@@ -23,10 +23,8 @@ __all__ = [
     "cancel_execution",
     "retry_execution",
     "list_versions",
-    "EXECUTION_STATUSES",
 ]
 
-EXECUTION_STATUSES = ("running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted")
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 
@@ -47,23 +45,13 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _positive_int(request: web.Request, name: str, default: int | None, maximum: int | None = None) -> int | None:
-    text = request.query.get(name)
-    if text is None or text == "":
-        return default
-    if not text.isdigit() or int(text) < 1:
-        raise ClientError(400, f"{name}: expected a whole number of at least 1, got {text!r}")
-    value = int(text)
-    return min(value, maximum) if maximum is not None else value
-
-
 async def list_executions(request: web.Request) -> web.Response:
     """Newest first. ``next`` is the cursor for the following page (pass it as ``before``)."""
     status = request.query.get("status") or None
     if status is not None and status not in EXECUTION_STATUSES:
         raise ClientError(400, f"status: unknown status {status!r} (known: {', '.join(EXECUTION_STATUSES)})")
-    limit = _positive_int(request, "limit", DEFAULT_PAGE, MAX_PAGE)
-    before = _positive_int(request, "before", None)
+    limit = min(query_int(request, "limit", DEFAULT_PAGE), MAX_PAGE)  # type: ignore[type-var]
+    before = query_int(request, "before")
     rows = await request.app[STORE].list_executions(
         workflow_id=request.query.get("workflow_id") or None, status=status, before=before, limit=limit + 1
     )

@@ -8,7 +8,19 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["MAX_JSON_DEPTH", "error_response", "json_object", "json_response", "parse_json_text", "read_json", "ClientError"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_QUERY_INT",
+    "ClientError",
+    "error_response",
+    "json_object",
+    "json_response",
+    "parse_json_text",
+    "query_int",
+    "read_json",
+]
+
+MAX_QUERY_INT = 2**63 - 1  # what SQLite's INTEGER holds
 
 MAX_JSON_DEPTH = 64
 
@@ -103,3 +115,14 @@ def json_object(raw: bytes, *, allow_empty: bool = False, not_object: str = "req
 async def read_json(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
     """The request body as a JSON object. An empty body is ``{}`` when ``allow_empty``."""
     return json_object(await request.read(), allow_empty=allow_empty)
+
+
+def query_int(request: web.Request, name: str, default: int | None = None) -> int | None:
+    """A whole-number query parameter from 1 to MAX_QUERY_INT, or ``default`` when absent."""
+    text = request.query.get(name)
+    if text is None or text == "":
+        return default
+    # isascii: str.isdigit() accepts digits such as "²" that int() refuses.
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_QUERY_INT:
+        raise ClientError(400, f"{name}: expected a whole number from 1 to {MAX_QUERY_INT}, got {text!r}")
+    return int(text)

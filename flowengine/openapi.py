@@ -22,22 +22,13 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__
+from .engine import EXECUTION_STATUSES, NODE_STATUSES
+from .events import EVENT_TYPES
 
 __all__ = ["openapi_document", "openapi_handler"]
 
 Schema = dict[str, Any]
 
-EXECUTION_STATUSES = ["running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted"]
-NODE_STATUSES = ["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
-EVENT_TYPES = [
-    "WorkflowStarted",
-    "NodeStarted",
-    "NodeCompleted",
-    "NodeFailed",
-    "NodeSkipped",
-    "NodeEvent",
-    "WorkflowCompleted",
-]
 VALUE_TAGS = ["Null", "Bool", "Number", "String", "Bytes", "Json", "Array", "Object", "Secret"]
 
 
