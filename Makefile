@@ -35,8 +35,8 @@ clean:
 .PHONY: fuzz fuzz-quick
 fuzz: install
 	$(BIN)/python -m pip install --quiet schemathesis
-	$(BIN)/python fuzz/run.py
+	$(BIN)/python fuzz/run.py $(FUZZ_ARGS)
 
 fuzz-quick: install
 	$(BIN)/python -m pip install --quiet schemathesis
-	$(BIN)/python fuzz/run.py --quick
+	$(BIN)/python fuzz/run.py --quick $(FUZZ_ARGS)
