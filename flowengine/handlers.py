@@ -13,6 +13,7 @@ from .engine import Execution, ExecutionResult, decode_inputs
 from .errors import ValidationError
 from .http_json import ClientError, json_response, query_int, read_json
 from .model import Workflow
+from .redaction import MASK
 from .runs import Overloaded
 from .values import Value
 from .state import CATALOG, REGISTRY, RUNS, STORE
@@ -77,14 +78,23 @@ async def get_workflow(request: web.Request) -> web.Response:
     """The current document, or with ``?version=N`` the one kept for that version."""
     version = query_int(request, "version")
     if version is None:
-        return json_response(_workflow_or_404(request).to_json())
+        return json_response(_shown(_workflow_or_404(request).to_json()))
     workflow_id = request.match_info["id"]
     kept = await request.app[STORE].workflow_version(workflow_id, version)
     if kept is None:
         raise ClientError(404, f"Workflow {workflow_id} has no version {version}")
     document = json.loads(kept["document"])
     document.update(version=version, created_at=kept["created_at"])
-    return json_response(document)
+    return json_response(_shown(document))
+
+
+def _shown(document: dict[str, Any]) -> dict[str, Any]:
+    """The document as GET shows it: a webhook's literal secret is masked (a Secret reference,
+    which names an environment variable, is shown as it is)."""
+    for trigger in document.get("triggers", ()):
+        if isinstance(trigger["trigger_type"].get("secret"), str):
+            trigger["trigger_type"]["secret"] = MASK
+    return document
 
 
 async def replace_workflow(request: web.Request) -> web.Response:

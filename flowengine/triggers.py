@@ -26,7 +26,8 @@ from .errors import ValidationError
 from .events import EventBus, utc_timestamp
 from .model import TRIGGER_CHECKS, Trigger, Workflow
 from .runs import ExecutionService, Overloaded
-from .values import Value, to_value
+from .redaction import MASK, lookup, secret_env_name
+from .values import Value, decode_value, to_value
 
 __all__ = ["TriggerService", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER", "webhook_path"]
 
@@ -47,8 +48,24 @@ def _check_webhook(trigger_type: dict[str, Any], path: str) -> None:
     if not _PATH.fullmatch(webhook_path(trigger_type)):
         raise ValidationError(f"{path}.path: use letters, digits and . _ ~ - separated by /, got {trigger_type['path']!r}")
     secret = trigger_type.get("secret")
-    if secret is not None and (not isinstance(secret, str) or not secret):
-        raise ValidationError(f"{path}.secret: expected a non-empty string")
+    if secret is None:
+        return
+    if isinstance(secret, dict):  # {"type": "Secret", "value": "NAME"}: from FLOWENGINE_SECRET_NAME
+        reference = decode_value(secret, f"{path}.secret", strict=True, allow_secret=True)
+        if reference.type != "Secret":
+            raise ValidationError(f"{path}.secret: expected a string or a Secret reference")
+        if lookup(reference.value) is None:
+            raise ValidationError(
+                f"{path}.secret: secret {reference.value!r} is not set: define the environment variable"
+                f" {secret_env_name(reference.value)} on the server"
+            )
+    elif not isinstance(secret, str) or not secret:
+        raise ValidationError(f"{path}.secret: expected a non-empty string or a Secret reference")
+    elif secret == MASK:
+        raise ValidationError(
+            f"{path}.secret: {MASK!r} is how GET shows a secret, not a secret: send the real one,"
+            ' or refer to one with {"type": "Secret", "value": "NAME"}'
+        )
 
 
 def _check_cron(trigger_type: dict[str, Any], path: str) -> None:
@@ -178,6 +195,8 @@ class TriggerService:
     @staticmethod
     def signature_ok(trigger: Trigger, body: bytes, header: str | None) -> bool:
         secret = trigger.trigger_type.get("secret")
+        if isinstance(secret, dict):
+            secret = lookup(secret["value"])
         if secret is None:
             return True
         expected = "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()

@@ -233,3 +233,27 @@ async def test_event_chains_stop_at_depth_eight(client, caplog):
     assert depths == list(range(9))
     assert {item["workflow_id"] for item in everything} == {ping, pong}
     assert "reached depth 8" in caplog.text
+
+
+async def test_webhook_secret_is_masked_in_get_and_may_be_a_secret_reference(client, monkeypatch):
+    workflow_id = await register(client, _hooked(secret="literal-secret"))
+    shown = await (await client.get(f"/api/workflows/{workflow_id}")).json()
+    assert shown["triggers"][0]["trigger_type"]["secret"] == "***"
+    versions = await (await client.get(f"/api/workflows/{workflow_id}?version=1")).text()
+    assert "literal-secret" not in versions
+    # Sending the masked document back is refused rather than silently replacing the secret.
+    response = await client.put(f"/api/workflows/{workflow_id}", json=shown)
+    assert response.status == 400 and "real one" in (await response.json())["error"]
+
+    reference = {"type": "Secret", "value": "HOOK_KEY"}
+    missing = await client.put(f"/api/workflows/{workflow_id}", json=_hooked(secret=reference))
+    assert missing.status == 400 and "FLOWENGINE_SECRET_HOOK_KEY" in (await missing.json())["error"]
+    monkeypatch.setenv("FLOWENGINE_SECRET_HOOK_KEY", "from-the-environment")
+    assert (await client.put(f"/api/workflows/{workflow_id}", json=_hooked(secret=reference))).status == 200
+    shown = await (await client.get(f"/api/workflows/{workflow_id}")).json()
+    assert shown["triggers"][0]["trigger_type"]["secret"] == reference
+    payload = b'{"message": "hi"}'
+    good = "sha256=" + hmac.new(b"from-the-environment", payload, hashlib.sha256).hexdigest()
+    signed = await client.post("/api/hooks/zen", data=payload, headers={"X-Flowengine-Signature": good})
+    assert signed.status == 200
+    assert (await client.post("/api/hooks/zen", data=payload)).status == 401
