@@ -3,7 +3,8 @@
 Whichever is used, the same generator drives flowengine and the baseline in a run. The
 generator is pinned to CPU 1 (the servers run on CPU 0) and its own CPU time is reported.
 Run as ``python -m bench.loadgen URL --body JSON (--seconds S | --requests N)`` for the
-fallback generator; it prints one JSON line.
+fallback generator; it prints one JSON line. BENCH_NO_WRK=1 makes the runner use it even when
+wrk is installed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from .common import LOOPBACK, REPO, cpu_seconds, pin
 
 __all__ = ["LoadResult", "GENERATOR", "run_load", "run_requests"]
 
-WRK = shutil.which("wrk")
+# BENCH_NO_WRK=1 forces the fallback generator (to check it, or to compare the two).
+WRK = None if os.environ.get("BENCH_NO_WRK") else shutil.which("wrk")
 GENERATOR = "wrk" if WRK else "aiohttp (bench.loadgen)"
 _MARK = "BENCH_JSON "
 
