@@ -163,14 +163,16 @@ class Server:
         raise RuntimeError(f"{self.name} did not answer /health within 20 s")
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        # The server's output is kept only when something went wrong, to read what.
+        if exc_info[:1] == (None,) and self.process is not None and self.process.returncode == 0 and self.log_path:
+            self.log_path.unlink(missing_ok=True)
 
 
 def flowengine_server(name: str, db: str, *, plugins: str = "bench.noop_nodes", **env: str) -> Server:
