@@ -21,6 +21,10 @@ log = logging.getLogger("flowengine.store")
 
 T = TypeVar("T")
 
+# A queued statement: SQL, parameters, and how each row it touches changes the finished count.
+_Statement = tuple[str, tuple[Any, ...], int]
+_PRUNE = "-- prune --"  # marker statement: delete the surplus of finished executions
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
     id TEXT PRIMARY KEY,
@@ -70,7 +74,8 @@ class Store:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowengine-db")
         self._db: sqlite3.Connection | None = None
-        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._pending: list[_Statement] = []
+        self._finished_rows = 0  # finished executions in the table; only the writer thread uses it
         self._flush: asyncio.Future[None] | None = None
 
     # -- plumbing ------------------------------------------------------------------------
@@ -88,6 +93,13 @@ class Store:
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(_SCHEMA)
         self._db = db
+        self._count_finished()
+
+    def _count_finished(self) -> None:
+        assert self._db is not None
+        (self._finished_rows,) = self._db.execute(
+            "SELECT COUNT(*) FROM executions WHERE status != 'running'"
+        ).fetchone()
 
     async def close(self) -> None:
         await self.flush()
@@ -100,9 +112,10 @@ class Store:
             self._db.close()
             self._db = None
 
-    def write(self, sql: str, params: tuple[Any, ...]) -> None:
-        """Queue a write; it is committed with the next batch without the caller waiting."""
-        self._pending.append((sql, params))
+    def write(self, sql: str, params: tuple[Any, ...], finished_delta: int = 0) -> None:
+        """Queue a write; it is committed with the next batch without the caller waiting.
+        ``finished_delta`` is how each row it touches changes the count of finished executions."""
+        self._pending.append((sql, params, finished_delta))
         if self._flush is None:
             self._flush = asyncio.ensure_future(self._flush_pending())
 
@@ -123,19 +136,37 @@ class Store:
         finally:
             self._flush = None
 
-    def _commit(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
+    def _commit(self, batch: list[_Statement]) -> None:
         db = self._db
         assert db is not None
         db.execute("BEGIN")
         try:
-            for sql, params in batch:
-                db.execute(sql, params)
+            for sql, params, finished_delta in batch:
+                if sql is _PRUNE:
+                    self._prune(db, *params)
+                    continue
+                cursor = db.execute(sql, params)
+                if finished_delta:
+                    self._finished_rows += finished_delta * cursor.rowcount
         except BaseException:
             db.execute("ROLLBACK")
+            self._count_finished()
             raise
         db.execute("COMMIT")
 
-    async def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    def _prune(self, db: sqlite3.Connection, keep: int) -> None:
+        # The count is kept up to date, so pruning deletes just the surplus, oldest first,
+        # walking the primary key: no scan of the rows that are kept.
+        surplus = self._finished_rows - keep
+        if surplus > 0:
+            cursor = db.execute(
+                "DELETE FROM executions WHERE position IN (SELECT position FROM executions"
+                " WHERE status != 'running' ORDER BY position LIMIT ?)",
+                (surplus,),
+            )
+            self._finished_rows -= cursor.rowcount
+
+    async def _transaction(self, statements: list[_Statement]) -> None:
         """Commit queued writes, then these statements as one transaction, and wait for it."""
         await self.flush()
         await self._call(self._commit, statements)
@@ -163,11 +194,13 @@ class Store:
                 (
                     "INSERT INTO workflows (id, version, document, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
                     (workflow_id, version, text, now, now),
+                    0,
                 ),
                 (
                     "INSERT OR REPLACE INTO workflow_versions (workflow_id, version, document, created_at)"
                     " VALUES (?, ?, ?, ?)",
                     (workflow_id, version, text, now),
+                    0,
                 ),
             ]
         )
@@ -179,11 +212,13 @@ class Store:
                 (
                     "UPDATE workflows SET version = ?, document = ?, updated_at = ? WHERE id = ?",
                     (version, text, now, workflow_id),
+                    0,
                 ),
                 (
                     "INSERT OR REPLACE INTO workflow_versions (workflow_id, version, document, created_at)"
                     " VALUES (?, ?, ?, ?)",
                     (workflow_id, version, text, now),
+                    0,
                 ),
             ]
         )
@@ -191,8 +226,8 @@ class Store:
     async def delete_workflow(self, workflow_id: str) -> None:
         await self._transaction(
             [
-                ("DELETE FROM workflows WHERE id = ?", (workflow_id,)),
-                ("DELETE FROM workflow_versions WHERE workflow_id = ?", (workflow_id,)),
+                ("DELETE FROM workflows WHERE id = ?", (workflow_id,), 0),
+                ("DELETE FROM workflow_versions WHERE workflow_id = ?", (workflow_id,), 0),
             ]
         )
 
@@ -241,16 +276,12 @@ class Store:
                 "[" + ",".join(events) + "]",
                 record["id"],
             ),
+            finished_delta=1,
         )
 
     def prune_executions(self, keep: int) -> None:
-        """Delete the oldest finished executions beyond ``keep``."""
-        self.write(
-            "DELETE FROM executions WHERE status != 'running' AND position <= ("
-            " SELECT position FROM executions WHERE status != 'running'"
-            " ORDER BY position DESC LIMIT 1 OFFSET ?)",
-            (keep,),
-        )
+        """Delete the oldest finished executions beyond ``keep`` (with the next batch)."""
+        self.write(_PRUNE, (keep,))
 
     async def mark_interrupted(self, error: str, now: str) -> int:
         rows = await self._query("SELECT COUNT(*) AS n FROM executions WHERE status = 'running'")
@@ -262,6 +293,7 @@ class Store:
                         "UPDATE executions SET status = 'interrupted', error = ?, finished_at = ?"
                         " WHERE status = 'running'",
                         (error, now),
+                        1,
                     )
                 ]
             )
@@ -305,7 +337,8 @@ class Store:
         return rows[0]["events"] or "[]"
 
     async def delete_execution(self, execution_id: str) -> None:
-        await self._transaction([("DELETE FROM executions WHERE id = ?", (execution_id,))])
+        # Only finished executions are deleted (the API refuses running ones).
+        await self._transaction([("DELETE FROM executions WHERE id = ? AND status != 'running'", (execution_id,), -1)])
 
     async def execution_inputs(self, execution_id: str) -> dict[str, Any] | None:
         rows = await self._query("SELECT inputs FROM executions WHERE id = ?", (execution_id,))
