@@ -17,7 +17,6 @@ import time
 import uuid
 from collections import abc, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -267,7 +266,7 @@ class Execution:
     async def run(self) -> ExecutionResult:
         engine, plan, events = self.engine, self.plan, self.events
         settings = plan.workflow.settings
-        started_wall = datetime.now(timezone.utc)
+        started_wall = time.time()
         self.started = time.perf_counter()
         engine.running[self.id] = self
         started_fields: dict[str, Any] = {}
@@ -318,7 +317,7 @@ class Execution:
             self.finished.set_result(result)
         return result
 
-    def _result(self, attempt: "_Attempt", started_wall: datetime, elapsed: float) -> ExecutionResult:
+    def _result(self, attempt: "_Attempt", started_wall: float, elapsed: float) -> ExecutionResult:
         plan = self.plan
         nodes = plan.nodes
         statuses = attempt.status
@@ -333,28 +332,26 @@ class Execution:
             status = "succeeded"
         outputs = {}
         for index in plan.sinks:
-            produced = attempt.outputs[index]
-            if produced is not None:
-                outputs[nodes[index].id] = {port: value.to_json() for port, value in produced.items()}
+            if attempt.outputs[index] is not None:
+                outputs[nodes[index].id] = attempt.encoded_outputs(index)
         node_records = []
-        for index, node in enumerate(nodes):
-            started_at = attempt.started_at[index]
-            produced = attempt.outputs[index]
-            node_records.append(
-                {
-                    "node_id": node.id,
-                    "node_type": node.node_type,
-                    "status": statuses[index],
-                    "attempts": attempt.node_attempts[index],
-                    "started_at": None
-                    if started_at is None
-                    else utc_timestamp(started_wall + timedelta(seconds=started_at - self.started)),
-                    "duration_ms": attempt.durations[index],
-                    "outputs": None if produced is None else {p: v.to_json() for p, v in produced.items()},
-                    "error": attempt.errors.get(index),
-                    "cached": index in attempt.cached,
-                }
-            )
+        if self.events.recorded is not None:  # per-node records are for the history only
+            wall_offset = started_wall - self.started
+            for index, node in enumerate(nodes):
+                started_at = attempt.started_at[index]
+                node_records.append(
+                    {
+                        "node_id": node.id,
+                        "node_type": node.node_type,
+                        "status": statuses[index],
+                        "attempts": attempt.node_attempts[index],
+                        "started_at": None if started_at is None else utc_timestamp(wall_offset + started_at),
+                        "duration_ms": attempt.durations[index],
+                        "outputs": None if attempt.outputs[index] is None else attempt.encoded_outputs(index),
+                        "error": attempt.errors.get(index),
+                        "cached": index in attempt.cached,
+                    }
+                )
         duration_ms = round(elapsed * 1000, 3)
         failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed]
         error = attempt.failure if status in ("failed", "cancelled", "interrupted") else None
@@ -367,7 +364,7 @@ class Execution:
             workflow_version=plan.workflow.version,
             status=status,
             started_at=utc_timestamp(started_wall),
-            finished_at=utc_timestamp(started_wall + timedelta(seconds=elapsed)),
+            finished_at=utc_timestamp(started_wall + elapsed),
             duration_ms=duration_ms,
             completed_nodes=statuses.count(SUCCEEDED),
             total_nodes=len(nodes),
@@ -400,6 +397,7 @@ class _Attempt:
         self.durations: list[float | None] = [None] * count
         self.errors: dict[int, str] = {}
         self.cached: set[int] = set()
+        self.encoded: list[dict[str, Any] | None] = [None] * count  # outputs in wire form, once
         self.ready = deque(plan.roots)
         self.tasks: dict[int, asyncio.Task[Any]] = {}
         self.finished_count = 0
@@ -644,6 +642,14 @@ class _Attempt:
 
     # -- finishing a node ----------------------------------------------------------------
 
+    def encoded_outputs(self, index: int) -> dict[str, Any]:
+        """A succeeded node's outputs as typed JSON, encoded once for events, result and history."""
+        encoded = self.encoded[index]
+        if encoded is None:
+            produced = self.outputs[index] or {}
+            encoded = self.encoded[index] = {port: value.to_json() for port, value in produced.items()}
+        return encoded
+
     def _complete(self, index: int, status: str, payload: Any, elapsed: float) -> None:
         """Record a node's outcome and queue successors whose predecessors have all finished."""
         node = self.plan.nodes[index]
@@ -654,11 +660,7 @@ class _Attempt:
         if status == SUCCEEDED:
             self.outputs[index] = payload
             if events.wanted:
-                fields = {
-                    "node_id": node.id,
-                    "outputs": {port: value.to_json() for port, value in payload.items()},
-                    "duration_ms": duration_ms,
-                }
+                fields = {"node_id": node.id, "outputs": self.encoded_outputs(index), "duration_ms": duration_ms}
                 if index in self.cached:
                     fields["cached"] = True
                 events.emit("NodeCompleted", fields)

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
@@ -68,13 +69,26 @@ def serialise(event: dict[str, Any]) -> str:
         return _dumps(_plain(event))
 
 
-def utc_timestamp(moment: datetime | None = None) -> str:
-    """RFC 3339 UTC with milliseconds and ``Z``, e.g. ``2026-11-28T10:13:13.123Z``."""
-    moment = moment or datetime.now(timezone.utc)
-    if moment.utcoffset():
-        moment = moment.astimezone(timezone.utc)
-    # isoformat is about twice as fast as strftime, and this runs for every event.
-    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+_second_prefix: tuple[int, str] = (-1, "")  # the formatted whole second last asked for
+
+
+def utc_timestamp(moment: datetime | float | None = None) -> str:
+    """RFC 3339 UTC with milliseconds and ``Z``, e.g. ``2026-11-28T10:13:13.123Z``.
+
+    ``moment`` is a datetime, a ``time.time()`` float, or None for now. Floats are the fast
+    path (every event has a timestamp): the text of the current second is formatted once."""
+    global _second_prefix
+    if isinstance(moment, datetime):
+        if moment.utcoffset():
+            moment = moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    if moment is None:
+        moment = time.time()
+    second = int(moment)
+    millis = int((moment - second) * 1000 + 1e-6)
+    if _second_prefix[0] != second:
+        _second_prefix = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{_second_prefix[1]}{millis:03d}Z"
 
 
 class Listener:

@@ -79,10 +79,16 @@ def _finite_float(text: str) -> float:
     return number
 
 
+# Built once: json.loads with options builds a new decoder on every call.
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def parse_json_text(text: str | bytes, what: str = "request body") -> Any:
     """Parse JSON, refusing nesting deeper than MAX_JSON_DEPTH; ValueError says what and where."""
     try:
-        document = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        if isinstance(text, (bytes, bytearray)):
+            text = text.decode("utf-8")
+        document = _decoder.decode(text)
     except _NotJson as exc:
         raise ValueError(f"{what} is not valid JSON: {exc}") from None
     except json.JSONDecodeError as exc:
@@ -91,7 +97,8 @@ def parse_json_text(text: str | bytes, what: str = "request body") -> Any:
         raise ValueError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels") from None
     except UnicodeDecodeError:
         raise ValueError(f"{what} is not valid UTF-8") from None
-    if isinstance(document, (dict, list)) and _deeper_than(document, MAX_JSON_DEPTH):
+    # Nesting deeper than the limit needs at least two characters a level.
+    if len(text) > 2 * MAX_JSON_DEPTH and isinstance(document, (dict, list)) and _deeper_than(document, MAX_JSON_DEPTH):
         raise ValueError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
     return document
 
@@ -126,3 +133,4 @@ def query_int(request: web.Request, name: str, default: int | None = None) -> in
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_QUERY_INT:
         raise ClientError(400, f"{name}: expected a whole number from 1 to {MAX_QUERY_INT}, got {text!r}")
     return int(text)
+
