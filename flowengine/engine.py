@@ -17,7 +17,6 @@ import time
 import uuid
 from collections import abc, deque
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Awaitable, Callable, Mapping
 
 from .errors import NodeError
@@ -400,6 +399,8 @@ class _Attempt:
         self.encoded: list[dict[str, Any] | None] = [None] * count  # outputs in wire form, once
         self.ready = deque(plan.roots)
         self.tasks: dict[int, asyncio.Task[Any]] = {}
+        self.task_index: dict[asyncio.Task[Any], int] = {}
+        self._on_task_done = self._task_done  # one bound method for every task's callback
         self.finished_count = 0
         self.max_parallel = plan.workflow.settings.max_parallel_nodes
         self.stop_on_error = plan.workflow.settings.on_error != "ContinueOnError"
@@ -439,6 +440,7 @@ class _Attempt:
                 started = self.started_at[index] or elapsed_now
                 self._complete(index, CANCELLED, f"cancelled: {self.failure}", elapsed_now - started)
         self.closed = True
+        self._on_task_done = None  # type: ignore[assignment]  # no attempt <-> callback cycle left
 
     def _check_done(self) -> None:
         if not self.done.done() and (
@@ -527,7 +529,7 @@ class _Attempt:
             config=config,
             attempt=1,
             http=self.execution.engine.http,
-            emit=partial(self._emit_node_event, node.id),
+            emit=self._emit_node_event,
         )
         self.status[index] = RUNNING
         self.started_at[index] = started = time.perf_counter()
@@ -541,7 +543,8 @@ class _Attempt:
             return
         task = asyncio.get_running_loop().create_task(self._run_node(index, node, node_type, context))
         self.tasks[index] = task
-        task.add_done_callback(partial(self._task_done, index, started))
+        self.task_index[task] = index
+        task.add_done_callback(self._on_task_done)
 
     def _resolve_secrets(self, config: dict[str, Value]) -> dict[str, Value]:
         environ = self.execution.engine.environ
@@ -624,11 +627,12 @@ class _Attempt:
             )
             await self.execution.engine.sleep(delay)
 
-    def _task_done(self, index: int, started: float, task: asyncio.Task[Any]) -> None:
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        index = self.task_index.pop(task)
         del self.tasks[index]
         if self.closed:
             return
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - self.started_at[index]  # type: ignore[operator]
         if task.cancelled():
             self._complete(index, CANCELLED, f"cancelled: {self.failure or 'execution stopped'}", elapsed)
         elif task.exception() is not None:

@@ -150,7 +150,7 @@ class NodeType:
         }
 
 
-EmitFn = Callable[[str, dict[str, Any]], None]
+EmitFn = Callable[[str, str, dict[str, Any]], None]  # (node_id, event_type, fields)
 
 
 class NodeContext:
@@ -199,19 +199,19 @@ class NodeContext:
     # Cancellation: the engine cancels the node's task; awaiting anything honours it.
 
     def info(self, message: str, **data: Any) -> None:
-        self._emit("Info", {"message": message, **data})
+        self._emit(self.node_id, "Info", {"message": message, **data})
 
     def warning(self, message: str, **data: Any) -> None:
-        self._emit("Warning", {"message": message, **data})
+        self._emit(self.node_id, "Warning", {"message": message, **data})
 
     def progress(self, percent: float, message: str = "") -> None:
-        self._emit("Progress", {"percent": percent, "message": message})
+        self._emit(self.node_id, "Progress", {"percent": percent, "message": message})
 
     def data(self, value: Any) -> None:
-        self._emit("Data", {"value": to_value(value).to_json()})
+        self._emit(self.node_id, "Data", {"value": to_value(value).to_json()})
 
     def stdout(self, line: str) -> None:
-        self._emit("StdoutLine", {"line": line})
+        self._emit(self.node_id, "StdoutLine", {"line": line})
 
     def stderr(self, line: str) -> None:
-        self._emit("StderrLine", {"line": line})
+        self._emit(self.node_id, "StderrLine", {"line": line})
