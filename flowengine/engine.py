@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from .errors import NodeError
 from .events import EventBus, ExecutionEvents, utc_timestamp
-from .model import Node, Workflow
+from .model import Node, Workflow, collector_paused
 from .nodes.api import NodeContext, NodeType
 from .nodes.registry import NodeRegistry
 from .redaction import redact_json, redact_text, resolve_secrets, secret_names
@@ -57,8 +57,14 @@ class Plan:
     workflow: Workflow
     nodes: list[Node]
     node_types: list[NodeType]
-    incoming: list[list[tuple[int, str, str]]]  # (source index, from_port, to_port)
-    successors: list[list[int]]
+    # The graph in compressed rows, so that a 50,000-node plan is a few flat lists rather than
+    # 100,000 small ones for the garbage collector to walk: node i's incoming connections are
+    # incoming[incoming_start[i]:incoming_start[i + 1]] as (source index, from_port, to_port),
+    # its distinct successors successors[successor_start[i]:successor_start[i + 1]].
+    incoming_start: list[int]
+    incoming: list[tuple[int, str, str]]
+    successor_start: list[int]
+    successors: list[int]
     predecessor_count: list[int]
     roots: list[int]
     sinks: list[int]
@@ -68,6 +74,11 @@ class Plan:
 
     @classmethod
     def build(cls, workflow: Workflow, registry: NodeRegistry) -> "Plan":
+        with collector_paused():
+            return cls._build(workflow, registry)
+
+    @classmethod
+    def _build(cls, workflow: Workflow, registry: NodeRegistry) -> "Plan":
         nodes = workflow.nodes
         index = {node.id: position for position, node in enumerate(nodes)}
         node_types = []
@@ -76,40 +87,71 @@ class Plan:
             if node_type is None:
                 raise LookupError(f"node {node.id!r}: node type {node.node_type!r} is not available")
             node_types.append(node_type)
-        incoming: list[list[tuple[int, str, str]]] = [[] for _ in nodes]
-        successor_sets: list[dict[int, None]] = [{} for _ in nodes]  # ordered, de-duplicated
-        for connection in workflow.connections:
-            source, target = index[connection.from_node], index[connection.to_node]
-            incoming[target].append((source, connection.from_port, connection.to_port))
-            successor_sets[source][target] = None
-        successors = [list(targets) for targets in successor_sets]
-        predecessor_count = [len({source for source, _, _ in edges}) for edges in incoming]
+        count = len(nodes)
+        edges = [
+            (index[connection.to_node], (index[connection.from_node], connection.from_port, connection.to_port))
+            for connection in workflow.connections
+        ]
+        incoming_start, incoming = _rows(count, edges)
+        # Two connections between the same pair of nodes are one dependency.
+        links = list(dict.fromkeys((source, target) for target, (source, _, _) in edges))
+        successor_start, successors = _rows(count, links)
+        predecessor_count = [0] * count
+        for _, target in links:
+            predecessor_count[target] += 1
+        # What nodes of one type share (accepted input names, config defaults) is built once
+        # per type, not once per node: a 50,000-node workflow has a handful of types.
+        shared_accepted: dict[str, frozenset[str] | None] = {}
+        shared_defaults: dict[str, dict[str, Value]] = {}
         accepted: list[frozenset[str] | None] = []
         base_config: list[dict[str, Value]] = []
         for node, node_type in zip(nodes, node_types):
-            if node_type.any_inputs:
-                accepted.append(None)
-            else:
-                names = {port.name for port in node_type.inputs}
-                if node_type.dynamic_inputs is not None:
-                    names |= node_type.dynamic_inputs(node.config)
+            if node_type.dynamic_inputs is not None and not node_type.any_inputs:
+                names = {port.name for port in node_type.inputs} | node_type.dynamic_inputs(node.config)
                 accepted.append(frozenset(names))
-            config = {key.name: to_value(key.default) for key in node_type.config if key.default is not None}
-            config.update(node.config)
-            base_config.append(config)
+            else:
+                if node_type.type not in shared_accepted:
+                    shared_accepted[node_type.type] = (
+                        None if node_type.any_inputs else frozenset(port.name for port in node_type.inputs)
+                    )
+                accepted.append(shared_accepted[node_type.type])
+            defaults = shared_defaults.get(node_type.type)
+            if defaults is None:
+                defaults = shared_defaults[node_type.type] = {
+                    key.name: to_value(key.default) for key in node_type.config if key.default is not None
+                }
+            base_config.append({**defaults, **node.config} if node.config else defaults)
         return cls(
             workflow=workflow,
             nodes=nodes,
             node_types=node_types,
+            incoming_start=incoming_start,
             incoming=incoming,
+            successor_start=successor_start,
             successors=successors,
             predecessor_count=predecessor_count,
             roots=[i for i, count in enumerate(predecessor_count) if count == 0],
-            sinks=[i for i, targets in enumerate(successors) if not targets],
+            sinks=[i for i in range(len(nodes)) if successor_start[i] == successor_start[i + 1]],
             accepted_inputs=accepted,
             base_config=base_config,
             has_secrets=[any(secret_names(value) for value in config.values()) for config in base_config],
         )
+
+
+def _rows(count: int, pairs: list[tuple[int, Any]]) -> tuple[list[int], list[Any]]:
+    """Group ``(row, item)`` pairs by row in O(n) (a counting sort that keeps each row's items
+    in their original order): row i's items are ``items[starts[i]:starts[i + 1]]``."""
+    starts = [0] * (count + 1)
+    for row, _ in pairs:
+        starts[row + 1] += 1
+    for row in range(count):
+        starts[row + 1] += starts[row]
+    items: list[Any] = [None] * len(pairs)
+    cursor = starts[:-1]
+    for row, item in pairs:
+        items[cursor[row]] = item
+        cursor[row] += 1
+    return starts, items
 
 
 @dataclass
@@ -473,10 +515,10 @@ class _Attempt:
     def _start(self, index: int) -> None:
         plan = self.plan
         node = plan.nodes[index]
-        incoming = plan.incoming[index]
-        if incoming:
+        first, end = plan.incoming_start[index], plan.incoming_start[index + 1]
+        if first != end:
             inputs: dict[str, Value] = {}
-            for source, from_port, to_port in incoming:
+            for source, from_port, to_port in plan.incoming[first:end]:
                 produced = self.outputs[source]
                 if produced is not None:
                     value = produced.get(from_port)
@@ -696,7 +738,8 @@ class _Attempt:
         self.finished_count += 1
         remaining = self.remaining
         ready = self.ready
-        for successor in self.plan.successors[index]:
+        plan = self.plan
+        for successor in plan.successors[plan.successor_start[index] : plan.successor_start[index + 1]]:
             remaining[successor] -= 1
             if remaining[successor] == 0:
                 ready.append(successor)
