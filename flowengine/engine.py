@@ -14,7 +14,6 @@ import asyncio
 import logging
 import os
 import time
-import uuid
 from collections import abc, deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
@@ -37,6 +36,27 @@ log = logging.getLogger("flowengine.engine")
 NODE_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled")
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = NODE_STATUSES
 EXECUTION_STATUSES = ("running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted")
+
+
+_random_pool = b""
+_random_used = 0
+
+
+def new_execution_id() -> str:
+    """A random (version 4) UUID as text. The random bytes are read from the OS 4 KiB at a
+    time: one getrandom() call per id cost more than the rest of a small execution's set-up."""
+    global _random_pool, _random_used
+    if _random_used >= len(_random_pool):
+        _random_pool, _random_used = os.urandom(4096), 0
+    raw = _random_pool[_random_used : _random_used + 16]
+    _random_used += 16
+    hexa = f"{(int.from_bytes(raw, 'big') & _UUID_CLEAR) | _UUID_V4:032x}"
+    return f"{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:]}"
+
+
+# Version 4 and the RFC 4122 variant, as uuid.UUID(version=4) sets them.
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID_V4 = (0x4000 << 64) | (0x8000 << 48)
 
 
 def decode_inputs(raw: Any) -> dict[str, Value]:
@@ -246,7 +266,7 @@ class Engine:
         cached_outputs: dict[str, dict[str, Value]] | None = None,
     ) -> "Execution":
         """Create an execution (not yet running): ``await execution.run()`` runs it."""
-        execution_id = execution_id or str(uuid.uuid4())
+        execution_id = execution_id or new_execution_id()
         events = ExecutionEvents(self.bus, execution_id, workflow.id, record=record)
         return Execution(self, self.plan(workflow), inputs, events, trigger, cached_outputs or {})
 

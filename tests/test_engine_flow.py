@@ -236,3 +236,15 @@ async def test_replaced_or_deleted_workflow_finishes_on_the_version_it_started_w
     assert body["status"] == "succeeded"
     assert body["outputs"] == {"after": {"message": typed("v1")}}
     assert (await client.post(f"/api/workflows/{deleted_id}/execute")).status == 404
+
+
+def test_execution_ids_are_distinct_version_4_uuids():
+    import uuid
+
+    from flowengine.engine import new_execution_id
+
+    ids = [new_execution_id() for _ in range(1000)]  # crosses several 4 KiB refills
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
