@@ -1,10 +1,11 @@
 """Execution events (DESIGN.md section 7): the bus, its listeners, and per-execution emitters.
 
-Publishing never awaits: each listener has a bounded queue; one that falls behind is marked
-lagging, stops receiving, and its owner (the WebSocket handler) is told at once through
-``on_lagging`` so it can close the socket with 1013. Events are built and serialised once, and
-only when someone (a listener, the history recorder or an internal observer such as the event
-triggers) wants them.
+Publishing never awaits and never touches a socket: each event is serialised once, made into a
+WebSocket text frame once, and batched; one flush per event-loop iteration writes each listener's
+frames with a single ``transport.write``. A listener that falls ``FLOWENGINE_WS_QUEUE`` events
+behind is marked lagging, stops receiving, and its owner (the WebSocket handler) is told at once
+through ``on_lagging`` so it can close the socket with 1013. Events are built only when someone
+(a listener, the history recorder or an internal observer such as the event triggers) wants them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import json
 import logging
 import math
+import struct
 import time
 from collections import deque
 from datetime import datetime, timezone
@@ -27,6 +29,7 @@ __all__ = [
     "ExecutionEvents",
     "Listener",
     "serialise",
+    "text_frame",
     "utc_timestamp",
 ]
 
@@ -64,9 +67,18 @@ def serialise(event: dict[str, Any]) -> str:
     """The event as compact JSON text. Never raises for odd data: an event must not fail the
     node that emitted it, nor only when someone happens to be listening."""
     try:
-        return _dumps(event)
+        text = _dumps(event)
     except (TypeError, ValueError):
-        return _dumps(_plain(event))
+        text = _dumps(_plain(event))
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate (a node can put one in a str) is not UTF-8, so no frame, file or
+            # SQLite text can hold it. In JSON text it can only sit inside a string, where
+            # backslashreplace writes exactly its JSON escape (\udXXX): same string once parsed.
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 _second_prefix: tuple[int, str] = (-1, "")  # the formatted whole second last asked for
@@ -91,19 +103,67 @@ def utc_timestamp(moment: datetime | float | None = None) -> str:
     return f"{_second_prefix[1]}{millis:03d}Z"
 
 
+_pack_len16 = struct.Struct("!BBH").pack
+_pack_len64 = struct.Struct("!BBQ").pack
+
+
+def text_frame(text: str) -> bytes:
+    """``text`` as one complete WebSocket text frame (RFC 6455 section 5.2): FIN and opcode 1,
+    the payload length in 7, 16 or 64 bits, then the UTF-8 payload.
+
+    A server never masks its frames and /api/events turns compression off, so these bytes are
+    the same for every listener: built once per event, written as they are to each socket.
+    (``serialise`` never returns a lone surrogate; ``backslashreplace`` only keeps a stray one
+    from raising here, where no error may reach the node that emitted the event.)"""
+    payload = text.encode("utf-8", "backslashreplace")
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65536:
+        return _pack_len16(0x81, 126, size) + payload
+    return _pack_len64(0x81, 127, size) + payload
+
+
 class Listener:
-    """One subscriber: its filters and its bounded queue of serialised events."""
+    """One subscriber: its filters, and where its frames go.
+
+    Until ``attach`` (the WebSocket upgrade and any replay are still under way) frames are held
+    here, at most ``limit`` events. Once attached, each flush of the bus writes the listener's
+    frames for that loop iteration with a single ``transport.write``: no queue and no task per
+    listener. Every write is whole frames, so the control frames aiohttp writes to the same
+    transport (pings, pongs, the close frame) can only fall between frames, never inside one.
+
+    Bounded memory: the listener is *lagging* when the events it has written that the transport
+    still buffers (``get_write_buffer_size()``), plus the events about to be written, would exceed
+    ``limit``. Then nothing more is written, ``on_lagging`` is called once (the owner closes the
+    socket with 1013) and the events not written are counted in ``missed``. Events in the buffer
+    are counted through a mark per write, (bytes written so far, events written so far): the
+    transport has sent ``bytes written - buffer size`` bytes, so every mark at or below that is
+    delivered. A frame only partly sent counts as unsent, and the few bytes of aiohttp's own
+    control frames in the buffer make the count err the same way (never too low); an empty buffer
+    resets it exactly.
+    """
 
     __slots__ = (
         "execution_id",
         "workflow_id",
         "types",
+        "filtered",
         "limit",
-        "pending",
         "lagging",
         "missed",
         "on_lagging",
-        "_waiter",
+        "transport",
+        "closed",
+        "batch",
+        "skip",
+        "_bus",
+        "_held",
+        "_held_events",
+        "_bytes",
+        "_events",
+        "_sent_events",
+        "_marks",
     )
 
     def __init__(
@@ -113,18 +173,30 @@ class Listener:
         execution_id: str | None = None,
         workflow_id: str | None = None,
         types: Iterable[str] | None = None,
+        bus: EventBus | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.workflow_id = workflow_id
         self.types = frozenset(types) if types else None
+        # Unfiltered listeners share the bus's broadcast batch; filtered ones collect their own.
+        self.filtered = execution_id is not None or workflow_id is not None or self.types is not None
         self.limit = limit
-        self.pending: deque[str] = deque()
         self.lagging = False
         self.missed = 0
-        # Called once, synchronously, when the queue overflows. The owner's sender may be parked
-        # on a socket the client stopped reading and would never notice the flag by itself.
+        # Called once, synchronously, when the listener starts lagging. Its socket may be stuck on
+        # a client that stopped reading, so the owner must close it (with a bounded wait) itself.
         self.on_lagging: Callable[[], None] | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self.transport: asyncio.Transport | None = None
+        self.closed = False  # detached for good: the socket is closing
+        self.batch: list[bytes] = []  # a filtered listener's frames of this loop iteration
+        self.skip = 0  # frames of the broadcast batch published before this listener subscribed
+        self._bus = bus
+        self._held: list[bytes] = []
+        self._held_events = 0
+        self._bytes = 0
+        self._events = 0
+        self._sent_events = 0
+        self._marks: deque[tuple[int, int]] = deque()
 
     def matches(self, event: dict[str, Any]) -> bool:
         return (
@@ -133,43 +205,97 @@ class Listener:
             and (self.types is None or event["type"] in self.types)
         )
 
-    def offer(self, text: str) -> None:
-        """Queue an event without waiting; past the limit the listener is lagging for good."""
+    def backlog(self) -> int:
+        """Events given to this listener that have not reached the socket yet: held before
+        ``attach``, or written but still in the transport's buffer."""
+        transport = self.transport
+        if transport is None:
+            return self._held_events
+        return self._unsent(transport.get_write_buffer_size())
+
+    def _unsent(self, buffered: int) -> int:
+        if not buffered:
+            self._marks.clear()
+            self._sent_events = self._events
+            return 0
+        sent_bytes = self._bytes - buffered
+        marks = self._marks
+        while marks and marks[0][0] <= sent_bytes:
+            self._sent_events = marks.popleft()[1]
+        return self._events - self._sent_events
+
+    def deliver(self, data: bytes, count: int) -> None:
+        """Write ``count`` events' ready-made frames ``data``, or hold or refuse them."""
         if self.lagging:
-            self.missed += 1
+            self.missed += count
             return
-        if len(self.pending) >= self.limit:
-            self.lagging = True
-            self.missed += 1 + len(self.pending)
-            self.pending.clear()  # keep memory bounded: the listener is being disconnected
-            self._wake()
-            if self.on_lagging is not None:
-                self.on_lagging()
+        transport = self.transport
+        if transport is None:
+            if self.closed:
+                return
+            if self._held_events + count > self.limit:
+                self._lag(count + self._held_events)
+                return
+            self._held.append(data)
+            self._held_events += count
             return
-        self.pending.append(text)
-        self._wake()
+        if transport.is_closing():  # the client went away: writing would only log warnings
+            self.detach()
+            return
+        if self._unsent(transport.get_write_buffer_size()) + count > self.limit:
+            self._lag(count)
+            return
+        transport.write(data)
+        self._bytes += len(data)
+        self._events += count
+        self._marks.append((self._bytes, self._events))
 
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def wait(self) -> None:
-        """Return once there is something to send or the listener is lagging."""
-        if self.pending or self.lagging:
+    def attach(self, transport: asyncio.Transport | None) -> None:
+        """Write to ``transport`` from now on, starting with the frames held so far."""
+        if self.closed or self.lagging:
             return
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
+        if transport is None or transport.is_closing():
+            self.detach()
+            return
+        self.transport = transport
+        # Bytes already buffered (the replayed history, sent before) carry no live events.
+        self._bytes = transport.get_write_buffer_size()
+        held, count = self._held, self._held_events
+        self._held, self._held_events = [], 0
+        if held:
+            self.deliver(b"".join(held), count)
+
+    def detach(self) -> None:
+        """Stop for good: the socket is closing and no data frame may follow its close frame."""
+        self.closed = True
+        self.transport = None
+        self.batch = []
+        self._held, self._held_events = [], 0
+        self._marks.clear()
+
+    def _lag(self, unsent: int) -> None:
+        self.lagging = True
+        self.missed += unsent
+        self._held, self._held_events = [], 0  # keep memory bounded: it is being disconnected
+        self.batch = []
+        if self._bus is not None:
+            self._bus.listeners_dropped += 1
+        if self.on_lagging is not None:
+            self.on_lagging()
 
 
 Observer = Callable[[dict[str, Any]], None]
 
 
 class EventBus:
-    """Fans events out to listeners and internal observers. Lives for the whole server."""
+    """Fans events out to listeners and internal observers. Lives for the whole server.
+
+    Publishing costs O(1) per unfiltered listener group, not per listener: each event's frame is
+    built once and appended to one broadcast batch that all unfiltered listeners share; filtered
+    listeners are matched one by one and collect their own batch. The first publish of a loop
+    iteration schedules one flush (``loop.call_soon``), which writes each listener's batch as one
+    joined ``bytes``. With no listener, nothing is built or scheduled at all.
+    """
 
     def __init__(self, queue_size: int = 10_000) -> None:
         self.queue_size = queue_size
@@ -177,14 +303,32 @@ class EventBus:
         self.observers: dict[str, list[Observer]] = {}
         self.published = 0
         self.listeners_dropped = 0
+        # Tuples, rebuilt on (un)subscribe: a flush iterates them while callbacks may subscribe.
+        self._everyone: tuple[Listener, ...] = ()
+        self._filtered: tuple[Listener, ...] = ()
+        self._batch: list[bytes] = []  # the broadcast frames of this loop iteration
+        self._dirty: list[Listener] = []  # filtered listeners with a batch of this iteration
+        self._flush_scheduled = False
 
     def subscribe(self, **filters: Any) -> Listener:
-        listener = Listener(self.queue_size, **filters)
+        """A new listener for events published from now on (``attach`` it to write them)."""
+        listener = Listener(self.queue_size, bus=self, **filters)
         self.listeners.add(listener)
+        if listener.filtered:
+            self._filtered += (listener,)
+        else:
+            # The batch may already hold events published earlier in this iteration; they are
+            # not this listener's (a replay would otherwise see them twice).
+            listener.skip = len(self._batch)
+            self._everyone += (listener,)
         return listener
 
     def unsubscribe(self, listener: Listener) -> None:
-        self.listeners.discard(listener)
+        listener.detach()
+        if listener in self.listeners:
+            self.listeners.discard(listener)
+            self._everyone = tuple(item for item in self._everyone if item is not listener)
+            self._filtered = tuple(item for item in self._filtered if item is not listener)
 
     def observe(self, event_type: str, observer: Observer) -> None:
         """Call ``observer(event)`` for every event of that type (on the event loop, at once)."""
@@ -192,17 +336,65 @@ class EventBus:
 
     def publish(self, event: dict[str, Any], text: str) -> None:
         self.published += 1
-        for listener in self.listeners:
-            if listener.matches(event):
-                was_lagging = listener.lagging
-                listener.offer(text)
-                if listener.lagging and not was_lagging:
-                    self.listeners_dropped += 1
+        if self.listeners:
+            frame = None
+            if self._everyone:
+                frame = text_frame(text)
+                self._batch.append(frame)
+                if not self._flush_scheduled:
+                    self._schedule()
+            for listener in self._filtered:
+                if listener.matches(event):
+                    if frame is None:
+                        frame = text_frame(text)
+                    batch = listener.batch
+                    if not batch:
+                        self._dirty.append(listener)
+                        if not self._flush_scheduled:
+                            self._schedule()
+                    batch.append(frame)
         for observer in self.observers.get(event["type"], ()):
             try:
                 observer(event)
             except Exception:  # an observer's bug must not break the execution that emitted
                 log.exception("event observer %r failed on %s", observer, event["type"])
+
+    def _schedule(self) -> None:
+        self._flush_scheduled = True
+        asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write this iteration's frames: one joined ``bytes`` per listener, in publish order."""
+        self._flush_scheduled = False
+        batch = self._batch
+        if batch:
+            self._batch = []
+            count = len(batch)
+            data = batch[0] if count == 1 else b"".join(batch)
+            for listener in self._everyone:
+                skip = listener.skip
+                if skip:
+                    listener.skip = 0
+                    if skip < count:
+                        self._deliver(listener, b"".join(batch[skip:]), count - skip)
+                else:
+                    self._deliver(listener, data, count)
+        dirty = self._dirty
+        if dirty:
+            self._dirty = []
+            for listener in dirty:
+                frames = listener.batch
+                if frames:  # empty if it was dropped or detached since
+                    listener.batch = []
+                    self._deliver(listener, frames[0] if len(frames) == 1 else b"".join(frames), len(frames))
+
+    @staticmethod
+    def _deliver(listener: Listener, data: bytes, count: int) -> None:
+        try:
+            listener.deliver(data, count)
+        except Exception:  # one broken socket must not cost the other listeners their events
+            log.exception("writing events to a WebSocket listener failed; it gets no more")
+            listener.detach()
 
 
 class ExecutionEvents:

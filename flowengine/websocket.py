@@ -1,7 +1,9 @@
 """The live event stream: ``GET /api/events``, a native aiohttp WebSocket.
 
-Filters (``execution_id``, ``workflow_id``, ``types``) are checked before the upgrade. Each
-connection has a sender task draining its listener's queue; a listener that falls behind by
+Filters (``execution_id``, ``workflow_id``, ``types``) are checked before the upgrade. Once the
+socket is open (and any replay sent), its listener is attached to the connection's transport and
+the event bus writes ready-made frames to it directly, once per event-loop iteration (see
+events.py); there is no sender task per connection. A listener that falls behind by
 FLOWENGINE_WS_QUEUE events is closed with 1013 and told how many events it missed.
 
 No close may hang: a client that stops reading at the TCP level shuts its window, and a close
@@ -36,6 +38,15 @@ class EventSocket(web.WebSocketResponse):
     through can be cut short with ``abort()`` instead of waiting on the socket forever."""
 
     peer: asyncio.Transport | None = None  # set once the upgrade is done
+    listener: Listener | None = None  # whose frames the bus writes to ``peer``
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
+        # Every close goes through here (ours, the reply to a client's close, shutdown): the bus
+        # writes to the transport behind aiohttp's back, so stop it before the close frame is
+        # written, or an event frame could follow the close frame.
+        if self.listener is not None:
+            self.listener.detach()
+        return await super().close(code=code, message=message, drain=drain)
 
     async def close_or_abort(self, code: int, reason: str) -> None:
         """Close with ``code`` and ``reason``; abort the connection if that takes too long."""
@@ -90,17 +101,6 @@ def _filters(request: web.Request) -> dict[str, object]:
     return filters
 
 
-async def _send(ws: web.WebSocketResponse, listener: Listener) -> None:
-    """Drain the listener's queue into the socket, in order, until cancelled or lagging."""
-    pending = listener.pending
-    while True:
-        await listener.wait()
-        while pending and not listener.lagging:
-            await ws.send_str(pending.popleft())
-        if listener.lagging:
-            return  # _drop() closes the socket
-
-
 async def _drop(ws: EventSocket, listener: Listener, remote: str | None) -> None:
     # Runs once the loop is free, so the count covers the whole burst that overflowed the queue.
     reason = f"too slow: fell {listener.limit} events behind; {listener.missed} events missed, reconnect to resume"
@@ -153,35 +153,36 @@ async def events_handler(request: web.Request) -> web.WebSocketResponse:
         )
     bus = request.app[BUS]
     # Subscribe before anything awaits, so that no live event can fall between the recorded
-    # ones replayed below and the live ones queued from here on.
+    # ones replayed below and the live ones held for the listener from here on.
     listener = bus.subscribe(**filters)
-    history: list[str] = []
-    try:
-        if replay:
-            history = await _recorded_events(request, filters["execution_id"], listener)  # type: ignore[arg-type]
-        await ws.prepare(request)
-    except BaseException:
-        bus.unsubscribe(listener)
-        raise
-    ws.peer = request.transport
-    for text in history:
-        await ws.send_str(text)
     sockets = request.app[SOCKETS]
     loop = asyncio.get_running_loop()
-    sender = loop.create_task(_send(ws, listener))
     dropping: list[asyncio.Task[None]] = []
 
     def on_lagging() -> None:
-        # Called inside publish, the moment the queue overflows. The sender may be parked on a
-        # socket the client stopped reading, where it would never see the flag, so the close runs
-        # in a task of its own. The sender is left alone rather than cancelled: cancelling a task
-        # that waits for the socket to drain would break the close frame's own wait (aiohttp
-        # shares that future between writers).
+        # Called inside the bus's flush, the moment the listener falls too far behind. Its socket
+        # may be stuck on a client that stopped reading, so the close runs in a task of its own.
         dropping.append(loop.create_task(_drop(ws, listener, request.remote)))
 
-    listener.on_lagging = on_lagging
-    sockets.add(ws)
     try:
+        history: list[str] = []
+        if replay:
+            history = await _recorded_events(request, filters["execution_id"], listener)  # type: ignore[arg-type]
+        await ws.prepare(request)
+        ws.peer = request.transport
+        ws.listener = listener
+        sockets.add(ws)
+        # Replayed events go through aiohttp, which waits for the socket to drain: a long history
+        # is paced by the client. Live events meanwhile are held by the listener (bounded).
+        try:
+            for text in history:
+                await ws.send_str(text)
+        except ConnectionError:
+            return ws  # the client left during the replay
+        listener.attach(ws.peer)
+        listener.on_lagging = on_lagging
+        if listener.lagging:  # it overflowed while the replay was being sent
+            on_lagging()
         # Pings are answered inside receive(); text from the client is ignored. A close from the
         # server side (1013, 1001) wakes this loop with a CLOSING message, which ends it.
         async for message in ws:
@@ -194,12 +195,6 @@ async def events_handler(request: web.Request) -> web.WebSocketResponse:
             # Awaited, not cancelled: it is bounded by CLOSE_TIMEOUT, and cutting it short could
             # leave the transport open.
             await dropping[0]
-        sender.cancel()
-        await asyncio.wait([sender])
-        if not sender.cancelled() and sender.exception() is not None:
-            error = sender.exception()
-            if not isinstance(error, ConnectionError):  # the client went away mid-send: normal
-                log.error("WebSocket sender failed", exc_info=error)
         ws.abort_if_stuck()
     return ws
 

@@ -1,9 +1,9 @@
 """Backpressure on /api/events: a listener that falls behind is dropped with 1013, loudly, and
 neither the execution nor the other listeners notice.
 
-A node type's plain-function body runs inline on the event loop, so a body that emits many
-events fills every listener's queue before any WebSocket sender gets a turn: that overflows a
-queue deterministically, without timing tricks.
+A node type's plain-function body runs inline on the event loop, so all the events a body emits
+reach the bus in one loop iteration and are written in one flush: a burst bigger than the limit
+puts a listener over it deterministically, without timing tricks.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from aiohttp import WSMsgType
 from conftest import execute, node, register
 from flowengine.nodes.api import NodeContext, NodeType
 from flowengine import websocket
-from flowengine.events import Listener
+from flowengine.events import Listener, text_frame
 from flowengine.state import BUS, REGISTRY, SOCKETS
 
 QUEUE = 50
@@ -133,7 +133,7 @@ async def test_lagging_listener_memory_is_released(flood_client):
     await execute(client, workflow_id)
     (listener,) = client.app[BUS].listeners or [None]
     if listener is not None:  # still being closed: nothing of the flood may be held for it
-        assert len(listener.pending) <= QUEUE
+        assert listener.backlog() <= QUEUE
     message = await idle.receive(timeout=RECEIVE_TIMEOUT)
     while message.type == WSMsgType.TEXT:
         message = await idle.receive(timeout=RECEIVE_TIMEOUT)
@@ -235,15 +235,15 @@ async def test_client_that_stops_reading_tcp_cannot_hold_the_server(make_client,
 
 
 async def _wait_until_stuck(client, sock: socket.socket) -> None:
-    """Until the sender has pushed all it can and the server's socket has stopped draining."""
+    """Until the server's socket has stopped draining with events of the listener still unsent."""
     (connection,) = _server_side(client, sock.getsockname())
     (listener,) = client.app[BUS].listeners
     for _ in range(500):
-        if connection.transport.get_write_buffer_size() > 0 and listener.pending:
+        if connection.transport.get_write_buffer_size() > 0 and listener.backlog():
             break
         await asyncio.sleep(0.01)
     assert connection.transport.get_write_buffer_size() > 0
-    assert listener.pending and not listener.lagging
+    assert listener.backlog() and not listener.lagging
 
 
 async def test_shutdown_is_not_held_up_by_a_client_that_stopped_reading(make_client, monkeypatch):
@@ -283,16 +283,19 @@ async def test_dead_client_with_unsent_data_is_cut_off_after_missed_pong(make_cl
         sock.close()
 
 
-def test_listener_queue_is_bounded_and_counts_what_it_missed():
+def test_listener_held_before_attach_is_bounded_and_counts_what_it_missed():
+    # Before the upgrade (and any replay) is done, a listener holds its frames itself.
     dropped = []
     listener = Listener(3)
-    listener.on_lagging = lambda: dropped.append(len(listener.pending))
+    listener.on_lagging = lambda: dropped.append(listener.backlog())
     for number in range(3):
-        listener.offer(f"event {number}")
-    assert list(listener.pending) == ["event 0", "event 1", "event 2"] and not listener.lagging
-    for number in range(3, 10):
-        listener.offer(f"event {number}")
+        listener.deliver(text_frame(f"event {number}"), 1)
+    assert listener.backlog() == 3 and not listener.lagging
+    listener.deliver(text_frame("two") + text_frame("more"), 2)
     assert listener.lagging
-    assert not listener.pending  # nothing more is held for a listener being disconnected
-    assert listener.missed == 10  # the 3 queued, never sent, and the 7 after them
+    assert listener.backlog() == 0  # nothing more is held for a listener being disconnected
+    assert listener.missed == 5  # the 3 held, never sent, and the 2 that overflowed
+    for number in range(5):
+        listener.deliver(text_frame(f"late {number}"), 1)
+    assert listener.missed == 10
     assert dropped == [0]  # told once, at the moment it overflowed
