@@ -177,7 +177,7 @@ SETTINGS = (
     Setting("LOG_LEVEL", "--log-level", "info", _log_level, "error, warn, info, debug or trace", "RUST_LOG"),
     Setting("FLOWENGINE_DB", "--db", "flowengine.db", _text("db"), "SQLite database file (:memory: for a throwaway server)"),
     Setting("FLOWENGINE_MAX_BODY_BYTES", "--max-body-bytes", str(16 * 1024 * 1024), _positive_int("max_body_bytes"), "largest request body accepted (413 beyond)"),
-    Setting("FLOWENGINE_WS_QUEUE", "--ws-queue", "10000", _positive_int("ws_queue"), "events queued per WebSocket listener before it is dropped (1013)"),
+    Setting("FLOWENGINE_WS_QUEUE", "--ws-queue", "10000", _positive_int("ws_queue"), "events in flight per WebSocket listener (not yet taken by its socket) before it is dropped (1013)"),
     Setting("FLOWENGINE_WS_HEARTBEAT", "--ws-heartbeat", "30", _positive_float("ws_heartbeat"), "seconds between WebSocket pings to idle listeners"),
     Setting("FLOWENGINE_ENABLE_SHELL", "--enable-shell", "0", _flag("enable_shell"), "allow the shell.exec node type", switch=True),
     Setting("FLOWENGINE_PLUGINS", "--plugins", "", _modules, "comma-separated modules with extra node types"),

@@ -38,8 +38,13 @@ class ClientError(Exception):
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    # backslashreplace: a lone surrogate (a node may output one) becomes its JSON escape, \udc80,
+    # instead of a UnicodeEncodeError; the document decodes to the same string.
     return web.Response(
-        body=_dumps(body).encode("utf-8"), status=status, content_type="application/json", headers=headers
+        body=_dumps(body).encode("utf-8", "backslashreplace"),
+        status=status,
+        content_type="application/json",
+        headers=headers,
     )
 
 

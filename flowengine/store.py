@@ -67,6 +67,11 @@ _EXECUTION_COLUMNS = (
 )
 
 
+def _storable(text: str | None) -> str | None:
+    """Text SQLite can store: a lone surrogate (from a node's output) becomes its escape."""
+    return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class Store:
     """SQLite on its own thread. ``open`` before use, ``close`` at shutdown."""
 
@@ -133,8 +138,9 @@ class Store:
                 self._unwritten_starts.clear()
                 try:
                     await self._call(self._commit, batch)
-                except sqlite3.Error:
-                    log.exception("could not write %d queued change(s) to %s", len(batch), self.path)
+                except (sqlite3.Error, UnicodeError):
+                    # One bad statement must not cost the whole batch: write them one by one.
+                    await self._call(self._commit_each, batch)
         finally:
             self._flush = None
 
@@ -155,6 +161,13 @@ class Store:
             self._count_finished()
             raise
         db.execute("COMMIT")
+
+    def _commit_each(self, batch: list[_Statement]) -> None:
+        for statement in batch:
+            try:
+                self._commit([statement])
+            except (sqlite3.Error, UnicodeError):
+                log.exception("could not write a queued change to %s; it is lost", self.path)
 
     def _prune(self, db: sqlite3.Connection, keep: int) -> None:
         # The count is kept up to date, so pruning deletes just the surplus, oldest first,
@@ -272,7 +285,7 @@ class Store:
             record["started_at"],
             record["finished_at"],
             record["duration_ms"],
-            record["error"],
+            _storable(record["error"]),
             record["attempts"],
             json.dumps(record["nodes"]),
             "[" + ",".join(events) + "]",

@@ -358,3 +358,20 @@ async def test_replay_errors(client):
     response = await client.get("/api/events?replay=true", headers={"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
     assert response.status == 400
     assert "execution_id" in (await response.json())["error"]
+
+
+async def test_a_lone_surrogate_in_outputs_is_answered_and_recorded(make_client, config):
+    def odd(ctx):
+        return {"text": "x\udc80y"}  # not encodable as UTF-8: a careless node can produce it
+
+    app = make_app(config)
+    app[REGISTRY].register(NodeType("test.odd", "outputs a lone surrogate", "test", odd, outputs=(Port("text"),)))
+    client = await make_client(app=app)
+    workflow_id = await register(client, {"name": "odd", "nodes": [node("o", "test.odd")]})
+    ok = await execute(client, workflow_id)  # a normal JSON answer, the surrogate escaped
+    assert ok["outputs"]["o"]["text"]["value"] == "x\udc80y"
+    second = await execute(client, workflow_id)
+    for result in (ok, second):  # both recorded: one bad value does not lose a batch
+        record = await (await client.get(f"/api/executions/{result['execution_id']}")).json()
+        assert record["status"] == "succeeded"
+        assert record["nodes"][0]["outputs"]["text"]["value"] == "x\udc80y"
