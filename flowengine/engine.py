@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import os
 import time
 from collections import abc, deque
@@ -100,7 +101,6 @@ class Plan:
     @classmethod
     def _build(cls, workflow: Workflow, registry: NodeRegistry) -> "Plan":
         nodes = workflow.nodes
-        index = {node.id: position for position, node in enumerate(nodes)}
         node_types = []
         for node in nodes:
             node_type = registry.get(node.node_type)
@@ -109,7 +109,7 @@ class Plan:
             node_types.append(node_type)
         count = len(nodes)
         edges = [
-            (index[connection.to_node], (index[connection.from_node], connection.from_port, connection.to_port))
+            (connection.to_index, (connection.from_index, connection.from_port, connection.to_port))
             for connection in workflow.connections
         ]
         incoming_start, incoming = _rows(count, edges)
@@ -159,19 +159,20 @@ class Plan:
 
 
 def _rows(count: int, pairs: list[tuple[int, Any]]) -> tuple[list[int], list[Any]]:
-    """Group ``(row, item)`` pairs by row in O(n) (a counting sort that keeps each row's items
-    in their original order): row i's items are ``items[starts[i]:starts[i + 1]]``."""
+    """Group ``(row, item)`` pairs by row, keeping each row's items in their original order:
+    row i's items are ``items[starts[i]:starts[i + 1]]``. The sort is stable and, for the
+    usual document where connections come roughly in node order, close to linear; it also
+    reads and writes memory in order, which at 50,000 nodes matters more than the count."""
+    pairs = sorted(pairs, key=_row_of)
     starts = [0] * (count + 1)
     for row, _ in pairs:
         starts[row + 1] += 1
     for row in range(count):
         starts[row + 1] += starts[row]
-    items: list[Any] = [None] * len(pairs)
-    cursor = starts[:-1]
-    for row, item in pairs:
-        items[cursor[row]] = item
-        cursor[row] += 1
-    return starts, items
+    return starts, [item for _, item in pairs]
+
+
+_row_of = operator.itemgetter(0)
 
 
 @dataclass

@@ -93,6 +93,10 @@ class Connection:
     from_port: str
     to_node: str
     to_port: str
+    # Positions of the two nodes in Workflow.nodes, found while validating, so the plan need not
+    # look every id up again.
+    from_index: int = field(default=-1, compare=False, repr=False)
+    to_index: int = field(default=-1, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -296,9 +300,10 @@ def _parse_workflow(
 
     raw_connections = _optional(document, "connections")
     raw_connections = [] if raw_connections is None else _list(raw_connections, "connections")
-    configs = {node.id: node.config for node in nodes}
+    positions = {node.id: position for position, node in enumerate(nodes)}
+    port_names = _PortNames(nodes)
     connections = [
-        _parse_connection(raw_connection, f"connections[{index}]", configs, node_types)
+        _parse_connection(raw_connection, index, positions, node_types, port_names)
         for index, raw_connection in enumerate(raw_connections)
     ]
     _check_acyclic(nodes, connections)
@@ -445,8 +450,13 @@ def _parse_retry_policy(raw: Any, path: str) -> RetryPolicy:
 
 
 def _parse_connection(
-    raw: Any, path: str, configs: dict[str, dict[str, Value]], node_types: dict[str, NodeType]
+    raw: Any,
+    index: int,
+    positions: dict[str, int],
+    node_types: dict[str, NodeType],
+    port_names: "_PortNames",
 ) -> Connection:
+    path = f"connections[{index}]"
     document = _object(raw, path)
     fields = {}
     for key in ("from_node", "from_port", "to_node", "to_port"):
@@ -459,14 +469,34 @@ def _parse_connection(
         node_type = node_types.get(node_id)
         if node_type is None:
             raise ValidationError(f"{path}.{end}: unknown node {node_id!r}")
-        allowed = _port_names(node_type, configs[node_id], outputs=outputs)
+        allowed = port_names.of(node_id, node_type, outputs=outputs)
         if allowed is not None and fields[port_end] not in allowed:
             kind = "output" if outputs else "input"
             raise ValidationError(
                 f"{path}.{port_end}: node {node_id!r} ({node_type.type}) has no {kind} port"
                 f" {fields[port_end]!r} (known: {', '.join(sorted(allowed)) or 'none'})"
             )
+    connection.from_index = positions[connection.from_node]
+    connection.to_index = positions[connection.to_node]
     return connection
+
+
+class _PortNames:
+    """The port names connections may use, per node; worked out once per node type unless the
+    type derives its ports from each node's config."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self._configs = {node.id: node.config for node in nodes}
+        self._by_type: dict[tuple[str, bool], frozenset[str] | None] = {}
+
+    def of(self, node_id: str, node_type: NodeType, *, outputs: bool) -> frozenset[str] | None:
+        dynamic = node_type.dynamic_outputs if outputs else node_type.dynamic_inputs
+        if dynamic is not None:
+            return _port_names(node_type, self._configs[node_id], outputs=outputs)
+        key = (node_type.type, outputs)
+        if key not in self._by_type:
+            self._by_type[key] = _port_names(node_type, {}, outputs=outputs)
+        return self._by_type[key]
 
 
 def _port_names(node_type: NodeType, config: dict[str, Value], *, outputs: bool) -> frozenset[str] | None:
