@@ -81,8 +81,16 @@ def make_app(config: Config | None = None) -> web.Application:
     )
     app.cleanup_ctx.append(_store_and_engine)
     app.cleanup_ctx.append(_triggers)
+    app.on_shutdown.append(_interrupt_executions)
     app.on_shutdown.append(websocket.close_all)
     return app
+
+
+async def _interrupt_executions(app: web.Application) -> None:
+    """Stop running executions while their callers are still connected: they are recorded as
+    ``interrupted`` and synchronous callers get their answer before the server goes away."""
+    if RUNS in app:
+        await app[RUNS].shutdown()
 
 
 async def _store_and_engine(app: web.Application) -> AsyncIterator[None]:

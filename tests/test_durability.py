@@ -81,3 +81,49 @@ async def test_sigkill_mid_execution_then_restart(tmp_path):
         output = restarted.stdout.read().decode()
         restarted.stdout.close()
     assert "marked interrupted" in output
+
+
+async def test_graceful_stop_records_running_executions_as_interrupted(tmp_path):
+    db = str(tmp_path / "graceful.db")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = _start_server(db, port)
+    try:
+        async with aiohttp.ClientSession() as session:
+            await _wait_healthy(session, base, server)
+            document = {"name": "slow", "nodes": [node("wait", "time.delay", delay_ms=60_000)]}
+            async with session.post(f"{base}/api/workflows", json=document) as response:
+                workflow_id = (await response.json())["id"]
+            async with session.post(f"{base}/api/workflows/{workflow_id}/execute?wait=false") as response:
+                background_id = (await response.json())["execution_id"]
+            waiting = asyncio.ensure_future(session.post(f"{base}/api/workflows/{workflow_id}/execute"))
+            for _ in range(100):
+                async with session.get(f"{base}/api/executions?status=running") as response:
+                    if len((await response.json())["executions"]) == 2:
+                        break
+                await asyncio.sleep(0.05)
+            server.send_signal(signal.SIGTERM)
+            response = await asyncio.wait_for(waiting, 15)
+            answer = await response.json()
+            assert answer["status"] == "interrupted"  # the synchronous caller got its answer
+            sync_id = answer["execution_id"]
+        assert server.wait(timeout=15) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait(timeout=10)
+        server.stdout.close()
+
+    restarted = _start_server(db, port)
+    try:
+        async with aiohttp.ClientSession() as session:
+            await _wait_healthy(session, base, restarted)
+            for execution_id in (background_id, sync_id):
+                async with session.get(f"{base}/api/executions/{execution_id}") as response:
+                    record = await response.json()
+                assert record["status"] == "interrupted", record
+                assert "shut down" in record["error"]
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(timeout=15)
+        restarted.stdout.close()
