@@ -257,3 +257,20 @@ async def test_webhook_secret_is_masked_in_get_and_may_be_a_secret_reference(cli
     signed = await client.post("/api/hooks/zen", data=payload, headers={"X-Flowengine-Signature": good})
     assert signed.status == 200
     assert (await client.post("/api/hooks/zen", data=payload)).status == 401
+
+
+async def test_cron_skips_a_tick_while_the_previous_run_is_going(client, caplog):
+    document = {
+        "name": "slow ticker",
+        "nodes": [node("wait", "time.delay", delay_ms=2500)],
+        "triggers": [{"id": "tick", "trigger_type": {"type": "Cron", "expression": "* * * * * *"}}],
+    }
+    workflow_id = await register(client, document)
+    deadline = asyncio.get_running_loop().time() + 5
+    while "skipped the tick" not in caplog.text:
+        assert asyncio.get_running_loop().time() < deadline, "no tick was skipped"
+        await asyncio.sleep(0.05)
+    started = await _executions(client, workflow_id=workflow_id)
+    assert len(started) == 1 and started[0]["status"] == "running"
+    assert "cron trigger tick of workflow " + workflow_id in caplog.text
+    await client.delete(f"/api/workflows/{workflow_id}")
