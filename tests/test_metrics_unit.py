@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from flowengine.metrics import CONTENT_TYPE, DEFAULT_BUCKETS, Counter, Gauge, Histogram, Registry
+from flowengine.metrics import CONTENT_TYPE, DEFAULT_BUCKETS, Counter, Histogram, Registry
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _HELP = re.compile(rf"# HELP ({_NAME}) (.*)")
@@ -259,7 +259,7 @@ def test_gauge_callback_is_read_at_render_time():
     registry = Registry()
     queue: list[int] = []
     queued = registry.gauge("queued", "Queued executions.", callback=lambda: len(queue))
-    by_state = registry.gauge("by_state", "By state.", ("state",),
+    registry.gauge("by_state", "By state.", ("state",),
                               callback=lambda: {"idle": 2, ("busy",): len(queue)})
     assert parse_exposition(registry.render())["queued"].get("queued") == 0
     queue.extend([1, 2, 3])

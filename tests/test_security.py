@@ -15,7 +15,6 @@ from aiohttp import web
 
 from conftest import link, node, register
 from flowengine import netguard
-from flowengine.app import make_app
 from flowengine.auth import make_jwt
 
 SECRET = "jwt-test-secret-0123456789abcdef"

@@ -6,9 +6,9 @@ import asyncio
 import hashlib
 import hmac
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 
-from conftest import link, node, register
+from conftest import node, register
 
 
 def _hooked(path: str = "zen", **extra) -> dict:
