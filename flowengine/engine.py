@@ -336,11 +336,12 @@ class Execution:
             started_fields["trigger"] = self.trigger
         events.emit("WorkflowStarted", started_fields)
         timer = None
-        if settings.max_execution_time_ms is not None:
-            timer = asyncio.get_running_loop().call_later(settings.max_execution_time_ms / 1000, self._time_out)
         max_attempts = settings.retry_workflow_attempts if settings.on_error == "RetryWorkflow" else 1
         attempt = self.attempt = _Attempt(self)
         try:
+            # Inside the try: whatever happens from here, the finally below records a result.
+            if settings.max_execution_time_ms is not None:
+                timer = asyncio.get_running_loop().call_later(settings.max_execution_time_ms / 1000, self._time_out)
             while True:
                 self.attempts += 1
                 await attempt.run()

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 from .errors import ValidationError
 from .redaction import MIN_SECRET_LENGTH, lookup, secret_env_name, secret_names
-from .nodes.api import NodeType
+from .nodes.api import MAX_DURATION_MS, NodeType
 from .nodes.registry import NodeRegistry
 from .values import Value, decode_value, json_kind
 
@@ -35,6 +35,8 @@ __all__ = [
 
 WORKFLOW_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 ON_ERROR_POLICIES = ("StopWorkflow", "ContinueOnError", "RetryWorkflow")
+MAX_ATTEMPTS = 1000  # retry and RetryWorkflow attempts
+MAX_BACKOFF_MULTIPLIER = 1000.0
 TRIGGER_TYPES = ("Manual", "Cron", "Webhook", "Event")
 
 # Trigger types validate their own fields; triggers.py installs the checks for Cron and friends.
@@ -51,9 +53,15 @@ class RetryPolicy:
     retry_on_timeout: bool = True
 
     def delay_before_retry(self, retry_number: int) -> float:
-        """Seconds to wait before retry ``retry_number`` (0 for the first retry)."""
-        delay_ms = min(self.delay_ms * self.backoff_multiplier**retry_number, self.max_delay_ms)
-        return delay_ms / 1000.0
+        """Seconds to wait before retry ``retry_number`` (0 for the first retry): ``delay_ms *
+        backoff_multiplier ** retry_number``, capped at ``max_delay_ms``. Multiplied step by
+        step and stopped at the cap, so a large multiplier cannot overflow."""
+        delay_ms = float(self.delay_ms)
+        for _ in range(retry_number):
+            if delay_ms >= self.max_delay_ms:
+                break
+            delay_ms *= self.backoff_multiplier
+        return min(delay_ms, self.max_delay_ms) / 1000.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -210,24 +218,28 @@ def _bool(obj: Any, path: str) -> bool:
     return obj
 
 
-def _int(obj: Any, path: str, *, minimum: int) -> int:
+def _int(obj: Any, path: str, *, minimum: int, maximum: int | None = None) -> int:
     if isinstance(obj, float) and obj.is_integer():
         obj = int(obj)
     if isinstance(obj, float):  # say which number, "got a number" would puzzle
         raise ValidationError(f"{path}: expected an integer, got {obj!r}")
     if isinstance(obj, bool) or not isinstance(obj, int):
         raise ValidationError(f"{path}: expected an integer, got {json_kind(obj)}")
-    if obj < minimum:
-        raise ValidationError(f"{path}: must be at least {minimum}, got {obj}")
-    return obj
+    return _within(obj, path, minimum, maximum)
 
 
-def _number(obj: Any, path: str, *, minimum: float) -> float:
+def _number(obj: Any, path: str, *, minimum: float, maximum: float | None = None) -> float:
     if isinstance(obj, bool) or not isinstance(obj, (int, float)):
         raise ValidationError(f"{path}: expected a number, got {json_kind(obj)}")
-    if obj < minimum:
-        raise ValidationError(f"{path}: must be at least {minimum}, got {obj}")
-    return obj
+    return _within(obj, path, minimum, maximum)
+
+
+def _within(value: Any, path: str, minimum: float, maximum: float | None) -> Any:
+    if value < minimum:
+        raise ValidationError(f"{path}: must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValidationError(f"{path}: must be at most {maximum}, got {value}")
+    return value
 
 
 def _optional(document: dict[str, Any], key: str) -> Any:
@@ -357,7 +369,7 @@ def _parse_node(raw: Any, path: str, registry: NodeRegistry) -> tuple[Node, Node
     retry_policy = None if raw_retry is None else _parse_retry_policy(raw_retry, f"{path}.retry_policy")
     timeout_ms = _optional(document, "timeout_ms")
     if timeout_ms is not None:
-        timeout_ms = _int(timeout_ms, f"{path}.timeout_ms", minimum=1)
+        timeout_ms = _int(timeout_ms, f"{path}.timeout_ms", minimum=1, maximum=MAX_DURATION_MS)
     node = Node(
         id=node_id,
         node_type=type_name,
@@ -436,10 +448,10 @@ def _parse_retry_policy(raw: Any, path: str) -> RetryPolicy:
     document = _object(raw, path)
     policy = RetryPolicy()
     readers = {
-        "max_attempts": lambda v, p: _int(v, p, minimum=1),
-        "delay_ms": lambda v, p: _int(v, p, minimum=0),
-        "backoff_multiplier": lambda v, p: _number(v, p, minimum=1.0),
-        "max_delay_ms": lambda v, p: _int(v, p, minimum=0),
+        "max_attempts": lambda v, p: _int(v, p, minimum=1, maximum=MAX_ATTEMPTS),
+        "delay_ms": lambda v, p: _int(v, p, minimum=0, maximum=MAX_DURATION_MS),
+        "backoff_multiplier": lambda v, p: _number(v, p, minimum=1.0, maximum=MAX_BACKOFF_MULTIPLIER),
+        "max_delay_ms": lambda v, p: _int(v, p, minimum=0, maximum=MAX_DURATION_MS),
         "retry_on_timeout": _bool,
     }
     for key, read in readers.items():
@@ -564,7 +576,9 @@ def _parse_settings(raw: Any, path: str) -> Settings:
     settings = Settings()
     limit = _optional(document, "max_execution_time_ms")
     if limit is not None:
-        settings.max_execution_time_ms = _int(limit, f"{path}.max_execution_time_ms", minimum=1)
+        settings.max_execution_time_ms = _int(
+            limit, f"{path}.max_execution_time_ms", minimum=1, maximum=MAX_DURATION_MS
+        )
     parallel = _optional(document, "max_parallel_nodes")
     if parallel is not None:
         settings.max_parallel_nodes = _int(parallel, f"{path}.max_parallel_nodes", minimum=1)
@@ -588,7 +602,7 @@ def _parse_settings(raw: Any, path: str) -> Settings:
             raise ValidationError(f"{path}.on_error.RetryWorkflow.max_attempts: is required")
         settings.on_error = "RetryWorkflow"
         settings.retry_workflow_attempts = _int(
-            attempts, f"{path}.on_error.RetryWorkflow.max_attempts", minimum=1
+            attempts, f"{path}.on_error.RetryWorkflow.max_attempts", minimum=1, maximum=MAX_ATTEMPTS
         )
         return settings
     if isinstance(on_error, dict) and len(on_error) == 1:

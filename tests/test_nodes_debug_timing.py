@@ -134,4 +134,4 @@ async def test_delay_default_is_listed_and_negative_is_rejected(client):
     assert nodes["time.delay"]["config"][0]["default"] == 1000
     response = await client.post("/api/workflows", json={"name": "d", "nodes": [node("w", "time.delay", delay_ms=-1)]})
     assert response.status == 400
-    assert (await response.json())["error"] == "nodes[0].config: node 'w' (time.delay): delay_ms must not be negative"
+    assert (await response.json())["error"] == "nodes[0].config: node 'w' (time.delay): delay_ms must be from 0 to 2147483647 ms, got -1"

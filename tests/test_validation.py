@@ -234,3 +234,29 @@ async def test_node_count_limit(make_client):
     response = await client.post("/api/workflows", json=base())
     assert response.status == 400
     assert await response.json() == {"error": "nodes: 3 nodes is over the limit of 2 (FLOWENGINE_MAX_NODES)"}
+
+
+@pytest.mark.parametrize(
+    "change, where",
+    [
+        ({"settings": {"max_execution_time_ms": 10**400}}, "settings.max_execution_time_ms"),
+        ({"settings": {"on_error": {"RetryWorkflow": {"max_attempts": 10**9}}}}, "max_attempts"),
+        ({"nodes": [{"id": "a", "node_type": "debug.log", "timeout_ms": 2**40}]}, "nodes[0].timeout_ms"),
+        ({"nodes": [{"id": "a", "node_type": "debug.log", "retry_policy": {"backoff_multiplier": 1e308}}]}, "backoff_multiplier"),
+        ({"nodes": [{"id": "a", "node_type": "debug.log", "retry_policy": {"delay_ms": 10**30}}]}, "delay_ms"),
+        ({"nodes": [{"id": "a", "node_type": "time.delay", "config": {"delay_ms": {"type": "Number", "value": 1e300}}}]}, "delay_ms"),
+        ({"nodes": [{"id": "a", "node_type": "http.request", "config": {"timeout_ms": {"type": "Number", "value": 1e300}}}]}, "timeout_ms"),
+    ],
+)
+async def test_durations_too_large_for_timers_are_refused(client, change, where):
+    # Such values used to be accepted and then overflow the event loop's timers at run time.
+    response = await client.post("/api/workflows", json={"name": "huge", **change})
+    assert response.status == 400
+    assert where in (await response.json())["error"]
+
+
+def test_retry_delay_with_a_large_multiplier_stops_at_the_cap():
+    from flowengine.model import RetryPolicy
+
+    policy = RetryPolicy(max_attempts=1000, delay_ms=1000, backoff_multiplier=1000.0, max_delay_ms=60_000)
+    assert [policy.delay_before_retry(k) for k in (0, 1, 2, 999)] == [1.0, 60.0, 60.0, 60.0]

@@ -16,7 +16,29 @@ from typing import Any, Callable, Mapping
 from ..errors import NodeError
 from ..values import Value, to_value
 
-__all__ = ["Port", "ConfigKey", "NodeType", "NodeContext", "NodeError", "VALUE_TYPES"]
+__all__ = [
+    "Port",
+    "ConfigKey",
+    "NodeType",
+    "NodeContext",
+    "NodeError",
+    "VALUE_TYPES",
+    "MAX_DURATION_MS",
+    "check_duration",
+]
+
+# The longest duration (timeouts, delays) a workflow may ask for: about 24.8 days. Larger ones
+# overflow the event loop's timers; they are refused when the workflow is registered.
+MAX_DURATION_MS = 2**31 - 1
+
+
+def check_duration(config: Mapping[str, Any], key: str, *, minimum: float) -> None:
+    """Raise ValueError unless config ``key`` (if set) is a duration in [minimum, MAX_DURATION_MS]."""
+    value = config.get(key)
+    if value is None:
+        return
+    if not minimum <= value.value <= MAX_DURATION_MS:
+        raise ValueError(f"{key} must be from {minimum:g} to {MAX_DURATION_MS} ms, got {value.value!r}")
 
 # "Any" accepts every tag; the rest are the value tags of DESIGN.md section 3.
 VALUE_TYPES = frozenset(

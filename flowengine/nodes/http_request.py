@@ -12,7 +12,7 @@ import aiohttp
 
 from ..errors import NodeError
 from ..values import Value
-from .api import ConfigKey, NodeContext, NodeType, Port
+from .api import ConfigKey, NodeContext, NodeType, Port, check_duration
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 
@@ -118,9 +118,7 @@ async def _request(ctx: NodeContext) -> dict[str, Any]:
 
 
 def _check(config: Any) -> None:
-    timeout = config.get("timeout_ms")
-    if timeout is not None and timeout.value <= 0:
-        raise ValueError("timeout_ms must be positive")
+    check_duration(config, "timeout_ms", minimum=1)
 
 
 HTTP_REQUEST = NodeType(

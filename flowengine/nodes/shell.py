@@ -14,7 +14,7 @@ import signal
 from typing import Any
 
 from ..errors import NodeError
-from .api import ConfigKey, NodeContext, NodeType, Port
+from .api import ConfigKey, NodeContext, NodeType, Port, check_duration
 
 HOW_TO_ENABLE = "set FLOWENGINE_ENABLE_SHELL=1 (or --enable-shell) to allow running programs"
 
@@ -153,6 +153,7 @@ SHELL_EXEC = NodeType(
         ConfigKey("stdin", "String", None, "Standard input"),
         ConfigKey("timeout_ms", "Number", None, "Kill the program after this many milliseconds"),
     ),
+    check_config=lambda config: check_duration(config, "timeout_ms", minimum=1),
 )
 
 NODE_TYPES = [SHELL_EXEC]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .api import ConfigKey, NodeContext, NodeType
+from .api import ConfigKey, NodeContext, NodeType, check_duration
 
 
 async def _delay(ctx: NodeContext) -> dict[str, Any]:
@@ -16,9 +16,7 @@ async def _delay(ctx: NodeContext) -> dict[str, Any]:
 
 
 def _check(config: Any) -> None:
-    delay = config.get("delay_ms")
-    if delay is not None and delay.value < 0:
-        raise ValueError("delay_ms must not be negative")
+    check_duration(config, "delay_ms", minimum=0)
 
 
 TIME_DELAY = NodeType(
