@@ -56,7 +56,7 @@ async def _error(client, nodes: list[dict[str, Any]], connections: list[dict[str
         ),
         (
             {"timeout_ms": 0},
-            "nodes[0].config: node 'req' (http.request): timeout_ms must be positive",
+            "nodes[0].config: node 'req' (http.request): timeout_ms must be from 1 to 2147483647 ms, got 0",
         ),
     ],
 )
