@@ -29,11 +29,12 @@ from .runs import ExecutionService, Overloaded
 from .redaction import MASK, lookup, secret_env_name
 from .values import Value, decode_value, to_value
 
-__all__ = ["TriggerService", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER", "webhook_path"]
+__all__ = ["TriggerService", "MAX_CHAIN_EXECUTIONS", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER", "webhook_path"]
 
 log = logging.getLogger("flowengine.triggers")
 
 MAX_EVENT_DEPTH = 8
+MAX_CHAIN_EXECUTIONS = 64  # executions one root execution's events may start, all levels together
 SIGNATURE_HEADER = "X-Flowengine-Signature"
 _PATH = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
 # Request headers that carry credentials stay out of execution inputs (and so out of history).
@@ -111,7 +112,11 @@ class TriggerService:
         self.cron_jobs: dict[tuple[str, str], _CronJob] = {}
         self.event_triggers: dict[str, list[tuple[str, Trigger]]] = {}
         self._observed: set[str] = set()
-        self._event_depth: dict[str, int] = {}  # execution id -> event-chain depth, while running
+        # Event chains, while they run: execution id -> (root execution id, depth); per root, how
+        # many executions the chain started and how many still run.
+        self._chain_of: dict[str, tuple[str, int]] = {}
+        self._chain_started: dict[str, int] = {}
+        self._chain_running: dict[str, int] = {}
         self._changed = asyncio.Event()
 
     # -- the index -----------------------------------------------------------------------
@@ -265,7 +270,10 @@ class TriggerService:
 
     def _on_event(self, event: dict[str, Any]) -> None:
         source_execution = event["execution_id"]
-        depth = self._event_depth.get(source_execution, 0)
+        # A chain is every execution started, directly or not, by the events of one root
+        # execution. Depth bounds its length; the budget bounds its width, since several
+        # workflows listening to each other would otherwise multiply at every level.
+        root, depth = self._chain_of.get(source_execution, (source_execution, 0))
         for workflow_id, trigger in self.event_triggers.get(event["type"], ()):
             if workflow_id == event["workflow_id"]:
                 continue  # a workflow never triggers on its own events
@@ -273,13 +281,11 @@ class TriggerService:
             if wanted_source is not None and wanted_source != event["workflow_id"]:
                 continue
             if depth + 1 > MAX_EVENT_DEPTH:
-                log.warning(
-                    "event trigger %s of workflow %s: not started, the chain of event-triggered executions"
-                    " reached depth %d (execution %s)",
-                    trigger.id,
-                    workflow_id,
-                    MAX_EVENT_DEPTH,
-                    source_execution,
+                self._refuse(trigger, workflow_id, f"the chain reached depth {MAX_EVENT_DEPTH}", source_execution)
+                continue
+            if self._chain_started.get(root, 0) >= MAX_CHAIN_EXECUTIONS:
+                self._refuse(
+                    trigger, workflow_id, f"the chain already started {MAX_CHAIN_EXECUTIONS} executions", source_execution
                 )
                 continue
             workflow = self.workflows.get(workflow_id)
@@ -295,6 +301,25 @@ class TriggerService:
             except Overloaded as exc:
                 log.warning("event trigger %s of workflow %s: not started: %s", trigger.id, workflow_id, exc)
                 continue
-            self._event_depth[execution.id] = depth + 1
+            self._chain_of[execution.id] = (root, depth + 1)
+            self._chain_started[root] = self._chain_started.get(root, 0) + 1
+            self._chain_running[root] = self._chain_running.get(root, 0) + 1
             task = self.runs.run_in_background(execution)
-            task.add_done_callback(lambda _task, key=execution.id: self._event_depth.pop(key, None))
+            task.add_done_callback(lambda _task, key=execution.id: self._chain_member_done(key))
+
+    def _chain_member_done(self, execution_id: str) -> None:
+        root, _ = self._chain_of.pop(execution_id)
+        self._chain_running[root] -= 1
+        if not self._chain_running[root]:  # the chain has died out: forget it
+            del self._chain_running[root]
+            self._chain_started.pop(root, None)
+
+    @staticmethod
+    def _refuse(trigger: Trigger, workflow_id: str, why: str, source_execution: str) -> None:
+        log.warning(
+            "event trigger %s of workflow %s: not started, %s of event-triggered executions (from execution %s)",
+            trigger.id,
+            workflow_id,
+            why,
+            source_execution,
+        )

@@ -274,3 +274,14 @@ async def test_cron_skips_a_tick_while_the_previous_run_is_going(client, caplog)
     assert len(started) == 1 and started[0]["status"] == "running"
     assert "cron trigger tick of workflow " + workflow_id in caplog.text
     await client.delete(f"/api/workflows/{workflow_id}")
+
+
+async def test_event_chains_are_also_bounded_in_width(client, caplog):
+    # Four workflows that each start on any other's completion would triple at every level.
+    names = ["w1", "w2", "w3", "w4"]
+    for name in names:
+        await register(client, {**_event_triggered(name), "id": name})
+    await client.post("/api/workflows/w1/execute")
+    everything = await _settle(client, 1 + 64, timeout=20)
+    assert len(everything) == 1 + 64
+    assert "already started 64 executions" in caplog.text
