@@ -64,10 +64,21 @@ def make_access_middleware(config: Config) -> web.middleware | None:  # type: ig
     if authenticator is None and limiter is None:
         return None
 
+    def enforce_rate_limit(client: str) -> None:
+        wait = limiter.check(client)  # type: ignore[union-attr]
+        if wait > 0:
+            retry_after = retry_after_seconds(wait)
+            raise ClientError(
+                429,
+                f"rate limit exceeded (FLOWENGINE_RATE_LIMIT): retry in {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+            )
+
     @web.middleware
     async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         principal: Principal | None = None
         scope = required_scope(request)
+        limited = limiter is not None and request.path not in RATE_EXEMPT_PATHS
         if authenticator is not None and scope is not None and not _signed_webhook(request):
             token = bearer_token(request.headers.get("Authorization"))
             if token is None and request.path == "/api/events":
@@ -75,22 +86,18 @@ def make_access_middleware(config: Config) -> web.middleware | None:  # type: ig
             try:
                 principal = authenticator.authenticate(token)
             except AuthError as exc:
+                # Failed attempts count against the caller's address, so that guessing keys or
+                # tokens is throttled like everything else.
+                if limited:
+                    enforce_rate_limit(request.remote or "unknown")
                 headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
                 raise ClientError(exc.status, exc.message, headers=headers) from None
             if not principal.allows(scope):
                 raise ClientError(
                     403, f"{request.method} {request.path} needs the '{scope}' scope; these credentials have '{principal.scope}'"
                 )
-        if limiter is not None and request.path not in RATE_EXEMPT_PATHS:
-            client = principal.subject if principal is not None else (request.remote or "unknown")
-            wait = limiter.check(client)
-            if wait > 0:
-                retry_after = retry_after_seconds(wait)
-                raise ClientError(
-                    429,
-                    f"rate limit exceeded (FLOWENGINE_RATE_LIMIT): retry in {retry_after} s",
-                    headers={"Retry-After": str(retry_after)},
-                )
+        if limited:
+            enforce_rate_limit(principal.subject if principal is not None else (request.remote or "unknown"))
         return await handler(request)
 
     return access_middleware

@@ -342,3 +342,11 @@ async def test_cancelling_a_queued_execution_answers_at_once(make_client):
     assert record["status"] == "cancelled"
     assert [node_record["status"] for node_record in record["nodes"]] == ["pending"]
     assert (await client.post(f"/api/executions/{running['execution_id']}/cancel")).status == 200
+
+
+async def test_failed_credentials_are_rate_limited_too(make_client):
+    from flowengine.ratelimit import parse_rate_limit
+
+    client = await make_client(rate_limit=parse_rate_limit("3/minute"), api_keys={"real-key-123": "read"})
+    statuses = [(await client.get("/api/workflows", headers=_bearer(f"guess-{n}"))).status for n in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
