@@ -40,7 +40,9 @@ class WorkflowCatalog:
         self._workflows: dict[str, Workflow] = {}
         self.listeners: list[Any] = []  # callables(workflow_id, Workflow | None) on every change
         self.conflict_checks: list[Any] = []  # callables(Workflow) -> reason | None, before a write
-        self._writing = asyncio.Lock()  # versions must not interleave between concurrent PUTs
+        self._writing = asyncio.Lock()
+        # Stored workflows that no longer validate: id -> (version, created_at, why).
+        self.unloadable: dict[str, tuple[int, str, str]] = {}  # versions must not interleave between concurrent PUTs
 
     async def load(self) -> None:
         # Oldest first, so the list keeps the order workflows were registered in across restarts.
@@ -49,8 +51,10 @@ class WorkflowCatalog:
             try:
                 workflow = parse_workflow(json.loads(row["document"]), self.registry, workflow_id=row["id"])
             except ValidationError as exc:
-                # A node type that a plugin provided may be gone; keep the row, say why it is hidden.
+                # A plugin's node type or a secret may be gone: keep the row, say why it is hidden,
+                # and let PUT replace it or DELETE remove it.
                 log.error("workflow %s in the database is not loadable and is skipped: %s", row["id"], exc)
+                self.unloadable[row["id"]] = (row["version"], row["created_at"], str(exc))
                 continue
             workflow.version = row["version"]
             workflow.created_at = row["created_at"]
@@ -62,6 +66,10 @@ class WorkflowCatalog:
 
     def get(self, workflow_id: str) -> Workflow | None:
         return self._workflows.get(workflow_id)
+
+    def exists(self, workflow_id: str) -> bool:
+        """Whether the id is taken, by a loaded workflow or by one that can no longer load."""
+        return workflow_id in self._workflows or workflow_id in self.unloadable
 
     def all(self) -> list[Workflow]:
         return list(self._workflows.values())
@@ -79,7 +87,7 @@ class WorkflowCatalog:
             await self._delete(workflow_id)
 
     async def _create(self, workflow: Workflow) -> Workflow:
-        if workflow.id in self._workflows:
+        if self.exists(workflow.id):
             raise WorkflowExists(workflow.id)
         self._check_conflicts(workflow)
         now = utc_timestamp()
@@ -91,22 +99,28 @@ class WorkflowCatalog:
 
     async def _replace(self, workflow: Workflow) -> Workflow:
         previous = self._workflows.get(workflow.id)
-        if previous is None:
+        if previous is not None:
+            previous_version, created_at = previous.version, previous.created_at
+        elif workflow.id in self.unloadable:
+            previous_version, created_at, _ = self.unloadable[workflow.id]
+        else:
             raise WorkflowNotFound(workflow.id)
         self._check_conflicts(workflow)
         now = utc_timestamp()
-        workflow.version = previous.version + 1
-        workflow.created_at, workflow.updated_at = previous.created_at, now
+        workflow.version = previous_version + 1
+        workflow.created_at, workflow.updated_at = created_at, now
         await self.store.update_workflow(workflow.id, workflow.version, _stored(workflow), now)
         self._workflows[workflow.id] = workflow
+        self.unloadable.pop(workflow.id, None)
         self._changed(workflow.id, workflow)
         return workflow
 
     async def _delete(self, workflow_id: str) -> None:
-        if workflow_id not in self._workflows:
+        if not self.exists(workflow_id):
             raise WorkflowNotFound(workflow_id)
         await self.store.delete_workflow(workflow_id)
         self._workflows.pop(workflow_id, None)
+        self.unloadable.pop(workflow_id, None)
         self._changed(workflow_id, None)
 
     def _check_conflicts(self, workflow: Workflow) -> None:

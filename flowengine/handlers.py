@@ -40,8 +40,16 @@ async def health(request: web.Request) -> web.Response:
 
 def _workflow_or_404(request: web.Request) -> Workflow:
     workflow_id = request.match_info["id"]
-    workflow = request.app[CATALOG].get(workflow_id)
+    catalog = request.app[CATALOG]
+    workflow = catalog.get(workflow_id)
     if workflow is None:
+        unloadable = catalog.unloadable.get(workflow_id)
+        if unloadable is not None:
+            raise ClientError(
+                404,
+                f"Workflow {workflow_id} is stored but cannot be loaded: {unloadable[2]};"
+                " PUT a corrected document or DELETE it",
+            )
         raise ClientError(404, f"Workflow {workflow_id} not found")
     return workflow
 
@@ -104,7 +112,7 @@ async def replace_workflow(request: web.Request) -> web.Response:
     if given is not None and given != workflow_id:
         raise ClientError(400, f"id: the document's id {given!r} does not match the URL's {workflow_id!r}")
     catalog = request.app[CATALOG]
-    if catalog.get(workflow_id) is None:
+    if not catalog.exists(workflow_id):
         raise ClientError(404, f"Workflow {workflow_id} not found")
     workflow = _validated(request, document, workflow_id)
     try:

@@ -66,3 +66,30 @@ async def test_memory_database_starts_empty(make_client):
     await client.close()
     client = await make_client(db=":memory:")
     assert await (await client.get("/api/workflows")).json() == []
+
+
+async def test_a_stored_workflow_that_no_longer_loads_can_be_replaced_or_deleted(aiohttp_client, config, monkeypatch):
+    from flowengine.app import make_app
+
+    document = {
+        "id": "hooked",
+        "name": "needs a secret",
+        "nodes": [{"id": "log", "node_type": "debug.log"}],
+        "triggers": [{"trigger_type": {"type": "Webhook", "path": "p", "secret": {"type": "Secret", "value": "HK"}}}],
+    }
+    monkeypatch.setenv("FLOWENGINE_SECRET_HK", "hook-key-1")
+    first = await aiohttp_client(make_app(config))
+    assert (await first.post("/api/workflows", json=document)).status == 201
+    await first.close()
+
+    monkeypatch.delenv("FLOWENGINE_SECRET_HK")  # the secret is gone: the stored document no longer validates
+    second = await aiohttp_client(make_app(config))
+    shown = await second.get("/api/workflows/hooked")
+    assert shown.status == 404 and "cannot be loaded" in (await shown.json())["error"]
+    again = await second.post("/api/workflows", json={**document, "triggers": []})
+    assert again.status == 409  # the id is still taken, not a 500
+    replaced = await second.put("/api/workflows/hooked", json={**document, "triggers": []})
+    assert replaced.status == 200 and (await replaced.json())["version"] == 2
+    assert (await second.get("/api/workflows/hooked")).status == 200
+    assert (await second.delete("/api/workflows/hooked")).status == 200
+    assert (await second.get("/api/workflows/hooked")).status == 404
