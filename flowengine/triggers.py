@@ -37,8 +37,11 @@ MAX_EVENT_DEPTH = 8
 MAX_CHAIN_EXECUTIONS = 64  # executions one root execution's events may start, all levels together
 SIGNATURE_HEADER = "X-Flowengine-Signature"
 _PATH = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
-# Request headers that carry credentials stay out of execution inputs (and so out of history).
-_PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", SIGNATURE_HEADER.lower()})
+# Request headers that carry credentials stay out of execution inputs (and so out of history):
+# these by name, and any whose name says it holds a token, key, secret, signature or password
+# (X-Gitlab-Token, X-Api-Key, X-Hub-Signature-256, ...).
+_PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "set-cookie"})
+_PRIVATE_HEADER_WORDS = re.compile(r"token|key|secret|signature|password|auth", re.IGNORECASE)
 
 
 def webhook_path(trigger_type: dict[str, Any]) -> str:
@@ -139,8 +142,11 @@ class TriggerService:
         """Re-index one workflow's triggers (``None``: it was deleted)."""
         self.workflows.pop(workflow_id, None)
         self.webhooks = {path: entry for path, entry in self.webhooks.items() if entry[0] != workflow_id}
+        # A replaced workflow's cron triggers keep their running run, so an edit cannot start a
+        # second run of a trigger whose previous one is still going.
+        still_running = {}
         for key in [key for key in self.cron_jobs if key[0] == workflow_id]:
-            del self.cron_jobs[key]
+            still_running[key] = self.cron_jobs.pop(key).running
         for event_type, entries in self.event_triggers.items():
             entries[:] = [entry for entry in entries if entry[0] != workflow_id]
         if workflow is not None:
@@ -153,7 +159,7 @@ class TriggerService:
                 elif kind == "Cron" and trigger.enabled:
                     schedule = CronSchedule.parse(spec["expression"], spec.get("timezone") or "UTC")
                     self.cron_jobs[(workflow_id, trigger.id)] = _CronJob(
-                        workflow_id, trigger, schedule, schedule.next_after(now)
+                        workflow_id, trigger, schedule, schedule.next_after(now), still_running.get((workflow_id, trigger.id))
                     )
                 elif kind == "Event" and trigger.enabled:
                     event_type = spec["event_type"]
@@ -216,7 +222,7 @@ class TriggerService:
             {
                 name: Value("String", value)
                 for name, value in request.headers.items()
-                if name.lower() not in _PRIVATE_HEADERS
+                if name.lower() not in _PRIVATE_HEADERS and not _PRIVATE_HEADER_WORDS.search(name)
             },
         )
         return inputs

@@ -104,6 +104,17 @@ async def test_webhook_signature(client):
     assert "X-Flowengine-Signature" not in record["inputs"]["headers"]["value"]
 
 
+async def test_webhook_credential_headers_stay_out_of_the_inputs(client):
+    await register(client, _hooked())
+    headers = {"X-Gitlab-Token": "gl-secret", "X-Api-Key": "k-123", "Cookie": "s=1", "X-Request-Id": "r-1"}
+    body = await (await client.post("/api/hooks/zen", json={}, headers=headers)).json()
+    record = await (await client.get(f"/api/executions/{body['execution_id']}")).json()
+    kept = {name.lower(): value for name, value in record["inputs"]["headers"]["value"].items()}
+    assert kept["x-request-id"]["value"] == "r-1"
+    assert not {"x-gitlab-token", "x-api-key", "cookie"} & set(kept)
+    assert "gl-secret" not in json.dumps(record)
+
+
 async def test_webhook_paths_are_unique_across_workflows(client):
     first = await register(client, _hooked())
     clash = await client.post("/api/workflows", json=_hooked())
@@ -257,6 +268,24 @@ async def test_webhook_secret_is_masked_in_get_and_may_be_a_secret_reference(cli
     signed = await client.post("/api/hooks/zen", data=payload, headers={"X-Flowengine-Signature": good})
     assert signed.status == 200
     assert (await client.post("/api/hooks/zen", data=payload)).status == 401
+
+
+async def test_editing_a_workflow_keeps_the_cron_overlap_guard(client, caplog):
+    document = {
+        "name": "slow ticker",
+        "nodes": [node("wait", "time.delay", delay_ms=2500)],
+        "triggers": [{"id": "tick", "trigger_type": {"type": "Cron", "expression": "* * * * * *"}}],
+    }
+    workflow_id = await register(client, document)
+    deadline = asyncio.get_running_loop().time() + 3
+    while not await _executions(client, workflow_id=workflow_id, status="running"):
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    for _ in range(2):  # replace it while its run goes on, across two ticks
+        assert (await client.put(f"/api/workflows/{workflow_id}", json=document)).status == 200
+        await asyncio.sleep(1.05)
+    assert len(await _executions(client, workflow_id=workflow_id, status="running")) == 1
+    await client.delete(f"/api/workflows/{workflow_id}")
 
 
 async def test_cron_skips_a_tick_while_the_previous_run_is_going(client, caplog):
