@@ -77,8 +77,11 @@ def _out(text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "serve")  # "flowengine --bind ..." is "flowengine serve --bind ..."
     args = _parser().parse_args(argv)
-    command = args.command or "serve"
+    command = args.command
     if command == "serve":
         return _serve(args)
     try:

@@ -47,6 +47,7 @@ class ExecutionService:
         self._background: set[asyncio.Task[Any]] = set()
         self._since_prune = 0
         self.on_finished: list[Callable[[ExecutionResult], None]] = []
+        self.closing = False  # set by shutdown(): no new executions from then on
 
     @property
     def running_count(self) -> int:
@@ -71,6 +72,8 @@ class ExecutionService:
     ) -> Execution:
         """Create an execution and record it as running; ``run`` or ``run_in_background`` it.
         Raises Overloaded when the queue is full."""
+        if self.closing:
+            raise Overloaded("the server is shutting down")
         if len(self._admitted) >= self.capacity:
             raise Overloaded(
                 f"{len(self.engine.running)} executions are running and {self.queued_count} are queued"
@@ -156,7 +159,9 @@ class ExecutionService:
         return task
 
     async def shutdown(self) -> None:
-        """Stop what still runs (recorded as ``interrupted``) and wait for it to be recorded."""
+        """Stop what still runs (recorded as ``interrupted``) and wait for it to be recorded.
+        From now on nothing new starts (triggers included)."""
+        self.closing = True
         for execution in list(self._admitted.values()):
             execution.cancel("the server shut down while the execution ran", status="interrupted")
         if self._background:

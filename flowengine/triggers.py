@@ -246,6 +246,8 @@ class TriggerService:
                 pass
 
     def _fire(self, job: _CronJob, now: datetime) -> None:
+        if self.runs.closing:
+            return
         scheduled = job.next_fire
         # The next tick strictly after now: ticks missed (the loop was busy, or the server was
         # down) are not run late.
@@ -275,6 +277,8 @@ class TriggerService:
     # -- events --------------------------------------------------------------------------
 
     def _on_event(self, event: dict[str, Any]) -> None:
+        if self.runs.closing:
+            return  # executions interrupted by a shutdown start nothing
         source_execution = event["execution_id"]
         # A chain is every execution started, directly or not, by the events of one root
         # execution. Depth bounds its length; the budget bounds its width, since several

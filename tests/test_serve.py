@@ -201,3 +201,16 @@ def test_no_listening_line_when_the_port_is_taken(tmp_path):
         )
     assert result.returncode == 2
     assert "listening on" not in result.stderr
+
+
+@pytest.mark.parametrize("with_command", [False, True])
+def test_server_flags_work_with_or_without_the_serve_command(tmp_path, served, with_command):
+    port = free_port()
+    database = str(tmp_path / "flags.db")
+    args = ["--bind", f"127.0.0.1:{port}", "--db", database]
+    process = start(tmp_path, *(["serve", *args] if with_command else args))
+    served.append(process)
+    assert wait_for_health(process, f"http://127.0.0.1:{port}/health")["status"] == "healthy"
+    code, err = stop(process)
+    assert code == 0, err
+    assert database in err  # the startup line names the database given by the flag

@@ -8,7 +8,7 @@ import re
 from typing import Any, Callable, Mapping
 
 from ..errors import NodeError
-from ..values import Value
+from ..values import Value, json_kind
 from .api import ConfigKey, NodeContext, NodeType, Port
 
 
@@ -37,6 +37,11 @@ def _ordered(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
     return check
 
 
+def _as_json(value: Any) -> str:
+    """A value as the user wrote it (JSON: null, true, "text"), for messages."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
 def _contains(value: Any, compare: Any) -> bool:
     if isinstance(value, str):
         return isinstance(compare, str) and compare in value
@@ -44,7 +49,7 @@ def _contains(value: Any, compare: Any) -> bool:
         return any(_same(item, compare) for item in value)
     if isinstance(value, dict):
         return isinstance(compare, str) and compare in value  # an object contains its keys
-    raise TypeError(f"'contains' needs a string, array or object, got {_kind(value)}")
+    raise TypeError(f"'contains' needs a string, array or object, got {json_kind(value)}")
 
 
 def _matches(value: Any, pattern: Any) -> bool:
@@ -52,10 +57,6 @@ def _matches(value: Any, pattern: Any) -> bool:
         return False  # a missing value matches nothing, not the text "None"
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return re.search(pattern, text) is not None
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
 
 
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
@@ -95,7 +96,7 @@ def _if(ctx: NodeContext) -> dict[str, Any]:
     try:
         outcome = bool(_COMPARISONS[op](subject, compare))
     except TypeError as exc:
-        raise NodeError(f"cannot apply {op!r} to {subject!r} and {compare!r}: {exc}") from None
+        raise NodeError(f"cannot apply {op!r} to {_as_json(subject)} and {_as_json(compare)}: {exc}") from None
     # Only the chosen port gets a value, so the nodes on the other branch are skipped.
     return {"true" if outcome else "false": value if value is not None else Value("Null", None)}
 
