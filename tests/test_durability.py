@@ -43,6 +43,16 @@ async def _wait_healthy(session: aiohttp.ClientSession, base: str, process: subp
     raise AssertionError("server did not become healthy")
 
 
+async def _start_slow_execution(session: aiohttp.ClientSession, base: str) -> tuple[str, str]:
+    """Register a workflow that waits a minute and start it in the background."""
+    document = {"name": "slow", "nodes": [node("wait", "time.delay", delay_ms=60_000)]}
+    async with session.post(f"{base}/api/workflows", json=document) as response:
+        workflow_id = (await response.json())["id"]
+    async with session.post(f"{base}/api/workflows/{workflow_id}/execute?wait=false") as response:
+        assert response.status == 202
+        return workflow_id, (await response.json())["execution_id"]
+
+
 async def test_sigkill_mid_execution_then_restart(tmp_path):
     db = str(tmp_path / "durable.db")
     port = _free_port()
@@ -51,12 +61,7 @@ async def test_sigkill_mid_execution_then_restart(tmp_path):
     try:
         async with aiohttp.ClientSession() as session:
             await _wait_healthy(session, base, server)
-            document = {"name": "slow", "nodes": [node("wait", "time.delay", delay_ms=60_000)]}
-            async with session.post(f"{base}/api/workflows", json=document) as response:
-                workflow_id = (await response.json())["id"]
-            async with session.post(f"{base}/api/workflows/{workflow_id}/execute?wait=false") as response:
-                assert response.status == 202
-                execution_id = (await response.json())["execution_id"]
+            workflow_id, execution_id = await _start_slow_execution(session, base)
             async with session.get(f"{base}/api/executions/{execution_id}") as response:
                 assert (await response.json())["status"] == "running"
     finally:
@@ -91,11 +96,7 @@ async def test_graceful_stop_records_running_executions_as_interrupted(tmp_path)
     try:
         async with aiohttp.ClientSession() as session:
             await _wait_healthy(session, base, server)
-            document = {"name": "slow", "nodes": [node("wait", "time.delay", delay_ms=60_000)]}
-            async with session.post(f"{base}/api/workflows", json=document) as response:
-                workflow_id = (await response.json())["id"]
-            async with session.post(f"{base}/api/workflows/{workflow_id}/execute?wait=false") as response:
-                background_id = (await response.json())["execution_id"]
+            workflow_id, background_id = await _start_slow_execution(session, base)
             waiting = asyncio.ensure_future(session.post(f"{base}/api/workflows/{workflow_id}/execute"))
             for _ in range(100):
                 async with session.get(f"{base}/api/executions?status=running") as response:
