@@ -132,6 +132,8 @@ class ExecutionService:
     async def _wait_for_slot(self, execution: Execution) -> bool:
         """Take a slot, or give up waiting when the execution is cancelled while queued (it
         then runs without one, which stops it at once). Whether a slot was taken."""
+        if execution.stop_reason is not None:
+            return False  # cancelled before it was even queued
         if not self._slots.locked():
             await self._slots.acquire()
             return True
@@ -141,6 +143,8 @@ class ExecutionService:
         try:
             await asyncio.wait((acquiring, stopped), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
+            if acquiring.done() and not acquiring.cancelled():
+                self._slots.release()  # got it just as our caller gave up: give it back
             acquiring.cancel()
             raise
         if acquiring.done():
