@@ -71,8 +71,7 @@ async def _row_or_404(request: web.Request) -> dict[str, Any]:
 async def get_execution(request: web.Request) -> web.Response:
     row = await _row_or_404(request)
     record = _summary(row)
-    inputs = await request.app[STORE].execution_inputs(row["id"])
-    record["inputs"] = inputs
+    record["inputs"] = json.loads(row["inputs"])
     if row["nodes"] is not None:
         record["nodes"] = json.loads(row["nodes"])
     else:
@@ -125,8 +124,7 @@ async def retry_execution(request: web.Request) -> web.Response:
     workflow = request.app[CATALOG].get(row["workflow_id"])
     if workflow is None:
         raise ClientError(409, f"Workflow {row['workflow_id']} no longer exists: it cannot be run again")
-    store = request.app[STORE]
-    raw_inputs = await store.execution_inputs(row["id"]) or {}
+    raw_inputs = json.loads(row["inputs"])
     try:
         inputs = {name: decode_value(item, f"inputs.{name}", strict=True) for name, item in raw_inputs.items()}
         cached = _succeeded_outputs(row) if from_failure else None

@@ -353,8 +353,9 @@ class Store:
         )
 
     async def get_execution(self, execution_id: str) -> dict[str, Any] | None:
+        """The execution's row, with its inputs and node records (as JSON text)."""
         rows = await self._query(
-            f"SELECT {_EXECUTION_COLUMNS}, nodes FROM executions WHERE id = ?", (execution_id,)
+            f"SELECT {_EXECUTION_COLUMNS}, inputs, nodes FROM executions WHERE id = ?", (execution_id,)
         )
         return rows[0] if rows else None
 
@@ -369,6 +370,3 @@ class Store:
         # Only finished executions are deleted (the API refuses running ones).
         await self._transaction([("DELETE FROM executions WHERE id = ? AND status != 'running'", (execution_id,), -1)])
 
-    async def execution_inputs(self, execution_id: str) -> dict[str, Any] | None:
-        rows = await self._query("SELECT inputs FROM executions WHERE id = ?", (execution_id,))
-        return json.loads(rows[0]["inputs"]) if rows else None
