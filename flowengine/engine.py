@@ -19,7 +19,7 @@ from collections import abc, deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
-from .errors import NodeError
+from .errors import NodeError, ValidationError
 from .events import EventBus, ExecutionEvents, utc_timestamp
 from .model import Node, Workflow, collector_paused
 from .nodes.api import NodeContext, NodeType
@@ -62,8 +62,6 @@ _UUID_V4 = (0x4000 << 64) | (0x8000 << 48)
 
 def decode_inputs(raw: Any) -> dict[str, Value]:
     """Execution inputs: an object of typed or plain values (DESIGN.md section 3)."""
-    from .errors import ValidationError
-
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -623,7 +621,7 @@ class _Attempt:
             node = self.plan.nodes[index]
             events.emit("NodeStarted", {"node_id": node.id, "node_type": node.node_type})
         else:
-            events.seq += 1
+            events.skip()
 
     def _emit_node_event(self, node_id: str, event_type: str, fields: dict[str, Any]) -> None:
         event = {"event_type": event_type, **fields}
@@ -733,7 +731,7 @@ class _Attempt:
                     fields["cached"] = True
                 events.emit("NodeCompleted", fields)
             else:
-                events.seq += 1
+                events.skip()
         else:
             self.errors[index] = payload
             events.emit(

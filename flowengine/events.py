@@ -418,6 +418,10 @@ class ExecutionEvents:
     def wanted(self) -> bool:
         return self.recorded is not None or bool(self.bus.listeners) or bool(self._observed)
 
+    def skip(self) -> None:
+        """Number an event that nobody wants, without building it."""
+        self.seq += 1
+
     def emit(self, event_type: str, fields: dict[str, Any]) -> None:
         self.seq += 1
         bus = self.bus

@@ -11,7 +11,7 @@ from . import __version__
 from .catalog import WorkflowConflict, WorkflowExists, WorkflowNotFound
 from .engine import Execution, ExecutionResult, decode_inputs
 from .errors import ValidationError
-from .http_json import ClientError, json_response, query_int, read_json
+from .http_json import ClientError, json_response, query_bool, query_int, read_json
 from .model import Workflow
 from .redaction import MASK
 from .runs import Overloaded
@@ -30,7 +30,6 @@ __all__ = [
     "answer_execution",
     "start_execution",
     "execution_response",
-    "wait_parameter",
 ]
 
 
@@ -137,15 +136,6 @@ async def list_nodes(request: web.Request) -> web.Response:
     return json_response(request.app[REGISTRY].describe())
 
 
-def wait_parameter(request: web.Request) -> bool:
-    text = request.query.get("wait", "true").lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no"):
-        return False
-    raise ClientError(400, f"wait: expected true or false, got {text!r}")
-
-
 def execution_response(result: ExecutionResult) -> web.Response:
     """200 with the result, or 500 when the execution failed (DESIGN.md section 6)."""
     return json_response(result.response(), status=500 if result.status == "failed" else 200)
@@ -153,7 +143,7 @@ def execution_response(result: ExecutionResult) -> web.Response:
 
 async def execute_workflow(request: web.Request) -> web.Response:
     workflow = _workflow_or_404(request)
-    wait = wait_parameter(request)
+    wait = query_bool(request, "wait", default=True)
     body = await read_json(request, allow_empty=True)
     try:
         inputs = decode_inputs(body.get("inputs"))

@@ -10,8 +10,8 @@ from aiohttp import web
 
 from .engine import EXECUTION_STATUSES, Execution
 from .errors import ValidationError
-from .handlers import answer_execution, start_execution, wait_parameter
-from .http_json import ClientError, json_response, query_int, read_json
+from .handlers import answer_execution, start_execution
+from .http_json import ClientError, json_response, query_bool, query_int, read_json
 from .state import CATALOG, RUNS, STORE
 from .values import Value, decode_value
 
@@ -120,7 +120,7 @@ async def retry_execution(request: web.Request) -> web.Response:
     from_failure = body.get("from_failure", False)
     if not isinstance(from_failure, bool):
         raise ClientError(400, "from_failure: expected true or false")
-    wait = wait_parameter(request)
+    wait = query_bool(request, "wait", default=True)
     workflow = request.app[CATALOG].get(row["workflow_id"])
     if workflow is None:
         raise ClientError(409, f"Workflow {row['workflow_id']} no longer exists: it cannot be run again")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .handlers import answer_execution, start_execution, wait_parameter
-from .http_json import ClientError, json_object, json_response
+from .handlers import answer_execution, start_execution
+from .http_json import ClientError, json_object, json_response, query_bool
 from .state import TRIGGERS
 from .triggers import SIGNATURE_HEADER
 
@@ -29,7 +29,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     fields = json_object(
         body, allow_empty=True, not_object="request body must be a JSON object (its fields become the inputs)"
     )
-    wait = wait_parameter(request)
+    wait = query_bool(request, "wait", default=True)
     execution = start_execution(
         request, workflow, triggers.webhook_inputs(request, fields), trigger={"type": "webhook", "id": trigger.id}
     )

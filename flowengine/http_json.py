@@ -16,6 +16,7 @@ __all__ = [
     "json_object",
     "json_response",
     "parse_json_text",
+    "query_bool",
     "query_int",
     "read_json",
 ]
@@ -127,6 +128,19 @@ def json_object(raw: bytes, *, allow_empty: bool = False, not_object: str = "req
 async def read_json(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
     """The request body as a JSON object. An empty body is ``{}`` when ``allow_empty``."""
     return json_object(await request.read(), allow_empty=allow_empty)
+
+
+def query_bool(request: web.Request, name: str, default: bool) -> bool:
+    """A true/false query parameter (``true``/``false``, ``1``/``0``, ``yes``/``no``)."""
+    text = request.query.get(name)
+    if text is None:
+        return default
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ClientError(400, f"{name}: expected true or false, got {lowered!r}")
 
 
 def query_int(request: web.Request, name: str, default: int | None = None) -> int | None:

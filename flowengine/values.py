@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 from typing import Any
 
@@ -73,8 +74,6 @@ class Value:
 
     def to_text(self) -> str:
         """A human-readable string: Strings as they are, everything else as JSON."""
-        import json
-
         if self.type == "String":
             return self.value
         if self.type == "Bytes":

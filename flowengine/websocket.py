@@ -21,7 +21,7 @@ import logging
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from .events import EVENT_TYPES, Listener
-from .http_json import ClientError
+from .http_json import ClientError, query_bool
 from .state import BUS, CONFIG, RUNS, SOCKETS, STORE
 
 __all__ = ["events_handler", "close_all", "EventSocket", "CLOSE_TIMEOUT", "TRY_AGAIN_LATER"]
@@ -129,10 +129,7 @@ async def _recorded_events(request: web.Request, execution_id: str, listener: Li
 
 
 def _replay_requested(request: web.Request, filters: dict[str, object]) -> bool:
-    text = request.query.get("replay", "false").lower()
-    if text not in ("true", "1", "yes", "false", "0", "no"):
-        raise ClientError(400, f"replay: expected true or false, got {text!r}")
-    replay = text in ("true", "1", "yes")
+    replay = query_bool(request, "replay", default=False)
     if replay and "execution_id" not in filters:
         raise ClientError(400, "replay: needs execution_id=... (replay sends one execution's recorded events)")
     return replay
