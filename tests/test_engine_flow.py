@@ -238,13 +238,32 @@ async def test_replaced_or_deleted_workflow_finishes_on_the_version_it_started_w
     assert (await client.post(f"/api/workflows/{deleted_id}/execute")).status == 404
 
 
-def test_execution_ids_are_distinct_version_4_uuids():
+def test_execution_ids_are_version_7_uuids_in_creation_order():
+    import time
     import uuid
 
     from flowengine.engine import new_execution_id
 
-    ids = [new_execution_id() for _ in range(1000)]  # crosses several 4 KiB refills
+    before = time.time_ns() // 1_000_000
+    ids = [new_execution_id() for _ in range(1000)]  # crosses several 4 KiB refills, and many in one ms
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)  # text order is creation order, even within one millisecond
     for text in ids:
         parsed = uuid.UUID(text)
-        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+        assert before <= parsed.int >> 80 <= after + 1  # the leading 48 bits are Unix milliseconds
+
+
+def test_execution_ids_keep_their_order_when_the_clock_steps_back(monkeypatch):
+    import uuid
+
+    from flowengine import engine
+
+    clock = [1_800_000_000_000_000_000]
+    monkeypatch.setattr(engine.time, "time_ns", lambda: clock[0])
+    first = engine.new_execution_id()
+    clock[0] -= 5_000_000_000  # five seconds back, as after an NTP correction
+    second = engine.new_execution_id()
+    assert second > first
+    assert uuid.UUID(second).int >> 80 == uuid.UUID(first).int >> 80 == 1_800_000_000_000
