@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
 from .errors import NodeError, ValidationError
-from .events import EventBus, ExecutionEvents, utc_timestamp
+from .events import EventBus, ExecutionEvents, quote, serialise, utc_timestamp
 from .model import Node, Workflow, collector_paused
 from .nodes.api import NodeContext, NodeType
 from .nodes.registry import NodeRegistry
@@ -312,6 +312,7 @@ class Execution:
         self.events = events
         self.id = events.execution_id
         self.trigger = trigger
+        self.trigger_json = None if trigger is None else serialise(trigger)  # for events and history
         self.cached_outputs = cached_outputs
         self.attempt: _Attempt | None = None
         self.attempts = 0
@@ -350,10 +351,7 @@ class Execution:
         started_wall = time.time()
         self.started = time.perf_counter()
         engine.running[self.id] = self
-        started_fields: dict[str, Any] = {}
-        if self.trigger is not None:
-            started_fields["trigger"] = self.trigger
-        events.emit("WorkflowStarted", started_fields)
+        events.emit_text("WorkflowStarted", "" if self.trigger_json is None else f'"trigger":{self.trigger_json}')
         timer = None
         max_attempts = settings.retry_workflow_attempts if settings.on_error == "RetryWorkflow" else 1
         attempt = self.attempt = _Attempt(self)
@@ -391,9 +389,10 @@ class Execution:
             engine.running.pop(self.id, None)
             attempt.close()
             result = self.result = self._result(attempt, started_wall, time.perf_counter() - self.started)
-            events.emit(
+            events.emit_text(
                 "WorkflowCompleted",
-                {"success": result.success, "status": result.status, "duration_ms": result.duration_ms},
+                f'"success":{"true" if result.success else "false"},"status":"{result.status}",'
+                f'"duration_ms":{result.duration_ms!r}',
             )
             self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
             self.finished.set_result(result)
@@ -480,6 +479,7 @@ class _Attempt:
         self.errors: dict[int, str] = {}
         self.cached: set[int] = set()
         self.encoded: list[dict[str, Any] | None] = [None] * count  # outputs in wire form, once
+        self.encoded_text: list[str | None] = [None] * count  # and as JSON text
         self.ready = deque(plan.roots)
         self.tasks: dict[int, asyncio.Task[Any]] = {}
         self.task_index: dict[asyncio.Task[Any], int] = {}
@@ -639,8 +639,8 @@ class _Attempt:
     def _emit_started(self, index: int) -> None:
         events = self.events
         if events.wanted:
-            node = self.plan.nodes[index]
-            events.emit("NodeStarted", {"node_id": node.id, "node_type": node.node_type})
+            node = self.plan.nodes[index]  # node types are plain names (TYPE_NAME): no escaping
+            events.emit_text("NodeStarted", f'"node_id":{quote(node.id)},"node_type":"{node.node_type}"')
         else:
             events.skip()
 
@@ -737,6 +737,13 @@ class _Attempt:
             encoded = self.encoded[index] = {port: value.to_json() for port, value in produced.items()}
         return encoded
 
+    def outputs_json(self, index: int) -> str:
+        """The same as JSON text, made once for the NodeCompleted event and the node record."""
+        text = self.encoded_text[index]
+        if text is None:
+            text = self.encoded_text[index] = serialise(self.encoded_outputs(index))
+        return text
+
     def _complete(self, index: int, status: str, payload: Any, elapsed: float) -> None:
         """Record a node's outcome and queue successors whose predecessors have all finished."""
         node = self.plan.nodes[index]
@@ -747,10 +754,8 @@ class _Attempt:
         if status == SUCCEEDED:
             self.outputs[index] = payload
             if events.wanted:
-                fields = {"node_id": node.id, "outputs": self.encoded_outputs(index), "duration_ms": duration_ms}
-                if index in self.cached:
-                    fields["cached"] = True
-                events.emit("NodeCompleted", fields)
+                fields = f'"node_id":{quote(node.id)},"outputs":{self.outputs_json(index)},"duration_ms":{duration_ms!r}'
+                events.emit_text("NodeCompleted", fields + ',"cached":true' if index in self.cached else fields)
             else:
                 events.skip()
         else:

@@ -28,6 +28,7 @@ __all__ = [
     "EventBus",
     "ExecutionEvents",
     "Listener",
+    "quote",
     "serialise",
     "text_frame",
     "utc_timestamp",
@@ -70,15 +71,26 @@ def serialise(event: dict[str, Any]) -> str:
         text = _dumps(event)
     except (TypeError, ValueError):
         text = _dumps(_plain(event))
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            # A lone surrogate (a node can put one in a str) is not UTF-8, so no frame, file or
-            # SQLite text can hold it. In JSON text it can only sit inside a string, where
-            # backslashreplace writes exactly its JSON escape (\udXXX): same string once parsed.
-            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if text.isascii() else _utf8_safe(text)
+
+
+def _utf8_safe(text: str) -> str:
+    """JSON text with any lone surrogate written as its escape.
+
+    A lone surrogate (a node can put one in a str, a JSON document can hold one as ``\\udXXX``)
+    is not UTF-8, so no frame, file or SQLite text can hold it. In JSON text it can only sit
+    inside a string, where backslashreplace writes exactly its JSON escape: the same string
+    once parsed."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
+
+
+# ``text`` as a JSON string, quotes included, for putting event text together: the C function
+# json.dumps itself uses with ensure_ascii=False (a lone surrogate passes through: see _utf8_safe).
+quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
 _second_prefix: tuple[int, str] = (-1, "")  # the formatted whole second last asked for
@@ -198,11 +210,11 @@ class Listener:
         self._sent_events = 0
         self._marks: deque[tuple[int, int]] = deque()
 
-    def matches(self, event: dict[str, Any]) -> bool:
+    def matches(self, event_type: str, execution_id: str, workflow_id: str) -> bool:
         return (
-            (self.execution_id is None or event["execution_id"] == self.execution_id)
-            and (self.workflow_id is None or event["workflow_id"] == self.workflow_id)
-            and (self.types is None or event["type"] in self.types)
+            (self.execution_id is None or execution_id == self.execution_id)
+            and (self.workflow_id is None or workflow_id == self.workflow_id)
+            and (self.types is None or event_type in self.types)
         )
 
     def backlog(self) -> int:
@@ -334,7 +346,8 @@ class EventBus:
         """Call ``observer(event)`` for every event of that type (on the event loop, at once)."""
         self.observers.setdefault(event_type, []).append(observer)
 
-    def publish(self, event: dict[str, Any], text: str) -> None:
+    def publish(self, text: str, event_type: str, execution_id: str, workflow_id: str) -> None:
+        """Send one event, given as its JSON text, to the listeners and observers that want it."""
         self.published += 1
         if self.listeners:
             frame = None
@@ -344,7 +357,7 @@ class EventBus:
                 if not self._flush_scheduled:
                     self._schedule()
             for listener in self._filtered:
-                if listener.matches(event):
+                if listener.matches(event_type, execution_id, workflow_id):
                     if frame is None:
                         frame = text_frame(text)
                     batch = listener.batch
@@ -353,11 +366,19 @@ class EventBus:
                         if not self._flush_scheduled:
                             self._schedule()
                     batch.append(frame)
-        for observer in self.observers.get(event["type"], ()):
+        observers = self.observers.get(event_type)
+        if observers:
+            self._notify(observers, json.loads(text))
+
+    @staticmethod
+    def _notify(observers: list[Observer], event: dict[str, Any]) -> None:
+        # Observers are few (event triggers, the CLI's printer) and want a dict: it is parsed
+        # from the text here rather than built for every event nobody observes.
+        for observer in observers:
             try:
                 observer(event)
             except Exception:  # an observer's bug must not break the execution that emitted
-                log.exception("event observer %r failed on %s", observer, event["type"])
+                log.exception("event observer %r failed on %s", observer, event.get("type"))
 
     def _schedule(self) -> None:
         self._flush_scheduled = True
@@ -400,11 +421,19 @@ class EventBus:
 class ExecutionEvents:
     """Numbers, builds and routes the events of one execution.
 
+    Events are made as JSON text, not as dicts: the history stores the text, every WebSocket
+    frame carries it, and only observers get a dict (parsed from it). ``emit`` takes the fields
+    as a dict and encodes them; ``emit_text`` takes them already encoded, for the events every
+    execution publishes (NodeStarted, NodeCompleted, ...), where a dict and a JSON encoder pass
+    cost ten times more than putting the text together (about 3 µs against 0.3 µs an event).
+    Either way the text is the same: type, execution_id, workflow_id and seq first, then the
+    fields, then the timestamp.
+
     ``wanted`` tells the engine whether building an event's fields is worth it at all;
     ``seq`` advances regardless so recorded and live events always agree on numbering.
     """
 
-    __slots__ = ("bus", "execution_id", "workflow_id", "seq", "recorded", "_observed")
+    __slots__ = ("bus", "execution_id", "workflow_id", "seq", "recorded", "_observed", "_head")
 
     def __init__(self, bus: EventBus, execution_id: str, workflow_id: str, *, record: bool) -> None:
         self.bus = bus
@@ -413,6 +442,8 @@ class ExecutionEvents:
         self.seq = 0
         self.recorded: list[str] | None = [] if record else None
         self._observed = bus.observers
+        # What follows the type in every event of this execution, up to the seq number.
+        self._head = f'","execution_id":{quote(execution_id)},"workflow_id":{quote(workflow_id)},"seq":'
 
     @property
     def wanted(self) -> bool:
@@ -423,24 +454,33 @@ class ExecutionEvents:
         self.seq += 1
 
     def emit(self, event_type: str, fields: dict[str, Any]) -> None:
-        self.seq += 1
-        bus = self.bus
-        if self.recorded is None and not bus.listeners and event_type not in self._observed:
+        """Publish an event with these fields (any JSON-able values; odd ones become text)."""
+        if self._unwanted(event_type):
+            self.seq += 1
             return
-        event = {
-            "type": event_type,
-            "execution_id": self.execution_id,
-            "workflow_id": self.workflow_id,
-            "seq": self.seq,
-            **fields,
-            "timestamp": utc_timestamp(),
-        }
+        self.emit_text(event_type, serialise(fields)[1:-1] if fields else "")
+
+    def emit_text(self, event_type: str, fields: str) -> None:
+        """Publish an event whose fields are given as JSON object members, already encoded
+        (``'"node_id":"a","duration_ms":1.5'``, or ``""`` for none)."""
+        self.seq += 1
+        if self._unwanted(event_type):
+            return
+        separator = "," if fields else ""
+        text = f'{{"type":"{event_type}{self._head}{self.seq}{separator}{fields},"timestamp":"{utc_timestamp()}"}}'
+        if not text.isascii():
+            text = _utf8_safe(text)
         if secrets_active():
-            # A node may have echoed a resolved secret into its outputs or messages. _plain first,
-            # so text made from odd objects is masked too; listeners, history and observers all
-            # get the masked event.
-            event = redact_json(_plain(event))
-        text = serialise(event)
+            # A node may have echoed a resolved secret into its outputs or messages: listeners,
+            # history and observers all get the masked event.
+            text = serialise(redact_json(json.loads(text)))
         if self.recorded is not None:
             self.recorded.append(text)
-        bus.publish(event, text)
+        self.bus.publish(text, event_type, self.execution_id, self.workflow_id)
+
+    def _unwanted(self, event_type: str) -> bool:
+        return self.recorded is None and not self.bus.listeners and event_type not in self._observed
+
+    def recorded_json(self) -> str:
+        """The events recorded so far as one JSON array."""
+        return "[" + ",".join(self.recorded or ()) + "]"

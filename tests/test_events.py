@@ -423,3 +423,39 @@ async def test_frames_are_not_compressed_per_listener(client):
     # permessage-deflate would re-encode every event once per listener: the server declines it.
     async with client.ws_connect("/api/events", compress=15) as ws:
         assert ws.compress == 0
+
+
+async def test_event_text_is_canonical_json_for_odd_node_ids_and_outputs(client):
+    # Events are put together as text (events.ExecutionEvents.emit_text); whatever the node ids
+    # and outputs hold, the text must be the compact encoding json.dumps makes of the same event,
+    # valid UTF-8, and the same live and in the history.
+    odd_ids = ['quote"back\\slash', "tab\tnew\nline", "accent é and 🎉", "lone \ud800 surrogate", "</script>"]
+    document = {
+        "name": "odd",
+        "nodes": [node(node_id, "transform.set", text=node_id, ratio=0.1 + 0.2) for node_id in odd_ids],
+        "connections": [],
+    }
+    workflow_id = await register(client, document)
+    async with client.ws_connect("/api/events") as ws:
+        body = await execute(client, workflow_id)
+        live = [(await ws.receive(timeout=RECEIVE_TIMEOUT)).data for _ in range(2 + 2 * len(odd_ids))]
+    recorded = await (await client.get(f"/api/executions/{body['execution_id']}/events")).text()
+    assert "[" + ",".join(live) + "]" == recorded
+    events = [json.loads(text) for text in live]
+    for text, event in zip(live, events):
+        text.encode("utf-8")  # no lone surrogate left in the text itself: it is written escaped
+        canonical = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+        assert text == canonical.encode("utf-8", "backslashreplace").decode("utf-8")
+        assert list(event)[:4] == ["type", "execution_id", "workflow_id", "seq"] and list(event)[-1] == "timestamp"
+    started = {event["node_id"]: event for event in events if event["type"] == "NodeStarted"}
+    completed = {event["node_id"]: event for event in events if event["type"] == "NodeCompleted"}
+    assert set(started) == set(completed) == set(odd_ids)
+    for node_id in odd_ids:
+        assert started[node_id]["node_type"] == "transform.set"
+        assert completed[node_id]["outputs"] == {
+            "text": {"type": "String", "value": node_id},
+            "ratio": {"type": "Number", "value": 0.1 + 0.2},
+        }
+    assert events[0]["trigger"] == {"type": "manual", "id": None}
+    assert events[-1]["type"] == "WorkflowCompleted" and events[-1]["success"] is True
+    assert events[-1]["duration_ms"] == body["duration_ms"]

@@ -313,7 +313,7 @@ async def test_event_published_as_the_close_starts_is_not_sent_after_it(client, 
         (server_side,) = client.app[SOCKETS]
         closing = asyncio.ensure_future(server_side.close_or_abort(1001, "going"))
         event = {"type": "NodeEvent", "execution_id": "e", "workflow_id": "w", "seq": 1}
-        client.app[BUS].publish(event, json.dumps(event))
+        client.app[BUS].publish(json.dumps(event), "NodeEvent", "e", "w")
         parsed = await asyncio.to_thread(_read_frames, sock)
         await closing
     finally:
@@ -442,7 +442,7 @@ async def test_bus_batches_an_iteration_and_a_late_subscriber_gets_only_later_ev
     picky.attach(picky_transport)
 
     def publish(kind: str) -> None:
-        bus.publish({"type": kind, "execution_id": "e", "workflow_id": "w"}, kind)
+        bus.publish(kind, kind, "e", "w")
 
     publish("A")
     late, late_transport = bus.subscribe(), FakeTransport()
@@ -468,7 +468,7 @@ async def test_nobody_listening_schedules_nothing():
     original = loop.call_soon
     loop.call_soon = lambda *args, **kwargs: scheduled.append(args) or original(*args, **kwargs)  # type: ignore[method-assign]
     try:
-        bus.publish({"type": "A", "execution_id": "e", "workflow_id": "w"}, "A")
+        bus.publish("A", "A", "e", "w")
     finally:
         del loop.call_soon
     assert scheduled == [] and bus.published == 1
@@ -482,7 +482,7 @@ async def test_listener_over_the_limit_in_one_burst_is_dropped_once(filters):
     told = []
     listener.on_lagging = lambda: told.append(True)
     for _ in range(4):
-        bus.publish({"type": "A", "execution_id": "e", "workflow_id": "w"}, "A")
+        bus.publish("A", "A", "e", "w")
     await asyncio.sleep(0)
     assert listener.lagging and listener.missed == 4 and told == [True]
     assert transport.buffer == b""
