@@ -11,6 +11,7 @@ workflow-wide time limit, and the StopWorkflow / ContinueOnError / RetryWorkflow
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import operator
 import os
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
 from .errors import NodeError, ValidationError
-from .events import EventBus, ExecutionEvents, quote, serialise, utc_timestamp
+from .events import EventBus, ExecutionEvents, quote, serialise, utf8_safe, utc_timestamp
 from .model import Node, Workflow, collector_paused
 from .nodes.api import NodeContext, NodeType
 from .nodes.registry import NodeRegistry
@@ -211,7 +212,9 @@ class ExecutionResult:
     skipped_nodes: list[str]
     cancelled_nodes: list[str] = field(default_factory=list)
     error: str | None = None
-    nodes: list[dict[str, Any]] = field(default_factory=list)  # per-node records for history
+    # (node type, status, duration_ms) of every node, for the metrics
+    node_outcomes: list[tuple[str, str, float | None]] = field(default_factory=list)
+    nodes_json: str | None = None  # the per-node records as JSON text, when recorded for history
 
     @property
     def success(self) -> bool:
@@ -415,29 +418,16 @@ class Execution:
         for index in plan.sinks:
             if attempt.outputs[index] is not None:
                 outputs[nodes[index].id] = attempt.encoded_outputs(index)
-        node_records = []
+        nodes_json = None
         if self.events.recorded is not None:  # per-node records are for the history only
-            wall_offset = started_wall - self.started
-            for index, node in enumerate(nodes):
-                started_at = attempt.started_at[index]
-                node_records.append(
-                    {
-                        "node_id": node.id,
-                        "node_type": node.node_type,
-                        "status": statuses[index],
-                        "attempts": attempt.node_attempts[index],
-                        "started_at": None if started_at is None else utc_timestamp(wall_offset + started_at),
-                        "duration_ms": attempt.durations[index],
-                        "outputs": None if attempt.outputs[index] is None else attempt.encoded_outputs(index),
-                        "error": attempt.errors.get(index),
-                        "cached": index in attempt.cached,
-                    }
-                )
+            nodes_json = attempt.records_json(started_wall - self.started)
         duration_ms = round(elapsed * 1000, 3)
         failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed]
         error = attempt.failure if status in ("failed", "cancelled", "interrupted") else None
         if secrets_resolved():  # a node may have echoed a secret: mask it in all we show
-            outputs, failed_nodes, node_records = redact_json([outputs, failed_nodes, node_records])
+            outputs, failed_nodes = redact_json([outputs, failed_nodes])
+            if nodes_json is not None:
+                nodes_json = serialise(redact_json(json.loads(nodes_json)))
             error = None if error is None else redact_text(error)
         return ExecutionResult(
             execution_id=self.id,
@@ -455,7 +445,8 @@ class Execution:
             skipped_nodes=[nodes[index].id for index, state in enumerate(statuses) if state == SKIPPED],
             cancelled_nodes=[nodes[index].id for index, state in enumerate(statuses) if state == CANCELLED],
             error=error,
-            nodes=node_records,
+            node_outcomes=[(node.node_type, statuses[index], attempt.durations[index]) for index, node in enumerate(nodes)],
+            nodes_json=nodes_json,
         )
 
 
@@ -736,6 +727,27 @@ class _Attempt:
             produced = self.outputs[index] or {}
             encoded = self.encoded[index] = {port: value.to_json() for port, value in produced.items()}
         return encoded
+
+    def records_json(self, wall_offset: float) -> str:
+        """Every node's record for the history, as a JSON array (put together as text, like the
+        events, reusing each node's outputs text). ``wall_offset`` turns the perf_counter start
+        times into wall-clock ones."""
+        records = []
+        for index, node in enumerate(self.plan.nodes):
+            started_at = self.started_at[index]
+            duration_ms = self.durations[index]
+            error = self.errors.get(index)
+            records.append(
+                f'{{"node_id":{quote(node.id)},"node_type":"{node.node_type}","status":"{self.status[index]}",'
+                f'"attempts":{self.node_attempts[index]},'
+                f'"started_at":{"null" if started_at is None else quote(utc_timestamp(wall_offset + started_at))},'
+                f'"duration_ms":{"null" if duration_ms is None else repr(duration_ms)},'
+                f'"outputs":{"null" if self.outputs[index] is None else self.outputs_json(index)},'
+                f'"error":{"null" if error is None else quote(error)},'
+                f'"cached":{"true" if index in self.cached else "false"}}}'
+            )
+        text = "[" + ",".join(records) + "]"
+        return text if text.isascii() else utf8_safe(text)
 
     def outputs_json(self, index: int) -> str:
         """The same as JSON text, made once for the NodeCompleted event and the node record."""

@@ -31,6 +31,7 @@ __all__ = [
     "quote",
     "serialise",
     "text_frame",
+    "utf8_safe",
     "utc_timestamp",
 ]
 
@@ -71,10 +72,10 @@ def serialise(event: dict[str, Any]) -> str:
         text = _dumps(event)
     except (TypeError, ValueError):
         text = _dumps(_plain(event))
-    return text if text.isascii() else _utf8_safe(text)
+    return text if text.isascii() else utf8_safe(text)
 
 
-def _utf8_safe(text: str) -> str:
+def utf8_safe(text: str) -> str:
     """JSON text with any lone surrogate written as its escape.
 
     A lone surrogate (a node can put one in a str, a JSON document can hold one as ``\\udXXX``)
@@ -89,7 +90,7 @@ def _utf8_safe(text: str) -> str:
 
 
 # ``text`` as a JSON string, quotes included, for putting event text together: the C function
-# json.dumps itself uses with ensure_ascii=False (a lone surrogate passes through: see _utf8_safe).
+# json.dumps itself uses with ensure_ascii=False (a lone surrogate passes through: see utf8_safe).
 quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
@@ -469,7 +470,7 @@ class ExecutionEvents:
         separator = "," if fields else ""
         text = f'{{"type":"{event_type}{self._head}{self.seq}{separator}{fields},"timestamp":"{utc_timestamp()}"}}'
         if not text.isascii():
-            text = _utf8_safe(text)
+            text = utf8_safe(text)
         if secrets_active():
             # A node may have echoed a resolved secret into its outputs or messages: listeners,
             # history and observers all get the masked event.

@@ -84,7 +84,7 @@ async def get_execution_events(request: web.Request) -> web.Response:
     execution_id = request.match_info["id"]
     running = request.app[RUNS].get(execution_id)
     if running is not None and running.events.recorded is not None:
-        text = "[" + ",".join(running.events.recorded) + "]"
+        text = running.events.recorded_json()
     else:
         text = await request.app[STORE].get_execution_events(execution_id)
         if text is None:

@@ -8,7 +8,7 @@ import logging
 from typing import Any, Callable
 
 from .engine import Engine, Execution, ExecutionResult
-from .events import utc_timestamp
+from .events import serialise, utc_timestamp
 from .model import Workflow
 from .store import Store
 from .values import Value
@@ -85,15 +85,13 @@ class ExecutionService:
         )
         self._admitted[execution.id] = execution
         self.store.execution_started(
-            {
-                "id": execution.id,
-                "workflow_id": workflow.id,
-                "workflow_version": workflow.version,
-                "trigger": trigger,
-                "inputs": {name: value.to_json() for name, value in inputs.items()},
-                "started_at": utc_timestamp(),
-                "retry_of": retry_of,
-            }
+            execution.id,
+            workflow.id,
+            workflow.version,
+            execution.trigger_json or "null",
+            serialise({name: value.to_json() for name, value in inputs.items()}),
+            utc_timestamp(),
+            retry_of,
         )
         return execution
 
@@ -109,19 +107,7 @@ class ExecutionService:
             self._admitted.pop(execution.id, None)
         for listener in self.on_finished:
             listener(result)
-        self.store.execution_finished(
-            {
-                "id": result.execution_id,
-                "status": result.status,
-                "started_at": result.started_at,
-                "finished_at": result.finished_at,
-                "duration_ms": result.duration_ms,
-                "error": result.error,
-                "attempts": result.attempts,
-                "nodes": result.nodes,
-            },
-            execution.events.recorded or [],
-        )
+        self.store.execution_finished(result, execution.events.recorded_json())
         self._since_prune += 1
         # Prune in passes, but often enough that a small limit is never far exceeded.
         if self._since_prune >= min(PRUNE_EVERY, max(1, self.max_executions // 10)):

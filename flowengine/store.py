@@ -13,7 +13,10 @@ import json
 import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+if TYPE_CHECKING:
+    from .engine import ExecutionResult
 
 __all__ = ["Store"]
 
@@ -261,36 +264,39 @@ class Store:
 
     # -- executions ----------------------------------------------------------------------
 
-    def execution_started(self, record: dict[str, Any]) -> None:
+    def execution_started(
+        self,
+        execution_id: str,
+        workflow_id: str,
+        workflow_version: int,
+        trigger_json: str,
+        inputs_json: str,
+        started_at: str,
+        retry_of: str | None,
+    ) -> None:
+        """Record a new execution as running. Trigger and inputs come as JSON text."""
         # Remember where the row's INSERT waits: an execution that finishes before the batch is
         # committed (most do) then writes one complete row instead of an INSERT and an UPDATE.
-        self._unwritten_starts[record["id"]] = len(self._pending)
+        self._unwritten_starts[execution_id] = len(self._pending)
         self.write(
             "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, retry_of, status,"
             " started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
-            (
-                record["id"],
-                record["workflow_id"],
-                record["workflow_version"],
-                json.dumps(record["trigger"]),
-                json.dumps(record["inputs"]),
-                record.get("retry_of"),
-                record["started_at"],
-            ),
+            (execution_id, workflow_id, workflow_version, trigger_json, inputs_json, retry_of, started_at),
         )
 
-    def execution_finished(self, record: dict[str, Any], events: list[str]) -> None:
+    def execution_finished(self, result: "ExecutionResult", events_json: str) -> None:
+        """Record how an execution ended, with its node records and events (JSON text)."""
         outcome = (
-            record["status"],
-            record["started_at"],
-            record["finished_at"],
-            record["duration_ms"],
-            _storable(record["error"]),
-            record["attempts"],
-            json.dumps(record["nodes"]),
-            "[" + ",".join(events) + "]",
+            result.status,
+            result.started_at,
+            result.finished_at,
+            result.duration_ms,
+            _storable(result.error),
+            result.attempts,
+            result.nodes_json,
+            events_json,
         )
-        position = self._unwritten_starts.pop(record["id"], None)
+        position = self._unwritten_starts.pop(result.execution_id, None)
         if position is not None:
             _, started, _ = self._pending[position]
             self._pending[position] = (
@@ -304,7 +310,7 @@ class Store:
         self.write(
             "UPDATE executions SET status = ?, started_at = ?, finished_at = ?, duration_ms = ?, error = ?,"
             " attempts = ?, nodes = ?, events = ? WHERE id = ?",
-            (*outcome, record["id"]),
+            (*outcome, result.execution_id),
             finished_delta=1,
         )
 

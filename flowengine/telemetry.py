@@ -65,13 +65,12 @@ class Telemetry:
     def record_execution(self, result: "ExecutionResult") -> None:
         self.executions.inc(workflow=result.workflow_id, status=result.status)
         self.execution_seconds.observe(result.duration_ms / 1000, workflow=result.workflow_id)
-        for node in result.nodes:
-            status = node["status"]
+        for node_type, status, duration_ms in result.node_outcomes:
             if status == "pending":
                 continue
-            self.nodes.inc(node_type=node["node_type"], status=status)
-            if node["duration_ms"] is not None:
-                self.node_seconds.observe(node["duration_ms"] / 1000, node_type=node["node_type"])
+            self.nodes.inc(node_type=node_type, status=status)
+            if duration_ms is not None:
+                self.node_seconds.observe(duration_ms / 1000, node_type=node_type)
 
     def middleware(self) -> Any:
         requests = self.http_requests

@@ -459,3 +459,12 @@ async def test_event_text_is_canonical_json_for_odd_node_ids_and_outputs(client)
     assert events[0]["trigger"] == {"type": "manual", "id": None}
     assert events[-1]["type"] == "WorkflowCompleted" and events[-1]["success"] is True
     assert events[-1]["duration_ms"] == body["duration_ms"]
+    record = await (await client.get(f"/api/executions/{body['execution_id']}")).json()
+    assert [entry["node_id"] for entry in record["nodes"]] == odd_ids
+    for entry in record["nodes"]:
+        assert entry["status"] == "succeeded" and entry["attempts"] == 1 and entry["error"] is None
+        assert entry["outputs"] == completed[entry["node_id"]]["outputs"]
+        assert entry["duration_ms"] == completed[entry["node_id"]]["duration_ms"]
+        # Both read the clock as the node starts (one from time.time(), one from perf_counter).
+        gap = parse_timestamp(entry["started_at"]) - parse_timestamp(started[entry["node_id"]]["timestamp"])
+        assert abs(gap.total_seconds()) <= 0.005
