@@ -17,7 +17,7 @@ from .config import Config
 from .engine import Engine
 from .events import EventBus, utc_timestamp
 from .access import make_access_middleware
-from .middleware import cors_middleware, error_middleware
+from .middleware import make_middleware
 from .netguard import GuardedConnector
 from .nodes import builtin_registry
 from .redaction import install_log_redaction
@@ -37,9 +37,9 @@ def make_app(config: Config | None = None) -> web.Application:
     config = config or Config()
     install_log_redaction()
     telemetry = Telemetry()
-    # Outermost first: CORS on every answer, metrics see the final status, errors become JSON,
-    # then (only when configured) authentication and rate limits.
-    middlewares = [cors_middleware, telemetry.middleware(), error_middleware]
+    # CORS, JSON errors and request metrics in one middleware, then (only when configured)
+    # authentication and rate limits.
+    middlewares = [make_middleware(telemetry.http_requests)]
     access = make_access_middleware(config)
     if access is not None:
         middlewares.append(access)

@@ -1,16 +1,22 @@
-"""Middlewares: JSON errors for everything, and CORS for browsers."""
+"""The server's one middleware: CORS for browsers, JSON errors for everything, request metrics.
+
+One middleware doing the three, rather than three stacked, because each layer aiohttp stacks
+costs about 1.8 µs per request (measured under load: 57.5 -> 53.9 µs CPU per request without two
+of them), which is several percent of a whole small request."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .http_json import ClientError, error_response
+from .metrics import Counter
 from .state import CONFIG
 
-__all__ = ["cors_middleware", "error_middleware"]
+__all__ = ["make_middleware"]
 
 log = logging.getLogger("flowengine.http")
 
@@ -34,20 +40,14 @@ def _allowed_methods(request: web.Request) -> list[str]:
     return sorted({other.method for other in resource if other.method != "*"})
 
 
-@web.middleware
-async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method == "OPTIONS" and not isinstance(request.match_info.http_exception, web.HTTPNotFound):
-        methods = ", ".join(sorted(set(_allowed_methods(request)) | {"OPTIONS"}))
-        headers = {**CORS_HEADERS, "Access-Control-Allow-Methods": methods, "Allow": methods}
-        requested = request.headers.get("Access-Control-Request-Headers", "").strip()
-        if requested:
-            # Any origin may call us, so any header it asks for is fine too; echo it back.
-            headers["Access-Control-Allow-Headers"] = f"{CORS_HEADERS['Access-Control-Allow-Headers']}, {requested}"
-        return web.Response(status=204, headers=headers)
-    response = await handler(request)
-    if not response.prepared:  # WebSocket responses are already on the wire
-        response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+def _preflight(request: web.Request) -> web.Response:
+    methods = ", ".join(sorted(set(_allowed_methods(request)) | {"OPTIONS"}))
+    headers = {**CORS_HEADERS, "Access-Control-Allow-Methods": methods, "Allow": methods}
+    requested = request.headers.get("Access-Control-Request-Headers", "").strip()
+    if requested:
+        # Any origin may call us, so any header it asks for is fine too; echo it back.
+        headers["Access-Control-Allow-Headers"] = f"{CORS_HEADERS['Access-Control-Allow-Headers']}, {requested}"
+    return web.Response(status=204, headers=headers)
 
 
 def _message_for(request: web.Request, exception: web.HTTPException) -> str:
@@ -63,19 +63,38 @@ def _message_for(request: web.Request, exception: web.HTTPException) -> str:
     return exception.reason or exception.text or "error"
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ClientError as exc:
-        return error_response(exc.status, exc.message, headers=exc.headers)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        headers = {key: value for key, value in exc.headers.items() if key in ("Allow", "Retry-After", "WWW-Authenticate")}
-        return error_response(exc.status, _message_for(request, exc), headers=headers)
-    except (ConnectionResetError, ConnectionAbortedError):
-        raise  # the client went away: nothing to answer
-    except Exception:
-        log.exception("internal error handling %s %s", request.method, request.path)
-        return error_response(500, "internal error")
+def make_middleware(requests: Counter) -> Any:
+    """The middleware, counting answered requests in ``requests`` (route, method, status)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response: web.StreamResponse
+        if request.method == "OPTIONS" and not isinstance(request.match_info.http_exception, web.HTTPNotFound):
+            response = _preflight(request)
+        else:
+            try:
+                response = await handler(request)
+            except ClientError as exc:
+                response = error_response(exc.status, exc.message, headers=exc.headers)
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    raise
+                response = error_response(exc.status, _message_for(request, exc), headers=_kept_headers(exc))
+            except (ConnectionResetError, ConnectionAbortedError):
+                raise  # the client went away: nothing to answer
+            except Exception:
+                log.exception("internal error handling %s %s", request.method, request.path)
+                response = error_response(500, "internal error")
+            if not response.prepared:  # WebSocket responses are already on the wire
+                response.headers["Access-Control-Allow-Origin"] = "*"
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        requests.inc(route=route, method=request.method, status=str(response.status))
+        return response
+
+    return middleware
+
+
+def _kept_headers(exception: web.HTTPException) -> dict[str, str]:
+    """The headers of aiohttp's error response that the JSON one must keep."""
+    return {key: value for key, value in exception.headers.items() if key in ("Allow", "Retry-After", "WWW-Authenticate")}

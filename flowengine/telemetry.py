@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from .metrics import CONTENT_TYPE, Registry
 
@@ -71,19 +70,6 @@ class Telemetry:
             self.nodes.inc(node_type=node_type, status=status)
             if duration_ms is not None:
                 self.node_seconds.observe(duration_ms / 1000, node_type=node_type)
-
-    def middleware(self) -> Any:
-        requests = self.http_requests
-
-        @web.middleware
-        async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-            response = await handler(request)
-            resource = request.match_info.route.resource
-            route = resource.canonical if resource is not None else "unmatched"
-            requests.inc(route=route, method=request.method, status=str(response.status))
-            return response
-
-        return metrics_middleware
 
     async def handler(self, request: web.Request) -> web.Response:
         return web.Response(body=self.registry.render().encode("utf-8"), headers={"Content-Type": CONTENT_TYPE})
