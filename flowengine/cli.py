@@ -236,7 +236,7 @@ async def _run(workflow: Workflow, inputs: dict[str, Any], registry: NodeRegistr
         except (NotImplementedError, RuntimeError):  # Windows: asyncio.run's own handling applies
             pass
         result = await execution.run()
-    _out(json.dumps(result.response(), indent=2))
+    _out(json.dumps(json.loads(result.response_json()), indent=2))
     if result.status == "interrupted":
         print("flowengine: interrupted", file=sys.stderr)
         return 130

@@ -208,6 +208,7 @@ class ExecutionResult:
     total_nodes: int
     attempts: int
     outputs: dict[str, dict[str, Any]]
+    outputs_json: str  # the same as JSON text
     failed_nodes: list[dict[str, str]]
     skipped_nodes: list[str]
     cancelled_nodes: list[str] = field(default_factory=list)
@@ -220,23 +221,22 @@ class ExecutionResult:
     def success(self) -> bool:
         return self.status == "succeeded"
 
-    def response(self) -> dict[str, Any]:
-        """The execute response body (issue 3): seed fields first, then the rest."""
-        body: dict[str, Any] = {
-            "execution_id": self.execution_id,
-            "completed_nodes": self.completed_nodes,
-            "total_nodes": self.total_nodes,
-            "status": self.status,
-            "duration_ms": self.duration_ms,
-            "attempts": self.attempts,
-            "outputs": self.outputs,
-            "failed_nodes": self.failed_nodes,
-            "skipped_nodes": self.skipped_nodes,
-            "cancelled_nodes": self.cancelled_nodes,
-        }
-        if self.error is not None:
-            body = {"error": self.error, **body}
-        return body
+    def response_json(self) -> str:
+        """The execute response body (issue 3) as JSON text: the seed fields first, then the
+        rest, ``error`` in front when there is one. Put together from the parts, like the
+        events: the node outputs are already text (``outputs_json``)."""
+        head = "{" if self.error is None else f'{{"error":{quote(self.error)},'
+        text = (
+            f'{head}"execution_id":{quote(self.execution_id)},"completed_nodes":{self.completed_nodes},'
+            f'"total_nodes":{self.total_nodes},"status":"{self.status}","duration_ms":{self.duration_ms!r},'
+            f'"attempts":{self.attempts},"outputs":{self.outputs_json},"failed_nodes":{_json_list(self.failed_nodes)},'
+            f'"skipped_nodes":{_json_list(self.skipped_nodes)},"cancelled_nodes":{_json_list(self.cancelled_nodes)}}}'
+        )
+        return text if text.isascii() else utf8_safe(text)
+
+
+def _json_list(items: list[Any]) -> str:
+    return serialise(items) if items else "[]"
 
 
 SleepFn = Callable[[float], Awaitable[None]]
@@ -415,9 +415,12 @@ class Execution:
         else:
             status = "succeeded"
         outputs = {}
+        outputs_texts = []
         for index in plan.sinks:
             if attempt.outputs[index] is not None:
                 outputs[nodes[index].id] = attempt.encoded_outputs(index)
+                outputs_texts.append(f"{quote(nodes[index].id)}:{attempt.outputs_json(index)}")
+        outputs_json = "{" + ",".join(outputs_texts) + "}"
         nodes_json = None
         if self.events.recorded is not None:  # per-node records are for the history only
             nodes_json = attempt.records_json(started_wall - self.started)
@@ -426,6 +429,7 @@ class Execution:
         error = attempt.failure if status in ("failed", "cancelled", "interrupted") else None
         if secrets_resolved():  # a node may have echoed a secret: mask it in all we show
             outputs, failed_nodes = redact_json([outputs, failed_nodes])
+            outputs_json = serialise(outputs)
             if nodes_json is not None:
                 nodes_json = serialise(redact_json(json.loads(nodes_json)))
             error = None if error is None else redact_text(error)
@@ -441,6 +445,7 @@ class Execution:
             total_nodes=len(nodes),
             attempts=self.attempts,
             outputs=outputs,
+            outputs_json=outputs_json,
             failed_nodes=failed_nodes,
             skipped_nodes=[nodes[index].id for index, state in enumerate(statuses) if state == SKIPPED],
             cancelled_nodes=[nodes[index].id for index, state in enumerate(statuses) if state == CANCELLED],

@@ -11,7 +11,7 @@ from . import __version__
 from .catalog import WorkflowConflict, WorkflowExists, WorkflowNotFound
 from .engine import Execution, ExecutionResult, decode_inputs
 from .errors import ValidationError
-from .http_json import ClientError, json_response, query_bool, query_int, read_json
+from .http_json import ClientError, json_response, json_text_response, query_bool, query_int, read_json
 from .model import Workflow
 from .redaction import MASK
 from .runs import Overloaded
@@ -138,7 +138,7 @@ async def list_nodes(request: web.Request) -> web.Response:
 
 def execution_response(result: ExecutionResult) -> web.Response:
     """200 with the result, or 500 when the execution failed (DESIGN.md section 6)."""
-    return json_response(result.response(), status=500 if result.status == "failed" else 200)
+    return json_text_response(result.response_json(), status=500 if result.status == "failed" else 200)
 
 
 async def execute_workflow(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ from aiohttp import web
 from .engine import EXECUTION_STATUSES, Execution
 from .errors import ValidationError
 from .handlers import answer_execution, start_execution
-from .http_json import ClientError, json_response, query_bool, query_int, read_json
+from .http_json import ClientError, json_response, json_text_response, query_bool, query_int, read_json
 from .state import CATALOG, RUNS, STORE
 from .values import Value, decode_value
 
@@ -89,7 +89,7 @@ async def get_execution_events(request: web.Request) -> web.Response:
         text = await request.app[STORE].get_execution_events(execution_id)
         if text is None:
             raise ClientError(404, f"Execution {execution_id} not found")
-    return web.Response(text=text, content_type="application/json")
+    return json_text_response(text)
 
 
 async def delete_execution(request: web.Request) -> web.Response:

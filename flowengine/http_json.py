@@ -15,6 +15,7 @@ __all__ = [
     "error_response",
     "json_object",
     "json_response",
+    "json_text_response",
     "parse_json_text",
     "query_bool",
     "query_int",
@@ -39,10 +40,15 @@ class ClientError(Exception):
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return json_text_response(_dumps(body), status, headers)
+
+
+def json_text_response(text: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A response whose body is this JSON text."""
     # backslashreplace: a lone surrogate (a node may output one) becomes its JSON escape, \udc80,
     # instead of a UnicodeEncodeError; the document decodes to the same string.
     return web.Response(
-        body=_dumps(body).encode("utf-8", "backslashreplace"),
+        body=text.encode("utf-8", "backslashreplace"),
         status=status,
         content_type="application/json",
         headers=headers,

@@ -468,3 +468,42 @@ async def test_event_text_is_canonical_json_for_odd_node_ids_and_outputs(client)
         # Both read the clock as the node starts (one from time.time(), one from perf_counter).
         gap = parse_timestamp(entry["started_at"]) - parse_timestamp(started[entry["node_id"]]["timestamp"])
         assert abs(gap.total_seconds()) <= 0.005
+
+
+async def test_execute_response_text_is_canonical_json(client):
+    # The execute response is put together as text too (ExecutionResult.response_json): it must
+    # be exactly what json.dumps makes of the same body, error first, with odd node ids.
+    document = {
+        "name": "fails",
+        "nodes": [
+            node('ok "é"', "transform.set", text="fine \ud800"),
+            node("bad\n1", "transform.json_parse", json="{not json"),
+            node("after", "debug.log"),
+        ],
+        "connections": [link("bad\n1", "parsed", "after", "message")],
+        "settings": {"on_error": "ContinueOnError"},
+    }
+    workflow_id = await register(client, document)
+    response = await client.post(f"/api/workflows/{workflow_id}/execute")
+    text = await response.text()
+    body = json.loads(text)
+    assert response.status == 200 and body["status"] == "completed_with_errors"
+    canonical = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    assert text == canonical.encode("utf-8", "backslashreplace").decode("utf-8")
+    assert list(body) == [
+        "execution_id", "completed_nodes", "total_nodes", "status", "duration_ms", "attempts",
+        "outputs", "failed_nodes", "skipped_nodes", "cancelled_nodes",
+    ]
+    assert body["outputs"] == {'ok "é"': {"text": {"type": "String", "value": "fine \ud800"}}}
+    assert [failure["node_id"] for failure in body["failed_nodes"]] == ["bad\n1"]
+    assert body["skipped_nodes"] == ["after"]
+
+    document["settings"] = {"on_error": "StopWorkflow"}
+    document["id"] = workflow_id
+    assert (await client.put(f"/api/workflows/{workflow_id}", json=document)).status == 200
+    response = await client.post(f"/api/workflows/{workflow_id}/execute")
+    text = await response.text()
+    body = json.loads(text)
+    assert response.status == 500 and list(body)[0] == "error" and "bad\n1" in body["error"]
+    canonical = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    assert text == canonical.encode("utf-8", "backslashreplace").decode("utf-8")
