@@ -98,6 +98,7 @@ class Plan:
     workflow: Workflow
     nodes: list[Node]
     node_types: list[NodeType]
+    type_names: list[str]  # node.node_type of each node
     # The graph in compressed rows, so that a 50,000-node plan is a few flat lists rather than
     # 100,000 small ones for the garbage collector to walk: node i's incoming connections are
     # incoming[incoming_start[i]:incoming_start[i + 1]] as (source index, from_port, to_port),
@@ -165,6 +166,7 @@ class Plan:
             workflow=workflow,
             nodes=nodes,
             node_types=node_types,
+            type_names=[node.node_type for node in nodes],
             incoming_start=incoming_start,
             incoming=incoming,
             successor_start=successor_start,
@@ -195,7 +197,7 @@ def _rows(count: int, pairs: list[tuple[int, Any]]) -> tuple[list[int], list[Any
 _row_of = operator.itemgetter(0)
 
 
-@dataclass
+@dataclass(slots=True)
 class ExecutionResult:
     execution_id: str
     workflow_id: str
@@ -211,11 +213,13 @@ class ExecutionResult:
     outputs_json: str  # the same as JSON text
     failed_nodes: list[dict[str, str]]
     skipped_nodes: list[str]
-    cancelled_nodes: list[str] = field(default_factory=list)
-    error: str | None = None
-    # (node type, status, duration_ms) of every node, for the metrics
-    node_outcomes: list[tuple[str, str, float | None]] = field(default_factory=list)
-    nodes_json: str | None = None  # the per-node records as JSON text, when recorded for history
+    cancelled_nodes: list[str]
+    error: str | None
+    # Every node's type, status and duration_ms, in plan order, for the metrics
+    node_types: list[str]
+    node_statuses: list[str]
+    node_durations: list[float | None]
+    nodes_json: str | None  # the per-node records as JSON text, when recorded for history
 
     @property
     def success(self) -> bool:
@@ -285,13 +289,14 @@ class Engine:
         *,
         execution_id: str | None = None,
         record: bool = False,
-        trigger: dict[str, Any] | None = None,
+        trigger_json: str | None = None,
         cached_outputs: dict[str, dict[str, Value]] | None = None,
     ) -> "Execution":
-        """Create an execution (not yet running): ``await execution.run()`` runs it."""
+        """Create an execution (not yet running): ``await execution.run()`` runs it.
+        ``trigger_json`` (what started it, as JSON text) goes into WorkflowStarted."""
         execution_id = execution_id or new_execution_id()
         events = ExecutionEvents(self.bus, execution_id, workflow.id, record=record)
-        return Execution(self, self.plan(workflow), inputs, events, trigger, cached_outputs or {})
+        return Execution(self, self.plan(workflow), inputs, events, trigger_json, cached_outputs or {})
 
     async def execute(self, workflow: Workflow, inputs: dict[str, Value] | None = None, **options: Any) -> ExecutionResult:
         return await self.start(workflow, inputs or {}, **options).run()
@@ -300,13 +305,19 @@ class Engine:
 class Execution:
     """One execution of a plan: all attempts under one execution id, cancellable."""
 
+    # Slots: an execution is made per request, and slot attributes are set and read faster.
+    __slots__ = (
+        "engine", "plan", "inputs", "events", "id", "trigger_json", "cached_outputs", "attempt", "attempts",
+        "stop_reason", "stop_message", "result", "finished", "stop_waiters", "started",
+    )
+
     def __init__(
         self,
         engine: Engine,
         plan: Plan,
         inputs: dict[str, Value],
         events: ExecutionEvents,
-        trigger: dict[str, Any] | None,
+        trigger_json: str | None,
         cached_outputs: dict[str, dict[str, Value]],
     ) -> None:
         self.engine = engine
@@ -314,8 +325,7 @@ class Execution:
         self.inputs = inputs
         self.events = events
         self.id = events.execution_id
-        self.trigger = trigger
-        self.trigger_json = None if trigger is None else serialise(trigger)  # for events and history
+        self.trigger_json = trigger_json  # what started it, as JSON text (events and history)
         self.cached_outputs = cached_outputs
         self.attempt: _Attempt | None = None
         self.attempts = 0
@@ -405,7 +415,13 @@ class Execution:
         plan = self.plan
         nodes = plan.nodes
         statuses = attempt.status
-        failed = [index for index, state in enumerate(statuses) if state == FAILED]
+        completed = statuses.count(SUCCEEDED)
+        if completed == len(nodes):  # the usual case: no list of failed/skipped/cancelled to make
+            failed, skipped_nodes, cancelled_nodes = [], [], []
+        else:
+            failed = [index for index, state in enumerate(statuses) if state == FAILED]
+            skipped_nodes = [nodes[index].id for index, state in enumerate(statuses) if state == SKIPPED]
+            cancelled_nodes = [nodes[index].id for index, state in enumerate(statuses) if state == CANCELLED]
         # A stop that came after the last node finished changes nothing: only a stop that cut
         # the attempt short (attempt.failure) makes it cancelled/interrupted/failed.
         if attempt.failure is not None:
@@ -424,7 +440,6 @@ class Execution:
         nodes_json = None
         if self.events.recorded is not None:  # per-node records are for the history only
             nodes_json = attempt.records_json(started_wall - self.started)
-        duration_ms = round(elapsed * 1000, 3)
         failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed]
         error = attempt.failure if status in ("failed", "cancelled", "interrupted") else None
         if secrets_resolved():  # a node may have echoed a secret: mask it in all we show
@@ -434,24 +449,26 @@ class Execution:
                 nodes_json = serialise(redact_json(json.loads(nodes_json)))
             error = None if error is None else redact_text(error)
         return ExecutionResult(
-            execution_id=self.id,
-            workflow_id=plan.workflow.id,
-            workflow_version=plan.workflow.version,
-            status=status,
-            started_at=utc_timestamp(started_wall),
-            finished_at=utc_timestamp(started_wall + elapsed),
-            duration_ms=duration_ms,
-            completed_nodes=statuses.count(SUCCEEDED),
-            total_nodes=len(nodes),
-            attempts=self.attempts,
-            outputs=outputs,
-            outputs_json=outputs_json,
-            failed_nodes=failed_nodes,
-            skipped_nodes=[nodes[index].id for index, state in enumerate(statuses) if state == SKIPPED],
-            cancelled_nodes=[nodes[index].id for index, state in enumerate(statuses) if state == CANCELLED],
-            error=error,
-            node_outcomes=[(node.node_type, statuses[index], attempt.durations[index]) for index, node in enumerate(nodes)],
-            nodes_json=nodes_json,
+            self.id,
+            plan.workflow.id,
+            plan.workflow.version,
+            status,
+            utc_timestamp(started_wall),
+            utc_timestamp(started_wall + elapsed),
+            round(elapsed * 1000, 3),
+            completed,
+            len(nodes),
+            self.attempts,
+            outputs,
+            outputs_json,
+            failed_nodes,
+            skipped_nodes,
+            cancelled_nodes,
+            error,
+            plan.type_names,
+            statuses,
+            attempt.durations,
+            nodes_json,
         )
 
 
@@ -459,6 +476,13 @@ class _Attempt:
     """One pass over the plan. Completion callbacks only queue work; ``_pump`` starts it, so
     neither long chains nor wide fan-outs recurse, and every node is started, finished and
     released exactly once: O(nodes + connections) per pass."""
+
+    __slots__ = (
+        "execution", "plan", "events", "remaining", "outputs", "status", "node_attempts", "started_at",
+        "durations", "errors", "cached", "encoded", "encoded_text", "ready", "tasks", "task_index",
+        "_on_task_done", "finished_count", "max_parallel", "stop_on_error", "failure", "stopped", "closed",
+        "resume_scheduled", "done",
+    )
 
     def __init__(self, execution: Execution) -> None:
         plan = execution.plan

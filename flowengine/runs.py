@@ -13,11 +13,11 @@ from .model import Workflow
 from .store import Store
 from .values import Value
 
-__all__ = ["ExecutionService", "Overloaded", "MANUAL_TRIGGER", "PRUNE_EVERY"]
+__all__ = ["ExecutionService", "Overloaded", "MANUAL_TRIGGER_JSON", "PRUNE_EVERY"]
 
 log = logging.getLogger("flowengine.runs")
 
-MANUAL_TRIGGER = {"type": "manual", "id": None}
+MANUAL_TRIGGER_JSON = serialise({"type": "manual", "id": None})  # what an API call starts
 PRUNE_EVERY = 100  # finished executions between two retention passes
 
 
@@ -79,16 +79,16 @@ class ExecutionService:
                 f"{len(self.engine.running)} executions are running and {self.queued_count} are queued"
                 " (FLOWENGINE_MAX_CONCURRENT_EXECUTIONS, FLOWENGINE_MAX_QUEUED_EXECUTIONS): try again later"
             )
-        trigger = trigger or MANUAL_TRIGGER
+        trigger_json = MANUAL_TRIGGER_JSON if trigger is None else serialise(trigger)
         execution = self.engine.start(
-            workflow, inputs, record=True, trigger=trigger, cached_outputs=cached_outputs
+            workflow, inputs, record=True, trigger_json=trigger_json, cached_outputs=cached_outputs
         )
         self._admitted[execution.id] = execution
         self.store.execution_started(
             execution.id,
             workflow.id,
             workflow.version,
-            execution.trigger_json or "null",
+            trigger_json,
             serialise({name: value.to_json() for name, value in inputs.items()}),
             utc_timestamp(),
             retry_of,

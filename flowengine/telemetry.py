@@ -64,7 +64,7 @@ class Telemetry:
     def record_execution(self, result: "ExecutionResult") -> None:
         self.executions.inc(workflow=result.workflow_id, status=result.status)
         self.execution_seconds.observe(result.duration_ms / 1000, workflow=result.workflow_id)
-        for node_type, status, duration_ms in result.node_outcomes:
+        for node_type, status, duration_ms in zip(result.node_types, result.node_statuses, result.node_durations):
             if status == "pending":
                 continue
             self.nodes.inc(node_type=node_type, status=status)

@@ -507,3 +507,18 @@ async def test_execute_response_text_is_canonical_json(client):
     assert response.status == 500 and list(body)[0] == "error" and "bad\n1" in body["error"]
     canonical = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     assert text == canonical.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def test_utc_timestamp_values():
+    from datetime import timedelta
+
+    from flowengine.events import utc_timestamp
+
+    second = 1_795_000_000  # 2026-11-18T11:06:40Z
+    assert utc_timestamp(second + 0.123) == "2026-11-18T11:06:40.123Z"  # not .122 from float error
+    assert utc_timestamp(second + 0.0) == "2026-11-18T11:06:40.000Z"
+    assert utc_timestamp(second + 0.9996) == "2026-11-18T11:06:40.999Z"  # never .1000
+    assert utc_timestamp(second + 1.5) == "2026-11-18T11:06:41.500Z"  # the cached second moves on
+    paris = timezone(timedelta(hours=1))
+    assert utc_timestamp(datetime(2026, 11, 18, 12, 6, 40, 123456, tzinfo=paris)) == "2026-11-18T11:06:40.123Z"
+    assert TIMESTAMP.match(utc_timestamp())
