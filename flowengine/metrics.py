@@ -126,8 +126,13 @@ class Counter(_Metric):
     def inc(self, amount: float = 1, **labels: object) -> None:
         if amount < 0:
             raise ValueError(f"counter {self.name!r} cannot go down (inc by {amount})")
-        key = self._key(labels)
-        self._values[key] = self._values.get(key, 0.0) + amount
+        self.inc_labels(self._key(labels), amount)
+
+    def inc_labels(self, values: LabelKey, amount: float = 1) -> None:
+        """``inc`` for a hot path that has the label values as strings, in the declared order,
+        and a non-negative amount: nothing is checked (a quarter of ``inc``'s cost)."""
+        counts = self._values
+        counts[values] = counts.get(values, 0.0) + amount
 
     def value(self, **labels: object) -> float:
         """The current value (0 for a label set never incremented); for tests and callers."""
@@ -244,10 +249,14 @@ class Histogram(_Metric):
     def observe(self, value: float, **labels: object) -> None:
         if value != value:
             raise ValueError(f"histogram {self.name!r}: cannot observe NaN")
-        key = self._key(labels)
-        series = self._series.get(key)
+        self.observe_labels(self._key(labels), value)
+
+    def observe_labels(self, values: LabelKey, value: float) -> None:
+        """``observe`` for a hot path that has the label values as strings, in the declared
+        order, and a number that is not NaN: nothing is checked."""
+        series = self._series.get(values)
         if series is None:
-            series = self._series[key] = _Series(len(self.buckets) + 1)
+            series = self._series[values] = _Series(len(self.buckets) + 1)
         # bisect_left: the first bound >= value, i.e. the smallest bucket with value <= le.
         # Past the last bound it lands on the +Inf slot.
         series.counts[bisect_left(self.buckets, value)] += 1

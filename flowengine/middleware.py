@@ -89,7 +89,7 @@ def make_middleware(requests: Counter) -> Any:
                 response.headers["Access-Control-Allow-Origin"] = "*"
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        requests.inc(route=route, method=request.method, status=str(response.status))
+        requests.inc_labels((route, request.method, str(response.status)))
         return response
 
     return middleware

@@ -62,14 +62,17 @@ class Telemetry:
         return self._runs.running_count if what == "running" else self._runs.queued_count
 
     def record_execution(self, result: "ExecutionResult") -> None:
-        self.executions.inc(workflow=result.workflow_id, status=result.status)
-        self.execution_seconds.observe(result.duration_ms / 1000, workflow=result.workflow_id)
+        # Called for every execution: the label values are strings already, so the unchecked
+        # *_labels forms are used.
+        workflow = (result.workflow_id,)
+        self.executions.inc_labels((result.workflow_id, result.status))
+        self.execution_seconds.observe_labels(workflow, result.duration_ms / 1000)
         for node_type, status, duration_ms in zip(result.node_types, result.node_statuses, result.node_durations):
             if status == "pending":
                 continue
-            self.nodes.inc(node_type=node_type, status=status)
+            self.nodes.inc_labels((node_type, status))
             if duration_ms is not None:
-                self.node_seconds.observe(duration_ms / 1000, node_type=node_type)
+                self.node_seconds.observe_labels((node_type,), duration_ms / 1000)
 
     async def handler(self, request: web.Request) -> web.Response:
         return web.Response(body=self.registry.render().encode("utf-8"), headers={"Content-Type": CONTENT_TYPE})

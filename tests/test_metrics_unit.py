@@ -372,3 +372,18 @@ def test_many_series_render_in_a_stable_order():
     assert first == registry.render()
     family = parse_exposition(first)["http_requests_total"]
     assert sum(family.samples.values()) == 50
+
+
+def test_unchecked_label_forms_update_the_same_series_as_the_checked_ones():
+    registry = Registry()
+    counter = registry.counter("jobs_total", "Jobs.", ("queue", "status"))
+    histogram = registry.histogram("job_seconds", "Job time.", ("queue",), buckets=(0.1, 1.0))
+    counter.inc(queue="a", status="ok")
+    counter.inc_labels(("a", "ok"), 2)
+    histogram.observe(0.05, queue="a")
+    histogram.observe_labels(("a",), 0.5)
+    assert counter.value(queue="a", status="ok") == 3
+    assert histogram.snapshot(queue="a") == (2, 0.55)
+    text = registry.render()
+    assert 'jobs_total{queue="a",status="ok"} 3' in text
+    assert 'job_seconds_bucket{queue="a",le="0.1"} 1' in text and 'job_seconds_bucket{queue="a",le="1.0"} 2' in text
