@@ -517,9 +517,10 @@ class _Attempt:
         if self.execution.stop_reason is not None:
             self.abort(self.execution.stop_message or "execution cancelled")
         self._pump()
-        # Shielded: if our caller is cancelled, ``done`` must stay pending so that the abort
-        # that follows still cancels the running nodes.
-        await asyncio.shield(self.done)
+        if not self.done.done():  # plain-function nodes only: often finished already
+            # Shielded: if our caller is cancelled, ``done`` must stay pending so that the abort
+            # that follows still cancels the running nodes.
+            await asyncio.shield(self.done)
 
     def abort(self, reason: str) -> None:
         """Stop starting nodes and cancel the running ones; ``reason`` becomes the error.
@@ -625,14 +626,7 @@ class _Attempt:
             return
 
         context = NodeContext(
-            node_id=node.id,
-            node_type=node.node_type,
-            execution_id=self.execution.id,
-            inputs=inputs,
-            config=config,
-            attempt=1,
-            http=self.execution.engine.http,
-            emit=self._emit_node_event,
+            node.id, node.node_type, self.execution.id, inputs, config, 1, self.execution.engine.http, self._emit_node_event
         )
         self.status[index] = RUNNING
         self.started_at[index] = started = time.perf_counter()

@@ -97,7 +97,10 @@ class ExecutionService:
 
     async def run(self, execution: Execution) -> ExecutionResult:
         try:
-            holds_slot = await self._wait_for_slot(execution)
+            if execution.stop_reason is None and not self._slots.locked():
+                holds_slot = await self._slots.acquire()  # a slot is free: no wait
+            else:
+                holds_slot = await self._wait_for_slot(execution)
             try:
                 result = await execution.run()
             finally:
@@ -116,13 +119,10 @@ class ExecutionService:
         return result
 
     async def _wait_for_slot(self, execution: Execution) -> bool:
-        """Take a slot, or give up waiting when the execution is cancelled while queued (it
+        """Wait for a slot (none is free now), or give up when the execution is cancelled while queued (it
         then runs without one, which stops it at once). Whether a slot was taken."""
         if execution.stop_reason is not None:
             return False  # cancelled before it was even queued
-        if not self._slots.locked():
-            await self._slots.acquire()
-            return True
         stopped = asyncio.get_running_loop().create_future()
         execution.stop_waiters.append(stopped)
         acquiring = asyncio.ensure_future(self._slots.acquire())

@@ -182,7 +182,6 @@ class NodeContext:
 
     def __init__(
         self,
-        *,
         node_id: str,
         node_type: str,
         execution_id: str,
