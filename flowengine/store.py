@@ -28,6 +28,10 @@ T = TypeVar("T")
 _Statement = tuple[str, tuple[Any, ...], int]
 _PRUNE = "-- prune --"  # marker statement: delete the surplus of finished executions
 
+# Under load, at most one history commit per this many seconds (see Store._pause). It bounds
+# how much finished history a crash of the process (not of the machine) can lose.
+COMMIT_INTERVAL = 0.02
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
     id TEXT PRIMARY KEY,
@@ -72,6 +76,11 @@ _EXECUTION_COLUMNS = (
 )
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _storable(text: str | None) -> str | None:
     """Text SQLite can store: a lone surrogate (from a node's output) becomes its escape."""
     return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -88,6 +97,8 @@ class Store:
         self._finished_rows = 0  # finished executions in the table; only the writer thread uses it
         self._unwritten_starts: dict[str, int] = {}  # execution id -> its INSERT's place in _pending
         self._flush: asyncio.Future[None] | None = None
+        self._hurry: asyncio.Future[None] | None = None  # ends the pause between two commits
+        self._urgent = False  # someone waits in flush(): commit without pauses
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -131,14 +142,19 @@ class Store:
             self._flush = asyncio.ensure_future(self._flush_pending())
 
     async def flush(self) -> None:
-        """Commit everything queued so far."""
+        """Commit everything queued so far, now."""
         while self._flush is not None:
+            self._urgent = True  # no pause between commits from now until the queue is empty
+            if self._hurry is not None and not self._hurry.done():
+                self._hurry.set_result(None)  # and cut one under way short
             await asyncio.shield(self._flush)
 
     async def _flush_pending(self) -> None:
         await asyncio.sleep(0)  # let writes queued in the same loop iteration join the batch
+        loop = asyncio.get_running_loop()
         try:
             while self._pending:
+                began = loop.time()
                 batch, self._pending = self._pending, []
                 self._unwritten_starts.clear()
                 try:
@@ -146,8 +162,26 @@ class Store:
                 except (sqlite3.Error, UnicodeError):
                     # One bad statement must not cost the whole batch: write them one by one.
                     await self._call(self._commit_each, batch)
+                if self._pending:
+                    await self._pause(loop, began + COMMIT_INTERVAL - loop.time())
         finally:
             self._flush = None
+            self._urgent = False
+
+    async def _pause(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        """Writes came in during the commit, so the server is busy: let more gather before the
+        next one. A commit costs about 40 µs whatever it holds (and the hand-over to the writer
+        thread as much again), so under load fewer, larger batches save several µs per
+        execution. A quiet server still commits at once, and ``flush`` cuts the pause short."""
+        if seconds <= 0 or self._urgent:
+            return
+        hurry = self._hurry = loop.create_future()
+        timer = loop.call_later(seconds, _resolve, hurry)
+        try:
+            await hurry
+        finally:
+            timer.cancel()
+            self._hurry = None
 
     def _commit(self, batch: list[_Statement]) -> None:
         db = self._db

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 
 import pytest
 
@@ -375,3 +376,33 @@ async def test_a_lone_surrogate_in_outputs_is_answered_and_recorded(make_client,
         record = await (await client.get(f"/api/executions/{result['execution_id']}")).json()
         assert record["status"] == "succeeded"
         assert record["nodes"][0]["outputs"]["text"]["value"] == "x\udc80y"
+
+
+async def test_history_commits_gather_under_load_and_flush_does_not_wait_for_the_pause(tmp_path, monkeypatch):
+    # Under load the store pauses between commits so batches grow (Store._pause); a reader
+    # (every history query flushes first) must never wait for that pause. With a 60 s pause a
+    # reader that waited would time out here.
+    from flowengine import store as store_module
+
+    monkeypatch.setattr(store_module, "COMMIT_INTERVAL", 60)
+    store = store_module.Store(str(tmp_path / "paced.db"))
+    await store.open()
+    commits: list[int] = []
+    commit = store._commit
+
+    def counting_commit(batch):
+        commits.append(len(batch))
+        time.sleep(0.003)  # a slow disk: writes come in while each commit is under way
+        commit(batch)
+
+    store._commit = counting_commit  # type: ignore[method-assign]
+    try:
+        for index in range(200):  # a write every millisecond or so, as requests arrive
+            store.execution_started(f"e{index:03d}", "wf", 1, '{"type":"manual","id":null}', "{}", "2026-11-28T12:00:00.000Z", None)
+            await asyncio.sleep(0.001)
+        rows = await asyncio.wait_for(store.list_executions(limit=500), 10)
+        assert sorted(row["id"] for row in rows) == [f"e{index:03d}" for index in range(200)]
+        assert sum(commits) == 200
+        assert len(commits) <= 5, commits  # without the pause: a commit every three writes or so
+    finally:
+        await asyncio.wait_for(store.close(), 10)
