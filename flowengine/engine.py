@@ -11,7 +11,6 @@ workflow-wide time limit, and the StopWorkflow / ContinueOnError / RetryWorkflow
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import operator
 import os
@@ -219,7 +218,6 @@ class ExecutionResult:
     node_types: list[str]
     node_statuses: list[str]
     node_durations: list[float | None]
-    nodes_json: str | None  # the per-node records as JSON text, when recorded for history
 
     @property
     def success(self) -> bool:
@@ -437,16 +435,11 @@ class Execution:
                 outputs[nodes[index].id] = attempt.encoded_outputs(index)
                 outputs_texts.append(f"{quote(nodes[index].id)}:{attempt.outputs_json(index)}")
         outputs_json = "{" + ",".join(outputs_texts) + "}"
-        nodes_json = None
-        if self.events.recorded is not None:  # per-node records are for the history only
-            nodes_json = attempt.records_json(started_wall - self.started)
         failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed]
         error = attempt.failure if status in ("failed", "cancelled", "interrupted") else None
         if secrets_resolved():  # a node may have echoed a secret: mask it in all we show
             outputs, failed_nodes = redact_json([outputs, failed_nodes])
             outputs_json = serialise(outputs)
-            if nodes_json is not None:
-                nodes_json = serialise(redact_json(json.loads(nodes_json)))
             error = None if error is None else redact_text(error)
         return ExecutionResult(
             self.id,
@@ -468,7 +461,6 @@ class Execution:
             plan.type_names,
             statuses,
             attempt.durations,
-            nodes_json,
         )
 
 
@@ -751,29 +743,8 @@ class _Attempt:
             encoded = self.encoded[index] = {port: value.to_json() for port, value in produced.items()}
         return encoded
 
-    def records_json(self, wall_offset: float) -> str:
-        """Every node's record for the history, as a JSON array (put together as text, like the
-        events, reusing each node's outputs text). ``wall_offset`` turns the perf_counter start
-        times into wall-clock ones."""
-        records = []
-        for index, node in enumerate(self.plan.nodes):
-            started_at = self.started_at[index]
-            duration_ms = self.durations[index]
-            error = self.errors.get(index)
-            records.append(
-                f'{{"node_id":{quote(node.id)},"node_type":"{node.node_type}","status":"{self.status[index]}",'
-                f'"attempts":{self.node_attempts[index]},'
-                f'"started_at":{"null" if started_at is None else quote(utc_timestamp(wall_offset + started_at))},'
-                f'"duration_ms":{"null" if duration_ms is None else repr(duration_ms)},'
-                f'"outputs":{"null" if self.outputs[index] is None else self.outputs_json(index)},'
-                f'"error":{"null" if error is None else quote(error)},'
-                f'"cached":{"true" if index in self.cached else "false"}}}'
-            )
-        text = "[" + ",".join(records) + "]"
-        return text if text.isascii() else utf8_safe(text)
-
     def outputs_json(self, index: int) -> str:
-        """The same as JSON text, made once for the NodeCompleted event and the node record."""
+        """The same as JSON text, made once for the NodeCompleted event and the result."""
         text = self.encoded_text[index]
         if text is None:
             text = self.encoded_text[index] = serialise(self.encoded_outputs(index))
@@ -789,7 +760,10 @@ class _Attempt:
         if status == SUCCEEDED:
             self.outputs[index] = payload
             if events.wanted:
-                fields = f'"node_id":{quote(node.id)},"outputs":{self.outputs_json(index)},"duration_ms":{duration_ms!r}'
+                fields = (
+                    f'"node_id":{quote(node.id)},"outputs":{self.outputs_json(index)},"duration_ms":{duration_ms!r},'
+                    f'"attempts":{self.node_attempts[index]}'
+                )
                 events.emit_text("NodeCompleted", fields + ',"cached":true' if index in self.cached else fields)
             else:
                 events.skip()
@@ -802,6 +776,7 @@ class _Attempt:
                     "node_type": node.node_type,
                     "error": payload,
                     "duration_ms": duration_ms,
+                    "attempts": self.node_attempts[index],
                     **({"cancelled": True} if status == CANCELLED else {}),
                 },
             )
@@ -812,7 +787,7 @@ class _Attempt:
     def _skip(self, index: int, reason: str) -> None:
         self.status[index] = SKIPPED
         node = self.plan.nodes[index]
-        self.events.emit("NodeSkipped", {"node_id": node.id, "reason": reason})
+        self.events.emit("NodeSkipped", {"node_id": node.id, "node_type": node.node_type, "reason": reason})
         self._release(index)
 
     def _release(self, index: int) -> None:

@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS executions (
     duration_ms REAL,
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
-    nodes TEXT,
+    nodes TEXT,  -- only in rows written by 0.1.0 before node records came from the events
     events TEXT,
     retry_of TEXT
 );
@@ -321,7 +321,8 @@ class Store:
         )
 
     def execution_finished(self, result: "ExecutionResult", events_json: str) -> None:
-        """Record how an execution ended, with its node records and events (JSON text)."""
+        """Record how an execution ended, with its events (JSON text). The per-node records are
+        not stored: they are folded from the events when read (history.node_records)."""
         outcome = (
             result.status,
             result.started_at,
@@ -329,7 +330,6 @@ class Store:
             result.duration_ms,
             _storable(result.error),
             result.attempts,
-            result.nodes_json,
             events_json,
         )
         position = self._unwritten_starts.pop(result.execution_id, None)
@@ -337,15 +337,15 @@ class Store:
             _, started, _ = self._pending[position]
             self._pending[position] = (
                 "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, retry_of, status,"
-                " started_at, finished_at, duration_ms, error, attempts, nodes, events)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " started_at, finished_at, duration_ms, error, attempts, events)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 started[:6] + outcome,
                 1,
             )
             return
         self.write(
             "UPDATE executions SET status = ?, started_at = ?, finished_at = ?, duration_ms = ?, error = ?,"
-            " attempts = ?, nodes = ?, events = ? WHERE id = ?",
+            " attempts = ?, events = ? WHERE id = ?",
             (*outcome, result.execution_id),
             finished_delta=1,
         )
@@ -395,9 +395,10 @@ class Store:
         )
 
     async def get_execution(self, execution_id: str) -> dict[str, Any] | None:
-        """The execution's row, with its inputs and node records (as JSON text)."""
+        """The execution's row, with its inputs, events and (rows written before node records
+        were folded from the events) node records, as JSON text."""
         rows = await self._query(
-            f"SELECT {_EXECUTION_COLUMNS}, inputs, nodes FROM executions WHERE id = ?", (execution_id,)
+            f"SELECT {_EXECUTION_COLUMNS}, inputs, events, nodes FROM executions WHERE id = ?", (execution_id,)
         )
         return rows[0] if rows else None
 

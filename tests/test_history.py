@@ -13,7 +13,7 @@ from conftest import execute, link, node, register
 from flowengine.app import make_app
 from flowengine.errors import NodeError
 from flowengine.nodes import NodeType, Port
-from flowengine.state import REGISTRY
+from flowengine.state import REGISTRY, STORE
 
 
 def _counting_types(calls: dict[str, int], fail: dict[str, bool]) -> list[NodeType]:
@@ -406,3 +406,139 @@ async def test_history_commits_gather_under_load_and_flush_does_not_wait_for_the
         assert len(commits) <= 5, commits  # without the pause: a commit every three writes or so
     finally:
         await asyncio.wait_for(store.close(), 10)
+
+
+# -- node records, folded from the recorded events (history.node_records) ---------------------
+
+
+def _record_of(record: dict) -> dict[str, dict]:
+    return {entry["node_id"]: entry for entry in record["nodes"]}
+
+
+async def test_node_records_of_every_outcome_in_workflow_order(client):
+    # ContinueOnError: one node fails, the node after it is skipped, the others succeed.
+    document = {
+        "name": "outcomes",
+        "nodes": [
+            node("ok", "transform.set", text="{}"),
+            node("bad", "transform.json_parse", json="{not json"),
+            node("after_bad", "debug.log"),
+            node("parse", "transform.json_parse"),
+        ],
+        "connections": [link("bad", "parsed", "after_bad", "message"), link("ok", "text", "parse", "json")],
+        "settings": {"on_error": "ContinueOnError"},
+    }
+    workflow_id = await register(client, document)
+    result = await execute(client, workflow_id)
+    record = await (await client.get(f"/api/executions/{result['execution_id']}")).json()
+    assert [entry["node_id"] for entry in record["nodes"]] == ["ok", "bad", "after_bad", "parse"]
+    events = await (await client.get(f"/api/executions/{result['execution_id']}/events")).json()
+    started = {event["node_id"]: event for event in events if event["type"] == "NodeStarted"}
+    by_id = _record_of(record)
+    assert by_id["ok"] == {
+        "node_id": "ok",
+        "node_type": "transform.set",
+        "status": "succeeded",
+        "attempts": 1,
+        "started_at": started["ok"]["timestamp"],
+        "duration_ms": by_id["ok"]["duration_ms"],
+        "outputs": {"text": {"type": "String", "value": "{}"}},
+        "error": None,
+        "cached": False,
+    }
+    assert by_id["bad"]["status"] == "failed" and "not valid JSON" in by_id["bad"]["error"]
+    assert by_id["bad"]["node_type"] == "transform.json_parse" and by_id["bad"]["attempts"] == 1
+    assert by_id["bad"]["outputs"] is None and by_id["bad"]["duration_ms"] >= 0
+    assert by_id["after_bad"] == {
+        "node_id": "after_bad",
+        "node_type": "debug.log",
+        "status": "skipped",
+        "attempts": 0,
+        "started_at": None,
+        "duration_ms": None,
+        "outputs": None,
+        "error": None,
+        "cached": False,
+    }
+    assert by_id["parse"]["status"] == "succeeded" and by_id["parse"]["outputs"] == {"parsed": {"type": "Json", "value": {}}}
+
+
+async def test_node_records_list_nodes_that_never_started_as_pending(client):
+    document = {
+        "name": "stops",
+        "nodes": [node("bad", "transform.json_parse", json="{not json"), node("later", "debug.log")],
+        "connections": [link("bad", "parsed", "later", "message")],
+    }
+    workflow_id = await register(client, document)
+    result = await execute(client, workflow_id, expect=500)
+    by_id = _record_of(await (await client.get(f"/api/executions/{result['execution_id']}")).json())
+    assert by_id["bad"]["status"] == "failed"
+    assert by_id["later"]["status"] == "pending" and by_id["later"]["node_type"] == "debug.log"
+
+    # Replaced by a new version: the record still lists the nodes of the version that ran.
+    document.update(id=workflow_id, nodes=[node("other", "debug.log")], connections=[])
+    assert (await client.put(f"/api/workflows/{workflow_id}", json=document)).status == 200
+    by_id = _record_of(await (await client.get(f"/api/executions/{result['execution_id']}")).json())
+    assert set(by_id) == {"bad", "later"}
+
+    # Deleted (its versions too): only the nodes the events speak of are left.
+    assert (await client.delete(f"/api/workflows/{workflow_id}")).status == 200
+    record = await (await client.get(f"/api/executions/{result['execution_id']}")).json()
+    assert [entry["node_id"] for entry in record["nodes"]] == ["bad"]
+
+
+async def test_node_records_count_node_retries_and_keep_only_the_last_workflow_attempt(client):
+    calls = {"count": 0}
+
+    def fails_twice(ctx):
+        calls["count"] += 1
+        if calls["count"] % 3:
+            raise NodeError("not yet")
+        return {"value": calls["count"]}
+
+    client.app[REGISTRY].register(NodeType("test.fails_twice", "fails twice", "test", fails_twice, outputs=(Port("value"),)))
+    retried = {"id": "retried", "node_type": "test.fails_twice", "retry_policy": {"max_attempts": 3, "delay_ms": 0}}
+    workflow_id = await register(client, {"name": "retries", "nodes": [retried]})
+    result = await execute(client, workflow_id)
+    by_id = _record_of(await (await client.get(f"/api/executions/{result['execution_id']}")).json())
+    assert by_id["retried"]["attempts"] == 3 and by_id["retried"]["status"] == "succeeded"
+
+    # RetryWorkflow: in the first workflow attempt "first" succeeds and "second" fails; in the
+    # second (last) one "first" fails, so "second" never starts. The record is the last attempt's.
+    runs = {"count": 0}
+
+    def works_once(ctx):
+        runs["count"] += 1
+        if runs["count"] > 1:
+            raise NodeError("broke")
+        return {"value": "{not json"}
+
+    client.app[REGISTRY].register(NodeType("test.works_once", "works once", "test", works_once, outputs=(Port("value"),)))
+    document = {
+        "name": "workflow retries",
+        "nodes": [{"id": "first", "node_type": "test.works_once"}, node("second", "transform.json_parse")],
+        "connections": [link("first", "value", "second", "json")],
+        "settings": {"on_error": {"RetryWorkflow": {"max_attempts": 2}}},
+    }
+    workflow_id = await register(client, document)
+    result = await execute(client, workflow_id, expect=500)
+    assert result["attempts"] == 2
+    by_id = _record_of(await (await client.get(f"/api/executions/{result['execution_id']}")).json())
+    assert by_id["first"]["status"] == "failed" and by_id["first"]["error"] == "broke"
+    assert by_id["second"]["status"] == "pending" and by_id["second"]["error"] is None
+
+
+async def test_rows_with_stored_node_records_are_still_read(client):
+    # Rows written before node records were folded from the events kept them in a column.
+    legacy = [{"node_id": "a", "node_type": "debug.log", "status": "succeeded", "attempts": 1, "started_at": "2026-11-28T10:00:00.000Z",
+               "duration_ms": 0.5, "outputs": {"message": {"type": "String", "value": "old"}}, "error": None, "cached": False}]
+    store = client.app[STORE]
+    await store._transaction([(
+        "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, status, started_at, finished_at,"
+        " duration_ms, attempts, nodes, events) VALUES ('legacy', 'gone', 1, '{\"type\":\"manual\",\"id\":null}', '{}',"
+        " 'succeeded', '2026-11-28T10:00:00.000Z', '2026-11-28T10:00:00.001Z', 0.9, 1, ?, '[]')",
+        (json.dumps(legacy),),
+        1,
+    )])
+    record = await (await client.get("/api/executions/legacy")).json()
+    assert record["nodes"] == legacy
