@@ -361,8 +361,12 @@ class Execution:
         settings = plan.workflow.settings
         started_wall = time.time()
         self.started = time.perf_counter()
+        started_at = utc_timestamp(started_wall)
         engine.running[self.id] = self
-        events.emit_text("WorkflowStarted", "" if self.trigger_json is None else f'"trigger":{self.trigger_json}')
+        # The first and last events carry the execution's started_at and finished_at exactly.
+        events.emit_text(
+            "WorkflowStarted", "" if self.trigger_json is None else f'"trigger":{self.trigger_json}', started_at
+        )
         timer = None
         max_attempts = settings.retry_workflow_attempts if settings.on_error == "RetryWorkflow" else 1
         attempt = self.attempt = _Attempt(self)
@@ -399,17 +403,18 @@ class Execution:
                 timer.cancel()
             engine.running.pop(self.id, None)
             attempt.close()
-            result = self.result = self._result(attempt, started_wall, time.perf_counter() - self.started)
+            result = self.result = self._result(attempt, started_at, started_wall, time.perf_counter() - self.started)
             events.emit_text(
                 "WorkflowCompleted",
                 f'"success":{"true" if result.success else "false"},"status":"{result.status}",'
                 f'"duration_ms":{result.duration_ms!r}',
+                result.finished_at,
             )
             self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
             self.finished.set_result(result)
         return result
 
-    def _result(self, attempt: "_Attempt", started_wall: float, elapsed: float) -> ExecutionResult:
+    def _result(self, attempt: "_Attempt", started_at: str, started_wall: float, elapsed: float) -> ExecutionResult:
         plan = self.plan
         nodes = plan.nodes
         statuses = attempt.status
@@ -446,7 +451,7 @@ class Execution:
             plan.workflow.id,
             plan.workflow.version,
             status,
-            utc_timestamp(started_wall),
+            started_at,
             utc_timestamp(started_wall + elapsed),
             round(elapsed * 1000, 3),
             completed,

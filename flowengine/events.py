@@ -465,14 +465,18 @@ class ExecutionEvents:
             return
         self.emit_text(event_type, serialise(fields)[1:-1] if fields else "")
 
-    def emit_text(self, event_type: str, fields: str) -> None:
+    def emit_text(self, event_type: str, fields: str, timestamp: str | None = None) -> None:
         """Publish an event whose fields are given as JSON object members, already encoded
-        (``'"node_id":"a","duration_ms":1.5'``, or ``""`` for none)."""
+        (``'"node_id":"a","duration_ms":1.5'``, or ``""`` for none). ``timestamp`` is now
+        unless given (``utc_timestamp`` text)."""
         self.seq += 1
         if self._unwanted(event_type):
             return
         separator = "," if fields else ""
-        text = f'{{"type":"{event_type}{self._head}{self.seq}{separator}{fields},"timestamp":"{utc_timestamp()}"}}'
+        text = (
+            f'{{"type":"{event_type}{self._head}{self.seq}{separator}{fields},'
+            f'"timestamp":"{timestamp or utc_timestamp()}"}}'
+        )
         if not text.isascii():
             text = utf8_safe(text)
         if secrets_active():

@@ -91,6 +91,8 @@ async def test_execution_is_recorded_with_nodes_inputs_and_events(client):
     assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
     assert events[0]["type"] == "WorkflowStarted" and events[-1]["type"] == "WorkflowCompleted"
     assert events[0]["trigger"] == {"type": "manual", "id": None}
+    # The first and last events are stamped with the execution's own start and finish times.
+    assert (events[0]["timestamp"], events[-1]["timestamp"]) == (record["started_at"], record["finished_at"])
 
 
 async def test_unknown_execution_is_404(client):
