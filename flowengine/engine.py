@@ -306,7 +306,7 @@ class Execution:
     # Slots: an execution is made per request, and slot attributes are set and read faster.
     __slots__ = (
         "engine", "plan", "inputs", "events", "id", "trigger_json", "cached_outputs", "attempt", "attempts",
-        "stop_reason", "stop_message", "result", "finished", "stop_waiters", "started",
+        "stop_reason", "stop_message", "result", "_finished", "stop_waiters", "started",
     )
 
     def __init__(
@@ -330,9 +330,18 @@ class Execution:
         self.stop_reason: str | None = None  # "cancelled", "interrupted" or "timeout" once stopped
         self.stop_message: str | None = None  # why, for an attempt that starts after the stop
         self.result: ExecutionResult | None = None
-        self.finished = asyncio.get_running_loop().create_future()
+        self._finished: asyncio.Future[ExecutionResult] | None = None  # made when first asked for
         self.stop_waiters: list[asyncio.Future[None]] = []  # woken by cancel(), e.g. in a queue
         self.started = 0.0  # perf_counter at the start of run(): node start times count from it
+
+    @property
+    def finished(self) -> "asyncio.Future[ExecutionResult]":
+        """Done, with the result, when the execution has ended."""
+        if self._finished is None:
+            self._finished = asyncio.get_running_loop().create_future()
+            if self.result is not None:
+                self._finished.set_result(self.result)
+        return self._finished
 
     def cancel(self, reason: str = "execution cancelled", *, status: str = "cancelled") -> bool:
         """Stop the execution: running nodes are cancelled and no new ones start. ``status``
@@ -411,7 +420,8 @@ class Execution:
                 result.finished_at,
             )
             self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
-            self.finished.set_result(result)
+            if self._finished is not None:
+                self._finished.set_result(result)
         return result
 
     def _result(self, attempt: "_Attempt", started_at: str, started_wall: float, elapsed: float) -> ExecutionResult:

@@ -2,8 +2,10 @@
 
 All SQLite work runs on one dedicated thread, so the event loop never waits on the disk.
 Writes of execution history are queued and committed in batches (one transaction for
-everything queued since the last commit); workflow writes are committed before the request
-that made them is answered. The database is in WAL mode.
+everything queued since the last commit; under load at most one per COMMIT_INTERVAL, see
+``Store._pause``); workflow writes, and every read, commit what is queued first. The database
+is in WAL mode. An execution's row holds its events; its per-node records are folded from them
+when read (``history.node_records``).
 """
 
 from __future__ import annotations
