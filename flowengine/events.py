@@ -48,7 +48,30 @@ EVENT_TYPES = (
 log = logging.getLogger("flowengine.events")
 
 # allow_nan=False: NaN and Infinity are not JSON and would break a browser's JSON.parse.
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _make_dumps() -> Callable[[Any], str]:
+    """``_encoder.encode``, minus its set-up. For a small document most of json.dumps's time
+    goes into building the C encoder it then calls once (about 1 µs of 1.6); here the C
+    encoder is built once and reused. It is the one json.dumps builds, but with no
+    circular-reference check (``markers=None``), which is what makes it reusable: a circular
+    structure then fails with RecursionError instead of ValueError, and cannot come from JSON or
+    from typed values anyway. Without the C accelerator, the encoder's own ``encode``."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _encoder.encode
+    encode = make(None, _encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+
+    def dumps(document: Any) -> str:
+        if isinstance(document, str):
+            return json.encoder.encode_basestring(document)
+        return "".join(encode(document, 0))
+
+    return dumps
+
+
+_dumps = _make_dumps()
 
 
 def _plain(item: Any) -> Any:
@@ -70,7 +93,7 @@ def serialise(event: dict[str, Any]) -> str:
     node that emitted it, nor only when someone happens to be listening."""
     try:
         text = _dumps(event)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         text = _dumps(_plain(event))
     return text if text.isascii() else utf8_safe(text)
 

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any
 
@@ -522,3 +523,24 @@ def test_utc_timestamp_values():
     paris = timezone(timedelta(hours=1))
     assert utc_timestamp(datetime(2026, 11, 18, 12, 6, 40, 123456, tzinfo=paris)) == "2026-11-18T11:06:40.123Z"
     assert TIMESTAMP.match(utc_timestamp())
+
+
+def test_serialise_is_the_compact_json_encoding_and_turns_odd_values_into_text():
+    from flowengine.events import serialise
+
+    documents = [
+        {"a": 1, "b": [1.5, 2e-7, 1e300, -0.0, True, None, 'é\n"\\', {"x": {}}]},
+        [],
+        {},
+        "text",
+        12,
+        None,
+        {1: "number keys", 2.5: "become", None: "strings"},
+        [[[["deep"]]]],
+    ]
+    for document in documents:
+        assert serialise(document) == json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    # What JSON cannot hold becomes text rather than an error (an event must never fail a node).
+    assert serialise({"nan": float("nan"), "inf": float("inf")}) == '{"nan":"nan","inf":"inf"}'
+    assert serialise({"path": Path("/tmp/x")}) == '{"path":"/tmp/x"}'
+    assert serialise({"lone": "a\ud800b"}) == '{"lone":"a\\ud800b"}'  # a lone surrogate, escaped
