@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import operator
 import os
 import time
 from collections import abc, deque
@@ -121,51 +120,73 @@ class Plan:
     @classmethod
     def _build(cls, workflow: Workflow, registry: NodeRegistry) -> "Plan":
         nodes = workflow.nodes
-        node_types = []
-        for node in nodes:
-            node_type = registry.get(node.node_type)
-            if node_type is None:
-                raise LookupError(f"node {node.id!r}: node type {node.node_type!r} is not available")
-            node_types.append(node_type)
         count = len(nodes)
-        edges = [
-            (connection.to_index, (connection.from_index, connection.from_port, connection.to_port))
-            for connection in workflow.connections
-        ]
-        incoming_start, incoming = _rows(count, edges)
-        # Two connections between the same pair of nodes are one dependency.
-        links = list(dict.fromkeys((source, target) for target, (source, _, _) in edges))
-        successor_start, successors = _rows(count, links)
+        connections = workflow.connections
+        # Node i's incoming connections, in document order: a counting sort by target.
+        incoming_start = _row_starts(count, [connection.to_index for connection in connections])
+        incoming: list[Any] = [None] * len(connections)
+        place = incoming_start[:-1]
+        for connection in connections:
+            target = connection.to_index
+            incoming[place[target]] = (connection.from_index, connection.from_port, connection.to_port)
+            place[target] += 1
+        # Two connections between the same pair of nodes are one dependency: distinct pairs,
+        # kept as one number each (source * count + target) rather than a tuple.
+        links = list(dict.fromkeys([connection.from_index * count + connection.to_index for connection in connections]))
+        sources = [link // count for link in links]
+        successor_start = _row_starts(count, sources)
+        successors = [0] * len(links)
+        place = successor_start[:-1]
         predecessor_count = [0] * count
-        for _, target in links:
+        for link, source in zip(links, sources):
+            target = link - source * count
+            successors[place[source]] = target
+            place[source] += 1
             predecessor_count[target] += 1
-        # What nodes of one type share (accepted input names, config defaults) is built once
-        # per type, not once per node: a 50,000-node workflow has a handful of types.
-        shared_accepted: dict[str, frozenset[str] | None] = {}
-        shared_defaults: dict[str, dict[str, Value]] = {}
+        # What nodes of one type share (accepted input names, config defaults, whether those
+        # hold secrets) is worked out once per type, not once per node: a 50,000-node workflow
+        # has a handful of types. One pass over the nodes, since at that size each pass over
+        # 50,000 scattered objects costs more in memory traffic than in instructions.
+        shared: dict[str, tuple[NodeType, frozenset[str] | None, dict[str, Value], bool]] = {}
+        node_types: list[NodeType] = []
+        type_names: list[str] = []
         accepted: list[frozenset[str] | None] = []
         base_config: list[dict[str, Value]] = []
-        for node, node_type in zip(nodes, node_types):
+        has_secrets: list[bool] = []
+        for node in nodes:
+            type_name = node.node_type
+            known = shared.get(type_name)
+            if known is None:
+                node_type = registry.get(type_name)
+                if node_type is None:
+                    raise LookupError(f"node {node.id!r}: node type {type_name!r} is not available")
+                defaults = {key.name: to_value(key.default) for key in node_type.config if key.default is not None}
+                known = shared[type_name] = (
+                    node_type,
+                    None if node_type.any_inputs else frozenset(port.name for port in node_type.inputs),
+                    defaults,
+                    _holds_secrets(defaults),
+                )
+            node_type, type_accepted, defaults, defaults_secret = known
+            node_types.append(node_type)
+            type_names.append(type_name)
             if node_type.dynamic_inputs is not None and not node_type.any_inputs:
                 names = {port.name for port in node_type.inputs} | node_type.dynamic_inputs(node.config)
                 accepted.append(frozenset(names))
             else:
-                if node_type.type not in shared_accepted:
-                    shared_accepted[node_type.type] = (
-                        None if node_type.any_inputs else frozenset(port.name for port in node_type.inputs)
-                    )
-                accepted.append(shared_accepted[node_type.type])
-            defaults = shared_defaults.get(node_type.type)
-            if defaults is None:
-                defaults = shared_defaults[node_type.type] = {
-                    key.name: to_value(key.default) for key in node_type.config if key.default is not None
-                }
-            base_config.append({**defaults, **node.config} if node.config else defaults)
+                accepted.append(type_accepted)
+            if node.config:
+                config = {**defaults, **node.config}
+                base_config.append(config)
+                has_secrets.append(_holds_secrets(config))
+            else:
+                base_config.append(defaults)
+                has_secrets.append(defaults_secret)
         return cls(
             workflow=workflow,
             nodes=nodes,
             node_types=node_types,
-            type_names=[node.node_type for node in nodes],
+            type_names=type_names,
             incoming_start=incoming_start,
             incoming=incoming,
             successor_start=successor_start,
@@ -175,25 +196,24 @@ class Plan:
             sinks=[i for i in range(len(nodes)) if successor_start[i] == successor_start[i + 1]],
             accepted_inputs=accepted,
             base_config=base_config,
-            has_secrets=[any(secret_names(value) for value in config.values()) for config in base_config],
+            has_secrets=has_secrets,
         )
 
 
-def _rows(count: int, pairs: list[tuple[int, Any]]) -> tuple[list[int], list[Any]]:
-    """Group ``(row, item)`` pairs by row, keeping each row's items in their original order:
-    row i's items are ``items[starts[i]:starts[i + 1]]``. The sort is stable and, for the
-    usual document where connections come roughly in node order, close to linear; it also
-    reads and writes memory in order, which at 50,000 nodes matters more than the count."""
-    pairs = sorted(pairs, key=_row_of)
+def _holds_secrets(config: dict[str, Value]) -> bool:
+    return any(secret_names(value) for value in config.values())
+
+
+def _row_starts(count: int, rows: list[int]) -> list[int]:
+    """Where each row begins when items are grouped by row (``rows[k]`` is item k's row):
+    row i's items go to ``[starts[i]:starts[i + 1]]``. Counting, not sorting: linear, and it
+    allocates nothing per item, which at 50,000 nodes matters more than the count of steps."""
     starts = [0] * (count + 1)
-    for row, _ in pairs:
+    for row in rows:
         starts[row + 1] += 1
     for row in range(count):
         starts[row + 1] += starts[row]
-    return starts, [item for _, item in pairs]
-
-
-_row_of = operator.itemgetter(0)
+    return starts
 
 
 @dataclass(slots=True)
