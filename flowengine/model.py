@@ -73,7 +73,7 @@ class RetryPolicy:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     id: str
     node_type: str
@@ -95,7 +95,7 @@ class Node:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Connection:
     from_node: str
     from_port: str
