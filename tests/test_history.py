@@ -143,7 +143,8 @@ async def test_list_filters_and_cursor_pagination(client):
 
 
 async def test_wait_false_answers_202_then_completes(client):
-    workflow_id = await register(client, _slow(delay_ms=50))
+    # Half a second: the GET below must come while it runs, even on a busy machine.
+    workflow_id = await register(client, _slow(delay_ms=500))
     response = await client.post(f"/api/workflows/{workflow_id}/execute?wait=false", json={})
     assert response.status == 202
     body = await response.json()
