@@ -12,11 +12,11 @@ from .engine import EXECUTION_STATUSES, Execution
 from .errors import ValidationError
 from .handlers import answer_execution, start_execution
 from .http_json import ClientError, json_response, json_text_response, query_bool, query_int, read_json
+from .records import node_records
 from .state import CATALOG, RUNS, STORE
 from .values import Value, decode_value
 
 __all__ = [
-    "node_records",
     "list_executions",
     "get_execution",
     "get_execution_events",
@@ -79,82 +79,24 @@ async def get_execution(request: web.Request) -> web.Response:
 
 
 async def _node_records(request: web.Request, row: dict[str, Any]) -> list[dict[str, Any]]:
-    """A finished execution's per-node records."""
-    if row["nodes"] is not None:  # a row from before records were folded from the events
+    """A finished execution's per-node records: stored with the row when the execution ended
+    before every node had run (and in rows from before records were folded from the events),
+    else folded from its events."""
+    if row["nodes"] is not None:
         return json.loads(row["nodes"])
-    nodes = await _workflow_nodes(request, row["workflow_id"], row["workflow_version"])
+    nodes = await _workflow_nodes(request, row)
     return node_records(json.loads(row["events"] or "[]"), nodes)
 
 
-async def _workflow_nodes(request: web.Request, workflow_id: str, version: int) -> list[tuple[str, str]] | None:
-    """(id, node type) of every node of that workflow version, in document order; None when
-    the workflow has been deleted since."""
-    current = request.app[CATALOG].get(workflow_id)
-    if current is not None and current.version == version:
-        return [(node.id, node.node_type) for node in current.nodes]
-    kept = await request.app[STORE].workflow_version(workflow_id, version)
-    if kept is None:
+async def _workflow_nodes(request: web.Request, row: dict[str, Any]) -> list[tuple[str, str]] | None:
+    """(id, node type) of every node of the workflow version the execution ran, in document
+    order; None when that document is gone (the workflow was deleted, perhaps re-created
+    since: a re-created workflow starts again at version 1, so a version whose document is
+    younger than the execution is another workflow's)."""
+    kept = await request.app[STORE].workflow_version(row["workflow_id"], row["workflow_version"])
+    if kept is None or kept["created_at"] > row["started_at"]:
         return None
     return [(node["id"], node["node_type"]) for node in json.loads(kept["document"]).get("nodes", ())]
-
-
-def node_records(events: list[dict[str, Any]], nodes: list[tuple[str, str]] | None) -> list[dict[str, Any]]:
-    """Per-node records folded from an execution's events: status, attempts, start time,
-    duration, outputs, error, whether the outputs were cached.
-
-    The history stores the events, not the records as well (writing both cost each execution
-    about 4 µs): the records say nothing the events do not. Only the last workflow attempt
-    counts (a NodeEvent with no node_id is RetryWorkflow starting the workflow again). Nodes
-    that never started are ``pending``; ``nodes`` gives them and the order (the workflow's), and
-    when it is None (the workflow was deleted) only nodes that have events are listed."""
-    records: dict[str, dict[str, Any]] = {}
-    for event in events:
-        kind = event.get("type")
-        node_id = event.get("node_id")
-        if kind == "NodeEvent":
-            if node_id is None:
-                records.clear()
-            continue
-        if kind not in _NODE_OUTCOMES:
-            continue
-        entry = records.get(node_id)  # type: ignore[arg-type]
-        if entry is None:
-            entry = records[node_id] = _pending(node_id, event.get("node_type"))  # type: ignore[index, arg-type]
-        if kind == "NodeStarted":
-            entry.update(node_type=event.get("node_type"), status="running", started_at=event.get("timestamp"), attempts=1)
-            continue
-        entry.update(status=_NODE_OUTCOMES[kind], duration_ms=event.get("duration_ms"))
-        if "attempts" in event:
-            entry["attempts"] = event["attempts"]
-        if kind == "NodeCompleted":
-            entry.update(outputs=event.get("outputs"), cached=bool(event.get("cached")))
-        elif kind == "NodeFailed":
-            entry.update(node_type=event.get("node_type"), error=event.get("error"))
-            if event.get("cancelled"):
-                entry["status"] = "cancelled"
-        else:  # NodeSkipped
-            entry["node_type"] = event.get("node_type", entry["node_type"])
-    if nodes is None:
-        return list(records.values())
-    listed = [records.pop(node_id, None) or _pending(node_id, node_type) for node_id, node_type in nodes]
-    return listed + list(records.values())
-
-
-_NODE_OUTCOMES = {"NodeStarted": "running", "NodeCompleted": "succeeded", "NodeFailed": "failed", "NodeSkipped": "skipped"}
-
-
-def _pending(node_id: str, node_type: str | None) -> dict[str, Any]:
-    return {
-        "node_id": node_id,
-        "node_type": node_type,
-        "status": "pending",
-        "attempts": 0,
-        "started_at": None,
-        "duration_ms": None,
-        "outputs": None,
-        "error": None,
-        "cached": False,
-    }
 
 
 async def get_execution_events(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ background, cancellable, and stopped as ``interrupted`` when the server shuts do
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import deque
 from typing import Any, Callable
@@ -11,6 +12,7 @@ from typing import Any, Callable
 from .engine import Engine, Execution, ExecutionResult
 from .events import serialise, utc_timestamp
 from .model import Workflow
+from .records import node_records
 from .store import Store
 from .values import Value
 
@@ -153,7 +155,14 @@ class ExecutionService:
             self._admitted.pop(execution.id, None)
         for listener in self.on_finished:
             listener(result)
-        self.store.execution_finished(result, execution.events.recorded_json())
+        events_json = execution.events.recorded_json()
+        nodes_json = None
+        if "pending" in result.node_statuses:
+            # It ended before every node ran, so the events do not name every node, and the
+            # workflow's document may be gone by the time someone reads the record: store it.
+            workflow_nodes = [(node.id, node.node_type) for node in execution.plan.nodes]
+            nodes_json = serialise(node_records(json.loads(events_json), workflow_nodes))
+        self.store.execution_finished(result, events_json, nodes_json)
         self._since_prune += 1
         if self._since_prune >= self._prune_every:
             self._since_prune = 0

@@ -5,7 +5,7 @@ Writes of execution history are queued and committed in batches (one transaction
 everything queued since the last commit; under load at most one per COMMIT_INTERVAL, see
 ``Store._pause``); workflow writes, and every read, commit what is queued first. The database
 is in WAL mode. An execution's row holds its events; its per-node records are folded from them
-when read (``history.node_records``).
+when read (records.py), or stored too when they cannot be.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS executions (
     duration_ms REAL,
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
-    nodes TEXT,  -- only in rows written by 0.1.0 before node records came from the events
+    nodes TEXT,  -- per-node records, only when the events cannot give them (records.py)
     events TEXT,
     retry_of TEXT
 );
@@ -335,9 +335,9 @@ class Store:
             (execution_id, workflow_id, workflow_version, trigger_json, inputs_json, retry_of, started_at),
         )
 
-    def execution_finished(self, result: "ExecutionResult", events_json: str) -> None:
-        """Record how an execution ended, with its events (JSON text). The per-node records are
-        not stored: they are folded from the events when read (history.node_records)."""
+    def execution_finished(self, result: "ExecutionResult", events_json: str, nodes_json: str | None) -> None:
+        """Record how an execution ended, with its events and, when they cannot be folded back
+        from the events (see records.py), its per-node records (JSON text)."""
         outcome = (
             result.status,
             result.started_at,
@@ -345,6 +345,7 @@ class Store:
             result.duration_ms,
             _storable(result.error),
             result.attempts,
+            nodes_json,
             events_json,
         )
         position = self._unwritten_starts.pop(result.execution_id, None)
@@ -352,15 +353,15 @@ class Store:
             _, started, _ = self._pending[position]
             self._pending[position] = (
                 "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, retry_of, status,"
-                " started_at, finished_at, duration_ms, error, attempts, events)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " started_at, finished_at, duration_ms, error, attempts, nodes, events)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 started[:6] + outcome,
                 1,
             )
             return
         self.write(
             "UPDATE executions SET status = ?, started_at = ?, finished_at = ?, duration_ms = ?, error = ?,"
-            " attempts = ?, events = ? WHERE id = ?",
+            " attempts = ?, nodes = ?, events = ? WHERE id = ?",
             (*outcome, result.execution_id),
             finished_delta=1,
         )
@@ -410,8 +411,7 @@ class Store:
         )
 
     async def get_execution(self, execution_id: str) -> dict[str, Any] | None:
-        """The execution's row, with its inputs, events and (rows written before node records
-        were folded from the events) node records, as JSON text."""
+        """The execution's row, with its inputs, events and stored node records (JSON text)."""
         rows = await self._query(
             f"SELECT {_EXECUTION_COLUMNS}, inputs, events, nodes FROM executions WHERE id = ?", (execution_id,)
         )

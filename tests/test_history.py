@@ -484,10 +484,23 @@ async def test_node_records_list_nodes_that_never_started_as_pending(client):
     by_id = _record_of(await (await client.get(f"/api/executions/{result['execution_id']}")).json())
     assert set(by_id) == {"bad", "later"}
 
-    # Deleted (its versions too): only the nodes the events speak of are left.
+    # Deleted (its versions too): an execution that ended before every node ran kept its
+    # records, so nothing is lost.
     assert (await client.delete(f"/api/workflows/{workflow_id}")).status == 200
     record = await (await client.get(f"/api/executions/{result['execution_id']}")).json()
-    assert [entry["node_id"] for entry in record["nodes"]] == ["bad"]
+    assert [(entry["node_id"], entry["status"]) for entry in record["nodes"]] == [("bad", "failed"), ("later", "pending")]
+
+
+async def test_node_records_do_not_borrow_nodes_from_a_recreated_workflow(client):
+    # A workflow deleted and created again under the same id starts again at version 1: its
+    # document is not the one the old execution ran.
+    document = {"id": "reborn", "name": "first life", "nodes": [node("a", "debug.log", message="hi")]}
+    await register(client, document)
+    old = await execute(client, "reborn")
+    assert (await client.delete("/api/workflows/reborn")).status == 200
+    await register(client, {"id": "reborn", "name": "second life", "nodes": [node("x", "debug.log", message="other")]})
+    record = await (await client.get(f"/api/executions/{old['execution_id']}")).json()
+    assert [(entry["node_id"], entry["status"], entry["node_type"]) for entry in record["nodes"]] == [("a", "succeeded", "debug.log")]
 
 
 async def test_node_records_count_node_retries_and_keep_only_the_last_workflow_attempt(client):
