@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections import abc, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping
 
 from .errors import NodeError, ValidationError
