@@ -510,10 +510,7 @@ class ExecutionEvents:
             text = serialise(redact_json(json.loads(text)))
         if recorded is not None:
             recorded.append(text)
-        if bus.listeners or self._observed:
-            bus.publish(text, event_type, self.execution_id, self.workflow_id)
-        else:
-            bus.published += 1  # recorded only: nobody to hand it to
+        bus.publish(text, event_type, self.execution_id, self.workflow_id)
 
     def _unwanted(self, event_type: str) -> bool:
         return self.recorded is None and not self.bus.listeners and event_type not in self._observed
