@@ -493,10 +493,8 @@ class ExecutionEvents:
         (``'"node_id":"a","duration_ms":1.5'``, or ``""`` for none). ``timestamp`` is now
         unless given (``utc_timestamp`` text)."""
         self.seq += 1
-        recorded = self.recorded
-        bus = self.bus
-        if recorded is None and not bus.listeners and event_type not in self._observed:
-            return  # nobody wants it (the check of _unwanted, written out: this runs per event)
+        if self._unwanted(event_type):
+            return
         separator = "," if fields else ""
         text = (
             f'{{"type":"{event_type}{self._head}{self.seq}{separator}{fields},'
@@ -508,9 +506,9 @@ class ExecutionEvents:
             # A node may have echoed a resolved secret into its outputs or messages: listeners,
             # history and observers all get the masked event.
             text = serialise(redact_json(json.loads(text)))
-        if recorded is not None:
-            recorded.append(text)
-        bus.publish(text, event_type, self.execution_id, self.workflow_id)
+        if self.recorded is not None:
+            self.recorded.append(text)
+        self.bus.publish(text, event_type, self.execution_id, self.workflow_id)
 
     def _unwanted(self, event_type: str) -> bool:
         return self.recorded is None and not self.bus.listeners and event_type not in self._observed
