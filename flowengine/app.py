@@ -96,12 +96,14 @@ async def _interrupt_executions(app: web.Application) -> None:
 async def _store_and_engine(app: web.Application) -> AsyncIterator[None]:
     """Open the store, load workflows, start the HTTP client; undo it all on the way out."""
     config = app[CONFIG]
-    store = Store(config.db)
+    store = Store(config.db, synchronous=config.db_synchronous, queue_bytes=config.history_queue_bytes)
     await store.open()
     interrupted = await store.mark_interrupted("the server stopped while the execution ran", utc_timestamp())
     if interrupted:
         log.warning("%d execution(s) were running when the server last stopped: marked interrupted", interrupted)
-    catalog = WorkflowCatalog(store, app[REGISTRY], max_nodes=config.max_nodes)
+    catalog = WorkflowCatalog(
+        store, app[REGISTRY], max_nodes=config.max_nodes, max_connections=config.max_workflow_connections
+    )
     await catalog.load()
     # One pooled client for every http.request node; it refuses private networks if told to.
     connector = GuardedConnector() if config.http_block_private else aiohttp.TCPConnector()
@@ -115,6 +117,8 @@ async def _store_and_engine(app: web.Application) -> AsyncIterator[None]:
         max_executions=config.max_executions,
         max_concurrent=config.max_concurrent_executions,
         max_queued=config.max_queued_executions,
+        durable=config.history_ack == "commit",
+        record_limit=config.max_recorded_events,
     )
     app[TELEMETRY].attach(app[RUNS])
     log.info("database %s: %d workflow(s) loaded", config.db, len(catalog.all()))
@@ -131,7 +135,12 @@ async def _triggers(app: web.Application) -> AsyncIterator[None]:
     catalog = app[CATALOG]
     triggers = app[TRIGGERS] = TriggerService(app[RUNS], app[BUS])
     for workflow in catalog.all():
-        triggers.update(workflow.id, workflow)
+        try:
+            triggers.update(workflow.id, workflow)
+        except Exception as exc:  # a stored workflow must never keep the server from starting
+            log.exception("the triggers of workflow %s could not be set up", workflow.id)
+            triggers.update(workflow.id, None)
+            catalog.set_unloadable(workflow.id, workflow.version, workflow.created_at or "", f"its triggers cannot be set up: {exc}")
     catalog.listeners.append(triggers.update)
     catalog.conflict_checks.append(triggers.conflict)
     scheduler = asyncio.get_running_loop().create_task(triggers.run_scheduler())

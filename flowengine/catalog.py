@@ -33,10 +33,18 @@ class WorkflowConflict(Exception):
 class WorkflowCatalog:
     """Workflows by id. Every change is committed to SQLite before it becomes visible."""
 
-    def __init__(self, store: Store, registry: NodeRegistry, *, max_nodes: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: NodeRegistry,
+        *,
+        max_nodes: int | None = None,
+        max_connections: int | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.max_nodes = max_nodes
+        self.max_connections = max_connections
         self._workflows: dict[str, Workflow] = {}
         self.listeners: list[Any] = []  # callables(workflow_id, Workflow | None) on every change
         self.conflict_checks: list[Any] = []  # callables(Workflow) -> reason | None, before a write
@@ -53,16 +61,31 @@ class WorkflowCatalog:
             except ValidationError as exc:
                 # A plugin's node type or a secret may be gone: keep the row, say why it is hidden,
                 # and let PUT replace it or DELETE remove it.
-                log.error("workflow %s in the database is not loadable and is skipped: %s", row["id"], exc)
-                self.unloadable[row["id"]] = (row["version"], row["created_at"], str(exc))
+                self.set_unloadable(row["id"], row["version"], row["created_at"], str(exc))
+                continue
+            except Exception as exc:  # a damaged row must not keep the server from starting
+                log.exception("workflow %s in the database could not be read", row["id"])
+                self.set_unloadable(row["id"], row["version"], row["created_at"], f"the stored row is damaged: {exc!r}")
                 continue
             workflow.version = row["version"]
             workflow.created_at = row["created_at"]
             workflow.updated_at = row["updated_at"]
             self._workflows[workflow.id] = workflow
 
+    def set_unloadable(self, workflow_id: str, version: int, created_at: str, why: str) -> None:
+        """Hide a stored workflow that cannot be used, saying why; PUT replaces it, DELETE removes it."""
+        log.error("workflow %s in the database is not loadable and is skipped: %s", workflow_id, why)
+        self._workflows.pop(workflow_id, None)
+        self.unloadable[workflow_id] = (version, created_at, why)
+
     def parse(self, document: Any, workflow_id: str | None = None) -> Workflow:
-        return parse_workflow(document, self.registry, workflow_id=workflow_id, max_nodes=self.max_nodes)
+        return parse_workflow(
+            document,
+            self.registry,
+            workflow_id=workflow_id,
+            max_nodes=self.max_nodes,
+            max_connections=self.max_connections,
+        )
 
     def get(self, workflow_id: str) -> Workflow | None:
         return self._workflows.get(workflow_id)
@@ -93,8 +116,7 @@ class WorkflowCatalog:
         now = utc_timestamp()
         workflow.version, workflow.created_at, workflow.updated_at = 1, now, now
         await self.store.insert_workflow(workflow.id, 1, _stored(workflow), now)
-        self._workflows[workflow.id] = workflow
-        self._changed(workflow.id, workflow)
+        await self._publish(workflow, None)
         return workflow
 
     async def _replace(self, workflow: Workflow) -> Workflow:
@@ -110,10 +132,26 @@ class WorkflowCatalog:
         workflow.version = previous_version + 1
         workflow.created_at, workflow.updated_at = created_at, now
         await self.store.update_workflow(workflow.id, workflow.version, _stored(workflow), now)
-        self._workflows[workflow.id] = workflow
+        await self._publish(workflow, previous)
         self.unloadable.pop(workflow.id, None)
-        self._changed(workflow.id, workflow)
         return workflow
+
+    async def _publish(self, workflow: Workflow, previous: Workflow | None) -> None:
+        """Make a stored version visible. If that fails (a listener's bug), the write is
+        undone, so a registration is all or nothing."""
+        self._workflows[workflow.id] = workflow
+        try:
+            self._changed(workflow.id, workflow)
+        except BaseException:
+            if previous is None:
+                self._workflows.pop(workflow.id, None)
+            else:
+                self._workflows[workflow.id] = previous
+            try:
+                self._changed(workflow.id, previous)
+            finally:
+                await self.store.revert_workflow(workflow.id, workflow.version)
+            raise
 
     async def _delete(self, workflow_id: str) -> None:
         if not self.exists(workflow_id):

@@ -17,6 +17,9 @@ from .ratelimit import RateLimit, parse_rate_limit
 __all__ = ["Config", "ConfigError", "SETTINGS", "add_arguments", "load_config", "LOG_LEVELS"]
 
 LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
+# SQLite's PRAGMA synchronous in WAL mode: normal survives a crash of the process, full also a
+# loss of power (one fsync per commit).
+SYNCHRONOUS_MODES = ("normal", "full")
 
 
 class ConfigError(ValueError):
@@ -42,6 +45,11 @@ class Config:
     http_block_private: bool = False
     max_concurrent_executions: int = 64
     max_queued_executions: int = 1000
+    history_ack: str = "commit"
+    db_synchronous: str = "normal"
+    history_queue_bytes: int = 64 * 1024 * 1024
+    max_recorded_events: int = 10_000
+    max_workflow_connections: int = 20_000
 
     @property
     def auth_enabled(self) -> bool:
@@ -162,6 +170,16 @@ def _api_keys(text: str) -> dict[str, Any]:
     return {"api_keys": parse_api_keys(text) if text.strip() else {}}
 
 
+def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], dict[str, Any]]:
+    def parse(text: str) -> dict[str, Any]:
+        lowered = text.strip().lower()
+        if lowered not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return {name: lowered}
+
+    return parse
+
+
 def _count(name: str) -> Callable[[str], dict[str, Any]]:
     def parse(text: str) -> dict[str, Any]:
         text = text.strip().replace("_", "")
@@ -189,6 +207,11 @@ SETTINGS = (
     Setting("FLOWENGINE_HTTP_BLOCK_PRIVATE", "--http-block-private", "0", _flag("http_block_private"), "http.request refuses loopback, private and reserved addresses", switch=True),
     Setting("FLOWENGINE_MAX_CONCURRENT_EXECUTIONS", "--max-concurrent-executions", "64", _positive_int("max_concurrent_executions"), "executions running at once; more wait in a queue"),
     Setting("FLOWENGINE_MAX_QUEUED_EXECUTIONS", "--max-queued-executions", "1000", _count("max_queued_executions"), "executions waiting for a slot before 503"),
+    Setting("FLOWENGINE_HISTORY_ACK", "--history-ack", "commit", _choice("history_ack", ("commit", "async")), "commit: answer an execution only once its record is committed; async: answer at once (a crash may lose the last 20 ms of answered executions)"),
+    Setting("FLOWENGINE_DB_SYNCHRONOUS", "--db-synchronous", "normal", _choice("db_synchronous", SYNCHRONOUS_MODES), "SQLite synchronous mode: normal survives a process crash, full also a power loss (slower commits)"),
+    Setting("FLOWENGINE_HISTORY_QUEUE_BYTES", "--history-queue-bytes", str(64 * 1024 * 1024), _positive_int("history_queue_bytes"), "history not yet written to disk beyond which new executions wait (503 after 10 s)"),
+    Setting("FLOWENGINE_MAX_RECORDED_EVENTS", "--max-recorded-events", "10000", _positive_int("max_recorded_events"), "events kept in one execution's record (the first and last half; all are still streamed live)"),
+    Setting("FLOWENGINE_MAX_WORKFLOW_CONNECTIONS", "--max-workflow-connections", "20000", _positive_int("max_workflow_connections"), "largest workflow accepted, in connections"),
 )
 
 

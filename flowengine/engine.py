@@ -307,13 +307,15 @@ class Engine:
         *,
         execution_id: str | None = None,
         record: bool = False,
+        record_limit: int = 10_000,
         trigger_json: str | None = None,
         cached_outputs: dict[str, dict[str, Value]] | None = None,
     ) -> "Execution":
         """Create an execution (not yet running): ``await execution.run()`` runs it.
-        ``trigger_json`` (what started it, as JSON text) goes into WorkflowStarted."""
+        ``trigger_json`` (what started it, as JSON text) goes into WorkflowStarted; with
+        ``record`` its events are kept (at most ``record_limit``) for the history."""
         execution_id = execution_id or new_execution_id()
-        events = ExecutionEvents(self.bus, execution_id, workflow.id, record=record)
+        events = ExecutionEvents(self.bus, execution_id, workflow.id, record=record, record_limit=record_limit)
         return Execution(self, self.plan(workflow), inputs, events, trigger_json, cached_outputs or {})
 
     async def execute(self, workflow: Workflow, inputs: dict[str, Value] | None = None, **options: Any) -> ExecutionResult:

@@ -461,14 +461,24 @@ class ExecutionEvents:
     ``seq`` advances regardless so recorded and live events always agree on numbering.
     """
 
-    __slots__ = ("bus", "execution_id", "workflow_id", "seq", "recorded", "_observed", "_head")
+    __slots__ = (
+        "bus", "execution_id", "workflow_id", "seq", "recorded", "record_limit", "_tail", "_dropped", "_observed",
+        "_head",
+    )
 
-    def __init__(self, bus: EventBus, execution_id: str, workflow_id: str, *, record: bool) -> None:
+    def __init__(
+        self, bus: EventBus, execution_id: str, workflow_id: str, *, record: bool, record_limit: int = 10_000
+    ) -> None:
         self.bus = bus
         self.execution_id = execution_id
         self.workflow_id = workflow_id
         self.seq = 0
+        # The record keeps at most record_limit events: the first half in ``recorded``, then,
+        # once that is full, the latest ones in ``_tail``; how many fell out between is counted.
         self.recorded: list[str] | None = [] if record else None
+        self.record_limit = max(2, record_limit)
+        self._tail: deque[str] | None = None
+        self._dropped = 0
         self._observed = bus.observers
         # What follows the type in every event of this execution, up to the seq number.
         self._head = f'","execution_id":{quote(execution_id)},"workflow_id":{quote(workflow_id)},"seq":'
@@ -506,13 +516,61 @@ class ExecutionEvents:
             # A node may have echoed a resolved secret into its outputs or messages: listeners,
             # history and observers all get the masked event.
             text = serialise(redact_json(json.loads(text)))
-        if self.recorded is not None:
-            self.recorded.append(text)
+        recorded = self.recorded
+        if recorded is not None:
+            if self._tail is None and len(recorded) < self.record_limit:
+                recorded.append(text)
+            else:
+                self._record_beyond_limit(text)
         self.bus.publish(text, event_type, self.execution_id, self.workflow_id)
 
     def _unwanted(self, event_type: str) -> bool:
         return self.recorded is None and not self.bus.listeners and event_type not in self._observed
 
+    def _record_beyond_limit(self, text: str) -> None:
+        """The record is full: keep its first half and, from here on, the latest events."""
+        tail = self._tail
+        if tail is None:
+            recorded = self.recorded
+            assert recorded is not None
+            keep = self.record_limit // 2
+            tail = self._tail = deque(recorded[keep:], maxlen=self.record_limit - keep)
+            del recorded[keep:]
+        if len(tail) == tail.maxlen:
+            self._dropped += 1
+        tail.append(text)
+
+    @property
+    def dropped(self) -> int:
+        """Events left out of the record (they were still published live)."""
+        return self._dropped
+
+    def recorded_texts(self) -> list[str]:
+        """The record as a list of event texts: every event, or when more were emitted than
+        ``record_limit``, the first and the latest ones around a marker saying how many were
+        left out (a NodeEvent of type Warning with ``events_dropped``)."""
+        recorded = list(self.recorded or ())
+        tail = self._tail
+        if tail is None:
+            return recorded
+        if self._dropped:
+            first_dropped = self.seq - len(tail) - self._dropped + 1
+            recorded.append(self._dropped_marker(first_dropped))
+        recorded.extend(tail)
+        return recorded
+
+    def _dropped_marker(self, first_dropped: int) -> str:
+        last_dropped = first_dropped + self._dropped - 1
+        return (
+            f'{{"type":"NodeEvent{self._head}{first_dropped},"node_id":null,"event":{{"event_type":"Warning",'
+            f'"message":"{self._dropped} events (seq {first_dropped} to {last_dropped}) are not in the record:'
+            f' it keeps {self.record_limit} events per execution (FLOWENGINE_MAX_RECORDED_EVENTS)",'
+            f'"events_dropped":{self._dropped},"first_dropped_seq":{first_dropped},"last_dropped_seq":{last_dropped}}},'
+            f'"timestamp":"{utc_timestamp()}"}}'
+        )
+
     def recorded_json(self) -> str:
-        """The events recorded so far as one JSON array."""
-        return "[" + ",".join(self.recorded or ()) + "]"
+        """The record (``recorded_texts``) as one JSON array."""
+        if self._tail is None:
+            return "[" + ",".join(self.recorded or ()) + "]"
+        return "[" + ",".join(self.recorded_texts()) + "]"

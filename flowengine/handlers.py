@@ -14,7 +14,7 @@ from .errors import ValidationError
 from .http_json import ClientError, json_response, json_text_response, query_bool, query_int, read_json
 from .model import Workflow
 from .redaction import MASK
-from .runs import Overloaded
+from .runs import HistoryUnavailable, Overloaded
 from .values import Value
 from .state import CATALOG, REGISTRY, RUNS, STORE
 
@@ -149,13 +149,16 @@ async def execute_workflow(request: web.Request) -> web.Response:
         inputs = decode_inputs(body.get("inputs"))
     except ValidationError as exc:
         raise ClientError(400, str(exc)) from None
-    return await answer_execution(request, start_execution(request, workflow, inputs), wait)
+    return await answer_execution(request, await start_execution(request, workflow, inputs), wait)
 
 
-def start_execution(request: web.Request, workflow: Workflow, inputs: dict[str, Value], **options: Any) -> Execution:
-    """Admit and record a new execution; 503 with Retry-After when the queue is full."""
+async def start_execution(
+    request: web.Request, workflow: Workflow, inputs: dict[str, Value], **options: Any
+) -> Execution:
+    """Admit and record a new execution; 503 with Retry-After when the queue is full or the
+    history writer is too far behind."""
     try:
-        return request.app[RUNS].start(workflow, inputs, **options)
+        return await request.app[RUNS].admit(workflow, inputs, **options)
     except Overloaded as exc:
         raise ClientError(503, str(exc), headers={"Retry-After": "1"}) from None
 
@@ -163,12 +166,17 @@ def start_execution(request: web.Request, workflow: Workflow, inputs: dict[str, 
 async def answer_execution(
     request: web.Request, execution: Execution, wait: bool, extra: dict[str, Any] | None = None
 ) -> web.Response:
-    """Run a started execution: wait for its result, or answer 202 at once and run it in the
-    background (``?wait=false``). ``extra`` fields are added to the 202 body."""
+    """Run a started execution: wait for its result, or run it in the background and answer
+    202 (``?wait=false``). Either answer is sent once what it says is committed to the history
+    (unless FLOWENGINE_HISTORY_ACK=async). ``extra`` fields are added to the 202 body."""
     runs = request.app[RUNS]
-    if wait:
-        return execution_response(await runs.run(execution))
-    runs.run_in_background(execution)
+    try:
+        if wait:
+            return execution_response(await runs.run(execution, acknowledge=True))
+        runs.run_in_background(execution)
+        await runs.acknowledge_start(execution)
+    except HistoryUnavailable as exc:
+        raise ClientError(503, str(exc), headers={"Retry-After": "1"}) from None
     return json_response(
         {"execution_id": execution.id, "status": "running", **(extra or {})},
         status=202,

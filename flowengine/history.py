@@ -13,6 +13,7 @@ from .errors import ValidationError
 from .handlers import answer_execution, start_execution
 from .http_json import ClientError, json_response, json_text_response, query_bool, query_int, read_json
 from .records import node_records
+from .runs import HistoryUnavailable
 from .state import CATALOG, RUNS, STORE
 from .values import Value, decode_value
 
@@ -126,6 +127,10 @@ async def cancel_execution(request: web.Request) -> web.Response:
         row = await _row_or_404(request)
         raise ClientError(409, f"Execution {execution_id} has already finished (status {row['status']})")
     result = await execution.finished
+    try:
+        await request.app[RUNS].wait_recorded(execution)
+    except HistoryUnavailable as exc:
+        raise ClientError(503, str(exc), headers={"Retry-After": "1"}) from None
     return json_response({"execution_id": execution_id, "status": result.status, "message": "Execution cancelled"})
 
 
@@ -149,7 +154,7 @@ async def retry_execution(request: web.Request) -> web.Response:
         cached = _succeeded_outputs(await _node_records(request, row)) if from_failure else None
     except ValidationError as exc:  # only if the stored record was tampered with
         raise ClientError(409, f"the recorded execution cannot be replayed: {exc}") from None
-    execution = start_execution(request, workflow, inputs, retry_of=row["id"], cached_outputs=cached)
+    execution = await start_execution(request, workflow, inputs, retry_of=row["id"], cached_outputs=cached)
     return await answer_execution(request, execution, wait, {"retry_of": row["id"]})
 
 

@@ -30,7 +30,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
         body, allow_empty=True, not_object="request body must be a JSON object (its fields become the inputs)"
     )
     wait = query_bool(request, "wait", default=True)
-    execution = start_execution(
+    execution = await start_execution(
         request, workflow, triggers.webhook_inputs(request, fields), trigger={"type": "webhook", "id": trigger.id}
     )
     return await answer_execution(request, execution, wait)

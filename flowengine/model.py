@@ -273,15 +273,16 @@ def parse_workflow(
     *,
     workflow_id: str | None = None,
     max_nodes: int | None = None,
+    max_connections: int | None = None,
 ) -> Workflow:
     """Validate a workflow document and build the Workflow. ``workflow_id`` (from a PUT URL)
     overrides the document's id; a document without one gets a fresh UUID4."""
     with collector_paused():
-        return _parse_workflow(raw, registry, workflow_id, max_nodes)
+        return _parse_workflow(raw, registry, workflow_id, max_nodes, max_connections)
 
 
 def _parse_workflow(
-    raw: Any, registry: NodeRegistry, workflow_id: str | None, max_nodes: int | None
+    raw: Any, registry: NodeRegistry, workflow_id: str | None, max_nodes: int | None, max_connections: int | None
 ) -> Workflow:
     document = _object(raw, "workflow")
     if workflow_id is None:
@@ -312,6 +313,11 @@ def _parse_workflow(
 
     raw_connections = _optional(document, "connections")
     raw_connections = [] if raw_connections is None else _list(raw_connections, "connections")
+    if max_connections is not None and len(raw_connections) > max_connections:
+        raise ValidationError(
+            f"connections: {len(raw_connections)} connections is over the limit of {max_connections}"
+            " (FLOWENGINE_MAX_WORKFLOW_CONNECTIONS)"
+        )
     positions = {node.id: position for position, node in enumerate(nodes)}
     port_names = _PortNames(nodes)
     connections = [

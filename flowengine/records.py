@@ -26,7 +26,7 @@ def node_records(events: list[dict[str, Any]], nodes: list[tuple[str, str]] | No
         kind = event.get("type")
         node_id = event.get("node_id")
         if kind == "NodeEvent":
-            if node_id is None:
+            if node_id is None and "events_dropped" not in event["event"]:
                 records.clear()
             continue
         if kind not in _NODE_OUTCOMES:

@@ -1,5 +1,11 @@
 """Executions as the server runs them: recorded in the history, in the foreground or the
-background, cancellable, and stopped as ``interrupted`` when the server shuts down."""
+background, cancellable, and stopped as ``interrupted`` when the server shuts down.
+
+Durable acknowledgement: with ``durable`` (FLOWENGINE_HISTORY_ACK=commit, the default) callers
+that answer a client first wait for the record they answer about to be committed
+(``acknowledge_start`` before a 202, ``run(..., acknowledge=True)`` before a result), so nothing
+a client was told survives only in memory. New executions wait while the history writer is
+behind (``admit``)."""
 
 from __future__ import annotations
 
@@ -13,19 +19,24 @@ from .engine import Engine, Execution, ExecutionResult
 from .events import serialise, utc_timestamp
 from .model import Workflow
 from .records import node_records
-from .store import Store
+from .store import Store, StoreError
 from .values import Value
 
-__all__ = ["ExecutionService", "Overloaded", "MANUAL_TRIGGER_JSON", "PRUNE_EVERY"]
+__all__ = ["ExecutionService", "HistoryUnavailable", "Overloaded", "MANUAL_TRIGGER_JSON", "PRUNE_EVERY", "ROOM_WAIT_SECONDS"]
 
 log = logging.getLogger("flowengine.runs")
 
 MANUAL_TRIGGER_JSON = serialise({"type": "manual", "id": None})  # what an API call starts
 PRUNE_EVERY = 100  # finished executions between two retention passes
+ROOM_WAIT_SECONDS = 10.0  # how long a new execution waits for the history writer before 503
 
 
 class Overloaded(Exception):
     """Every execution slot and queue place is taken; try again later."""
+
+
+class HistoryUnavailable(Exception):
+    """The history could not be written, so the execution cannot be acknowledged."""
 
 
 class _Slots:
@@ -80,9 +91,13 @@ class ExecutionService:
         max_executions: int,
         max_concurrent: int = 64,
         max_queued: int = 1000,
+        durable: bool = True,
+        record_limit: int = 10_000,
     ) -> None:
         self.engine = engine
         self.store = store
+        self.durable = durable
+        self.record_limit = record_limit
         self.max_executions = max_executions
         self.capacity = max_concurrent + max_queued
         self._slots = _Slots(max_concurrent)
@@ -93,6 +108,8 @@ class ExecutionService:
         self._prune_every = min(PRUNE_EVERY, max(1, max_executions // 10))
         self.on_finished: list[Callable[[ExecutionResult], None]] = []
         self.closing = False  # set by shutdown(): no new executions from then on
+        # Executions whose final record someone waits for (a cancel's answer): id -> futures.
+        self._record_waiters: dict[str, list[asyncio.Future[None]]] = {}
 
     @property
     def running_count(self) -> int:
@@ -105,6 +122,17 @@ class ExecutionService:
     def get(self, execution_id: str) -> Execution | None:
         """An execution that is queued or running."""
         return self._admitted.get(execution_id)
+
+    async def admit(self, workflow: Workflow, inputs: dict[str, Value], **options: Any) -> Execution:
+        """``start``, once the history writer has room for more (Overloaded if it has none
+        after ROOM_WAIT_SECONDS): under a load the disk cannot follow, executions wait here
+        rather than pile up in memory."""
+        if not await self.store.wait_for_room(ROOM_WAIT_SECONDS):
+            raise Overloaded(
+                f"the history writer is {self.store.uncommitted_bytes} bytes behind"
+                " (FLOWENGINE_HISTORY_QUEUE_BYTES): try again later"
+            )
+        return self.start(workflow, inputs, **options)
 
     def start(
         self,
@@ -126,7 +154,12 @@ class ExecutionService:
             )
         trigger_json = MANUAL_TRIGGER_JSON if trigger is None else serialise(trigger)
         execution = self.engine.start(
-            workflow, inputs, record=True, trigger_json=trigger_json, cached_outputs=cached_outputs
+            workflow,
+            inputs,
+            record=True,
+            record_limit=self.record_limit,
+            trigger_json=trigger_json,
+            cached_outputs=cached_outputs,
         )
         self._admitted[execution.id] = execution
         self.store.execution_started(
@@ -140,7 +173,34 @@ class ExecutionService:
         )
         return execution
 
-    async def run(self, execution: Execution) -> ExecutionResult:
+    async def acknowledge_start(self, execution: Execution) -> None:
+        """Wait until the execution's start is committed (when ``durable``), so a 202 for it
+        survives a crash. HistoryUnavailable (and the execution cancelled) if it cannot be."""
+        try:
+            await self._committed()
+        except HistoryUnavailable:
+            execution.cancel("its record could not be written")
+            raise
+
+    async def _committed(self) -> None:
+        if not self.durable:
+            return
+        outcome = await asyncio.shield(self.store.committed())
+        if outcome is not None:
+            raise HistoryUnavailable(f"the execution's record could not be written: {outcome}")
+
+    async def wait_recorded(self, execution: Execution) -> None:
+        """Wait until a running execution's final record is queued, then (when ``durable``)
+        committed: for answers about how it ended."""
+        if execution.id in self._admitted:
+            waiter = asyncio.get_running_loop().create_future()
+            self._record_waiters.setdefault(execution.id, []).append(waiter)
+            await waiter
+        await self._committed()
+
+    async def run(self, execution: Execution, *, acknowledge: bool = False) -> ExecutionResult:
+        """Run the execution and queue its final record; with ``acknowledge`` also wait (when
+        ``durable``) until that record is committed, for a caller about to answer with it."""
         try:
             if execution.stop_reason is None and self._slots.take():
                 holds_slot = True
@@ -160,13 +220,20 @@ class ExecutionService:
         if "pending" in result.node_statuses:
             # It ended before every node ran, so the events do not name every node, and the
             # workflow's document may be gone by the time someone reads the record: store it.
-            workflow_nodes = [(node.id, node.node_type) for node in execution.plan.nodes]
-            nodes_json = serialise(node_records(json.loads(events_json), workflow_nodes))
+            nodes_json = serialise(node_records(json.loads(events_json), _node_list(execution)))
+        elif execution.events.dropped:
+            # The record lost events in the middle, so folding it may miss nodes: store the
+            # records, with each node's final status and duration from the result.
+            nodes_json = serialise(_records_of(execution, result, events_json))
         self.store.execution_finished(result, events_json, nodes_json)
+        for waiter in self._record_waiters.pop(execution.id, ()):
+            waiter.set_result(None)
         self._since_prune += 1
         if self._since_prune >= self._prune_every:
             self._since_prune = 0
             self.store.prune_executions(self.max_executions)
+        if acknowledge:
+            await self._committed()
         return result
 
     async def _wait_for_slot(self, execution: Execution) -> bool:
@@ -207,3 +274,17 @@ class ExecutionService:
                 break
             await asyncio.sleep(0.05)
         self.store.prune_executions(self.max_executions)
+
+
+def _node_list(execution: Execution) -> list[tuple[str, str]]:
+    return [(node.id, node.node_type) for node in execution.plan.nodes]
+
+
+def _records_of(execution: Execution, result: ExecutionResult, events_json: str) -> list[dict[str, Any]]:
+    """Per-node records of an execution whose record dropped events: folded from what was kept,
+    with the status and duration of each node taken from the result."""
+    records = node_records(json.loads(events_json), _node_list(execution))
+    for record, status, duration_ms in zip(records, result.node_statuses, result.node_durations):
+        record["status"] = status
+        record["duration_ms"] = duration_ms
+    return records

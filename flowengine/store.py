@@ -1,11 +1,14 @@
 """The embedded SQLite store: workflows, their versions, and execution history.
 
 All SQLite work runs on one dedicated thread, so the event loop never waits on the disk.
-Writes of execution history are queued and committed in batches (one transaction for
-everything queued since the last commit; under load at most one per COMMIT_INTERVAL, see
-``Store._pause``); workflow writes, and every read, commit what is queued first. The database
-is in WAL mode. An execution's row holds its events; its per-node records are folded from them
-when read (records.py), or stored too when they cannot be.
+Writes of execution history are queued and committed in batches: one transaction for
+everything queued while the previous commit ran (group commit). A caller that must not answer
+before its rows are on disk awaits ``committed()``; when nobody waits, a busy server commits at
+most once per COMMIT_INTERVAL (see ``Store._pause``). Workflow writes, and every read, commit
+what is queued first. The queue is bounded in bytes: ``wait_for_room`` lets new executions wait
+while the writer catches up. The database is in WAL mode. An execution's row holds its events;
+its per-node records are folded from them when read (records.py), or stored too when they
+cannot be.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 if TYPE_CHECKING:
     from .engine import ExecutionResult
 
-__all__ = ["Store"]
+__all__ = ["Store", "StoreError"]
 
 log = logging.getLogger("flowengine.store")
 
@@ -32,9 +35,17 @@ T = TypeVar("T")
 _Statement = tuple[str, tuple[Any, ...], int]
 _PRUNE = "-- prune --"  # marker statement: delete the surplus of finished executions
 
-# Under load, at most one history commit per this many seconds (see Store._pause). It bounds
-# how much finished history a crash of the process (not of the machine) can lose.
+# Under load, and when nobody waits for the commit (FLOWENGINE_HISTORY_ACK=async), at most one
+# history commit per this many seconds (see Store._pause). It bounds how much finished history
+# a crash of the process (not of the machine) can lose in that mode.
 COMMIT_INTERVAL = 0.02
+
+# What a queued statement costs beyond its text parameters, for the byte bound of the queue.
+_STATEMENT_OVERHEAD = 200
+
+
+class StoreError(Exception):
+    """Queued history could not be written; the message says why."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
@@ -96,11 +107,20 @@ def _storable(text: str | None) -> str | None:
 class Store:
     """SQLite on its own thread. ``open`` before use, ``close`` at shutdown."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, synchronous: str = "normal", queue_bytes: int = 64 * 1024 * 1024) -> None:
         self.path = path
+        self.synchronous = synchronous
+        self.queue_bytes = queue_bytes  # history not yet committed, beyond which new work waits
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowengine-db")
         self._db: sqlite3.Connection | None = None
         self._pending: list[_Statement] = []
+        self._pending_bytes = 0
+        self._uncommitted_bytes = 0  # queued plus being committed
+        # Resolved (with None, or the StoreError) when the batch it belongs to is committed:
+        # one for what is queued, made when someone asks; one for the batch being written.
+        self._pending_done: asyncio.Future[StoreError | None] | None = None
+        self._writing_done: asyncio.Future[StoreError | None] | None = None
+        self._room: asyncio.Future[None] | None = None  # resolved after each commit, for waiters
         self._finished_rows = 0  # finished executions in the table; only the writer thread uses it
         self._unwritten_starts: dict[str, int] = {}  # execution id -> its INSERT's place in _pending
         self._flush: asyncio.Future[None] | None = None
@@ -118,7 +138,8 @@ class Store:
     def _open(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a process crash loses nothing
+        # WAL + NORMAL: a crash of the process loses nothing committed; FULL: nor a power loss.
+        db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(_SCHEMA)
         self._db = db
@@ -141,12 +162,59 @@ class Store:
             self._db.close()
             self._db = None
 
-    def write(self, sql: str, params: tuple[Any, ...], finished_delta: int = 0) -> None:
-        """Queue a write; it is committed with the next batch without the caller waiting.
-        ``finished_delta`` is how each row it touches changes the count of finished executions."""
+    def write(self, sql: str, params: tuple[Any, ...], finished_delta: int = 0, size: int = 0) -> None:
+        """Queue a write; it is committed with the next batch without the caller waiting
+        (``committed()`` waits). ``finished_delta`` is how each row it touches changes the count
+        of finished executions; ``size`` is roughly how many bytes its parameters hold."""
         self._pending.append((sql, params, finished_delta))
+        self._count_queued(size + _STATEMENT_OVERHEAD)
         if self._flush is None:
             self._flush = asyncio.ensure_future(self._flush_pending())
+
+    def _count_queued(self, size: int) -> None:
+        self._pending_bytes += size
+        self._uncommitted_bytes += size
+
+    def committed(self) -> asyncio.Future[StoreError | None]:
+        """A future done once everything queued so far is committed: its result is None, or the
+        StoreError that kept some of it from being written. Await it shielded."""
+        if self._pending:
+            if self._pending_done is None:
+                self._pending_done = asyncio.get_running_loop().create_future()
+                if self._hurry is not None and not self._hurry.done():
+                    self._hurry.set_result(None)  # someone waits: no pause before this commit
+            return self._pending_done
+        if self._flush is None:  # nothing queued nor being written: all committed already
+            done: asyncio.Future[StoreError | None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        if self._writing_done is None:  # the last batch is being written
+            self._writing_done = asyncio.get_running_loop().create_future()
+        return self._writing_done
+
+    @property
+    def uncommitted_bytes(self) -> int:
+        """Bytes of history queued or being committed (roughly)."""
+        return self._uncommitted_bytes
+
+    async def wait_for_room(self, timeout: float) -> bool:
+        """Wait until the history not yet committed is under ``queue_bytes``; False if it is
+        still over after ``timeout`` seconds."""
+        if self._uncommitted_bytes < self.queue_bytes:
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._uncommitted_bytes >= self.queue_bytes:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            if self._room is None:
+                self._room = loop.create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._room), remaining)
+            except TimeoutError:
+                return False
+        return True
 
     async def flush(self) -> None:
         """Commit everything queued so far, now."""
@@ -163,13 +231,29 @@ class Store:
             while self._pending:
                 began = loop.time()
                 batch, self._pending = self._pending, []
+                size, self._pending_bytes = self._pending_bytes, 0
+                self._writing_done, self._pending_done = self._pending_done, None
                 self._unwritten_starts.clear()
+                outcome: StoreError | None = None
                 try:
                     await self._call(self._commit, batch)
                 except (sqlite3.Error, UnicodeError):
                     # One bad statement must not cost the whole batch: write them one by one.
-                    await self._call(self._commit_each, batch)
-                if self._pending:
+                    lost = await self._call(self._commit_each, batch)
+                    if lost:
+                        outcome = StoreError(
+                            f"{lost} of {len(batch)} history writes to {self.path} failed (the server log says why)"
+                        )
+                finally:
+                    self._uncommitted_bytes -= size
+                    done, self._writing_done = self._writing_done, None
+                    if done is not None:
+                        done.set_result(outcome)
+                    if self._room is not None:
+                        room, self._room = self._room, None
+                        room.set_result(None)
+                if self._pending and self._pending_done is None:
+                    # Nobody waits for the next batch: let more gather first.
                     await self._pause(loop, began + COMMIT_INTERVAL - loop.time())
         finally:
             self._flush = None
@@ -216,12 +300,16 @@ class Store:
             raise
         db.execute("COMMIT")
 
-    def _commit_each(self, batch: list[_Statement]) -> None:
+    def _commit_each(self, batch: list[_Statement]) -> int:
+        """Commit the statements one by one; how many could not be written."""
+        lost = 0
         for statement in batch:
             try:
                 self._commit([statement])
             except (sqlite3.Error, UnicodeError):
+                lost += 1
                 log.exception("could not write a queued change to %s; it is lost", self.path)
+        return lost
 
     def _prune(self, db: sqlite3.Connection, keep: int) -> None:
         # The count is kept up to date, so pruning deletes just the surplus, oldest first,
@@ -300,6 +388,27 @@ class Store:
             ]
         )
 
+    async def revert_workflow(self, workflow_id: str, version: int) -> None:
+        """Undo the write of ``version`` (the latest): the workflow is back at the version
+        before it, or gone if it was the first."""
+        if version == 1:
+            await self.delete_workflow(workflow_id)
+            return
+        previous = (workflow_id, version - 1)
+        await self._transaction(
+            [
+                ("DELETE FROM workflow_versions WHERE workflow_id = ? AND version = ?", (workflow_id, version), 0),
+                (
+                    "UPDATE workflows SET version = ?,"
+                    " document = (SELECT document FROM workflow_versions WHERE workflow_id = ? AND version = ?),"
+                    " updated_at = (SELECT created_at FROM workflow_versions WHERE workflow_id = ? AND version = ?)"
+                    " WHERE id = ?",
+                    (version - 1, *previous, *previous, workflow_id),
+                    0,
+                ),
+            ]
+        )
+
     async def workflow_versions(self, workflow_id: str) -> list[dict[str, Any]]:
         return await self._query(
             "SELECT version, created_at FROM workflow_versions WHERE workflow_id = ? ORDER BY version",
@@ -333,6 +442,7 @@ class Store:
             "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, retry_of, status,"
             " started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
             (execution_id, workflow_id, workflow_version, trigger_json, inputs_json, retry_of, started_at),
+            size=len(inputs_json) + len(trigger_json),
         )
 
     def execution_finished(self, result: "ExecutionResult", events_json: str, nodes_json: str | None) -> None:
@@ -348,8 +458,10 @@ class Store:
             nodes_json,
             events_json,
         )
+        size = len(events_json) + (len(nodes_json) if nodes_json is not None else 0)
         position = self._unwritten_starts.pop(result.execution_id, None)
         if position is not None:
+            self._count_queued(size)
             _, started, _ = self._pending[position]
             self._pending[position] = (
                 "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, retry_of, status,"
@@ -364,6 +476,7 @@ class Store:
             " attempts = ?, nodes = ?, events = ? WHERE id = ?",
             (*outcome, result.execution_id),
             finished_delta=1,
+            size=size,
         )
 
     def prune_executions(self, keep: int) -> None:

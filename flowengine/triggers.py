@@ -77,7 +77,8 @@ def _check_cron(trigger_type: dict[str, Any], path: str) -> None:
     if zone is not None and not isinstance(zone, str):
         raise ValidationError(f"{path}.timezone: expected a time zone name such as Europe/Paris")
     try:
-        CronSchedule.parse(trigger_type["expression"], zone or "UTC")
+        # Finding the next fire time proves the expression can fire at all.
+        CronSchedule.parse(trigger_type["expression"], zone or "UTC").next_after(datetime.now(timezone.utc))
     except CronError as exc:
         raise ValidationError(f"{path}.expression: {exc}") from None
 

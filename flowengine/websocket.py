@@ -117,7 +117,7 @@ async def _recorded_events(request: web.Request, execution_id: str, listener: Li
     are simply read from the store."""
     running = request.app[RUNS].get(execution_id)
     if running is not None and running.events.recorded is not None:
-        texts = list(running.events.recorded)
+        texts = running.events.recorded_texts()
     else:
         stored = await request.app[STORE].get_execution_events(execution_id)
         if stored is None:

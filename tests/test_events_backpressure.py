@@ -87,7 +87,11 @@ async def test_listener_that_never_reads_is_closed_with_1013(flood_client, caplo
         received += 1
     assert message.type == WSMsgType.CLOSE, (message.type, message.data)
     assert message.data == 1013
-    assert idle.close_code == 1013
+    # The close frame carries 1013 either way; whether the client's reply to it still gets
+    # through depends on timing: when the server's close runs while its handler is waiting in
+    # receive(), aiohttp closes the transport right after sending the close frame, and the
+    # client records its failed reply as 1006.
+    assert idle.close_code in (1013, 1006)
     total = FLOOD + 4  # WorkflowStarted, NodeStarted, the Info events, NodeCompleted, WorkflowCompleted
     missed = int(re.search(r"(\d+) events missed", message.extra).group(1))
     assert f"fell {QUEUE} events behind" in message.extra
