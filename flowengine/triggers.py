@@ -24,6 +24,7 @@ from aiohttp import web
 from .cron import CronError, CronSchedule
 from .errors import ValidationError
 from .events import EventBus, utc_timestamp
+from .logthrottle import ThrottledLog
 from .model import TRIGGER_CHECKS, Trigger, Workflow
 from .runs import ExecutionService, Overloaded
 from .redaction import MASK, lookup, secret_env_name
@@ -32,6 +33,8 @@ from .values import Value, decode_value, to_value
 __all__ = ["TriggerService", "MAX_CHAIN_EXECUTIONS", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER", "webhook_path"]
 
 log = logging.getLogger("flowengine.triggers")
+# Refusals and skipped ticks can repeat many times a second: one line per kind a minute.
+throttled_log = ThrottledLog(log)
 
 MAX_EVENT_DEPTH = 8
 MAX_CHAIN_EXECUTIONS = 64  # executions one root execution's events may start, all levels together
@@ -254,7 +257,8 @@ class TriggerService:
         # down) are not run late.
         job.next_fire = job.schedule.next_after(now)
         if job.running is not None and not job.running.done():
-            log.warning(
+            throttled_log.warning(
+                ("cron skipped", job.workflow_id, job.trigger.id),
                 "cron trigger %s of workflow %s: skipped the tick of %s, the previous run is still going",
                 job.trigger.id,
                 job.workflow_id,
@@ -271,7 +275,13 @@ class TriggerService:
                 trigger={"type": "cron", "id": job.trigger.id},
             )
         except Overloaded as exc:
-            log.warning("cron trigger %s of workflow %s: tick skipped: %s", job.trigger.id, job.workflow_id, exc)
+            throttled_log.warning(
+                ("cron overloaded", job.workflow_id, job.trigger.id),
+                "cron trigger %s of workflow %s: tick skipped: %s",
+                job.trigger.id,
+                job.workflow_id,
+                exc,
+            )
             return
         job.running = self.runs.run_in_background(execution)
 
@@ -310,7 +320,9 @@ class TriggerService:
                     trigger={"type": "event", "id": trigger.id, "source_execution_id": source_execution, "depth": depth + 1},
                 )
             except Overloaded as exc:
-                log.warning("event trigger %s of workflow %s: not started: %s", trigger.id, workflow_id, exc)
+                throttled_log.warning(
+                    ("event overloaded",), "event trigger %s of workflow %s: not started: %s", trigger.id, workflow_id, exc
+                )
                 continue
             self._chain_of[execution.id] = (root, depth + 1)
             self._chain_started[root] = self._chain_started.get(root, 0) + 1
@@ -327,7 +339,8 @@ class TriggerService:
 
     @staticmethod
     def _refuse(trigger: Trigger, workflow_id: str, why: str, source_execution: str) -> None:
-        log.warning(
+        throttled_log.warning(
+            ("event refused", why),
             "event trigger %s of workflow %s: not started, %s of event-triggered executions (from execution %s)",
             trigger.id,
             workflow_id,

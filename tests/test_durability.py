@@ -3,44 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
-import sys
 
 import aiohttp
 
 from conftest import node
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _start_server(db: str, port: int) -> subprocess.Popen:
-    environment = {**os.environ, "BIND_ADDRESS": f"127.0.0.1:{port}", "FLOWENGINE_DB": db, "LOG_LEVEL": "info"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "flowengine"],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
-async def _wait_healthy(session: aiohttp.ClientSession, base: str, process: subprocess.Popen) -> None:
-    for _ in range(200):
-        assert process.poll() is None, process.stdout.read().decode()
-        try:
-            async with session.get(f"{base}/health") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError("server did not become healthy")
+from server_process import free_port, start_server, wait_healthy
 
 
 async def _start_slow_execution(session: aiohttp.ClientSession, base: str) -> tuple[str, str]:
@@ -55,12 +23,12 @@ async def _start_slow_execution(session: aiohttp.ClientSession, base: str) -> tu
 
 async def test_sigkill_mid_execution_then_restart(tmp_path):
     db = str(tmp_path / "durable.db")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = _start_server(db, port)
+    server = start_server(db, port)
     try:
         async with aiohttp.ClientSession() as session:
-            await _wait_healthy(session, base, server)
+            await wait_healthy(session, base, server)
             workflow_id, execution_id = await _start_slow_execution(session, base)
             async with session.get(f"{base}/api/executions/{execution_id}") as response:
                 assert (await response.json())["status"] == "running"
@@ -69,10 +37,10 @@ async def test_sigkill_mid_execution_then_restart(tmp_path):
         server.wait(timeout=10)
         server.stdout.close()
 
-    restarted = _start_server(db, port)
+    restarted = start_server(db, port)
     try:
         async with aiohttp.ClientSession() as session:
-            await _wait_healthy(session, base, restarted)
+            await wait_healthy(session, base, restarted)
             async with session.get(f"{base}/api/workflows/{workflow_id}") as response:
                 assert response.status == 200
                 assert (await response.json())["name"] == "slow"
@@ -90,12 +58,12 @@ async def test_sigkill_mid_execution_then_restart(tmp_path):
 
 async def test_graceful_stop_records_running_executions_as_interrupted(tmp_path):
     db = str(tmp_path / "graceful.db")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = _start_server(db, port)
+    server = start_server(db, port)
     try:
         async with aiohttp.ClientSession() as session:
-            await _wait_healthy(session, base, server)
+            await wait_healthy(session, base, server)
             workflow_id, background_id = await _start_slow_execution(session, base)
             waiting = asyncio.ensure_future(session.post(f"{base}/api/workflows/{workflow_id}/execute"))
             for _ in range(100):
@@ -115,10 +83,10 @@ async def test_graceful_stop_records_running_executions_as_interrupted(tmp_path)
         server.wait(timeout=10)
         server.stdout.close()
 
-    restarted = _start_server(db, port)
+    restarted = start_server(db, port)
     try:
         async with aiohttp.ClientSession() as session:
-            await _wait_healthy(session, base, restarted)
+            await wait_healthy(session, base, restarted)
             for execution_id in (background_id, sync_id):
                 async with session.get(f"{base}/api/executions/{execution_id}") as response:
                     record = await response.json()
