@@ -14,7 +14,7 @@ import time
 from . import report
 from .common import FULL, QUICK
 
-MEASUREMENTS = ("engine", "scaling", "http", "memory")
+MEASUREMENTS = ("engine", "scaling", "http", "memory", "retry-memory")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
 
         progress("5. memory growth")
         results["memory"] = measure_memory(profile)
+    if "retry-memory" in selected:
+        from .retry_memory_bench import measure_retry_memory
+
+        progress("7. memory of a 1000 x 1000 retry workflow")
+        results["retry-memory"] = measure_retry_memory(profile)
     progress("done")
     print(report.render(profile, results, time.monotonic() - started))
     return 0

@@ -1,8 +1,9 @@
 """Measurements 3, 4 and 6, over HTTP against server subprocesses on 127.0.0.1.
 
 3. ``POST /api/workflows/{id}/execute`` of a one-node no-op workflow, 32 concurrent clients:
-   flowengine with SQLite history and with ``:memory:``, against the bare aiohttp handler of
-   ``bench.bare_server`` (same body, same response shape, same load generator).
+   flowengine with SQLite history (answers after the commit, the default; and with
+   FLOWENGINE_HISTORY_ACK=async, answers at once) and with ``:memory:``, against the bare
+   aiohttp handler of ``bench.bare_server`` (same body, same response shape, same load generator).
 4. The same on the SQLite server with 0, 1 and 100 WebSocket listeners on /api/events, held and
    read by a separate process; throughput against 0 listeners, and events delivered per second.
 5. (memory) lives in ``memory_bench``.
@@ -36,6 +37,7 @@ CHAIN_ONE_ID = "bench-chain-1"
 CHAIN_LENGTH = 40
 BODY = {"inputs": {"message": "hello"}}
 HISTORY_FILL = 10_500  # executions before measuring: past the default retention of 10,000
+FLOWENGINE_THROUGHPUT = ("sqlite", "sqlite-async", "memory")  # servers of measurement 3
 
 
 @dataclass
@@ -81,7 +83,7 @@ class Series:
 
 @dataclass
 class HttpResults:
-    throughput: dict[str, Series]  # "bare", "sqlite", "memory"
+    throughput: dict[str, Series]  # "bare", "sqlite", "sqlite-async", "memory"
     listeners: dict[int, Series]  # listener count -> series (0 is the SQLite server alone)
     chain: dict[str, Series]  # "bare-40", "flowengine-40", "bare-1", "flowengine-1"
 
@@ -151,9 +153,12 @@ def _servers(tmp: Path) -> Iterator[dict[str, Server]]:
     with contextlib.ExitStack() as stack:
         servers = {
             "sqlite": stack.enter_context(flowengine_server("flowengine-sqlite", str(tmp / "history.db"))),
+            "sqlite-async": stack.enter_context(
+                flowengine_server("flowengine-sqlite-async", str(tmp / "async.db"), FLOWENGINE_HISTORY_ACK="async")
+            ),
             "memory": stack.enter_context(flowengine_server("flowengine-memory", ":memory:")),
         }
-        for name in ("sqlite", "memory"):
+        for name in FLOWENGINE_THROUGHPUT:
             _register(servers[name], workflows.one_node_set(WORKFLOW_ID))
         _register(servers["sqlite"], workflows.chain(CHAIN_LENGTH, "bench.noop", CHAIN_ID))
         _register(servers["sqlite"], workflows.chain(1, "bench.noop", CHAIN_ONE_ID))
@@ -173,19 +178,20 @@ def measure_http(profile: Profile, progress: Callable[[str], None] = lambda _: N
 
         progress("warm-up (flowengine: history filled to its retention limit)")
         _load(servers["bare"], bare_execute, profile, connections=connections, seconds=profile.warmup_seconds)
-        for name in ("sqlite", "memory"):
+        for name in FLOWENGINE_THROUGHPUT:
             # Fill the history past the retention limit so every measured run is in the steady
             # state: a full history that is pruned as it grows, as on a long-running server.
             warm = run_requests(f"{servers[name].url}{execute}", BODY, requests=HISTORY_FILL, connections=connections)
             if warm.errors:
                 raise RuntimeError(f"{name}: {warm.errors} failed requests while warming up")
 
-        throughput = {name: Series(name) for name in ("bare", "sqlite", "memory")}
+        throughput = {name: Series(name) for name in ("bare", *FLOWENGINE_THROUGHPUT)}
         listeners = {count: Series(f"{count} listeners") for count in (0, *profile.listener_counts)}
         for round_number in range(profile.repeats):
             progress(f"throughput and listeners, repeat {round_number + 1}/{profile.repeats}")
             throughput["bare"].runs.append(_load(servers["bare"], bare_execute, profile, connections=connections))
             throughput["memory"].runs.append(_load(servers["memory"], execute, profile, connections=connections))
+            throughput["sqlite-async"].runs.append(_load(servers["sqlite-async"], execute, profile, connections=connections))
             alone = _load(servers["sqlite"], execute, profile, connections=connections)
             throughput["sqlite"].runs.append(alone)
             listeners[0].runs.append(alone)

@@ -115,13 +115,14 @@ def render(profile: Profile, results: dict[str, Any], elapsed: float) -> str:
         http = results["http"]
         bare = http.throughput["bare"]
         detail = []
-        for name, label in (("bare", "bare aiohttp handler"), ("sqlite", "flowengine, SQLite history"),
+        for name, label in (("bare", "bare aiohttp handler"), ("sqlite", "flowengine, SQLite history (answer after commit)"),
+                            ("sqlite-async", "flowengine, SQLite history, FLOWENGINE_HISTORY_ACK=async"),
                             ("memory", "flowengine, :memory: history")):
             series = http.throughput[name]
             detail.append([label, f"{series.rps:,.0f}", f"{series.rps / bare.rps:.2f}x", f"{series.p50_ms:.2f}",
                            f"{series.p99_ms:.2f}", f"{series.server_us:.0f}", f"{bare.server_us / series.server_us:.2f}x",
                            f"{series.server_busy:.0%}", f"{series.client_cpu:.0%}"])
-        for name in ("sqlite", "memory"):
+        for name in ("sqlite", "sqlite-async", "memory"):
             series = http.throughput[name]
             ratio, capacity = series.rps / bare.rps, bare.server_us / series.server_us
             result = f"{ratio:.2f}x bare req/s ({series.rps:,.0f}); {capacity:.2f}x by server CPU per request"
@@ -130,6 +131,10 @@ def render(profile: Profile, results: dict[str, Any], elapsed: float) -> str:
                                 _holds(min(ratio, capacity) >= THROUGHPUT_TARGET)])
             else:
                 summary.append([f"3. execute throughput, {name} history", result, "(no target)", "-"])
+        durable, fast = http.throughput["sqlite"], http.throughput["sqlite-async"]
+        summary.append(["3. cost of answering after the commit (SQLite, against async)",
+                        f"{durable.rps / fast.rps:.2f}x req/s, {durable.server_us - fast.server_us:+.0f} µs server CPU per request",
+                        "(no target)", "-"])
         sections.append(f"### 3. Execute throughput over HTTP (one-node workflow, {profile.connections} connections)\n\n"
                         + table(["server", "req/s", "vs bare", "p50 ms", "p99 ms", "server CPU µs/req",
                                  "vs bare by CPU", "server CPU busy", "generator CPU"], detail)
@@ -180,6 +185,17 @@ def render(profile: Profile, results: dict[str, Any], elapsed: float) -> str:
                         f"< {MEMORY_TARGET:.0%}", _holds(ok)])
         sections.append("### 5. Server memory (SQLite history, default retention)\n\n"
                         + table(["executions", "VmRSS MiB"], [[f"{n:,}", f"{kib / 1024:.1f}"] for n, kib in memory.points]))
+
+    if "retry-memory" in results:
+        retry = results["retry-memory"]
+        ok = retry.growth < MEMORY_TARGET
+        summary.append(["7. RSS while a 1000 x 1000 retry workflow runs", f"{retry.growth:+.1%} over"
+                        f" {retry.samples[-1][0]:.0f} s ({retry.events_emitted:,} events emitted)",
+                        f"< {MEMORY_TARGET:.0%}", _holds(ok)])
+        summary.append(["7. its stored record", f"{retry.recorded_events:,} events, {retry.record_bytes / 1024:,.0f} KiB",
+                        "bounded (FLOWENGINE_MAX_RECORDED_EVENTS)", _holds(retry.recorded_events <= 10_001)])
+        sections.append("### 7. Memory of a 1000 x 1000 retry workflow (one execution, cancelled at the end)\n\n"
+                        + table(["seconds", "VmRSS MiB"], [[f"{t:.0f}", f"{kib / 1024:.1f}"] for t, kib in retry.samples]))
 
     out.append(f"## flowengine benchmarks ({profile.name} run: median of {profile.repeats} after warm-up, "
                f"{profile.load_seconds} s load runs; took {elapsed:.0f} s)\n")
