@@ -62,7 +62,13 @@ async def test_nothing_acknowledged_is_lost_when_the_server_is_killed_under_load
                 asyncio.ensure_future(_client_loop(session, base, workflow_id, payload, answered))
                 for _ in range(CLIENTS)
             ]
-            await asyncio.sleep(random.uniform(1.0, 2.0))
+            # Kill at a random moment once the load is well under way (a loaded machine may
+            # need longer to get there).
+            for _ in range(200):
+                if sum(entry[1] == 200 for entry in answered) > 50 and sum(entry[1] == 202 for entry in answered) > 50:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(random.uniform(0.0, 0.5))
             server.send_signal(signal.SIGKILL)
             await asyncio.wait_for(asyncio.gather(*clients), 30)
     finally:
