@@ -42,6 +42,7 @@ class Config:
     http_block_private: bool = False
     max_concurrent_executions: int = 64
     max_queued_executions: int = 1000
+    webhook_tolerance_s: int = 300
 
     @property
     def auth_enabled(self) -> bool:
@@ -189,6 +190,7 @@ SETTINGS = (
     Setting("FLOWENGINE_HTTP_BLOCK_PRIVATE", "--http-block-private", "0", _flag("http_block_private"), "http.request refuses loopback, private and reserved addresses", switch=True),
     Setting("FLOWENGINE_MAX_CONCURRENT_EXECUTIONS", "--max-concurrent-executions", "64", _positive_int("max_concurrent_executions"), "executions running at once; more wait in a queue"),
     Setting("FLOWENGINE_MAX_QUEUED_EXECUTIONS", "--max-queued-executions", "1000", _count("max_queued_executions"), "executions waiting for a slot before 503"),
+    Setting("FLOWENGINE_WEBHOOK_TOLERANCE", "--webhook-tolerance", "300", _positive_int("webhook_tolerance_s"), "seconds a signed webhook's timestamp may be off the server's clock"),
 )
 
 
