@@ -98,9 +98,11 @@ def _json_strings(value: str) -> list[str]:
 
 
 # Backslashes that JSON escaping at any depth (or a percent-encoded backslash) puts in front of a
-# character.
-_BACKSLASHES = r"(?:\\|%5[cC])*"
-_SOME_BACKSLASHES = r"(?:\\|%5[cC])+"
+# character. Possessive, so a long run of backslashes in the text costs one pass, not a
+# backtracking search over how to split it.
+_BACKSLASHES = r"(?:\\|%5[cC])*+"
+_SOME_BACKSLASHES = r"(?:\\|%5[cC])++"
+# Control characters JSON writes as a backslash and a letter.
 _SHORT_ESCAPES = {"\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
 
 
@@ -113,14 +115,16 @@ def _char_pattern(char: str) -> str:
     """Every way one character of a secret can appear once echoed: as it is, percent-encoded
     (its UTF-8 bytes), ``+`` for a space, and as JSON escapes it (``\\"``, ``\\n``,
     ``\\u00e9``), however many times the text was escaped."""
-    forms = ["".join("%" + _hex(byte, 2) for byte in char.encode("utf-8", "surrogatepass"))]
+    percent = "".join("%" + _hex(byte, 2) for byte in char.encode("utf-8", "surrogatepass"))
+    if char == "\\":
+        forms = [_SOME_BACKSLASHES]  # percent-encoded ones included
+    elif char in '"/':
+        forms = [f"{_BACKSLASHES}(?:{re.escape(char)}|{percent})"]
+    else:
+        forms = [re.escape(char), percent]
     if char == " ":
         forms.append(r"\+")
     code = ord(char)
-    if char in '"\\/':
-        forms.append(_BACKSLASHES + re.escape(char))
-    else:
-        forms.append(re.escape(char))
     if code < 0x20 or code >= 0x7F:
         if code > 0xFFFF:  # JSON writes it as a surrogate pair
             code -= 0x10000
@@ -128,14 +132,18 @@ def _char_pattern(char: str) -> str:
         else:
             units = [code]
         forms.append("".join(_SOME_BACKSLASHES + "u" + _hex(unit, 4) for unit in units))
-        short = _SHORT_ESCAPES.get(json.dumps(char)[1:-1])
+        short = _SHORT_ESCAPES.get(char)
         if short is not None:
             forms.append(_SOME_BACKSLASHES + short)
     return "(?:" + "|".join(forms) + ")"
 
 
 def _value_pattern(value: str) -> str:
-    encoded = "".join(_char_pattern(char) for char in value)
+    # A run of backslashes in the secret is one pattern: however many the text has, the
+    # possessive group takes them all, and a second group would find none left.
+    encoded = "".join(
+        _char_pattern(char) for i, char in enumerate(value) if not (char == "\\" and value[i - 1 : i] == "\\")
+    )
     pieces = sorted(_base64_pieces(value.encode("utf-8", "surrogatepass")), key=len, reverse=True)
     return "|".join([encoded, *(re.escape(piece) for piece in pieces)])
 

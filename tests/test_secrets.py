@@ -439,3 +439,27 @@ async def test_a_stored_workflow_with_a_secret_out_of_place_no_longer_loads_and_
     # PUT with the secret where it belongs brings it back.
     replacement = {"name": "fixed", "nodes": [node("s", "transform.set", x="y")]}
     assert (await second.put("/api/workflows/old", json=replacement)).status == 200
+
+
+@pytest.mark.parametrize("depth", range(7))
+def test_masking_covers_json_escaping_at_any_depth_and_url_encoding_of_it(depth):
+    from urllib.parse import quote, quote_plus
+
+    from flowengine.redaction import redact_text, remember
+
+    secret = 'tok\\\\en"\n\té😀/end q+'  # backslashes, a quote, control characters, non-ASCII
+    remember(secret)
+    escaped = secret
+    for _ in range(depth):
+        escaped = json.dumps(escaped, ensure_ascii=depth % 2 == 0)
+    for form in (escaped, quote(escaped, safe=""), quote_plus(escaped), quote(escaped)):
+        masked = redact_text(f"<{form}>")
+        assert "***" in masked and "tok" not in masked and "end" not in masked, (form, masked)
+
+
+def test_masking_a_long_run_of_backslashes_finishes():
+    from flowengine.redaction import redact_text, remember
+
+    remember("back\\\\\\slashes")
+    # With a backtracking pattern this would take longer than the test run.
+    assert redact_text("\\" * 100_000 + "x") == "\\" * 100_000 + "x"
