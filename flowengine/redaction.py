@@ -249,14 +249,14 @@ def resolve_secrets(value: Any, environ: Mapping[str, str] = os.environ) -> Any:
     """The Value with every Secret replaced by a String of its resolved value (in its
     ``format``, if it has one), the value remembered for masking. Raises LookupError naming the
     variable of a secret that is not set."""
-    from .values import Value
+    from .values import SecretRef, Value
 
     if value.type == "Secret":
         resolved = lookup(value.value, environ)
         if resolved is None:
             raise LookupError(f"secret {value.value!r} is not set ({secret_env_name(value.value)})")
         remember(resolved)
-        return Value("String", value.fill(resolved))
+        return Value("String", value.fill(resolved) if isinstance(value, SecretRef) else resolved)
     if value.type == "Array":
         return Value("Array", [resolve_secrets(item, environ) for item in value.value])
     if value.type == "Object":

@@ -26,7 +26,7 @@ from .model import TRIGGER_CHECKS, Trigger, Workflow
 from .runs import ExecutionService, Overloaded
 from .redaction import MASK, lookup, secret_env_name
 from .signatures import DEFAULT_SCHEME, SCHEMES, SIGNATURE_HEADER, SeenDeliveries, SeenSignatures
-from .values import Value, decode_value, to_value
+from .values import SecretRef, Value, decode_value, encodable, to_value
 
 __all__ = ["TriggerService", "MAX_CHAIN_EXECUTIONS", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER", "webhook_path"]
 
@@ -64,7 +64,7 @@ def _check_webhook(trigger_type: dict[str, Any], path: str) -> None:
         reference = decode_value(secret, f"{path}.secret", strict=True, allow_secret=True)
         if reference.type != "Secret":
             raise ValidationError(f"{path}.secret: expected a string or a Secret reference")
-        if reference.to_json() != {"type": "Secret", "value": reference.value}:
+        if isinstance(reference, SecretRef) and reference.format is not None:
             raise ValidationError(f"{path}.secret: a webhook's Secret takes no format")
         if lookup(reference.value) is None:
             raise ValidationError(
@@ -73,21 +73,13 @@ def _check_webhook(trigger_type: dict[str, Any], path: str) -> None:
             )
     elif not isinstance(secret, str) or not secret:
         raise ValidationError(f"{path}.secret: expected a non-empty string or a Secret reference")
-    elif not _encodable(secret):
+    elif not encodable(secret):
         raise ValidationError(f"{path}.secret: must be valid Unicode text")
     elif secret == MASK:
         raise ValidationError(
             f"{path}.secret: {MASK!r} is how GET shows a secret, not a secret: send the real one,"
             ' or refer to one with {"type": "Secret", "value": "NAME"}'
         )
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate, which JSON can carry
-        return False
-    return True
 
 
 def _check_cron(trigger_type: dict[str, Any], path: str) -> None:

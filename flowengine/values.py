@@ -23,6 +23,7 @@ __all__ = [
     "json_kind",
     "NULL",
     "decode_value",
+    "encodable",
     "to_value",
 ]
 
@@ -229,7 +230,7 @@ def _decode_secret(obj: dict[str, Any], path: str) -> SecretRef:
         raise ValidationError(f"{path}.value: Secret must name a secret")
     # The name becomes part of an environment variable's name: it must be encodable text
     # without '=' or NUL, which no environment can hold.
-    if "=" in name or "\0" in name or not _encodable(name):
+    if "=" in name or "\0" in name or not encodable(name):
         raise ValidationError(
             f"{path}.value: {name!r} cannot name an environment variable (use letters, digits and _)"
         )
@@ -243,12 +244,12 @@ def _decode_secret(obj: dict[str, Any], path: str) -> SecretRef:
             f"{path}.format: must contain {SECRET_PLACEHOLDER} exactly once (where the secret goes),"
             f" e.g. \"Bearer {SECRET_PLACEHOLDER}\""
         )
-    if not _encodable(text_format):
+    if not encodable(text_format):
         raise ValidationError(f"{path}.format: must be valid Unicode text")
     return SecretRef(name, text_format)
 
 
-def _encodable(text: str) -> bool:
+def encodable(text: str) -> bool:
     """Whether the text is valid Unicode (no lone surrogates), so it can be sent and stored."""
     try:
         text.encode("utf-8")
