@@ -74,14 +74,14 @@ def remember(value: str) -> None:
     _pattern = re.compile("|".join(_value_pattern(text) for text in _remembered))
 
 
-def _json_strings(value: str) -> list[str]:
-    """The string leaves (and keys are not secret) of a JSON object or array, long enough to
-    mask on their own."""
-    if not value.lstrip().startswith(("{", "[")):
+def _json_strings(value: str, depth: int = 0) -> list[str]:
+    """The string fields (values, not keys) of a JSON object or array, long enough to mask on
+    their own, and those of JSON documents such fields hold in turn."""
+    if depth > _MAX_JSON_NESTING or not value.lstrip().startswith(("{", "[")):
         return []
     try:
         document = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         return []
     found: list[str] = []
     stack = [document]
@@ -90,11 +90,15 @@ def _json_strings(value: str) -> list[str]:
         if isinstance(item, str):
             if len(item) >= MIN_SECRET_LENGTH:
                 found.append(item)
+                found.extend(_json_strings(item, depth + 1))
         elif isinstance(item, dict):
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
     return found
+
+
+_MAX_JSON_NESTING = 4  # JSON text inside a JSON secret's field, and so on
 
 
 # Backslashes that JSON escaping at any depth (or a percent-encoded backslash) puts in front of a
