@@ -50,6 +50,7 @@ class Config:
     history_queue_bytes: int = 64 * 1024 * 1024
     max_recorded_events: int = 10_000
     max_workflow_connections: int = 20_000
+    webhook_tolerance_s: int = 300
 
     @property
     def auth_enabled(self) -> bool:
@@ -212,6 +213,7 @@ SETTINGS = (
     Setting("FLOWENGINE_HISTORY_QUEUE_BYTES", "--history-queue-bytes", str(64 * 1024 * 1024), _positive_int("history_queue_bytes"), "history not yet written to disk beyond which new executions wait (503 after 10 s)"),
     Setting("FLOWENGINE_MAX_RECORDED_EVENTS", "--max-recorded-events", "10000", _positive_int("max_recorded_events"), "events kept in one execution's record (the first and last half; all are still streamed live)"),
     Setting("FLOWENGINE_MAX_WORKFLOW_CONNECTIONS", "--max-workflow-connections", "20000", _positive_int("max_workflow_connections"), "largest workflow accepted, in connections"),
+    Setting("FLOWENGINE_WEBHOOK_TOLERANCE", "--webhook-tolerance", "300", _positive_int("webhook_tolerance_s"), "seconds a signed webhook's timestamp may be off the server's clock"),
 )
 
 

@@ -13,6 +13,7 @@ from .errors import ValidationError
 from .handlers import answer_execution, start_execution
 from .http_json import ClientError, json_response, json_text_response, query_bool, query_int, read_json
 from .records import node_records
+from .redaction import reusable_outputs
 from .runs import HistoryUnavailable
 from .state import CATALOG, RUNS, STORE
 from .values import Value, decode_value
@@ -136,7 +137,8 @@ async def cancel_execution(request: web.Request) -> web.Response:
 
 async def retry_execution(request: web.Request) -> web.Response:
     """A new execution with the same inputs on the workflow's current version. With
-    ``{"from_failure": true}`` the nodes that succeeded keep their recorded outputs."""
+    ``{"from_failure": true}`` the nodes that succeeded keep their recorded outputs, except
+    those that held a secret (see ``reusable_outputs``)."""
     row = await _row_or_404(request)
     if row["status"] == "running":
         raise ClientError(409, f"Execution {row['id']} is still running")
@@ -151,7 +153,9 @@ async def retry_execution(request: web.Request) -> web.Response:
     raw_inputs = json.loads(row["inputs"])
     try:
         inputs = {name: decode_value(item, f"inputs.{name}", strict=True) for name, item in raw_inputs.items()}
-        cached = _succeeded_outputs(await _node_records(request, row)) if from_failure else None
+        cached = (
+            reusable_outputs(workflow, _succeeded_outputs(await _node_records(request, row))) if from_failure else None
+        )
     except ValidationError as exc:  # only if the stored record was tampered with
         raise ClientError(409, f"the recorded execution cannot be replayed: {exc}") from None
     execution = await start_execution(request, workflow, inputs, retry_of=row["id"], cached_outputs=cached)

@@ -395,6 +395,8 @@ def _check_config(config: dict[str, Value], node_type: NodeType, path: str, node
     port_names = {port.name for port in node_type.inputs}
     for name, value in config.items():
         key = declared.get(name)
+        if key is None or not key.secret:
+            _refuse_secrets(value, f"{path}.{name}", node_type, node_id)
         if key is None:
             if name in port_names or free_form:
                 continue
@@ -433,6 +435,24 @@ def _check_config(config: dict[str, Value], node_type: NodeType, path: str, node
             node_type.check_config(config)
         except ValueError as exc:
             raise ValidationError(f"{path}: node {node_id!r} ({node_type.type}): {exc}") from None
+
+
+def _refuse_secrets(value: Value, path: str, node_type: NodeType, node_id: str) -> None:
+    """A Secret may sit only in a config key its node type declares secret-capable: anywhere
+    else a node could compute on it (compare it, cut it up, branch on it) and show the result."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if item.type == "Secret":
+            capable = sorted(key.name for key in node_type.config if key.secret)
+            raise ValidationError(
+                f"{where}: a Secret is not allowed here: node {node_id!r} ({node_type.type}) takes secrets only in"
+                f" its secret-capable config keys ({', '.join(capable) or 'none'})"
+            )
+        if item.type == "Array":
+            stack.extend((child, f"{where}.value[{i}]") for i, child in reversed(list(enumerate(item.value))))
+        elif item.type == "Object":
+            stack.extend((child, f"{where}.value.{key}") for key, child in reversed(list(item.value.items())))
 
 
 def _fits(value: Value, wanted: str) -> bool:

@@ -11,8 +11,6 @@ trigger's run while its previous run is still going.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import re
 from dataclasses import dataclass
@@ -28,7 +26,8 @@ from .logthrottle import ThrottledLog
 from .model import TRIGGER_CHECKS, Trigger, Workflow
 from .runs import ExecutionService, Overloaded
 from .redaction import MASK, lookup, secret_env_name
-from .values import Value, decode_value, to_value
+from .signatures import DEFAULT_SCHEME, SCHEMES, SIGNATURE_HEADER, SeenDeliveries, SeenSignatures
+from .values import SecretRef, Value, decode_value, encodable, to_value
 
 __all__ = ["TriggerService", "MAX_CHAIN_EXECUTIONS", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER", "webhook_path"]
 
@@ -38,7 +37,6 @@ throttled_log = ThrottledLog(log)
 
 MAX_EVENT_DEPTH = 8
 MAX_CHAIN_EXECUTIONS = 64  # executions one root execution's events may start, all levels together
-SIGNATURE_HEADER = "X-Flowengine-Signature"
 _PATH = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
 # Request headers that carry credentials stay out of execution inputs (and so out of history):
 # these by name, and any whose name says it holds a token, key, secret, signature or password
@@ -52,15 +50,25 @@ def webhook_path(trigger_type: dict[str, Any]) -> str:
 
 
 def _check_webhook(trigger_type: dict[str, Any], path: str) -> None:
-    if not _PATH.fullmatch(webhook_path(trigger_type)):
+    hook_path = webhook_path(trigger_type)
+    if not _PATH.fullmatch(hook_path):
         raise ValidationError(f"{path}.path: use letters, digits and . _ ~ - separated by /, got {trigger_type['path']!r}")
+    if any(segment in (".", "..") for segment in hook_path.split("/")):
+        raise ValidationError(f"{path}.path: '.' and '..' are not path segments a webhook may use, got {trigger_type['path']!r}")
     secret = trigger_type.get("secret")
+    scheme = trigger_type.get("signature")
+    if scheme is not None and scheme not in SCHEMES:
+        raise ValidationError(f"{path}.signature: expected one of {', '.join(SCHEMES)}, got {scheme!r}")
     if secret is None:
+        if scheme is not None:
+            raise ValidationError(f"{path}.signature: a signature needs a secret to check it with (add {path}.secret)")
         return
     if isinstance(secret, dict):  # {"type": "Secret", "value": "NAME"}: from FLOWENGINE_SECRET_NAME
         reference = decode_value(secret, f"{path}.secret", strict=True, allow_secret=True)
         if reference.type != "Secret":
             raise ValidationError(f"{path}.secret: expected a string or a Secret reference")
+        if isinstance(reference, SecretRef) and reference.format is not None:
+            raise ValidationError(f"{path}.secret: a webhook's Secret takes no format")
         if lookup(reference.value) is None:
             raise ValidationError(
                 f"{path}.secret: secret {reference.value!r} is not set: define the environment variable"
@@ -68,6 +76,8 @@ def _check_webhook(trigger_type: dict[str, Any], path: str) -> None:
             )
     elif not isinstance(secret, str) or not secret:
         raise ValidationError(f"{path}.secret: expected a non-empty string or a Secret reference")
+    elif not encodable(secret):
+        raise ValidationError(f"{path}.secret: must be valid Unicode text")
     elif secret == MASK:
         raise ValidationError(
             f"{path}.secret: {MASK!r} is how GET shows a secret, not a secret: send the real one,"
@@ -125,6 +135,9 @@ class TriggerService:
         self._chain_started: dict[str, int] = {}
         self._chain_running: dict[str, int] = {}
         self._changed = asyncio.Event()
+        # Which signed webhook requests were accepted, so that none is accepted twice.
+        self.seen_signatures = SeenSignatures()
+        self.seen_deliveries = SeenDeliveries()
 
     # -- the index -----------------------------------------------------------------------
 
@@ -193,6 +206,8 @@ class TriggerService:
                 if trigger.type == "Webhook":
                     entry["url"] = f"/api/hooks/{webhook_path(trigger.trigger_type)}"
                     entry["signed"] = "secret" in trigger.trigger_type
+                    if entry["signed"]:
+                        entry["signature"] = self.signature_scheme(trigger)
                 if trigger.type == "Cron":
                     job = self.cron_jobs.get((workflow.id, trigger.id))
                     entry["next_fire"] = utc_timestamp(job.next_fire) if job else None
@@ -208,17 +223,28 @@ class TriggerService:
         return self.workflows[entry[0]], entry[1]
 
     @staticmethod
-    def signature_ok(trigger: Trigger, body: bytes, header: str | None) -> bool:
+    def webhook_secret(trigger: Trigger) -> bytes | None:
+        """The key a webhook's requests are signed with, or None for an unsigned webhook.
+        LookupError names the variable of a referenced secret that is not set (any more)."""
         secret = trigger.trigger_type.get("secret")
-        if isinstance(secret, dict):
-            secret = lookup(secret["value"])
         if secret is None:
-            return True
-        expected = "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-        return header is not None and hmac.compare_digest(expected.encode("utf-8"), header.strip().encode("utf-8"))
+            return None
+        if isinstance(secret, dict):
+            name = secret["value"]
+            secret = lookup(name)
+            if secret is None:
+                raise LookupError(f"the webhook's secret {secret_env_name(name)} is not set on the server")
+        # surrogateescape: the environment may hold bytes that are not UTF-8.
+        return secret.encode("utf-8", "surrogateescape")
+
+    @staticmethod
+    def signature_scheme(trigger: Trigger) -> str:
+        return trigger.trigger_type.get("signature") or DEFAULT_SCHEME
 
     @staticmethod
     def webhook_inputs(request: web.Request, fields: dict[str, Any]) -> dict[str, Value]:
+        """An unsigned webhook's inputs: query parameters, body fields and the headers that
+        carry no credentials."""
         inputs: dict[str, Value] = {name: Value("String", value) for name, value in request.query.items()}
         inputs.update({name: to_value(value) for name, value in fields.items()})
         inputs["headers"] = Value(

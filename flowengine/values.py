@@ -17,10 +17,13 @@ from .errors import ValidationError
 __all__ = [
     "TAGS",
     "CONFIG_ONLY_TAGS",
+    "SECRET_PLACEHOLDER",
+    "SecretRef",
     "Value",
     "json_kind",
     "NULL",
     "decode_value",
+    "encodable",
     "to_value",
 ]
 
@@ -87,6 +90,41 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+# Where a Secret's ``format`` puts the secret.
+SECRET_PLACEHOLDER = "{}"
+
+
+class SecretRef(Value):
+    """A Secret in node config: ``value`` is the secret's name; ``format``, when set, is text
+    with one ``{}`` that the resolved secret fills (``"Bearer {}"``)."""
+
+    __slots__ = ("format",)
+
+    def __init__(self, name: str, format: str | None = None) -> None:
+        super().__init__("Secret", name)
+        self.format = format
+
+    def __repr__(self) -> str:
+        return f"SecretRef({self.value!r}, format={self.format!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretRef) and self.value == other.value and self.format == other.format
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_json(self) -> dict[str, Any]:
+        if self.format is None:
+            return {"type": "Secret", "value": self.value}
+        return {"type": "Secret", "value": self.value, "format": self.format}
+
+    def fill(self, resolved: str) -> str:
+        """The text this reference stands for, given the secret's value."""
+        if self.format is None:
+            return resolved
+        before, after = self.format.split(SECRET_PLACEHOLDER)
+        return before + resolved + after
+
+
 NULL = Value("Null", None)
 
 
@@ -109,8 +147,11 @@ def to_value(obj: Any) -> Value:
 
 def _looks_typed(obj: dict) -> bool:
     keys = obj.keys()
-    return isinstance(obj.get("type"), str) and (
-        keys == {"type", "value"} or (keys == {"type"} and obj["type"] == "Null")
+    tag = obj.get("type")
+    return isinstance(tag, str) and (
+        keys == {"type", "value"}
+        or (keys == {"type"} and tag == "Null")
+        or (keys == {"type", "value", "format"} and tag == "Secret")
     )
 
 
@@ -144,12 +185,12 @@ def decode_value(obj: Any, path: str, *, strict: bool, allow_secret: bool = Fals
         if isinstance(payload, float) and not math.isfinite(payload):
             raise ValidationError(f"{path}.value: Number must be finite, got {payload!r}")
         return Value(tag, payload)
-    if tag in ("String", "Secret"):
+    if tag == "String":
         if not isinstance(payload, str):
-            raise ValidationError(f"{path}.value: {tag} must hold a string, got {json_kind(payload)}")
-        if tag == "Secret" and not payload:
-            raise ValidationError(f"{path}.value: Secret must name a secret")
+            raise ValidationError(f"{path}.value: String must hold a string, got {json_kind(payload)}")
         return Value(tag, payload)
+    if tag == "Secret":
+        return _decode_secret(obj, path)
     if tag == "Bytes":
         if not isinstance(payload, str):
             raise ValidationError(f"{path}.value: Bytes must hold a base64 string")
@@ -179,6 +220,42 @@ def decode_value(obj: Any, path: str, *, strict: bool, allow_secret: bool = Fals
             for key, item in payload.items()
         },
     )
+
+
+def _decode_secret(obj: dict[str, Any], path: str) -> SecretRef:
+    name = obj.get("value")
+    if not isinstance(name, str):
+        raise ValidationError(f"{path}.value: Secret must hold a string, got {json_kind(name)}")
+    if not name:
+        raise ValidationError(f"{path}.value: Secret must name a secret")
+    # The name becomes part of an environment variable's name: it must be encodable text
+    # without '=' or NUL, which no environment can hold.
+    if "=" in name or "\0" in name or not encodable(name):
+        raise ValidationError(
+            f"{path}.value: {name!r} cannot name an environment variable (use letters, digits and _)"
+        )
+    text_format = obj.get("format")
+    if text_format is None:
+        return SecretRef(name)
+    if not isinstance(text_format, str):
+        raise ValidationError(f"{path}.format: expected a string with one {SECRET_PLACEHOLDER}, got {json_kind(text_format)}")
+    if text_format.count(SECRET_PLACEHOLDER) != 1:
+        raise ValidationError(
+            f"{path}.format: must contain {SECRET_PLACEHOLDER} exactly once (where the secret goes),"
+            f" e.g. \"Bearer {SECRET_PLACEHOLDER}\""
+        )
+    if not encodable(text_format):
+        raise ValidationError(f"{path}.format: must be valid Unicode text")
+    return SecretRef(name, text_format)
+
+
+def encodable(text: str) -> bool:
+    """Whether the text is valid Unicode (no lone surrogates), so it can be sent and stored."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def json_kind(obj: Any) -> str:

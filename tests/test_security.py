@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from conftest import link, node, register
+from webhook_support import sign
 from flowengine import netguard
 from flowengine.auth import make_jwt
 
@@ -149,7 +150,7 @@ async def test_signed_webhook_uses_its_signature_instead_of_credentials(secured)
     }
     assert (await secured.post("/api/workflows", json=document, headers=_bearer("admin-key-1"))).status == 201
     payload = b'{"message": "hi"}'
-    signature = "sha256=" + hmac.new(b"hook-secret", payload, hashlib.sha256).hexdigest()
+    signature = sign(b"hook-secret", payload)
     response = await secured.post(
         "/api/hooks/signed", data=payload, headers={"X-Flowengine-Signature": signature}
     )

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 from datetime import datetime
 
 from conftest import node, register
+from webhook_support import sign
 
 
 def _hooked(path: str = "zen", **extra) -> dict:
@@ -84,13 +83,14 @@ async def test_disabled_webhook_is_404(client):
 async def test_webhook_signature(client):
     await register(client, _hooked(secret="s3cret"))
     payload = json.dumps({"message": "signed"}).encode()
-    good = "sha256=" + hmac.new(b"s3cret", payload, hashlib.sha256).hexdigest()
+    good = sign(b"s3cret", payload)
     headers = {"Content-Type": "application/json"}
     unsigned = await client.post("/api/hooks/zen", data=payload, headers=headers)
     assert unsigned.status == 401
     assert "X-Flowengine-Signature" in (await unsigned.json())["error"]
+    stamp = good.split(",")[0]
     wrong = await client.post(
-        "/api/hooks/zen", data=payload, headers={**headers, "X-Flowengine-Signature": "sha256=" + "0" * 64}
+        "/api/hooks/zen", data=payload, headers={**headers, "X-Flowengine-Signature": f"{stamp},v1=" + "0" * 64}
     )
     assert wrong.status == 401
     tampered = await client.post(
@@ -101,7 +101,8 @@ async def test_webhook_signature(client):
     body = await signed.json()
     assert signed.status == 200, body
     record = await (await client.get(f"/api/executions/{body['execution_id']}")).json()
-    assert "X-Flowengine-Signature" not in record["inputs"]["headers"]["value"]
+    # Only what the signature covers becomes an input: the body's fields, no headers.
+    assert record["inputs"] == {"message": {"type": "String", "value": "signed"}}
 
 
 async def test_webhook_credential_headers_stay_out_of_the_inputs(client):
@@ -264,7 +265,7 @@ async def test_webhook_secret_is_masked_in_get_and_may_be_a_secret_reference(cli
     shown = await (await client.get(f"/api/workflows/{workflow_id}")).json()
     assert shown["triggers"][0]["trigger_type"]["secret"] == reference
     payload = b'{"message": "hi"}'
-    good = "sha256=" + hmac.new(b"from-the-environment", payload, hashlib.sha256).hexdigest()
+    good = sign(b"from-the-environment", payload)
     signed = await client.post("/api/hooks/zen", data=payload, headers={"X-Flowengine-Signature": good})
     assert signed.status == 200
     assert (await client.post("/api/hooks/zen", data=payload)).status == 401

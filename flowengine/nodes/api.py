@@ -44,6 +44,8 @@ def check_duration(config: Mapping[str, Any], key: str, *, minimum: float) -> No
 VALUE_TYPES = frozenset(
     {"Any", "Null", "Bool", "Number", "String", "Bytes", "Json", "Array", "Object"}
 )
+# A Secret resolves to text, so only keys that can hold text, directly or inside, may take one.
+SECRET_KEY_TYPES = frozenset({"Any", "String", "Array", "Object"})
 
 # Node type names: "http.request", "acme.send-mail"; no spaces or slashes.
 TYPE_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
@@ -80,7 +82,13 @@ class Port:
 
 @dataclass(frozen=True)
 class ConfigKey:
-    """A config entry a node type understands; checked when a workflow is registered."""
+    """A config entry a node type understands; checked when a workflow is registered.
+
+    ``secret=True`` lets the entry hold a Secret (``{"type": "Secret", "value": "NAME"}``), as
+    the whole value or anywhere inside an Object or Array; the node body sees the resolved text.
+    Config keys without it refuse a Secret, so only code that sends a secret where it belongs
+    (a header, an environment variable) ever holds one, never code that computes on it.
+    """
 
     name: str
     type: str = "Any"
@@ -88,6 +96,7 @@ class ConfigKey:
     description: str = ""
     choices: tuple[Any, ...] | None = None
     required: bool = False
+    secret: bool = False
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {
@@ -99,6 +108,8 @@ class ConfigKey:
         }
         if self.choices is not None:
             described["choices"] = list(self.choices)
+        if self.secret:
+            described["secret"] = True
         return described
 
 
@@ -153,6 +164,11 @@ class NodeType:
         for key in self.config:
             if key.type not in VALUE_TYPES:
                 raise ValueError(f"node type {self.type!r}: config key {key.name!r} has unknown type {key.type!r}")
+            if key.secret and key.type not in SECRET_KEY_TYPES:
+                raise ValueError(
+                    f"node type {self.type!r}: config key {key.name!r} of type {key.type} cannot hold a Secret"
+                    f" (secret=True needs type {', '.join(sorted(SECRET_KEY_TYPES))})"
+                )
             if key.choices is not None and key.default is not None and key.default not in key.choices:
                 raise ValueError(
                     f"node type {self.type!r}: config key {key.name!r} default {key.default!r}"

@@ -91,7 +91,7 @@ def _if(ctx: NodeContext) -> dict[str, Any]:
     value = ctx.inputs.get("value")
     subject = None if value is None or value.type == "Null" else value.to_python()
     compare = ctx.setting("compare")
-    if op not in _COMPARISONS:  # only a Secret operator can get past registration
+    if op not in _COMPARISONS:  # registration checks the choices; kept for callers that skip it
         raise NodeError(f"unknown operator {op!r} (known: {', '.join(OPERATORS)})")
     try:
         outcome = bool(_COMPARISONS[op](subject, compare))

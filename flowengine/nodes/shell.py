@@ -26,6 +26,17 @@ log = logging.getLogger("flowengine.nodes.shell")
 # Lines longer than this are emitted in pieces of this size rather than failing the node.
 LINE_LIMIT = 1 << 20
 
+# The server's own settings (API keys, the JWT secret, FLOWENGINE_SECRET_*, a database URL with
+# its password) are credentials: a program a workflow runs gets none of them unless the node
+# passes one explicitly in its ``env``.
+SERVER_ENV_PREFIX = "FLOWENGINE_"
+
+
+def inherited_environment() -> dict[str, str]:
+    """The server's environment without its own FLOWENGINE_* settings."""
+    # Upper-cased for the check: Windows environment names ignore case.
+    return {name: value for name, value in os.environ.items() if not name.upper().startswith(SERVER_ENV_PREFIX)}
+
 
 async def _pump(stream: asyncio.StreamReader, emit: Any, lines: list[str]) -> None:
     """Emit each line as it arrives (the event is what makes the output live)."""
@@ -101,7 +112,7 @@ async def _exec(ctx: NodeContext) -> dict[str, Any]:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             cwd=cwd,
-            env=None if env is None else {**os.environ, **{str(k): str(v) for k, v in env.items()}},
+            env={**inherited_environment(), **{str(k): str(v) for k, v in (env or {}).items()}},
             limit=LINE_LIMIT,
             # Its own process group, so a timeout can kill whatever it started as well.
             start_new_session=_POSIX,
@@ -149,7 +160,7 @@ SHELL_EXEC = NodeType(
         ConfigKey("command", "String", None, "The program (when no 'command' input is connected)"),
         ConfigKey("args", "Array", None, "Arguments"),
         ConfigKey("cwd", "String", None, "Working directory"),
-        ConfigKey("env", "Object", None, "Extra environment variables"),
+        ConfigKey("env", "Object", None, "Extra environment variables (may hold Secrets)", secret=True),
         ConfigKey("stdin", "String", None, "Standard input"),
         ConfigKey("timeout_ms", "Number", None, "Kill the program after this many milliseconds"),
     ),
