@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
 
-from .auth import parse_api_keys
+from .auth import parse_api_keys, parse_audiences
 from .ratelimit import RateLimit, parse_rate_limit
 
 __all__ = ["Config", "ConfigError", "SETTINGS", "add_arguments", "load_config", "LOG_LEVELS"]
@@ -42,6 +42,7 @@ class Config:
     http_block_private: bool = False
     max_concurrent_executions: int = 64
     max_queued_executions: int = 1000
+    jwt_audience: tuple[str, ...] = ()
 
     @property
     def auth_enabled(self) -> bool:
@@ -162,6 +163,10 @@ def _api_keys(text: str) -> dict[str, Any]:
     return {"api_keys": parse_api_keys(text) if text.strip() else {}}
 
 
+def _jwt_audience(text: str) -> dict[str, Any]:
+    return {"jwt_audience": parse_audiences(text)}
+
+
 def _count(name: str) -> Callable[[str], dict[str, Any]]:
     def parse(text: str) -> dict[str, Any]:
         text = text.strip().replace("_", "")
@@ -189,6 +194,7 @@ SETTINGS = (
     Setting("FLOWENGINE_HTTP_BLOCK_PRIVATE", "--http-block-private", "0", _flag("http_block_private"), "http.request refuses loopback, private and reserved addresses", switch=True),
     Setting("FLOWENGINE_MAX_CONCURRENT_EXECUTIONS", "--max-concurrent-executions", "64", _positive_int("max_concurrent_executions"), "executions running at once; more wait in a queue"),
     Setting("FLOWENGINE_MAX_QUEUED_EXECUTIONS", "--max-queued-executions", "1000", _count("max_queued_executions"), "executions waiting for a slot before 503"),
+    Setting("FLOWENGINE_JWT_AUDIENCE", "--jwt-audience", "", _jwt_audience, "audiences (comma-separated) a JWT's aud claim must name; unset, tokens with aud are refused"),
 )
 
 
