@@ -522,3 +522,14 @@ def test_undecodable_header_bytes_are_401(token):
 def test_non_base64url_payload_refused_before_signing_input_is_built(payload):
     head = b64(b'{"alg":"HS256"}')
     refused(jwt_auth(), f"{head}.{payload}.{b64(b'x' * 32)}")
+
+
+def test_jwt_audience_setting():
+    from flowengine.config import load_config
+
+    assert load_config({}).jwt_audience == ()
+    assert load_config({"FLOWENGINE_JWT_AUDIENCE": "flowengine, https://flow.example"}).jwt_audience == (
+        "flowengine", "https://flow.example")
+    auth = Authenticator({}, SECRET, clock=FakeClock(), audience=load_config(
+        {"FLOWENGINE_JWT_AUDIENCE": "flowengine"}).jwt_audience)
+    assert auth.authenticate(make_jwt(SECRET, {"scope": "read", "aud": "flowengine"})).scope == "read"

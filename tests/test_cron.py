@@ -409,3 +409,13 @@ def test_next_after_agrees_with_minute_by_minute_walk(tz: str, begin: datetime) 
                 break
             got.append(moment)
         assert got == expected, expression
+
+
+def test_every_date_falls_on_every_weekday_within_400_years() -> None:
+    # The premise of the parse-time check (only the month/day pair can make AND-combined day
+    # fields impossible) and of the 400-year search bound, Feb 29 included.
+    import calendar
+
+    for month, day in ((2, 29), (1, 31), (12, 31), (2, 28)):
+        years = [y for y in range(2000, 2400) if day <= calendar.monthrange(y, month)[1]]
+        assert {calendar.weekday(y, month, day) for y in years} == set(range(7))
