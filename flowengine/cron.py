@@ -53,7 +53,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Optional
 from zoneinfo import ZoneInfo
 
-__all__ = ["CronError", "CronSchedule"]
+__all__ = ["CronError", "CronSchedule", "changed_meaning"]
 
 
 class CronError(ValueError):
@@ -170,6 +170,24 @@ def _parse_field(field: _Field, text: str) -> tuple:
         values.discard(7)
         values.add(0)
     return tuple(sorted(values))
+
+
+def changed_meaning(expression: str) -> Optional[str]:
+    """Why ``expression`` fires differently than it did before SUN-led ranges were read as
+    Vixie reads them, or None. ``SUN-SUN`` and ``0-SUN`` used to select the whole week (SUN
+    ending a range was always 7); now they select Sunday only. For start-up upgrade notes.
+    """
+    if not isinstance(expression, str):
+        return None
+    fields = _MACROS.get(expression.strip().lower(), expression).split()
+    if len(fields) not in (5, 6):
+        return None
+    for item in fields[-1].split(","):
+        start, dash, end = item.partition("/")[0].partition("-")
+        if dash and end.upper() == "SUN" and (start.upper() == "SUN" or (_NUMBER.fullmatch(start) and not start.strip("0"))):
+            return (f"day-of-week: {item!r} now selects Sunday only, as in Vixie cron; "
+                    "before, it selected every day of the week")
+    return None
 
 
 def _load_zone(name: str) -> tzinfo:

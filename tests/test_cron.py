@@ -419,3 +419,26 @@ def test_every_date_falls_on_every_weekday_within_400_years() -> None:
     for month, day in ((2, 29), (1, 31), (12, 31), (2, 28)):
         years = [y for y in range(2000, 2400) if day <= calendar.monthrange(y, month)[1]]
         assert {calendar.weekday(y, month, day) for y in years} == set(range(7))
+
+
+@pytest.mark.parametrize("expression,changed", [
+    ("0 0 * * SUN-SUN", True),
+    ("0 0 * * sun-Sun/2", True),
+    ("0 0 * * 1,0-SUN", True),
+    ("0 0 * * 00-SUN", True),
+    ("0 0 * * 0000000000001-SUN", False),
+    ("0 0 * * 7-SUN", False),  # 7-7 before and after
+    ("0 0 * * FRI-SUN", False),
+    ("0 0 * * SUN-SAT", False),
+    ("0 0 * * 0-7", False),
+    ("0 0 * * 0", False),
+    ("@weekly", False),
+    ("not cron", False),
+])
+def test_changed_meaning_names_sun_led_ranges(expression: str, changed: bool) -> None:
+    from flowengine.cron import changed_meaning
+
+    note = changed_meaning(expression)
+    assert (note is not None) == changed
+    if changed:
+        assert note.startswith("day-of-week: ") and "Sunday only" in note
