@@ -11,7 +11,7 @@ from typing import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from . import handlers, history, hooks, openapi, websocket
+from . import cron, handlers, history, hooks, openapi, websocket
 from .catalog import WorkflowCatalog
 from .config import Config
 from .engine import Engine
@@ -110,6 +110,7 @@ async def _store_and_engine(app: web.Application) -> AsyncIterator[None]:
     http_client = aiohttp.ClientSession(connector=connector)
     engine = Engine(app[REGISTRY], app[BUS], http=http_client)
     catalog.listeners.append(lambda workflow_id, _workflow: engine.forget(workflow_id))
+    catalog.listeners.append(app[TELEMETRY].workflow_changed)  # a deleted workflow's series go
     app[STORE], app[CATALOG], app[HTTP_CLIENT], app[ENGINE] = store, catalog, http_client, engine
     app[RUNS] = ExecutionService(
         engine,
@@ -135,6 +136,11 @@ async def _triggers(app: web.Application) -> AsyncIterator[None]:
     catalog = app[CATALOG]
     triggers = app[TRIGGERS] = TriggerService(app[RUNS], app[BUS])
     for workflow in catalog.all():
+        for trigger in workflow.triggers:
+            if trigger.type == "Cron":
+                note = cron.changed_meaning(trigger.trigger_type["expression"])
+                if note is not None:  # stored under the old reading: say so once, at start-up
+                    log.warning("workflow %s, cron trigger %s: %s", workflow.id, trigger.id, note)
         try:
             triggers.update(workflow.id, workflow)
         except Exception as exc:  # a stored workflow must never keep the server from starting

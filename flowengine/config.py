@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
 
-from .auth import parse_api_keys
+from .auth import parse_api_keys, parse_audiences
 from .ratelimit import RateLimit, parse_rate_limit
 
 __all__ = ["Config", "ConfigError", "SETTINGS", "add_arguments", "load_config", "LOG_LEVELS"]
@@ -51,6 +51,7 @@ class Config:
     max_recorded_events: int = 10_000
     max_workflow_connections: int = 20_000
     webhook_tolerance_s: int = 300
+    jwt_audience: tuple[str, ...] = ()
 
     @property
     def auth_enabled(self) -> bool:
@@ -181,6 +182,10 @@ def _choice(name: str, choices: tuple[str, ...]) -> Callable[[str], dict[str, An
     return parse
 
 
+def _jwt_audience(text: str) -> dict[str, Any]:
+    return {"jwt_audience": parse_audiences(text)}
+
+
 def _count(name: str) -> Callable[[str], dict[str, Any]]:
     def parse(text: str) -> dict[str, Any]:
         text = text.strip().replace("_", "")
@@ -214,6 +219,7 @@ SETTINGS = (
     Setting("FLOWENGINE_MAX_RECORDED_EVENTS", "--max-recorded-events", "10000", _positive_int("max_recorded_events"), "events kept in one execution's record (the first and last half; all are still streamed live)"),
     Setting("FLOWENGINE_MAX_WORKFLOW_CONNECTIONS", "--max-workflow-connections", "20000", _positive_int("max_workflow_connections"), "largest workflow accepted, in connections"),
     Setting("FLOWENGINE_WEBHOOK_TOLERANCE", "--webhook-tolerance", "300", _positive_int("webhook_tolerance_s"), "seconds a signed webhook's timestamp may be off the server's clock"),
+    Setting("FLOWENGINE_JWT_AUDIENCE", "--jwt-audience", "", _jwt_audience, "audiences (comma-separated) a JWT's aud claim must name; unset, tokens with aud are refused"),
 )
 
 

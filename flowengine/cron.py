@@ -7,8 +7,12 @@ field for sub-minute schedules (with five fields the second is always 0). Each f
 or a comma list of items; an item is a value ``a``, a range ``a-b``, or either of those or ``*``
 with a step: ``*/5``, ``1-10/2``, ``5/15`` (= ``5-<max>/15``). Months take ``JAN``-``DEC`` and
 days of the week ``SUN``-``SAT`` (any case); day-of-week is 0-7 with both 0 and 7 meaning
-Sunday (``FRI-SUN`` works too). ``L``, ``W``, ``#`` and ``?`` are not supported. Macros:
-``@yearly``/``@annually``, ``@monthly``, ``@weekly``, ``@daily``/``@midnight``, ``@hourly``.
+Sunday. As in Vixie cron ``SUN`` is 0, so ``SUN-SUN`` and ``0-0`` are Sunday only and ``SUN-SAT``
+is the whole week; ``SUN`` ending a range that starts later in the week is read as 7, so
+``FRI-SUN`` is Friday to Sunday (Vixie would select nothing there). An open-ended ``a/n`` in
+day-of-week runs to Saturday, so ``7/1`` would select no day and is refused. ``L``, ``W``,
+``#`` and ``?`` are not supported. Macros: ``@yearly``/``@annually``, ``@monthly``,
+``@weekly``, ``@daily``/``@midnight``, ``@hourly``.
 
 Day-of-month and day-of-week combine as in Vixie cron: when both fields are restricted (neither
 starts with ``*``) a day matches if EITHER matches, so ``0 0 13 * FRI`` fires on every 13th and
@@ -16,9 +20,11 @@ on every Friday; otherwise both must match, so ``0 0 */10 * MON`` fires only on 
 21st and 31st that are Mondays.
 
 Every problem raises :class:`CronError` whose message starts with the field at fault, e.g.
-``hour: 25 is out of range 0-23``. A day-of-month that no selected month has
-(``0 0 30 2 *``) is rejected at parse time, so :meth:`CronSchedule.next_after` always finds
-a time.
+``hour: 25 is out of range 0-23``. An expression that can never fire is rejected at parse
+time: an item selecting nothing, a day-of-month that no selected month has (``0 0 30 2 *``),
+or (found by searching 400 years ahead) a schedule whose every time falls in a daylight-saving
+gap of its zone. So :meth:`CronSchedule.next_after` finds a time for any parsed schedule,
+except past the year 9999 where ``datetime`` ends, and then raises :class:`CronError` too.
 
 Time zones and daylight saving time
 -----------------------------------
@@ -47,7 +53,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Optional
 from zoneinfo import ZoneInfo
 
-__all__ = ["CronError", "CronSchedule"]
+__all__ = ["CronError", "CronSchedule", "changed_meaning"]
 
 
 class CronError(ValueError):
@@ -69,11 +75,13 @@ _DOW_NAMES = {"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT":
 # Longest month lengths, Feb counted as 29: used to reject days that never occur.
 _MAX_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _NUMBER = re.compile(r"[0-9]+")
+# No field goes past 59; a longer digit string is out of range, and int() of thousands of
+# digits would raise ValueError of its own.
+_MAX_DIGITS = 4
 _ONE_SECOND = timedelta(seconds=1)
-# Every valid date recurs on every weekday within one 400-year Gregorian cycle, so a search
-# that looks this far ahead and finds nothing can only have run past year 9999.
-_SEARCH_YEARS = 401
-_NO_FIRE_TIME = "expression: no fire time before the year 10000"
+# The Gregorian calendar repeats, weekdays included, every 400 years, and zoneinfo's rules for
+# the far future repeat every year: a schedule that does not fire within 400 years never does.
+_SEARCH_YEARS = 400
 
 
 class _Field:
@@ -94,18 +102,17 @@ _MONTH = _Field("month", 1, 12, _MONTH_NAMES)
 _DOW = _Field("day-of-week", 0, 7, _DOW_NAMES)
 
 
-def _value(field: _Field, text: str, *, range_end: bool = False) -> int:
+def _value(field: _Field, text: str) -> int:
     """One number or name of ``field``, range-checked."""
     if _NUMBER.fullmatch(text):
+        if len(text.lstrip("0")) > _MAX_DIGITS:
+            raise CronError(f"{field.name}: {text[:8]}... is out of range {field.low}-{field.high}")
         number = int(text)
     elif field.names:
         try:
             number = field.names[text.upper()]
         except KeyError:
             raise CronError(f"{field.name}: unknown name {text!r}") from None
-        # "FRI-SUN" should mean Friday to Sunday, so SUN ending a range is 7, not 0.
-        if range_end and field is _DOW and number == 0:
-            number = 7
     else:
         raise CronError(f"{field.name}: {text!r} is not a number")
     if not field.low <= number <= field.high:
@@ -121,8 +128,9 @@ def _parse_item(field: _Field, item: str) -> range:
     step = 1
     if slash:
         if not _NUMBER.fullmatch(step_text):
-            raise CronError(f"{field.name}: bad step {step_text!r} in {item!r}")
-        step = int(step_text)
+            raise CronError(f"{field.name}: bad step {step_text[:16]!r} in {item[:32]!r}")
+        # A step beyond the field's span still selects the start; cap it before int().
+        step = int(step_text) if len(step_text.lstrip("0")) <= _MAX_DIGITS else 10**_MAX_DIGITS
         if step < 1:
             raise CronError(f"{field.name}: step in {item!r} must be at least 1")
     # An open-ended "a/n" runs to the field's end; for day-of-week that is Saturday (6), so
@@ -135,12 +143,22 @@ def _parse_item(field: _Field, item: str) -> range:
         if not start_text or not end_text:
             raise CronError(f"{field.name}: bad range {base!r}")
         start = _value(field, start_text)
-        end = _value(field, end_text, range_end=True)
+        end = _value(field, end_text)
+        # Vixie reads the name SUN as 0, so SUN-SUN is Sunday only. Ending a range that starts
+        # later in the week, SUN can only mean the 7 of 0-7: FRI-SUN is Friday to Sunday.
+        if field is _DOW and end == 0 and start > 0 and not _NUMBER.fullmatch(end_text):
+            end = 7
         if start > end:
             raise CronError(f"{field.name}: range {base!r} is backwards")
         return range(start, end + 1, step)
     start = _value(field, base)
-    return range(start, (top if slash else start) + 1, step)
+    selected = range(start, (top if slash else start) + 1, step)
+    if not selected:
+        # Only "7/n" in day-of-week gets here: it starts past Saturday, where "a/n" stops.
+        raise CronError(
+            f"{field.name}: {item!r} selects no day: an open-ended 'a/n' runs to Saturday (6); "
+            f"start Sunday as 0 (e.g. '0/{step}')")
+    return selected
 
 
 def _parse_field(field: _Field, text: str) -> tuple:
@@ -152,6 +170,24 @@ def _parse_field(field: _Field, text: str) -> tuple:
         values.discard(7)
         values.add(0)
     return tuple(sorted(values))
+
+
+def changed_meaning(expression: str) -> Optional[str]:
+    """Why ``expression`` fires differently than it did before SUN-led ranges were read as
+    Vixie reads them, or None. ``SUN-SUN`` and ``0-SUN`` used to select the whole week (SUN
+    ending a range was always 7); now they select Sunday only. For start-up upgrade notes.
+    """
+    if not isinstance(expression, str):
+        return None
+    fields = _MACROS.get(expression.strip().lower(), expression).split()
+    if len(fields) not in (5, 6):
+        return None
+    for item in fields[-1].split(","):
+        start, dash, end = item.partition("/")[0].partition("-")
+        if dash and end.upper() == "SUN" and (start.upper() == "SUN" or (_NUMBER.fullmatch(start) and not start.strip("0"))):
+            return (f"day-of-week: {item!r} now selects Sunday only, as in Vixie cron; "
+                    "before, it selected every day of the week")
+    return None
 
 
 def _load_zone(name: str) -> tzinfo:
@@ -195,11 +231,30 @@ class CronSchedule:
         self._dow_star = fields[5].startswith("*")
         # Vixie's "wildcard job" test (MIN_STAR|HR_STAR), extended to the seconds field.
         self._follows_clock = any(f.startswith("*") for f in fields[:3])
+        # When the day fields combine with OR, every selected weekday occurs in every month.
+        # With AND, a day that occurs in a selected month falls on every weekday within one
+        # 400-year cycle (Feb 29 included), so the month/day pair is all there is to check.
         if self._dom_star or self._dow_star:
             if not any(day <= _MAX_DAYS[month - 1]
                        for month in self._months for day in self._doms):
                 raise CronError(
                     f"day-of-month: {fields[3]} never occurs in month {fields[4]}")
+        self._check_fires(datetime.now(timezone.utc))
+
+    def _check_fires(self, now: datetime) -> None:
+        """Refuse a schedule that can never fire from ``now`` on.
+
+        The calendar checks above cover every cause but one: a clock-following schedule whose
+        every wall time is skipped by a spring-forward change of its zone (say ``* 30 2
+        25-31 3 */7`` in Europe/Berlin, the last Sunday of March at 02:30).
+        """
+        try:
+            self._next_after(now)
+        except CronError:
+            raise CronError(
+                f"expression: never fires in {self.timezone}: no time it selects occurs in the "
+                f"{_SEARCH_YEARS} years searched from {now:%Y-%m-%d} (each one falls in a "
+                "daylight-saving gap)") from None
 
     @classmethod
     def parse(cls, expression: str, timezone: str = "UTC") -> "CronSchedule":
@@ -240,14 +295,18 @@ class CronSchedule:
         except CronError:
             raise
         except (OverflowError, ValueError):
-            # datetime refuses years past 9999: the search ran off the calendar.
-            raise CronError(_NO_FIRE_TIME) from None
+            # datetime holds the years 1 to 9999 only: the search (or the conversion of
+            # `moment` into the schedule's zone) ran off one end of it.
+            raise CronError(
+                f"expression: no fire time after {moment.isoformat()} within the years 1-9999 "
+                "(the end of the calendar)") from None
 
     def _next_after(self, moment: datetime) -> datetime:
         # Fire times are whole seconds, so "after moment" equals "after moment's offset1".
         after = moment.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None)
         local = after.replace(tzinfo=timezone.utc).astimezone(self._zone)
         wall = local.replace(tzinfo=None)
+        last_year = wall.year + _SEARCH_YEARS
         offset0, offset1 = self._offsets(wall)
         early: Optional[datetime] = None
         if self._follows_clock and offset0 != offset1 and local.fold == 0:
@@ -255,23 +314,24 @@ class CronSchedule:
             # times of that hour up to `wall` come round again after the change, earlier
             # than anything the scan below finds past the hour.
             change = self._change_between(after, wall - offset1)
-            candidate = self._next_wall(change + offset1)
+            candidate = self._next_wall(change + offset1, last_year)
             if candidate is not None and candidate <= wall:
                 early = candidate - offset1
-        found = self._scan(wall + _ONE_SECOND, after)
+        found = self._scan(wall + _ONE_SECOND, after, last_year)
         if early is not None and early < found:
             found = early
         return found.replace(tzinfo=timezone.utc)
 
-    def _scan(self, start: datetime, after: datetime) -> datetime:
-        """The first fire instant (naive UTC) after ``after``, from wall times >= start.
+    def _scan(self, start: datetime, after: datetime, last_year: int) -> datetime:
+        """The first fire instant (naive UTC) after ``after``, from wall times >= start up to
+        the end of ``last_year``.
 
         Matching wall times come in wall order; each maps to its fire instant(s) by the DST
         rules in the module docstring. Taken in that order the first instant past `after`
         is also the earliest one (only second occurrences break the order, and those are
         handled by the caller's look-back and the check order inside one wall time).
         """
-        wall = self._next_wall(start)
+        wall = self._next_wall(start, last_year)
         while wall is not None:
             offset0, offset1 = self._offsets(wall)
             if offset0 == offset1:
@@ -283,14 +343,20 @@ class CronSchedule:
                     return wall - offset0
                 if self._follows_clock and wall - offset1 > after:
                     return wall - offset1
-            elif not self._follows_clock:  # skipped (spring-forward) wall time
+            else:  # skipped (spring-forward) wall time
                 # offset0 is the offset before the gap: the change lies between the
                 # two readings of this wall time.
                 instant = self._change_between(wall - offset1, wall - offset0)
-                if instant > after:
+                if not self._follows_clock and instant > after:
                     return instant
-            wall = self._next_wall(wall + _ONE_SECOND)
-        raise CronError(_NO_FIRE_TIME)
+                # Every later wall time in this gap maps to the same instant or to none, so
+                # go on from the first wall time after the gap.
+                wall = self._next_wall(max(instant + offset1, wall + _ONE_SECOND), last_year)
+                continue
+            wall = self._next_wall(wall + _ONE_SECOND, last_year)
+        raise CronError(
+            f"expression: no fire time in the {_SEARCH_YEARS} years searched "
+            f"(wall times from {start:%Y-%m-%d %H:%M:%S} to the end of {last_year})")
 
     def _offsets(self, wall: datetime) -> tuple[timedelta, timedelta]:
         """UTC offsets of a naive wall time at fold 0 and fold 1 (PEP 495).
@@ -328,15 +394,14 @@ class CronSchedule:
             return dom_ok and dow_ok
         return dom_ok or dow_ok
 
-    def _next_wall(self, start: datetime) -> Optional[datetime]:
-        """The first matching naive wall time >= start (whole seconds), jumping field by field.
+    def _next_wall(self, start: datetime, last_year: int) -> Optional[datetime]:
+        """The first matching naive wall time >= start (whole seconds) up to the end of
+        ``last_year``, jumping field by field; None if there is none.
 
         When a field has no match left, move to the start of the next larger unit and retry;
-        naive datetime arithmetic is plain wall-clock arithmetic. None only if nothing
-        matches within the search window (cannot happen for a parsed schedule).
+        naive datetime arithmetic is plain wall-clock arithmetic.
         """
         t = start
-        last_year = t.year + _SEARCH_YEARS
         while t.year <= last_year:
             month = _next_in(self._months, t.month)
             if month is None:

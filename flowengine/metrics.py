@@ -2,7 +2,10 @@
 
 Three metric kinds -- :class:`Counter`, :class:`Gauge`, :class:`Histogram` -- held by a
 :class:`Registry` whose :meth:`Registry.render` produces the body of ``GET /metrics``
-(served with :data:`CONTENT_TYPE`).
+(served with :data:`CONTENT_TYPE`). Counters and gauges may take their values from a callback
+read at render time, for numbers something else keeps (a counter's callback must only go up).
+:meth:`Registry.forget` drops every series with a given label value, so the series of a deleted
+workflow do not pile up.
 
 Recording is on the hot path (every request, node and event), so ``inc``/``set``/``observe``
 do one dict lookup keyed by the tuple of label values; all formatting and sorting waits for
@@ -35,9 +38,10 @@ _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 LabelKey = tuple[str, ...]
-# A callback gauge returns a number, or (when it has labels) a mapping of label values to
+# A callback metric returns a number, or (when it has labels) a mapping of label values to
 # numbers; a single label's value may be given as a plain string instead of a 1-tuple.
 GaugeCallback = Callable[[], Union[float, Mapping[Union[str, LabelKey], float]]]
+ValueCallback = GaugeCallback
 
 
 def _escape_label(value: str) -> str:
@@ -111,19 +115,63 @@ class _Metric:
         head = f"# HELP {self.name} {_escape_help(self.help)}\n# TYPE {self.name} {self.kind}\n"
         return head + "".join(line + "\n" for line in self._samples())
 
+    def _stored(self) -> dict[LabelKey, object]:
+        """The series this metric keeps itself (callback values are not kept)."""
+        raise NotImplementedError
+
+    def forget(self, label: str, value: str) -> int:
+        """Drop every kept series whose ``label`` equals ``value``; how many were dropped."""
+        if label not in self.labelnames:
+            return 0
+        index = self.labelnames.index(label)
+        stored = self._stored()
+        doomed = [key for key in stored if key[index] == value]
+        for key in doomed:
+            del stored[key]
+        return len(doomed)
+
+
+def _read_callback(metric: _Metric, callback: ValueCallback) -> dict[LabelKey, float]:
+    """A callback's current values, keyed like stored series."""
+    result = callback()
+    if not metric.labelnames:
+        return {(): float(result)}  # type: ignore[arg-type]
+    if not isinstance(result, Mapping):
+        raise TypeError(f"{metric.kind} {metric.name!r}: a labelled callback must return a mapping")
+    current: dict[LabelKey, float] = {}
+    for labelvalues, number in result.items():
+        key = (labelvalues,) if isinstance(labelvalues, str) else tuple(map(str, labelvalues))
+        if len(key) != len(metric.labelnames):
+            raise ValueError(f"{metric.kind} {metric.name!r}: callback gave labels {key!r}")
+        current[key] = float(number)
+    return current
+
 
 class Counter(_Metric):
-    """A value that only goes up (requests served, events published)."""
+    """A value that only goes up (requests served, events published).
+
+    With ``callback`` the value is read when rendering (a total kept elsewhere, such as the
+    event bus's count of published events); such a counter is read-only.
+    """
 
     kind = "counter"
 
-    def __init__(self, name: str, help: str, labelnames: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        labelnames: Sequence[str] = (),
+        callback: ValueCallback | None = None,
+    ) -> None:
         super().__init__(name, help, labelnames)
         self._values: dict[LabelKey, float] = {}
-        if not self.labelnames:
+        self._callback = callback
+        if not self.labelnames and callback is None:
             self._values[()] = 0.0  # an unlabelled counter reads 0 before its first inc
 
     def inc(self, amount: float = 1, **labels: object) -> None:
+        if self._callback is not None:
+            raise ValueError(f"counter {self.name!r} takes its value from a callback")
         if amount < 0:
             raise ValueError(f"counter {self.name!r} cannot go down (inc by {amount})")
         self.inc_labels(self._key(labels), amount)
@@ -136,11 +184,18 @@ class Counter(_Metric):
 
     def value(self, **labels: object) -> float:
         """The current value (0 for a label set never incremented); for tests and callers."""
-        return self._values.get(self._key(labels), 0.0)
+        return self._current().get(self._key(labels), 0.0)
+
+    def _current(self) -> dict[LabelKey, float]:
+        return self._values if self._callback is None else _read_callback(self, self._callback)
+
+    def _stored(self) -> dict[LabelKey, object]:
+        return self._values  # type: ignore[return-value]
 
     def _samples(self) -> Iterator[str]:
-        for key in sorted(self._values):
-            yield f"{self.name}{self._labels(key)} {_format_value(self._values[key])}"
+        current = self._current()
+        for key in sorted(current):
+            yield f"{self.name}{self._labels(key)} {_format_value(current[key])}"
 
 
 class Gauge(_Metric):
@@ -187,20 +242,10 @@ class Gauge(_Metric):
         return self._current().get(key, 0.0)
 
     def _current(self) -> dict[LabelKey, float]:
-        if self._callback is None:
-            return self._values
-        result = self._callback()
-        if not self.labelnames:
-            return {(): float(result)}  # type: ignore[arg-type]
-        if not isinstance(result, Mapping):
-            raise TypeError(f"gauge {self.name!r}: a labelled callback must return a mapping")
-        current: dict[LabelKey, float] = {}
-        for labelvalues, number in result.items():
-            key = (labelvalues,) if isinstance(labelvalues, str) else tuple(map(str, labelvalues))
-            if len(key) != len(self.labelnames):
-                raise ValueError(f"gauge {self.name!r}: callback gave labels {key!r}")
-            current[key] = float(number)
-        return current
+        return self._values if self._callback is None else _read_callback(self, self._callback)
+
+    def _stored(self) -> dict[LabelKey, object]:
+        return self._values  # type: ignore[return-value]
 
     def _samples(self) -> Iterator[str]:
         current = self._current()
@@ -271,6 +316,9 @@ class Histogram(_Metric):
     def sample_names(self) -> tuple[str, ...]:
         return (self.name, f"{self.name}_bucket", f"{self.name}_sum", f"{self.name}_count")
 
+    def _stored(self) -> dict[LabelKey, object]:
+        return self._series  # type: ignore[return-value]
+
     def _samples(self) -> Iterator[str]:
         les = [f'"{_format_le(b)}"' for b in self.buckets] + ['"+Inf"']
         for key in sorted(self._series):
@@ -300,8 +348,14 @@ class Registry:
         self._metrics.append(metric)
         return metric
 
-    def counter(self, name: str, help: str, labelnames: Sequence[str] = ()) -> Counter:
-        metric = Counter(name, help, labelnames)
+    def counter(
+        self,
+        name: str,
+        help: str,
+        labelnames: Sequence[str] = (),
+        callback: ValueCallback | None = None,
+    ) -> Counter:
+        metric = Counter(name, help, labelnames, callback)
         self.register(metric)
         return metric
 
@@ -326,6 +380,11 @@ class Registry:
         metric = Histogram(name, help, labelnames, buckets)
         self.register(metric)
         return metric
+
+    def forget(self, label: str, value: str) -> int:
+        """Drop every kept series, in every metric, whose ``label`` equals ``value`` (e.g. all
+        series of a deleted workflow); how many were dropped."""
+        return sum(metric.forget(label, value) for metric in self._metrics)
 
     def render(self) -> str:
         """The whole exposition, one block per metric, ending with a newline."""

@@ -1,12 +1,18 @@
-"""The server's Prometheus metrics (``GET /metrics``) and what records them."""
+"""The server's Prometheus metrics (``GET /metrics``) and what records them.
+
+Series labelled with a workflow id are dropped when that workflow is deleted
+(:meth:`Telemetry.workflow_changed` listens to the catalog), so create/delete cycles do not
+grow the exposition without bound.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .metrics import CONTENT_TYPE, Registry
+from .process_metrics import register_process_metrics
 
 if TYPE_CHECKING:
     from .engine import ExecutionResult
@@ -39,22 +45,33 @@ class Telemetry:
         self._runs: ExecutionService | None = None
         registry.gauge("flowengine_executions_running", "Executions running now.", callback=lambda: self._count("running"))
         registry.gauge("flowengine_executions_queued", "Executions waiting for a slot.", callback=lambda: self._count("queued"))
+        register_process_metrics(registry)
 
     def watch_bus(self, bus: "EventBus") -> None:
         registry = self.registry
         registry.gauge("flowengine_websocket_listeners", "Connected event-stream listeners.", callback=lambda: len(bus.listeners))
-        registry.gauge(
-            "flowengine_events_published", "Events published since start (a counter).", callback=lambda: bus.published
+        # Totals the bus keeps and only ever increments: counters whose value is read at scrape.
+        registry.counter(
+            "flowengine_events_published_total", "Events published since start.", callback=lambda: bus.published
         )
-        registry.gauge(
-            "flowengine_listeners_dropped",
-            "Listeners disconnected for lagging since start (a counter).",
+        registry.counter(
+            "flowengine_listeners_dropped_total",
+            "Listeners disconnected for lagging since start.",
             callback=lambda: bus.listeners_dropped,
         )
 
     def attach(self, runs: "ExecutionService") -> None:
         self._runs = runs
         runs.on_finished.append(self.record_execution)
+
+    def forget_workflow(self, workflow_id: str) -> int:
+        """Drop every series labelled with this workflow; how many were dropped."""
+        return self.registry.forget("workflow", workflow_id)
+
+    def workflow_changed(self, workflow_id: str, workflow: Any) -> None:
+        """A catalog listener: a deleted workflow (``None``) takes its series with it."""
+        if workflow is None:
+            self.forget_workflow(workflow_id)
 
     def _count(self, what: str) -> int:
         if self._runs is None:

@@ -371,3 +371,165 @@ def test_every_api_key_is_compared_whichever_matches(monkeypatch):
         except AuthError:
             pass
         assert len(calls) == len(keys)
+
+
+# ---- bounded parsing and strict claims ------------------------------------------------------
+
+
+def raw_token(header_json: str, payload_json: str, secret: str = SECRET) -> str:
+    """A token from literal JSON text (so duplicates, NaN and deep nesting can be spelled)."""
+    head = b64(header_json.encode())
+    body = b64(payload_json.encode())
+    mac = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(mac)}"
+
+
+def test_deeply_nested_header_is_refused_without_recursion_error():
+    # The attacker's header: ~1,200 levels, no secret needed since the header is read first.
+    deep = '{"alg":"HS256","x":' + "[" * 1200 + "]" * 1200 + "}"
+    with pytest.raises(RecursionError):
+        json.loads(deep)  # what an unbounded verifier runs into
+    token = f"{b64(deep.encode())}.e30.{b64(b'x' * 32)}"
+    assert len(token) < 8192
+    assert "header" in refused(jwt_auth(), token).message
+
+
+def test_nesting_is_checked_even_within_the_header_size_bound():
+    nested = '{"alg":"HS256","x":' + "[" * 40 + "]" * 40 + "}"
+    assert len(nested) < 1024
+    assert "nested more than 32" in refused(jwt_auth(), raw_token(nested, "{}")).message
+    # Brackets inside strings are text, not nesting.
+    flat = '{"alg":"HS256","x":"' + "[" * 200 + '"}'
+    assert jwt_auth().authenticate(raw_token(flat, '{"scope":"read"}')).scope == "read"
+
+
+def test_deep_payload_is_refused_after_the_signature():
+    payload = '{"scope":"read","x":' + "[" * 1500 + "]" * 1500 + "}"
+    with pytest.raises(RecursionError):
+        json.loads(payload)
+    assert "payload" in refused(jwt_auth(), raw_token('{"alg":"HS256"}', payload)).message
+    # 32 levels is the documented limit: the claim set itself is level 1.
+    ok = '{"scope":"read","x":' + "[" * 31 + "]" * 31 + "}"
+    assert jwt_auth().authenticate(raw_token('{"alg":"HS256"}', ok)).scope == "read"
+    too_deep = '{"scope":"read","x":' + "[" * 32 + "]" * 32 + "}"
+    refused(jwt_auth(), raw_token('{"alg":"HS256"}', too_deep))
+
+
+def test_oversized_header_refused():
+    header = json.dumps({"alg": "HS256", "pad": "x" * 1100})
+    assert "header is longer than 1024 bytes" in refused(jwt_auth(), raw_token(header, "{}")).message
+
+
+@pytest.mark.parametrize("header_json", [
+    '{"alg":"none","alg":"HS256"}',  # a parser keeping the first would see "none"
+    '{"alg":"HS256","alg":"HS256"}',
+])
+def test_duplicate_header_members_refused(header_json):
+    refused(jwt_auth(), raw_token(header_json, '{"scope":"read"}'))
+
+
+def test_duplicate_claims_refused():
+    refused(jwt_auth(), raw_token('{"alg":"HS256"}', '{"scope":"read","scope":"admin"}'))
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_constants_refused(literal):
+    refused(jwt_auth(), raw_token('{"alg":"HS256"}', '{"scope":"read","exp":' + literal + "}"))
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("literal", ["1" + "0" * 400, "-1" + "0" * 400, "1e400", "253402300800", "-62135596801"])
+def test_numeric_dates_beyond_range_are_401(claim, literal):
+    token = raw_token('{"alg":"HS256"}', '{"scope":"read","' + claim + '":' + literal + "}")
+    assert "out of range" in refused(jwt_auth(), token).message
+
+
+def test_numeric_dates_at_the_range_edges_are_dates():
+    auth = jwt_auth()
+    assert auth.authenticate(make_jwt(SECRET, {"scope": "read", "exp": 253402300799})).scope == "read"
+    assert auth.authenticate(make_jwt(SECRET, {"scope": "read", "nbf": -62135596800})).scope == "read"
+    assert "expired" in refused(auth, make_jwt(SECRET, {"scope": "read", "exp": -62135596800})).message
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", [None, "1800000000", True, False, [1], {"t": 1}])
+def test_numeric_dates_must_be_numbers(claim, value):
+    # null in particular: an explicit null is a malformed claim, not an absent one.
+    err = refused(jwt_auth(), make_jwt(SECRET, {"scope": "read", claim: value}))
+    assert f"'{claim}' must be a number" in err.message
+
+
+def test_iat_in_the_future_beyond_leeway_refused():
+    auth = jwt_auth(leeway_s=30)
+    assert auth.authenticate(make_jwt(SECRET, {"scope": "read", "iat": NOW + 30})).scope == "read"
+    assert "issued in the future" in refused(auth, make_jwt(SECRET, {"scope": "read", "iat": NOW + 31})).message
+    assert auth.authenticate(make_jwt(SECRET, {"scope": "read", "iat": NOW - 86400})).scope == "read"
+
+
+@pytest.mark.parametrize("value", [None, 42, ["a"], {"a": 1}, True])
+def test_jti_must_be_a_string(value):
+    assert "'jti' must be a string" in refused(jwt_auth(), make_jwt(SECRET, {"scope": "read", "jti": value})).message
+
+
+def test_jti_string_accepted():
+    assert jwt_auth().authenticate(make_jwt(SECRET, {"scope": "read", "jti": "abc-1"})).scope == "read"
+
+
+@pytest.mark.parametrize("value", [None, 7, ["k"]])
+def test_kid_must_be_a_string(value):
+    token = forge({"alg": "HS256", "kid": value}, {"scope": "read"})
+    assert "'kid' must be a string" in refused(jwt_auth(), token).message
+    assert jwt_auth().authenticate(forge({"alg": "HS256", "kid": "k1"}, {"scope": "read"})).scope == "read"
+
+
+@pytest.mark.parametrize("value", [None, "", 42, ["a"]])
+def test_sub_must_be_a_non_empty_string(value):
+    assert "'sub'" in refused(jwt_auth(), make_jwt(SECRET, {"scope": "read", "sub": value})).message
+
+
+@pytest.mark.parametrize("aud", ["flowengine", ["flowengine"], [], "", None, 1])
+def test_any_aud_claim_refused_without_configured_audience(aud):
+    err = refused(jwt_auth(), make_jwt(SECRET, {"scope": "read", "aud": aud}))
+    assert "FLOWENGINE_JWT_AUDIENCE is not set" in err.message
+
+
+def test_configured_audience_must_be_named():
+    auth = jwt_auth(audience="flowengine, https://flow.example")
+    for aud in ("flowengine", "https://flow.example", ["other", "flowengine"]):
+        assert auth.authenticate(make_jwt(SECRET, {"scope": "read", "aud": aud})).scope == "read"
+    assert "does not name" in refused(auth, make_jwt(SECRET, {"scope": "read", "aud": "other"})).message
+    assert "does not name" in refused(auth, make_jwt(SECRET, {"scope": "read", "aud": []})).message
+    assert "missing" in refused(auth, make_jwt(SECRET, {"scope": "read"})).message
+    assert "list of strings" in refused(auth, make_jwt(SECRET, {"scope": "read", "aud": ["flowengine", 1]})).message
+    assert "list of strings" in refused(auth, make_jwt(SECRET, {"scope": "read", "aud": None})).message
+
+
+def test_parse_audiences():
+    from flowengine.auth import parse_audiences
+
+    assert parse_audiences("") == ()
+    assert parse_audiences(" a , b ,") == ("a", "b")
+
+
+@pytest.mark.parametrize("token", ["abc\udcff", "\udcc3\udca9", "eyJh.e30.\udcff"])
+def test_undecodable_header_bytes_are_401(token):
+    # aiohttp passes header bytes that are not UTF-8 on as lone surrogates.
+    for auth in (jwt_auth(), key_auth(), Authenticator({KEY_READ: "read"}, SECRET)):
+        assert "not valid UTF-8" in refused(auth, token).message
+
+
+@pytest.mark.parametrize("payload", ["é30", "e30\u00a0", "e30!"])
+def test_non_base64url_payload_refused_before_signing_input_is_built(payload):
+    head = b64(b'{"alg":"HS256"}')
+    refused(jwt_auth(), f"{head}.{payload}.{b64(b'x' * 32)}")
+
+
+def test_jwt_audience_setting():
+    from flowengine.config import load_config
+
+    assert load_config({}).jwt_audience == ()
+    assert load_config({"FLOWENGINE_JWT_AUDIENCE": "flowengine, https://flow.example"}).jwt_audience == (
+        "flowengine", "https://flow.example")
+    auth = Authenticator({}, SECRET, clock=FakeClock(), audience=load_config(
+        {"FLOWENGINE_JWT_AUDIENCE": "flowengine"}).jwt_audience)
+    assert auth.authenticate(make_jwt(SECRET, {"scope": "read", "aud": "flowengine"})).scope == "read"

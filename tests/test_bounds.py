@@ -235,3 +235,27 @@ async def test_event_trigger_refusals_do_not_flood_the_log(make_client, caplog):
     await asyncio.sleep(0.5)
     refusals = [record for record in caplog.records if "not started" in record.getMessage()]
     assert len(refusals) == 1, [record.getMessage() for record in refusals]
+
+
+async def test_a_deleted_workflows_metrics_series_go_with_it(client):
+    workflow_id = await register(client, {"name": "short-lived", "nodes": [node("a", "time.delay", delay_ms=0)]})
+    await execute(client, workflow_id)
+    assert f'workflow="{workflow_id}"' in await (await client.get("/metrics")).text()
+    assert (await client.delete(f"/api/workflows/{workflow_id}")).status == 200
+    assert f'workflow="{workflow_id}"' not in await (await client.get("/metrics")).text()
+
+
+async def test_a_stored_cron_whose_meaning_changed_is_reported_at_start_up(make_client, config, caplog):
+    first = await make_client()
+    await register(first, {"id": "sundays", "name": "s", "nodes": [node("a", "debug.log")]})
+    await first.close()
+    document = {"name": "s", "nodes": [node("a", "debug.log")],
+                "triggers": [{"id": "weekly", "trigger_type": {"type": "Cron", "expression": "0 0 * * SUN-SUN"}}]}
+    with closing(sqlite3.connect(config.db)) as db:  # stored by a version that read SUN-SUN as every day
+        db.execute("UPDATE workflows SET document = ? WHERE id = 'sundays'", (json.dumps(document),))
+        db.commit()
+    caplog.set_level(logging.WARNING, logger="flowengine")
+    second = await make_client()
+    assert (await second.get("/api/workflows/sundays")).status == 200
+    notes = [record.getMessage() for record in caplog.records if "weekly" in record.getMessage()]
+    assert len(notes) == 1 and "Sunday only" in notes[0], notes

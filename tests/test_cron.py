@@ -29,6 +29,89 @@ def fires(expression: str, tz: str, start: str, count: int) -> list[datetime]:
     return out
 
 
+# Day-of-week names as Vixie cron reads them: SUN is 0, so a range SUN-SUN is Sunday only.
+# Jan 1 2024 is a Monday; each row lists the weekdays (0 = Sunday) fired in that first week.
+DOW_RANGES = [
+    ("SUN-SUN", {0}),
+    ("0-0", {0}),
+    ("7-7", {0}),
+    ("0-SUN", {0}),
+    ("7-SUN", {0}),
+    ("sun-sun/2", {0}),
+    ("SUN-SAT", {0, 1, 2, 3, 4, 5, 6}),
+    ("0-7", {0, 1, 2, 3, 4, 5, 6}),
+    ("SUN-7", {0, 1, 2, 3, 4, 5, 6}),
+    ("SAT-SUN", {6, 0}),
+    ("MON-SUN", {0, 1, 2, 3, 4, 5, 6}),
+    ("FRI-SUN", {5, 6, 0}),
+    ("5-7", {5, 6, 0}),
+    ("SUN-TUE", {0, 1, 2}),
+    ("*/7", {0}),
+    ("0/3", {0, 3, 6}),
+    ("1/2", {1, 3, 5}),
+    ("MON-MON", {1}),
+]
+
+
+@pytest.mark.parametrize("field,weekdays", DOW_RANGES, ids=[row[0] for row in DOW_RANGES])
+def test_day_of_week_ranges_read_as_vixie_does(field: str, weekdays: set[int]) -> None:
+    week = fires(f"0 0 * * {field}", "UTC", "2023-12-31T00:00:00+00:00", 8)
+    first_week = [t for t in week if t < datetime(2024, 1, 7, 1, tzinfo=timezone.utc)]
+    assert {(t.weekday() + 1) % 7 for t in first_week} == weekdays
+
+
+def test_huge_numbers_are_range_errors_and_huge_steps_select_the_start() -> None:
+    # int() of 5,000 digits raises ValueError, not CronError: the digit count is checked first.
+    with pytest.raises(CronError, match="^hour: 99999999... is out of range 0-23$"):
+        CronSchedule.parse("0 " + "9" * 5000 + " * * *")
+    assert fires("*/" + "9" * 5000 + " * * * *", "UTC", "2024-01-01T00:00:00+00:00", 2) == [
+        datetime(2024, 1, 1, 1, tzinfo=timezone.utc), datetime(2024, 1, 1, 2, tzinfo=timezone.utc)]
+
+
+def test_degenerate_ranges_select_one_value() -> None:
+    assert fires("0 9-9 * * *", "UTC", "2024-01-01T00:00:00+00:00", 2) == [
+        datetime(2024, 1, 1, 9, tzinfo=timezone.utc), datetime(2024, 1, 2, 9, tzinfo=timezone.utc)]
+    assert fires("0 0 9-9/2 * *", "UTC", "2024-01-01T00:00:00+00:00", 2) == [
+        datetime(2024, 1, 9, tzinfo=timezone.utc), datetime(2024, 2, 9, tzinfo=timezone.utc)]
+
+
+# A clock-following schedule that only selects wall times skipped by Berlin's spring-forward
+# change: the last Sunday of March (25-31 AND Sunday, since */7 is '*'-led) at 02:30.
+GAP_ONLY = [
+    ("* 30 2 25-31 3 */7", "Europe/Berlin"),
+    ("*/1 2 25-31 3 */7", "Europe/Berlin"),
+    ("*/30 2 8-14 3 */7", "America/New_York"),  # the second Sunday of March, 02:00 and 02:30
+]
+
+
+@pytest.mark.parametrize("expression,tz", GAP_ONLY)
+def test_schedule_that_only_selects_skipped_times_is_refused_at_parse(expression: str, tz: str) -> None:
+    with pytest.raises(CronError) as info:
+        CronSchedule.parse(expression, tz)
+    message = str(info.value)
+    assert message.startswith(f"expression: never fires in {tz}: no time it selects occurs in the 400 years searched from ")
+    assert message.endswith("(each one falls in a daylight-saving gap)")
+    # The same expression is fine where there is no such gap.
+    CronSchedule.parse(expression, "UTC")
+
+
+def test_fixed_time_in_a_gap_still_fires_after_it() -> None:
+    # Five fields: second 0, so the schedule is fixed-time and runs at the end of the gap.
+    assert fires("30 2 25-31 3 */7", "Europe/Berlin", "2024-01-01T00:00:00+00:00", 1) == [
+        datetime(2024, 3, 31, 1, tzinfo=timezone.utc)]
+
+
+def test_search_window_message_states_the_true_bound(monkeypatch) -> None:
+    # Parsing refuses such a schedule; skip that check to see what next_after itself says.
+    monkeypatch.setattr(CronSchedule, "_check_fires", lambda self, now: None)
+    schedule = CronSchedule.parse("* 30 2 25-31 3 */7", "Europe/Berlin")
+    with pytest.raises(CronError) as info:
+        schedule.next_after(datetime(2024, 5, 1, tzinfo=timezone.utc))
+    assert str(info.value) == (
+        "expression: no fire time in the 400 years searched "
+        "(wall times from 2024-05-01 02:00:01 to the end of 2424)")
+
+
 # (expression, timezone, start, expected fire times); times carry their local offset so the
 # table reads as wall-clock time, but they are compared as instants.
 TABLE = [
@@ -180,6 +263,14 @@ INVALID = [
     ("* * ? * *", "day-of-month: '?' is not a number"),
     ("0 0 30 2 *", "day-of-month: 30 never occurs in month 2"),
     ("0 0 31 APR,JUN *", "day-of-month: 31 never occurs in month APR,JUN"),
+    # 7/n starts past Saturday, where an open-ended a/n stops: it selects no day at all.
+    ("0 0 * * 7/1", "day-of-week: '7/1' selects no day: an open-ended 'a/n' runs to Saturday (6); "
+                    "start Sunday as 0 (e.g. '0/1')"),
+    ("0 0 * * 1,7/3", "day-of-week: '7/3' selects no day: an open-ended 'a/n' runs to Saturday (6); "
+                      "start Sunday as 0 (e.g. '0/3')"),
+    ("0 0 * * 7-0", "day-of-week: range '7-0' is backwards"),
+    ("0 0 * * FRI-0", "day-of-week: range 'FRI-0' is backwards"),
+    ("1" * 5000 + " * * * *", "minute: 11111111... is out of range 0-59"),
 ]
 
 
@@ -222,8 +313,14 @@ def test_attributes() -> None:
 
 def test_end_of_calendar_is_a_cron_error() -> None:
     schedule = CronSchedule.parse("0 0 1 1 *")
-    with pytest.raises(CronError, match="^expression: no fire time before the year 10000$"):
+    with pytest.raises(CronError) as info:
         schedule.next_after(datetime(9999, 6, 1, tzinfo=timezone.utc))
+    assert str(info.value) == (
+        "expression: no fire time after 9999-06-01T00:00:00+00:00 within the years 1-9999 "
+        "(the end of the calendar)")
+    # The other end: the moment itself cannot be shown in a zone west of UTC.
+    with pytest.raises(CronError, match="within the years 1-9999"):
+        CronSchedule.parse("0 0 * * *", "America/New_York").next_after(datetime.min.replace(tzinfo=timezone.utc))
 
 
 def test_naive_moment_is_rejected() -> None:
@@ -312,3 +409,36 @@ def test_next_after_agrees_with_minute_by_minute_walk(tz: str, begin: datetime) 
                 break
             got.append(moment)
         assert got == expected, expression
+
+
+def test_every_date_falls_on_every_weekday_within_400_years() -> None:
+    # The premise of the parse-time check (only the month/day pair can make AND-combined day
+    # fields impossible) and of the 400-year search bound, Feb 29 included.
+    import calendar
+
+    for month, day in ((2, 29), (1, 31), (12, 31), (2, 28)):
+        years = [y for y in range(2000, 2400) if day <= calendar.monthrange(y, month)[1]]
+        assert {calendar.weekday(y, month, day) for y in years} == set(range(7))
+
+
+@pytest.mark.parametrize("expression,changed", [
+    ("0 0 * * SUN-SUN", True),
+    ("0 0 * * sun-Sun/2", True),
+    ("0 0 * * 1,0-SUN", True),
+    ("0 0 * * 00-SUN", True),
+    ("0 0 * * 0000000000001-SUN", False),
+    ("0 0 * * 7-SUN", False),  # 7-7 before and after
+    ("0 0 * * FRI-SUN", False),
+    ("0 0 * * SUN-SAT", False),
+    ("0 0 * * 0-7", False),
+    ("0 0 * * 0", False),
+    ("@weekly", False),
+    ("not cron", False),
+])
+def test_changed_meaning_names_sun_led_ranges(expression: str, changed: bool) -> None:
+    from flowengine.cron import changed_meaning
+
+    note = changed_meaning(expression)
+    assert (note is not None) == changed
+    if changed:
+        assert note.startswith("day-of-week: ") and "Sunday only" in note

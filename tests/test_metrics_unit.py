@@ -387,3 +387,53 @@ def test_unchecked_label_forms_update_the_same_series_as_the_checked_ones():
     text = registry.render()
     assert 'jobs_total{queue="a",status="ok"} 3' in text
     assert 'job_seconds_bucket{queue="a",le="0.1"} 1' in text and 'job_seconds_bucket{queue="a",le="1.0"} 2' in text
+
+
+# ---- callback counters, forgetting series ---------------------------------------------------
+
+
+def test_counter_callback_is_a_read_only_counter():
+    registry = Registry()
+    events = [0]
+    published = registry.counter("events_published_total", "Events published.", callback=lambda: events[0])
+    registry.counter("gc_total", "By generation.", ("generation",), callback=lambda: {"0": 5, ("1",): 2})
+    families = parse_exposition(registry.render())
+    assert families["events_published_total"].type == "counter"
+    assert families["events_published_total"].get("events_published_total") == 0
+    events[0] = 41
+    families = parse_exposition(registry.render())
+    assert families["events_published_total"].get("events_published_total") == 41
+    assert families["gc_total"].get("gc_total", generation="1") == 2
+    assert published.value() == 41
+    with pytest.raises(ValueError, match="callback"):
+        published.inc()
+
+
+def test_registry_forget_drops_every_series_with_the_label_value():
+    registry = Registry()
+    runs = registry.counter("runs_total", "Runs.", ("workflow", "status"))
+    seconds = registry.histogram("run_seconds", "Durations.", ("workflow",), buckets=(1.0,))
+    last = registry.gauge("last_size", "Sizes.", ("workflow",))
+    nodes = registry.counter("nodes_total", "Nodes.", ("node_type",))
+    registry.gauge("live", "Live.", ("workflow",), callback=lambda: {"gone": 1})
+    for workflow in ("gone", "kept"):
+        runs.inc(workflow=workflow, status="succeeded")
+        runs.inc(workflow=workflow, status="failed")
+        seconds.observe(0.5, workflow=workflow)
+        last.set(3, workflow=workflow)
+    nodes.inc(node_type="gone")  # same value, other label: untouched
+    assert registry.forget("workflow", "gone") == 4
+    text = registry.render()
+    families = parse_exposition(text)
+    assert 'workflow="gone"' not in text.replace('live{workflow="gone"}', "")
+    assert families["runs_total"].get("runs_total", workflow="kept", status="failed") == 1
+    assert families["run_seconds"].get("run_seconds_count", workflow="kept") == 1
+    assert families["nodes_total"].get("nodes_total", node_type="gone") == 1
+    # Callback values belong to whoever computes them: they are not "kept" here.
+    assert families["live"].get("live", workflow="gone") == 1
+    assert registry.forget("workflow", "gone") == 0
+    assert registry.forget("no_such_label", "kept") == 0
+    # A forgotten series starts again from zero when recorded again.
+    runs.inc(workflow="gone", status="succeeded")
+    assert runs.value(workflow="gone", status="failed") == 0
+    assert runs.value(workflow="gone", status="succeeded") == 1

@@ -234,7 +234,7 @@ async def test_metrics_move_as_executions_run(client):
     assert after[f'flowengine_execution_duration_seconds_bucket{{workflow="{workflow_id}",le="+Inf"}}'] == 3
     assert after['flowengine_node_duration_seconds_count{node_type="transform.set"}'] == 3
     assert after["flowengine_websocket_listeners"] == 1
-    assert after["flowengine_events_published"] > first["flowengine_events_published"]
+    assert after["flowengine_events_published_total"] > first["flowengine_events_published_total"]
     assert after["flowengine_executions_running"] == 0
     route = 'flowengine_http_requests_total{route="/api/workflows/{id}/execute",method="POST",status="200"}'
     assert after[route] == 3
