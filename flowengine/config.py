@@ -42,6 +42,8 @@ class Config:
     http_block_private: bool = False
     max_concurrent_executions: int = 64
     max_queued_executions: int = 1000
+    max_connections: int = 1000
+    head_timeout: float = 20.0
 
     @property
     def auth_enabled(self) -> bool:
@@ -189,6 +191,8 @@ SETTINGS = (
     Setting("FLOWENGINE_HTTP_BLOCK_PRIVATE", "--http-block-private", "0", _flag("http_block_private"), "http.request refuses loopback, private and reserved addresses", switch=True),
     Setting("FLOWENGINE_MAX_CONCURRENT_EXECUTIONS", "--max-concurrent-executions", "64", _positive_int("max_concurrent_executions"), "executions running at once; more wait in a queue"),
     Setting("FLOWENGINE_MAX_QUEUED_EXECUTIONS", "--max-queued-executions", "1000", _count("max_queued_executions"), "executions waiting for a slot before 503"),
+    Setting("FLOWENGINE_MAX_CONNECTIONS", "--max-connections", "1000", _positive_int("max_connections"), "client connections open at once; more wait to be accepted (lowered to fit ulimit -n)"),
+    Setting("FLOWENGINE_HEAD_TIMEOUT", "--head-timeout", "20", _positive_float("head_timeout"), "seconds a client has to send a whole request head (line and headers) before it is closed (408)"),
 )
 
 
