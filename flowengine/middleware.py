@@ -31,12 +31,6 @@ CORS_HEADERS = {
 }
 
 
-# Methods RFC 9110 (and RFC 5789's PATCH) define: a route that does not take one answers 405 with
-# Allow. Any other method (WebDAV's PROPFIND, made-up ones) is implemented by no resource here,
-# which is what 501 says.
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
-
-
 def _allowed_methods(request: web.Request) -> list[str]:
     """The methods the matched route accepts (for 405 messages and preflight answers)."""
     match = request.match_info
@@ -110,15 +104,16 @@ def make_middleware(requests: Counter) -> Any:
 
 
 def _refuse_early(request: web.Request) -> None:
-    """Refuse, before any handler or authentication runs, what no handler could answer: a
-    method no route implements, a declared body over the limit (413 without reading it), and
-    header values that are not UTF-8 (aiohttp hands them on as lone surrogates, which break
-    whatever encodes them, a signature or token check first)."""
-    method = request.method
-    if method not in KNOWN_METHODS:
-        raise ClientError(501, f"method {method!r} is not implemented by this server")
-    if method == "CONNECT":
-        # No route matches an authority-form target; say why instead of "not found".
+    """Refuse, before any handler or authentication runs, what no handler could answer: CONNECT
+    (this is no proxy), a declared body over the limit (413 without reading it), and header
+    values that are not UTF-8 (aiohttp hands them on as lone surrogates, which break whatever
+    encodes them, a signature or token check first).
+
+    Methods: one the parser knows (the registered ones) but a route does not take is answered
+    405 with Allow by aiohttp's router; one it does not know gets 501 from flowengine.protocol.
+    That is RFC 9110's split: 501 is for a method the server does not recognise."""
+    if request.method == "CONNECT":
+        # Its target is a host:port, which no route matches: say why instead of "not found".
         raise ClientError(405, "method CONNECT is not allowed: this server is not a proxy", headers={"Allow": ""})
     if request.body_exists:
         declared, limit = request.content_length, request.app[CONFIG].max_body_bytes

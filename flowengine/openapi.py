@@ -24,6 +24,8 @@ from aiohttp import web
 from . import __version__
 from .engine import EXECUTION_STATUSES, NODE_STATUSES
 from .events import EVENT_TYPES
+from .model import MAX_ATTEMPTS, MAX_BACKOFF_MULTIPLIER
+from .nodes.api import MAX_DURATION_MS
 
 __all__ = ["openapi_document", "openapi_handler"]
 
@@ -40,6 +42,12 @@ def _nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
+def _optional(schema: Schema) -> Schema:
+    """An optional field of a document the client sends: ``null`` there means "not set" (the
+    README says so, and the server reads it so), which the schema must allow."""
+    return _nullable(schema)
+
+
 def _object(properties: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) -> Schema:
     # Additive fields are allowed by the contract (DESIGN.md section 6), so objects stay open.
     return {"type": "object", "properties": properties, "required": list(required), **extra}
@@ -52,6 +60,16 @@ _NUMBER = {"type": "number"}
 _BOOLEAN = {"type": "boolean"}
 _TIMESTAMP = {"type": "string", "description": "RFC 3339 UTC with milliseconds, e.g. 2026-11-28T10:13:13.123Z"}
 _MESSAGE = _object({"message": _STRING}, ("message",))
+
+# The fields of a workflow document a client sends, but its id.
+_WORKFLOW_FIELDS: dict[str, Schema] = {
+    "name": {"type": "string", "minLength": 1},
+    "description": _optional(_STRING),
+    "nodes": _optional({"type": "array", "items": {"$ref": "#/components/schemas/Node"}}),
+    "connections": _optional({"type": "array", "items": {"$ref": "#/components/schemas/Connection"}}),
+    "triggers": _optional({"type": "array", "items": {"$ref": "#/components/schemas/Trigger"}}),
+    "settings": _optional({"$ref": "#/components/schemas/Settings"}),
+}
 
 SCHEMAS: dict[str, Schema] = {
     "Error": _object(
@@ -74,22 +92,22 @@ SCHEMAS: dict[str, Schema] = {
     },
     "RetryPolicy": _object(
         {
-            "max_attempts": {"type": "integer", "minimum": 1},
-            "delay_ms": {"type": "integer", "minimum": 0},
-            "backoff_multiplier": {"type": "number", "minimum": 1},
-            "max_delay_ms": {"type": "integer", "minimum": 0},
-            "retry_on_timeout": _BOOLEAN,
+            "max_attempts": _optional({"type": "integer", "minimum": 1, "maximum": MAX_ATTEMPTS}),
+            "delay_ms": _optional({"type": "integer", "minimum": 0, "maximum": MAX_DURATION_MS}),
+            "backoff_multiplier": _optional({"type": "number", "minimum": 1, "maximum": MAX_BACKOFF_MULTIPLIER}),
+            "max_delay_ms": _optional({"type": "integer", "minimum": 0, "maximum": MAX_DURATION_MS}),
+            "retry_on_timeout": _optional(_BOOLEAN),
         }
     ),
     "Node": _object(
         {
             "id": {"type": "string", "minLength": 1},
             "node_type": {"type": "string", "description": "a type listed by GET /api/nodes"},
-            "name": _STRING,
-            "config": {"type": "object", "additionalProperties": _ref("InputValue")},
-            "position": _nullable({"type": "object"}),
-            "retry_policy": _nullable(_ref("RetryPolicy")),
-            "timeout_ms": _nullable({"type": "integer", "minimum": 1}),
+            "name": _optional(_STRING),
+            "config": _optional({"type": "object", "additionalProperties": _ref("InputValue")}),
+            "position": _optional({"type": "object"}),
+            "retry_policy": _optional(_ref("RetryPolicy")),
+            "timeout_ms": _optional({"type": "integer", "minimum": 1, "maximum": MAX_DURATION_MS}),
         },
         ("id", "node_type"),
     ),
@@ -105,12 +123,23 @@ SCHEMAS: dict[str, Schema] = {
     "TriggerType": {
         "oneOf": [
             _object({"type": {"const": "Manual"}}, ("type",)),
-            _object({"type": {"const": "Cron"}, "expression": _STRING}, ("type", "expression")),
+            _object(
+                {"type": {"const": "Cron"}, "expression": {"type": "string", "minLength": 1}}, ("type", "expression")
+            ),
             _object(
                 {
                     "type": {"const": "Webhook"},
-                    "path": _STRING,
-                    "secret": {"type": "string", "description": "HMAC-SHA256 key for X-Flowengine-Signature"},
+                    "path": {"type": "string", "minLength": 1},
+                    "secret": _optional(
+                        {
+                            "anyOf": [
+                                {"type": "string", "minLength": 1},
+                                _object({"type": {"const": "Secret"}, "value": _STRING}, ("type", "value")),
+                            ],
+                            "description": "HMAC-SHA256 key for X-Flowengine-Signature, or a Secret"
+                            " reference to one",
+                        }
+                    ),
                 },
                 ("type", "path"),
             ),
@@ -118,14 +147,18 @@ SCHEMAS: dict[str, Schema] = {
                 {
                     "type": {"const": "Event"},
                     "event_type": {"type": "string", "enum": EVENT_TYPES},
-                    "workflow_id": _STRING,
+                    "workflow_id": _optional(_STRING),
                 },
                 ("type", "event_type"),
             ),
         ]
     },
     "Trigger": _object(
-        {"id": _STRING, "enabled": _BOOLEAN, "trigger_type": _ref("TriggerType")},
+        {
+            "id": _optional({"type": "string", "minLength": 1, "description": "made (a UUID4) when not set"}),
+            "enabled": _optional(_BOOLEAN),
+            "trigger_type": _ref("TriggerType"),
+        },
         ("trigger_type",),
     ),
     "OnError": {
@@ -140,34 +173,42 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Settings": _object(
         {
-            "max_execution_time_ms": _nullable({"type": "integer", "minimum": 1}),
-            "max_parallel_nodes": {"type": "integer", "minimum": 1},
-            "on_error": _ref("OnError"),
+            "max_execution_time_ms": _optional({"type": "integer", "minimum": 1, "maximum": MAX_DURATION_MS}),
+            "max_parallel_nodes": _optional({"type": "integer", "minimum": 1}),
+            "on_error": _optional(_ref("OnError")),
         }
     ),
     "WorkflowInput": _object(
         {
-            "id": {
-                "type": "string",
-                "pattern": "^[A-Za-z0-9._:-]{1,128}$",
-                "description": "optional on POST (a UUID4 is made); on PUT it must match the URL",
-            },
-            "name": {"type": "string", "minLength": 1},
-            "description": _STRING,
-            "nodes": {"type": "array", "items": _ref("Node")},
-            "connections": {"type": "array", "items": _ref("Connection")},
-            "triggers": {"type": "array", "items": _ref("Trigger")},
-            "settings": _ref("Settings"),
+            "id": _optional(
+                {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9._:-]{1,128}$",
+                    "description": "made (a UUID4) when not set",
+                }
+            ),
+            **_WORKFLOW_FIELDS,
         },
         ("name",),
-        description="A workflow document (DESIGN.md section 4). Fields left out get their defaults;"
-        " unknown fields are ignored.",
+        description="A workflow document (DESIGN.md section 4). Fields left out (or null) get their"
+        " defaults; unknown fields are ignored.",
         example={
             "id": "hello",
             "name": "Hello",
             "nodes": [{"id": "log", "node_type": "debug.log", "config": {}}],
             "connections": [],
         },
+    ),
+    "WorkflowReplacement": _object(
+        _WORKFLOW_FIELDS,
+        ("name",),
+        # JSON Schema cannot compare a body field with a path parameter, so the schema leaves
+        # the id out: the URL names the workflow. The server also takes a body id equal to the
+        # URL's (400 when they differ).
+        **{"not": {"required": ["id"]}},
+        description="A workflow document without its id, which the URL gives (PUT). Fields left"
+        " out (or null) get their defaults; unknown fields are ignored.",
+        example={"name": "Hello", "nodes": [{"id": "log", "node_type": "debug.log", "config": {}}], "connections": []},
     ),
     "Workflow": _object(
         {
@@ -617,7 +658,7 @@ def _paths() -> dict[str, dict[str, Any]]:
                     "409": _use("Conflict"),
                     "413": _use("PayloadTooLarge"),
                 },
-                body=_ref("WorkflowInput"),
+                body=_ref("WorkflowReplacement"),
                 body_required=True,
             ),
             "delete": _operation(
@@ -659,8 +700,16 @@ def _paths() -> dict[str, dict[str, Any]]:
                 {"200": _json(_ref("ExecutionPage"), "One page."), "400": _use("BadRequest")},
                 parameters=[
                     _query("workflow_id", _STRING, "only this workflow's executions"),
-                    _query("status", {"type": "string", "enum": EXECUTION_STATUSES}, "only executions in this status"),
-                    _query("limit", {"type": "integer", "minimum": 1, "default": 50}, "page size (at most 500)"),
+                    _query(
+                        "status",
+                        {"type": "string", "enum": [*EXECUTION_STATUSES, ""]},
+                        "only executions in this status (empty: any status)",
+                    ),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": _INT64_MAX, "default": 50},
+                        "page size; pages hold at most 500 executions, so a larger limit gives 500",
+                    ),
                     _query(
                         "before",
                         {"type": "integer", "minimum": 1, "maximum": _INT64_MAX},

@@ -71,10 +71,12 @@ CASES = {
     "Content-Length with Transfer-Encoding": (post(b"0\r\n\r\n", b"Content-Length: 5\r\n", b"Transfer-Encoding: chunked\r\n"), 400),
     "negative Content-Length": (post(b"{}", b"Content-Length: -1\r\n"), 400),
     "bad chunk size": (post(b"zz\r\n{}\r\n0\r\n\r\n", b"Transfer-Encoding: chunked\r\n"), 400),
-    # Methods, per RFC 9110: known but not on this resource -> 405, implemented nowhere -> 501.
+    # Methods, per RFC 9110: a registered method this resource does not take -> 405 (with
+    # Allow), one the server does not recognise -> 501 (above).
     "CONNECT": (b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n" + AUTH + b"Connection: close\r\n\r\n", 405),
     "TRACE": (get(b"/health", method=b"TRACE"), 405),
-    "PROPFIND (a WebDAV method)": (get(b"/api/workflows", method=b"PROPFIND"), 501),
+    "PROPFIND (a WebDAV method)": (get(b"/api/workflows", method=b"PROPFIND"), 405),
+    "QUERY": (get(b"/health", method=b"QUERY"), 405),
     # Bodies: what Content-Encoding claims but is not, and a declared length over the limit.
     "gzip that is not gzip": (post(b"{}", b"Content-Encoding: gzip\r\n", b"Content-Length: 2\r\n"), 400),
     "deflate that is not deflate": (post(b"{}", b"Content-Encoding: deflate\r\n", b"Content-Length: 2\r\n"), 400),
@@ -124,12 +126,18 @@ async def test_declared_body_over_the_limit_is_refused_before_it_is_sent(server)
         writer.close()
 
 
-async def test_asterisk_options_and_unknown_methods_do_not_need_credentials(server):
-    """A method no route implements is 501 before authentication: nothing is revealed by it."""
-    raw = b"PURGE /api/workflows HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+async def test_unknown_methods_are_501_before_authentication(server):
+    """Nothing is revealed by it, so no credentials are asked for."""
+    raw = b"BREW /api/workflows HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
     status, headers, body = await exchange(server, raw)
-    assert status == 501 and json.loads(body) == {"error": "method 'PURGE' is not implemented by this server"}
+    assert status == 501 and json.loads(body) == {"error": "method 'BREW' is not implemented by this server"}
     assert "www-authenticate" not in headers
+
+
+async def test_405_names_the_allowed_methods(server):
+    status, headers, body = await exchange(server, get(b"/health", method=b"PROPFIND"))
+    assert status == 405 and headers["allow"] == "GET,HEAD"
+    assert json.loads(body) == {"error": "method PROPFIND is not allowed on /health (allowed: GET, HEAD)"}
 
 
 async def test_body_that_is_not_the_gzip_it_claims_is_400_when_read(aiohttp_client, config):
