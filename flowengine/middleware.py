@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
@@ -73,28 +73,28 @@ def make_middleware(requests: Counter) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         response: web.StreamResponse
-        if request.method == "OPTIONS" and not isinstance(request.match_info.http_exception, web.HTTPNotFound):
-            response = _preflight(request)
-        else:
-            try:
-                _refuse_early(request)
+        try:
+            _refuse_early(request)
+            if request.method == "OPTIONS" and not isinstance(request.match_info.http_exception, web.HTTPNotFound):
+                response = _preflight(request)
+            else:
                 response = await handler(request)
-            except ClientError as exc:
-                response = error_response(exc.status, exc.message, headers=exc.headers)
-            except web.HTTPException as exc:
-                if exc.status < 400:
-                    raise
-                response = error_response(exc.status, _message_for(request, exc), headers=_kept_headers(exc))
-            except (RequestPayloadError, HttpProcessingError) as exc:
-                # A body that does not decode as its Content-Encoding or chunking says.
-                response = error_response(400, _unreadable_body(exc))
-            except (ConnectionResetError, ConnectionAbortedError):
-                raise  # the client went away: nothing to answer
-            except Exception:
-                log.exception("internal error handling %s %s", request.method, request.path)
-                response = error_response(500, "internal error")
-            if not response.prepared:  # WebSocket responses are already on the wire
-                response.headers["Access-Control-Allow-Origin"] = "*"
+        except ClientError as exc:
+            response = error_response(exc.status, exc.message, headers=exc.headers)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = _http_error(request, exc)
+        except (RequestPayloadError, HttpProcessingError) as exc:
+            # A body that does not decode as its Content-Encoding or chunking says.
+            response = error_response(400, _unreadable_body(exc))
+        except (ConnectionResetError, ConnectionAbortedError):
+            raise  # the client went away: nothing to answer
+        except Exception:
+            log.exception("internal error handling %s %s", request.method, request.path)
+            response = error_response(500, "internal error")
+        if not response.prepared:  # WebSocket responses are already on the wire
+            response.headers["Access-Control-Allow-Origin"] = "*"
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         requests.inc_labels((route, request.method, str(response.status)))
@@ -104,21 +104,13 @@ def make_middleware(requests: Counter) -> Any:
 
 
 def _refuse_early(request: web.Request) -> None:
-    """Refuse, before any handler or authentication runs, what no handler could answer: CONNECT
-    (this is no proxy), a declared body over the limit (413 without reading it), and header
-    values that are not UTF-8 (aiohttp hands them on as lone surrogates, which break whatever
-    encodes them, a signature or token check first).
-
-    Methods: one the parser knows (the registered ones) but a route does not take is answered
-    405 with Allow by aiohttp's router; one it does not know gets 501 from flowengine.protocol.
-    That is RFC 9110's split: 501 is for a method the server does not recognise."""
-    if request.method == "CONNECT":
-        # Its target is a host:port, which no route matches: say why instead of "not found".
-        raise ClientError(405, "method CONNECT is not allowed: this server is not a proxy", headers={"Allow": ""})
-    if request.body_exists:
-        declared, limit = request.content_length, request.app[CONFIG].max_body_bytes
-        if declared is not None and declared > limit:
-            raise ClientError(413, f"request body too large: the limit is {limit} bytes (FLOWENGINE_MAX_BODY_BYTES)")
+    """Refuse, before any handler or authentication runs, what no handler should see: a declared
+    body over the limit (413 without reading it) and header values that are not UTF-8 (aiohttp
+    hands them on as lone surrogates, which break whatever encodes them, a signature or token
+    check first, or a preflight answer echoing them)."""
+    declared = request.headers.get(hdrs.CONTENT_LENGTH)
+    if declared is not None and int(declared) > request.client_max_size:  # the parser checked the digits
+        raise ClientError(413, f"request body too large: the limit is {request.client_max_size} bytes (FLOWENGINE_MAX_BODY_BYTES)")
     for name, value in request.raw_headers:
         if not value.isascii():
             try:
@@ -132,6 +124,18 @@ def _unreadable_body(exc: Exception) -> str:
     if "content-encoding" in text.lower() or "decompress" in text.lower():
         return "request body is not encoded as its Content-Encoding says"
     return "request body could not be read: it does not match its framing (Content-Length or chunked)"
+
+
+def _http_error(request: web.Request, exception: web.HTTPException) -> web.Response:
+    """aiohttp's error (404, 405, 413, ...) as ``{"error": ...}``.
+
+    Methods follow RFC 9110: one the parser knows (the registered ones) that a route does not
+    take is 405 with Allow, from the router; one it does not know is 501, from
+    flowengine.protocol. CONNECT's target is a host:port, which no route matches, so the router
+    says 404: it is a known method this server takes nowhere, a 405."""
+    if exception.status == 404 and request.method == "CONNECT":
+        return error_response(405, "method CONNECT is not allowed: this server is not a proxy", headers={"Allow": ""})
+    return error_response(exception.status, _message_for(request, exception), headers=_kept_headers(exception))
 
 
 def _kept_headers(exception: web.HTTPException) -> dict[str, str]:

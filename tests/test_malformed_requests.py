@@ -83,6 +83,10 @@ CASES = {
     "Content-Length over the limit": (post(b"", b"Content-Length: 5000000000\r\n"), 413),
     # Header bytes that are not UTF-8, where credentials are read.
     "non-UTF-8 Authorization": (b"GET /api/workflows HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n", 400),
+    "non-UTF-8 header a preflight would echo": (
+        get(b"/api/workflows", b"Origin: http://example.com\r\n", b"Access-Control-Request-Headers: X-\xff\r\n", method=b"OPTIONS"),
+        400,
+    ),
     "non-UTF-8 X-Flowengine-Signature": (post(b"{}", b"X-Flowengine-Signature: sha256=\xc3\x28\r\n", b"Content-Length: 2\r\n"), 400),
 }
 
