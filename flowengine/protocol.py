@@ -21,7 +21,6 @@ import errno
 import json
 import logging
 import re
-import resource
 import signal
 import socket
 from typing import Any, Callable
@@ -39,7 +38,13 @@ from aiohttp.http_exceptions import (
 )
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
+from .config import Config
 from .state import CONFIG
+
+try:
+    import resource
+except ImportError:  # Windows: no descriptor limit to read
+    resource = None  # type: ignore[assignment]
 
 __all__ = ["FlowengineRunner", "ListeningSite", "describe_parse_error", "effective_max_connections", "run_server"]
 
@@ -256,7 +261,8 @@ class FlowengineRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()
-        return _Server(plain, head_timeout=self.app[CONFIG].head_timeout)
+        config = self.app.get(CONFIG) or Config()
+        return _Server(plain, head_timeout=config.head_timeout)
 
 
 class _RateLimitedWarning:
@@ -280,6 +286,8 @@ class _RateLimitedWarning:
 
 def effective_max_connections(configured: int) -> int:
     """``configured``, lowered to leave _RESERVED_FDS descriptors free under ``ulimit -n``."""
+    if resource is None:
+        return configured
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return configured
@@ -412,7 +420,7 @@ async def _serve(
                 "FLOWENGINE_MAX_CONNECTIONS lowered from %d to %d: the process may open only %d files (ulimit -n)",
                 configured,
                 max_connections,
-                resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+                max_connections + _RESERVED_FDS,
             )
         site = ListeningSite(runner, host, port, max_connections=max_connections)
         await site.start()
