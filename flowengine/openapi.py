@@ -856,9 +856,13 @@ def _build() -> dict[str, Any]:
             "version": __version__,
             "summary": "A small, fast workflow engine server: DAGs of typed nodes behind REST and WebSocket.",
             "description": "Errors are always JSON {\"error\": \"...\"}. Any other path is answered 404, and a"
-            " method a path does not list 405 with an Allow header (both as {\"error\": ...}). CORS"
-            " preflight (OPTIONS) is answered for every route. Authentication is off unless"
-            " FLOWENGINE_API_KEYS or FLOWENGINE_JWT_SECRET is set.",
+            " method a path does not list 405 with an Allow header (both as {\"error\": ...}); a method"
+            " the server does not recognise is 501. On any route, a request the HTTP parser refuses is"
+            " answered as JSON too: 400 (malformed), 408 (head not sent within FLOWENGINE_HEAD_TIMEOUT),"
+            " 414 (request line too long), 431 (headers too large or too many), 413 (a declared"
+            " Content-Length over FLOWENGINE_MAX_BODY_BYTES). CORS preflight (OPTIONS) is answered for"
+            " every route. Authentication is off unless FLOWENGINE_API_KEYS or FLOWENGINE_JWT_SECRET"
+            " is set.",
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "servers": [{"url": "/", "description": "this server"}],
