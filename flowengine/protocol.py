@@ -400,9 +400,12 @@ def run_server(
     """Serve ``app`` until SIGINT or SIGTERM, then shut it down gracefully.
 
     Raises OSError when the address cannot be bound."""
-    asyncio.run(
-        _serve(app, host, port, on_listening, access_log=access_log, access_log_class=access_log_class, shutdown_timeout=shutdown_timeout)
-    )
+    try:
+        asyncio.run(
+            _serve(app, host, port, on_listening, access_log=access_log, access_log_class=access_log_class, shutdown_timeout=shutdown_timeout)
+        )
+    except KeyboardInterrupt:  # Ctrl-C during start-up, before the signal handlers were set
+        pass
 
 
 async def _serve(
