@@ -188,3 +188,15 @@ async def test_head_timeout_leaves_slow_handlers_and_keep_alive_alone(aiohttp_cl
     for _ in range(2):  # the same pooled connection each time
         response = await client.post("/api/workflows/slow/execute", json={})
         assert response.status == 200, await response.text()
+
+
+async def test_websocket_outlives_the_head_timeout(aiohttp_client, config):
+    """Once upgraded, a connection carries frames, not request heads: no clock runs on it."""
+    client = await aiohttp_client(FlowengineTestServer(make_app(dataclasses.replace(config, head_timeout=0.3))))
+    async with client.ws_connect("/api/events") as socket:
+        await asyncio.sleep(0.8)  # well past the head timeout
+        document = {"id": "ping", "name": "ping", "nodes": [{"id": "log", "node_type": "debug.log"}]}
+        assert (await client.post("/api/workflows", json=document)).status == 201
+        assert (await client.post("/api/workflows/ping/execute", json={})).status == 200
+        first = await asyncio.wait_for(socket.receive_json(), READ_LIMIT_S)
+        assert first["type"] == "WorkflowStarted"

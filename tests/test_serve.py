@@ -282,3 +282,22 @@ def test_connections_over_the_limit_wait_until_one_closes(tmp_path, served):
     code, err = stop(process)
     assert code == 0, err
     assert "connection limit reached: 3 open" in err
+
+
+def test_the_served_server_answers_parser_errors_as_json(tmp_path, served):
+    """``flowengine serve`` goes through the same connection layer as the tests' server."""
+    port = free_port()
+    process = start(tmp_path, BIND_ADDRESS=f"127.0.0.1:{port}", FLOWENGINE_API_KEYS="serve-test-key-99:admin")
+    served.append(process)
+    wait_for_health(process, f"http://127.0.0.1:{port}/health")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"GET /api/workflows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer serve-test-key-99\r\nX-Bad: \x01\r\n\r\n")
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"400" and b"application/json" in head
+    assert json.loads(body) == {"error": "a header value holds a control character"}
+    code, err = stop(process)
+    assert code == 0, err
+    assert "ERROR" not in err and "serve-test-key-99" not in err
