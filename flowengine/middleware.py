@@ -126,14 +126,26 @@ def _unreadable_body(exc: Exception) -> str:
     return "request body could not be read: it does not match its framing (Content-Length or chunked)"
 
 
+# The IANA HTTP Method Registry: methods a server can be expected to recognise.
+REGISTERED_METHODS = frozenset(
+    "ACL BASELINE-CONTROL BIND CHECKIN CHECKOUT CONNECT COPY DELETE GET HEAD LABEL LINK LOCK MERGE"
+    " MKACTIVITY MKCALENDAR MKCOL MKREDIRECTREF MKWORKSPACE MOVE OPTIONS ORDERPATCH PATCH POST PRI"
+    " PROPFIND PROPPATCH PUT QUERY REBIND REPORT SEARCH TRACE UNBIND UNCHECKOUT UNLINK UNLOCK UPDATE"
+    " UPDATEREDIRECTREF VERSION-CONTROL".split()
+)
+
+
 def _http_error(request: web.Request, exception: web.HTTPException) -> web.Response:
     """aiohttp's error (404, 405, 413, ...) as ``{"error": ...}``.
 
-    Methods follow RFC 9110: one the parser knows (the registered ones) that a route does not
-    take is 405 with Allow, from the router; one it does not know is 501, from
-    flowengine.protocol. CONNECT's target is a host:port, which no route matches, so the router
-    says 404: it is a known method this server takes nowhere, a 405."""
-    if exception.status == 404 and request.method == "CONNECT":
+    Methods follow RFC 9110: a registered method that a route does not take is 405 with Allow;
+    one the server does not recognise is 501 (aiohttp's C parser refuses most of those itself,
+    see flowengine.protocol). CONNECT's target is a host:port, which no route matches, so the
+    router says 404: it is a known method this server takes nowhere, a 405."""
+    method = request.method
+    if exception.status in (404, 405) and method not in REGISTERED_METHODS:
+        return error_response(501, f"method {method!r} is not implemented by this server")
+    if exception.status == 404 and method == "CONNECT":
         return error_response(405, "method CONNECT is not allowed: this server is not a proxy", headers={"Allow": ""})
     return error_response(exception.status, _message_for(request, exception), headers=_kept_headers(exception))
 

@@ -77,6 +77,7 @@ CASES = {
     "TRACE": (get(b"/health", method=b"TRACE"), 405),
     "PROPFIND (a WebDAV method)": (get(b"/api/workflows", method=b"PROPFIND"), 405),
     "QUERY": (get(b"/health", method=b"QUERY"), 405),
+    "PURGE (known to the parser, not registered)": (get(b"/health", method=b"PURGE"), 501),
     # Bodies: what Content-Encoding claims but is not, and a declared length over the limit.
     "gzip that is not gzip": (post(b"{}", b"Content-Encoding: gzip\r\n", b"Content-Length: 2\r\n"), 400),
     "deflate that is not deflate": (post(b"{}", b"Content-Encoding: deflate\r\n", b"Content-Length: 2\r\n"), 400),
