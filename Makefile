@@ -30,8 +30,9 @@ bench-quick: install-test
 clean:
 	rm -rf $(VENV) build *.egg-info
 
-# Schemathesis against a live server from its own /openapi.json (fuzz/run.py). fuzz-quick is
-# the bounded run for CI (about 45 s); both exit non-zero on any finding.
+# Schemathesis (every check, every phase) against a live server from its own /openapi.json
+# (fuzz/run.py). fuzz-quick is the bounded run for CI (about 45 s); both exit non-zero on any
+# finding.
 .PHONY: fuzz fuzz-quick
 fuzz: install
 	$(BIN)/python -m pip install --quiet schemathesis

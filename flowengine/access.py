@@ -59,7 +59,7 @@ def _signed_webhook(request: web.Request) -> bool:
 
 def make_access_middleware(config: Config) -> web.middleware | None:  # type: ignore[valid-type]
     """The middleware for the configured checks, or None when nothing is configured."""
-    authenticator = Authenticator(dict(config.api_keys), config.jwt_secret) if config.auth_enabled else None
+    authenticator = Authenticator(dict(config.api_keys), config.jwt_secret, audience=config.jwt_audience) if config.auth_enabled else None
     limiter = RateLimiter(config.rate_limit) if config.rate_limit is not None else None
     if authenticator is None and limiter is None:
         return None
@@ -76,28 +76,38 @@ def make_access_middleware(config: Config) -> web.middleware | None:  # type: ig
 
     @web.middleware
     async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        principal: Principal | None = None
         scope = required_scope(request)
         limited = limiter is not None and request.path not in RATE_EXEMPT_PATHS
-        if authenticator is not None and scope is not None and not _signed_webhook(request):
-            token = bearer_token(request.headers.get("Authorization"))
-            if token is None and request.path == "/api/events":
-                token = request.query.get("token")  # browsers cannot set headers on WebSockets
-            try:
-                principal = authenticator.authenticate(token)
-            except AuthError as exc:
-                # Failed attempts count against the caller's address, so that guessing keys or
-                # tokens is throttled like everything else.
-                if limited:
-                    enforce_rate_limit(request.remote or "unknown")
-                headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-                raise ClientError(exc.status, exc.message, headers=headers) from None
-            if not principal.allows(scope):
-                raise ClientError(
-                    403, f"{request.method} {request.path} needs the '{scope}' scope; these credentials have '{principal.scope}'"
-                )
+        # Whom the request is charged to: the address until credentials name a subject.
+        client = request.remote or "unknown"
+        try:
+            if authenticator is not None and scope is not None and not _signed_webhook(request):
+                principal = _authenticate(authenticator, request)
+                client = principal.subject
+                if not principal.allows(scope):
+                    raise ClientError(
+                        403, f"{request.method} {request.path} needs the '{scope}' scope; these credentials have '{principal.scope}'"
+                    )
+        except Exception:
+            # Refused (401, 403) or broken requests count too, so that guessing keys or tokens,
+            # or probing scopes, is throttled like everything else; a 429 then replaces the
+            # refusal.
+            if limited:
+                enforce_rate_limit(client)
+            raise
         if limited:
-            enforce_rate_limit(principal.subject if principal is not None else (request.remote or "unknown"))
+            enforce_rate_limit(client)
         return await handler(request)
 
     return access_middleware
+
+
+def _authenticate(authenticator: Authenticator, request: web.Request) -> Principal:
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None and request.path == "/api/events":
+        token = request.query.get("token")  # browsers cannot set headers on WebSockets
+    try:
+        return authenticator.authenticate(token)
+    except AuthError as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        raise ClientError(exc.status, exc.message, headers=headers) from None

@@ -131,6 +131,7 @@ def serve_main() -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from .app import make_app
+    from .protocol import run_server
 
     try:
         config = load_config(os.environ, args)
@@ -144,16 +145,16 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"flowengine: {exc}", file=sys.stderr)
         return 2
 
-    def announce(_banner: str) -> None:
-        # run_app calls this once the socket is bound, so the line never precedes a bind error.
+    def announce() -> None:
+        # Called once the socket is bound, so the line never precedes a bind error.
         log.info("flowengine %s listening on http://%s (database: %s)", __version__, config.bind_address, config.db)
 
     try:
-        web.run_app(
+        run_server(
             app,
             host=config.host,
             port=config.port,
-            print=announce,
+            on_listening=announce,
             access_log=logging.getLogger("aiohttp.access") if config.log_level in ("debug", "trace") else None,
             access_log_class=AccessLogger,
             shutdown_timeout=10,

@@ -52,6 +52,8 @@ class Config:
     max_workflow_connections: int = 20_000
     webhook_tolerance_s: int = 300
     jwt_audience: tuple[str, ...] = ()
+    max_connections: int = 1000
+    head_timeout: float = 20.0
 
     @property
     def auth_enabled(self) -> bool:
@@ -220,6 +222,8 @@ SETTINGS = (
     Setting("FLOWENGINE_MAX_WORKFLOW_CONNECTIONS", "--max-workflow-connections", "20000", _positive_int("max_workflow_connections"), "largest workflow accepted, in connections"),
     Setting("FLOWENGINE_WEBHOOK_TOLERANCE", "--webhook-tolerance", "300", _positive_int("webhook_tolerance_s"), "seconds a signed webhook's timestamp may be off the server's clock"),
     Setting("FLOWENGINE_JWT_AUDIENCE", "--jwt-audience", "", _jwt_audience, "audiences (comma-separated) a JWT's aud claim must name; unset, tokens with aud are refused"),
+    Setting("FLOWENGINE_MAX_CONNECTIONS", "--max-connections", "1000", _positive_int("max_connections"), "client connections open at once; more wait to be accepted (lowered to fit ulimit -n)"),
+    Setting("FLOWENGINE_HEAD_TIMEOUT", "--head-timeout", "20", _positive_float("head_timeout"), "seconds a client has to send a whole request head (line and headers) before it is closed (408)"),
 )
 
 

@@ -150,9 +150,10 @@ def query_bool(request: web.Request, name: str, default: bool) -> bool:
 
 
 def query_int(request: web.Request, name: str, default: int | None = None) -> int | None:
-    """A whole-number query parameter from 1 to MAX_QUERY_INT, or ``default`` when absent."""
+    """A whole-number query parameter from 1 to MAX_QUERY_INT, or ``default`` when absent.
+    Present but empty (``?limit=``) is not a number, as the OpenAPI document says."""
     text = request.query.get(name)
-    if text is None or text == "":
+    if text is None:
         return default
     # isascii: str.isdigit() accepts digits such as "²" that int() refuses.
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_QUERY_INT:

@@ -24,6 +24,8 @@ from aiohttp import web
 from . import __version__
 from .engine import EXECUTION_STATUSES, NODE_STATUSES
 from .events import EVENT_TYPES
+from .model import MAX_ATTEMPTS, MAX_BACKOFF_MULTIPLIER
+from .nodes.api import MAX_DURATION_MS
 
 __all__ = ["openapi_document", "openapi_handler"]
 
@@ -40,6 +42,12 @@ def _nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
+def _optional(schema: Schema) -> Schema:
+    """An optional field of a document the client sends: ``null`` there means "not set" (the
+    README says so, and the server reads it so), which the schema must allow."""
+    return _nullable(schema)
+
+
 def _object(properties: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) -> Schema:
     # Additive fields are allowed by the contract (DESIGN.md section 6), so objects stay open.
     return {"type": "object", "properties": properties, "required": list(required), **extra}
@@ -53,6 +61,16 @@ _BOOLEAN = {"type": "boolean"}
 _TIMESTAMP = {"type": "string", "description": "RFC 3339 UTC with milliseconds, e.g. 2026-11-28T10:13:13.123Z"}
 _MESSAGE = _object({"message": _STRING}, ("message",))
 
+# The fields of a workflow document a client sends, but its id.
+_WORKFLOW_FIELDS: dict[str, Schema] = {
+    "name": {"type": "string", "minLength": 1},
+    "description": _optional(_STRING),
+    "nodes": _optional({"type": "array", "items": {"$ref": "#/components/schemas/Node"}}),
+    "connections": _optional({"type": "array", "items": {"$ref": "#/components/schemas/Connection"}}),
+    "triggers": _optional({"type": "array", "items": {"$ref": "#/components/schemas/Trigger"}}),
+    "settings": _optional({"$ref": "#/components/schemas/Settings"}),
+}
+
 SCHEMAS: dict[str, Schema] = {
     "Error": _object(
         {"error": {"type": "string", "description": "what went wrong, naming the JSON path or parameter"}},
@@ -64,7 +82,11 @@ SCHEMAS: dict[str, Schema] = {
         ("status", "version", "service"),
     ),
     "TypedValue": _object(
-        {"type": {"type": "string", "enum": VALUE_TAGS}, "value": {}},
+        {
+            "type": {"type": "string", "enum": VALUE_TAGS},
+            "value": {},
+            "format": {"type": "string", "description": "Secret only: text with one {} where the secret goes"},
+        },
         ("type",),
         description='A typed value, {"type": T, "value": v} (DESIGN.md section 3). Secret values are'
         " names of environment variables, never the secret itself.",
@@ -74,22 +96,22 @@ SCHEMAS: dict[str, Schema] = {
     },
     "RetryPolicy": _object(
         {
-            "max_attempts": {"type": "integer", "minimum": 1},
-            "delay_ms": {"type": "integer", "minimum": 0},
-            "backoff_multiplier": {"type": "number", "minimum": 1},
-            "max_delay_ms": {"type": "integer", "minimum": 0},
-            "retry_on_timeout": _BOOLEAN,
+            "max_attempts": _optional({"type": "integer", "minimum": 1, "maximum": MAX_ATTEMPTS}),
+            "delay_ms": _optional({"type": "integer", "minimum": 0, "maximum": MAX_DURATION_MS}),
+            "backoff_multiplier": _optional({"type": "number", "minimum": 1, "maximum": MAX_BACKOFF_MULTIPLIER}),
+            "max_delay_ms": _optional({"type": "integer", "minimum": 0, "maximum": MAX_DURATION_MS}),
+            "retry_on_timeout": _optional(_BOOLEAN),
         }
     ),
     "Node": _object(
         {
             "id": {"type": "string", "minLength": 1},
             "node_type": {"type": "string", "description": "a type listed by GET /api/nodes"},
-            "name": _STRING,
-            "config": {"type": "object", "additionalProperties": _ref("InputValue")},
-            "position": _nullable({"type": "object"}),
-            "retry_policy": _nullable(_ref("RetryPolicy")),
-            "timeout_ms": _nullable({"type": "integer", "minimum": 1}),
+            "name": _optional(_STRING),
+            "config": _optional({"type": "object", "additionalProperties": _ref("InputValue")}),
+            "position": _optional({"type": "object"}),
+            "retry_policy": _optional(_ref("RetryPolicy")),
+            "timeout_ms": _optional({"type": "integer", "minimum": 1, "maximum": MAX_DURATION_MS}),
         },
         ("id", "node_type"),
     ),
@@ -105,12 +127,32 @@ SCHEMAS: dict[str, Schema] = {
     "TriggerType": {
         "oneOf": [
             _object({"type": {"const": "Manual"}}, ("type",)),
-            _object({"type": {"const": "Cron"}, "expression": _STRING}, ("type", "expression")),
+            _object(
+                {"type": {"const": "Cron"}, "expression": {"type": "string", "minLength": 1}}, ("type", "expression")
+            ),
             _object(
                 {
                     "type": {"const": "Webhook"},
-                    "path": _STRING,
-                    "secret": {"type": "string", "description": "HMAC-SHA256 key for X-Flowengine-Signature"},
+                    "path": {"type": "string", "minLength": 1},
+                    "secret": _optional(
+                        {
+                            "anyOf": [
+                                {"type": "string", "minLength": 1},
+                                _object({"type": {"const": "Secret"}, "value": _STRING}, ("type", "value")),
+                            ],
+                            "description": "HMAC-SHA256 key the requests are signed with, or a Secret"
+                            " reference to one",
+                        }
+                    ),
+                    "signature": _optional(
+                        {
+                            "type": "string",
+                            "enum": ["flowengine", "github", "body-sha256"],
+                            "description": 'how requests are signed (default flowengine: t=...,v1=... over'
+                            ' "t.body"; github: X-Hub-Signature-256; body-sha256: the replayable body-only'
+                            " form); needs a secret",
+                        }
+                    ),
                 },
                 ("type", "path"),
             ),
@@ -118,14 +160,18 @@ SCHEMAS: dict[str, Schema] = {
                 {
                     "type": {"const": "Event"},
                     "event_type": {"type": "string", "enum": EVENT_TYPES},
-                    "workflow_id": _STRING,
+                    "workflow_id": _optional(_STRING),
                 },
                 ("type", "event_type"),
             ),
         ]
     },
     "Trigger": _object(
-        {"id": _STRING, "enabled": _BOOLEAN, "trigger_type": _ref("TriggerType")},
+        {
+            "id": _optional({"type": "string", "minLength": 1, "description": "made (a UUID4) when not set"}),
+            "enabled": _optional(_BOOLEAN),
+            "trigger_type": _ref("TriggerType"),
+        },
         ("trigger_type",),
     ),
     "OnError": {
@@ -140,34 +186,42 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Settings": _object(
         {
-            "max_execution_time_ms": _nullable({"type": "integer", "minimum": 1}),
-            "max_parallel_nodes": {"type": "integer", "minimum": 1},
-            "on_error": _ref("OnError"),
+            "max_execution_time_ms": _optional({"type": "integer", "minimum": 1, "maximum": MAX_DURATION_MS}),
+            "max_parallel_nodes": _optional({"type": "integer", "minimum": 1}),
+            "on_error": _optional(_ref("OnError")),
         }
     ),
     "WorkflowInput": _object(
         {
-            "id": {
-                "type": "string",
-                "pattern": "^[A-Za-z0-9._:-]{1,128}$",
-                "description": "optional on POST (a UUID4 is made); on PUT it must match the URL",
-            },
-            "name": {"type": "string", "minLength": 1},
-            "description": _STRING,
-            "nodes": {"type": "array", "items": _ref("Node")},
-            "connections": {"type": "array", "items": _ref("Connection")},
-            "triggers": {"type": "array", "items": _ref("Trigger")},
-            "settings": _ref("Settings"),
+            "id": _optional(
+                {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9._:-]{1,128}$",
+                    "description": "made (a UUID4) when not set",
+                }
+            ),
+            **_WORKFLOW_FIELDS,
         },
         ("name",),
-        description="A workflow document (DESIGN.md section 4). Fields left out get their defaults;"
-        " unknown fields are ignored.",
+        description="A workflow document (DESIGN.md section 4). Fields left out (or null) get their"
+        " defaults; unknown fields are ignored.",
         example={
             "id": "hello",
             "name": "Hello",
             "nodes": [{"id": "log", "node_type": "debug.log", "config": {}}],
             "connections": [],
         },
+    ),
+    "WorkflowReplacement": _object(
+        _WORKFLOW_FIELDS,
+        ("name",),
+        # JSON Schema cannot compare a body field with a path parameter, so the schema leaves
+        # the id out: the URL names the workflow. The server also takes a body id equal to the
+        # URL's (400 when they differ).
+        **{"not": {"required": ["id"]}},
+        description="A workflow document without its id, which the URL gives (PUT). Fields left"
+        " out (or null) get their defaults; unknown fields are ignored.",
+        example={"name": "Hello", "nodes": [{"id": "log", "node_type": "debug.log", "config": {}}], "connections": []},
     ),
     "Workflow": _object(
         {
@@ -391,6 +445,7 @@ SCHEMAS: dict[str, Schema] = {
             "description": _STRING,
             "required": _BOOLEAN,
             "choices": {"type": "array"},
+            "secret": _BOOLEAN,
         },
         ("name", "type", "default", "description", "required"),
     ),
@@ -617,7 +672,7 @@ def _paths() -> dict[str, dict[str, Any]]:
                     "409": _use("Conflict"),
                     "413": _use("PayloadTooLarge"),
                 },
-                body=_ref("WorkflowInput"),
+                body=_ref("WorkflowReplacement"),
                 body_required=True,
             ),
             "delete": _operation(
@@ -659,8 +714,16 @@ def _paths() -> dict[str, dict[str, Any]]:
                 {"200": _json(_ref("ExecutionPage"), "One page."), "400": _use("BadRequest")},
                 parameters=[
                     _query("workflow_id", _STRING, "only this workflow's executions"),
-                    _query("status", {"type": "string", "enum": EXECUTION_STATUSES}, "only executions in this status"),
-                    _query("limit", {"type": "integer", "minimum": 1, "default": 50}, "page size (at most 500)"),
+                    _query(
+                        "status",
+                        {"type": "string", "enum": [*EXECUTION_STATUSES, ""]},
+                        "only executions in this status (empty: any status)",
+                    ),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": _INT64_MAX, "default": 50},
+                        "page size; pages hold at most 500 executions, so a larger limit gives 500",
+                    ),
                     _query(
                         "before",
                         {"type": "integer", "minimum": 1, "maximum": _INT64_MAX},
@@ -748,22 +811,45 @@ def _paths() -> dict[str, dict[str, Any]]:
                     "name": "X-Flowengine-Signature",
                     "in": "header",
                     "required": False,
-                    "description": "sha256=<hex HMAC-SHA256 of the raw body>, for webhooks with a secret",
+                    "description": 't=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>"> (or'
+                    ' sha256=<hex of the body> on triggers with "signature": "body-sha256")',
+                    "schema": _STRING,
+                },
+                {
+                    "name": "X-Hub-Signature-256",
+                    "in": "header",
+                    "required": False,
+                    "description": 'sha256=<hex HMAC-SHA256 of the raw body>, for triggers with "signature": "github"',
+                    "schema": _STRING,
+                },
+                {
+                    "name": "X-GitHub-Delivery",
+                    "in": "header",
+                    "required": False,
+                    "description": "GitHub's delivery id (required with \"signature\": \"github\"); accepted once",
+                    "schema": _STRING,
+                },
+                {
+                    "name": "X-GitHub-Event",
+                    "in": "header",
+                    "required": False,
+                    "description": "GitHub's event name, the input github_event",
                     "schema": _STRING,
                 },
             ],
             "get": _operation(
                 "getWebhook",
-                "Fire a webhook (query parameters become inputs)",
+                "Fire a webhook (query parameters become inputs; a signed webhook takes none)",
                 "triggers",
-                _RUN_RESPONSES,
+                {**_RUN_RESPONSES, "409": _use("Conflict")},
                 parameters=[_WAIT],
             ),
             "post": _operation(
                 "postWebhook",
-                "Fire a webhook (the JSON body's fields and the query parameters become inputs)",
+                "Fire a webhook (the JSON body's fields and the query parameters become inputs; a signed"
+                " webhook takes only the signed body's fields)",
                 "triggers",
-                _RUN_RESPONSES,
+                {**_RUN_RESPONSES, "409": _use("Conflict")},
                 parameters=[_WAIT],
                 body={"type": "object", "description": "its fields become the execution's inputs"},
             ),
@@ -807,9 +893,13 @@ def _build() -> dict[str, Any]:
             "version": __version__,
             "summary": "A small, fast workflow engine server: DAGs of typed nodes behind REST and WebSocket.",
             "description": "Errors are always JSON {\"error\": \"...\"}. Any other path is answered 404, and a"
-            " method a path does not list 405 with an Allow header (both as {\"error\": ...}). CORS"
-            " preflight (OPTIONS) is answered for every route. Authentication is off unless"
-            " FLOWENGINE_API_KEYS or FLOWENGINE_JWT_SECRET is set.",
+            " method a path does not list 405 with an Allow header (both as {\"error\": ...}); a method"
+            " the server does not recognise is 501. On any route, a request the HTTP parser refuses is"
+            " answered as JSON too: 400 (malformed), 408 (head not sent within FLOWENGINE_HEAD_TIMEOUT),"
+            " 414 (request line too long), 431 (headers too large or too many), 413 (a declared"
+            " Content-Length over FLOWENGINE_MAX_BODY_BYTES). CORS preflight (OPTIONS) is answered for"
+            " every route. Authentication is off unless FLOWENGINE_API_KEYS or FLOWENGINE_JWT_SECRET"
+            " is set.",
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "servers": [{"url": "/", "description": "this server"}],

@@ -9,6 +9,7 @@ import pytest
 
 from flowengine.app import make_app
 from flowengine.config import Config
+from server_support import FlowengineTestServer
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def make_client(aiohttp_client, config):
     async def start(app=None, **overrides: Any):
         if app is None:
             app = make_app(dataclasses.replace(config, **overrides))
-        return await aiohttp_client(app)
+        return await aiohttp_client(FlowengineTestServer(app))
 
     return start
 

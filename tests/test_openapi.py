@@ -387,3 +387,53 @@ async def test_guard_answers_fit_the_document(aiohttp_client, config):
         if response.status == 429:
             break
     await _conforms(api, "GET", w, w, 429, headers=reader)
+
+
+def _schema(name: str) -> dict[str, Any]:
+    return openapi.openapi_document()["components"]["schemas"][name]
+
+
+async def test_null_optional_fields_are_accepted_and_documented_as_nullable(api):
+    """The README says null means "not set"; server and document agree on it."""
+    document = {
+        "id": None,
+        "name": "all nulls",
+        "description": None,
+        "nodes": [
+            {"id": "log", "node_type": "debug.log", "name": None, "config": None, "position": None, "retry_policy": {"max_attempts": None}, "timeout_ms": None}
+        ],
+        "connections": None,
+        "triggers": [{"id": None, "enabled": None, "trigger_type": {"type": "Event", "event_type": "WorkflowCompleted", "workflow_id": None}}],
+        "settings": {"max_execution_time_ms": None, "max_parallel_nodes": None, "on_error": None},
+    }
+    assert _check(openapi.openapi_document(), {"$ref": "#/components/schemas/WorkflowInput"}, document, "$") == []
+    response = await api.post("/api/workflows", json=document)
+    assert response.status == 201, await response.text()
+
+
+async def test_empty_trigger_id_is_refused_as_documented(api):
+    assert _schema("Trigger")["properties"]["id"]["anyOf"][0]["minLength"] == 1
+    document = {"name": "t", "triggers": [{"id": "", "trigger_type": {"type": "Manual"}}]}
+    response = await api.post("/api/workflows", json=document)
+    assert response.status == 400 and "triggers[0].id" in (await response.json())["error"]
+
+
+async def test_limit_range_agrees_with_the_document(api):
+    parameters = openapi.openapi_document()["paths"]["/api/executions"]["get"]["parameters"]
+    limit = next(parameter for parameter in parameters if parameter["name"] == "limit")
+    assert limit["schema"]["maximum"] == 2**63 - 1 and "500" in limit["description"]
+    assert (await api.get(f"/api/executions?limit={2**63 - 1}")).status == 200
+    assert (await api.get(f"/api/executions?limit={2**63}")).status == 400
+    empty = await api.get("/api/executions?limit=")
+    assert empty.status == 400 and (await empty.json())["error"] == "limit: expected a whole number from 1 to 9223372036854775807, got ''"
+
+
+async def test_put_body_leaves_the_id_to_the_url(api):
+    replacement = _schema("WorkflowReplacement")
+    assert "id" not in replacement["properties"] and replacement["not"] == {"required": ["id"]}
+    put = openapi.openapi_document()["paths"]["/api/workflows/{id}"]["put"]
+    assert put["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/WorkflowReplacement"}
+    await register(api, {"id": "named", "name": "n"})
+    assert (await api.put("/api/workflows/named", json={"name": "no id"})).status == 200
+    assert (await api.put("/api/workflows/named", json={"id": "named", "name": "same id"})).status == 200
+    assert (await api.put("/api/workflows/named", json={"id": "other", "name": "other id"})).status == 400

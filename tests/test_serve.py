@@ -214,3 +214,90 @@ def test_server_flags_work_with_or_without_the_serve_command(tmp_path, served, w
     code, err = stop(process)
     assert code == 0, err
     assert database in err  # the startup line names the database given by the flag
+
+
+def _health_status(port: int, timeout: float) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=timeout) as response:
+        return response.status
+
+
+def _low_descriptor_limit() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+
+def test_slow_clients_at_the_descriptor_limit_neither_stop_the_server_nor_flood_the_log(tmp_path, served):
+    """300 clients sending half a request head, or nothing, to a server that may open 256 files:
+    it keeps answering (the head timeout frees their connections) and logs a few lines, not a
+    storm."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowengine"],
+        cwd=tmp_path,
+        env=environment(tmp_path, BIND_ADDRESS=f"127.0.0.1:{port}", FLOWENGINE_HEAD_TIMEOUT="2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_low_descriptor_limit,
+    )
+    served.append(process)
+    wait_for_health(process, f"http://127.0.0.1:{port}/health")
+    slow: list[socket.socket] = []
+    try:
+        for number in range(300):
+            client = socket.create_connection(("127.0.0.1", port), timeout=10)
+            if number % 2:
+                client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+            slow.append(client)  # the others send nothing at all
+        # Answered once the head timeout has closed the slow clients' connections.
+        assert _health_status(port, timeout=30) == 200
+    finally:
+        for client in slow:
+            client.close()
+    assert _health_status(port, timeout=10) == 200
+    code, err = stop(process)
+    assert code == 0, err
+    lines = err.splitlines()
+    assert len(lines) < 12, err
+    assert "lowered from 1000 to 224" in err  # the cap leaves descriptors for everything else
+    assert sum("connection limit reached" in line for line in lines) == 1, err
+    assert "Traceback" not in err and "Too many open files" not in err
+
+
+def test_connections_over_the_limit_wait_until_one_closes(tmp_path, served):
+    port = free_port()
+    process = start(tmp_path, BIND_ADDRESS=f"127.0.0.1:{port}", FLOWENGINE_MAX_CONNECTIONS="3")
+    served.append(process)
+    wait_for_health(process, f"http://127.0.0.1:{port}/health")
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+    try:
+        with pytest.raises((TimeoutError, urllib.error.URLError)):
+            _health_status(port, timeout=1)  # queued behind the three open connections
+        idle.pop().close()
+        assert _health_status(port, timeout=10) == 200
+    finally:
+        for client in idle:
+            client.close()
+    code, err = stop(process)
+    assert code == 0, err
+    assert "connection limit reached: 3 open" in err
+
+
+def test_the_served_server_answers_parser_errors_as_json(tmp_path, served):
+    """``flowengine serve`` goes through the same connection layer as the tests' server."""
+    port = free_port()
+    process = start(tmp_path, BIND_ADDRESS=f"127.0.0.1:{port}", FLOWENGINE_API_KEYS="serve-test-key-99:admin")
+    served.append(process)
+    wait_for_health(process, f"http://127.0.0.1:{port}/health")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"GET /api/workflows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer serve-test-key-99\r\nX-Bad: \x01\r\n\r\n")
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"400" and b"application/json" in head
+    assert json.loads(body) == {"error": "a header value holds a control character"}
+    code, err = stop(process)
+    assert code == 0, err
+    assert "ERROR" not in err and "serve-test-key-99" not in err
