@@ -185,7 +185,7 @@ class ExecutionService:
     async def _committed(self) -> None:
         if not self.durable:
             return
-        outcome = await asyncio.shield(self.store.committed())
+        outcome = await self.store.committed()
         if outcome is not None:
             raise HistoryUnavailable(f"the execution's record could not be written: {outcome}")
 

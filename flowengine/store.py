@@ -3,8 +3,8 @@
 All SQLite work runs on one dedicated thread, so the event loop never waits on the disk.
 Writes of execution history are queued and committed in batches: one transaction for
 everything queued while the previous commit ran (group commit). A caller that must not answer
-before its rows are on disk awaits ``committed()``; when nobody waits, a busy server commits at
-most once per COMMIT_INTERVAL (see ``Store._pause``). Workflow writes, and every read, commit
+before its rows are on disk awaits ``committed()``, which starts a commit at once; writes nobody
+waits for are committed within COMMIT_INTERVAL (see ``Store._pause``). Workflow writes, and every read, commit
 what is queued first. The queue is bounded in bytes: ``wait_for_room`` lets new executions wait
 while the writer catches up. The database is in WAL mode. An execution's row holds its events;
 its per-node records are folded from them when read (records.py), or stored too when they
@@ -35,10 +35,13 @@ T = TypeVar("T")
 _Statement = tuple[str, tuple[Any, ...], int]
 _PRUNE = "-- prune --"  # marker statement: delete the surplus of finished executions
 
-# Under load, and when nobody waits for the commit (FLOWENGINE_HISTORY_ACK=async), at most one
-# history commit per this many seconds (see Store._pause). It bounds how much finished history
-# a crash of the process (not of the machine) can lose in that mode.
+# Writes nobody waits for (all of them with FLOWENGINE_HISTORY_ACK=async) are committed within
+# this many seconds (see Store._pause). It bounds how much history a crash of the process (not
+# of the machine) can lose in that mode.
 COMMIT_INTERVAL = 0.02
+# A commit that someone waits for starts at most this long after the previous one began, so that
+# under load the answers of concurrent requests share a commit (PostgreSQL's commit_delay).
+GROUP_COMMIT_DELAY = 0.002
 
 # What a queued statement costs beyond its text parameters, for the byte bound of the queue.
 _STATEMENT_OVERHEAD = 200
@@ -116,10 +119,10 @@ class Store:
         self._pending: list[_Statement] = []
         self._pending_bytes = 0
         self._uncommitted_bytes = 0  # queued plus being committed
-        # Resolved (with None, or the StoreError) when the batch it belongs to is committed:
-        # one for what is queued, made when someone asks; one for the batch being written.
-        self._pending_done: asyncio.Future[StoreError | None] | None = None
-        self._writing_done: asyncio.Future[StoreError | None] | None = None
+        # Callers waiting for the queued batch, and for the batch being written: resolved with
+        # None, or the StoreError, once it is committed.
+        self._pending_waiters: list[asyncio.Future[StoreError | None]] = []
+        self._writing_waiters: list[asyncio.Future[StoreError | None]] = []
         self._room: asyncio.Future[None] | None = None  # resolved after each commit, for waiters
         self._finished_rows = 0  # finished executions in the table; only the writer thread uses it
         self._unwritten_starts: dict[str, int] = {}  # execution id -> its INSERT's place in _pending
@@ -176,21 +179,19 @@ class Store:
         self._uncommitted_bytes += size
 
     def committed(self) -> asyncio.Future[StoreError | None]:
-        """A future done once everything queued so far is committed: its result is None, or the
-        StoreError that kept some of it from being written. Await it shielded."""
+        """A future (this caller's own: cancelling it touches no one else) done once everything
+        queued so far is committed: its result is None, or the StoreError that kept some of it
+        from being written."""
+        waiter: asyncio.Future[StoreError | None] = asyncio.get_running_loop().create_future()
         if self._pending:
-            if self._pending_done is None:
-                self._pending_done = asyncio.get_running_loop().create_future()
-                if self._hurry is not None and not self._hurry.done():
-                    self._hurry.set_result(None)  # someone waits: no pause before this commit
-            return self._pending_done
-        if self._flush is None:  # nothing queued nor being written: all committed already
-            done: asyncio.Future[StoreError | None] = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-        if self._writing_done is None:  # the last batch is being written
-            self._writing_done = asyncio.get_running_loop().create_future()
-        return self._writing_done
+            if not self._pending_waiters:
+                self._cut_pause()  # someone waits now: no pause for unwaited writes
+            self._pending_waiters.append(waiter)
+        elif self._flush is not None:  # the last batch is being written
+            self._writing_waiters.append(waiter)
+        else:  # nothing queued nor being written: all committed already
+            waiter.set_result(None)
+        return waiter
 
     @property
     def uncommitted_bytes(self) -> int:
@@ -204,6 +205,7 @@ class Store:
             return True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        self._cut_pause()  # the queue is full: write it now
         while self._uncommitted_bytes >= self.queue_bytes:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -220,19 +222,32 @@ class Store:
         """Commit everything queued so far, now."""
         while self._flush is not None:
             self._urgent = True  # no pause between commits from now until the queue is empty
-            if self._hurry is not None and not self._hurry.done():
-                self._hurry.set_result(None)  # and cut one under way short
+            self._cut_pause()  # and cut one under way short
             await asyncio.shield(self._flush)
+
+    def _cut_pause(self) -> None:
+        if self._hurry is not None and not self._hurry.done():
+            self._hurry.set_result(None)
 
     async def _flush_pending(self) -> None:
         await asyncio.sleep(0)  # let writes queued in the same loop iteration join the batch
         loop = asyncio.get_running_loop()
+        began = loop.time()
         try:
             while self._pending:
+                if not self._pending_waiters:
+                    # Nobody waits for these writes (a synchronous execution's start row, whose
+                    # final record will mostly replace it; a background run's end): let more
+                    # gather first. A waiter, or a read, cuts the pause short.
+                    await self._pause(loop, began + COMMIT_INTERVAL - loop.time())
+                else:
+                    # Someone waits: commit at once if the last commit is not recent; under load,
+                    # a short wait lets the answers of concurrent requests share one commit.
+                    await self._pause(loop, began + GROUP_COMMIT_DELAY - loop.time())
                 began = loop.time()
                 batch, self._pending = self._pending, []
                 size, self._pending_bytes = self._pending_bytes, 0
-                self._writing_done, self._pending_done = self._pending_done, None
+                self._writing_waiters, self._pending_waiters = self._pending_waiters, []
                 self._unwritten_starts.clear()
                 outcome: StoreError | None = None
                 try:
@@ -246,25 +261,24 @@ class Store:
                         )
                 finally:
                     self._uncommitted_bytes -= size
-                    done, self._writing_done = self._writing_done, None
-                    if done is not None:
-                        done.set_result(outcome)
+                    waiters, self._writing_waiters = self._writing_waiters, []
+                    for waiter in waiters:
+                        if not waiter.done():  # its caller may have been cancelled
+                            waiter.set_result(outcome)
                     if self._room is not None:
                         room, self._room = self._room, None
                         room.set_result(None)
-                if self._pending and self._pending_done is None:
-                    # Nobody waits for the next batch: let more gather first.
-                    await self._pause(loop, began + COMMIT_INTERVAL - loop.time())
         finally:
             self._flush = None
             self._urgent = False
 
     async def _pause(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
-        """Writes came in during the commit, so the server is busy: let more gather before the
-        next one. A commit costs about 40 µs whatever it holds (and the hand-over to the writer
-        thread as much again), so under load fewer, larger batches save several µs per
-        execution. A quiet server still commits at once, and ``flush`` cuts the pause short."""
-        if seconds <= 0 or self._urgent:
+        """Let writes nobody waits for gather before they are committed: a commit has a fixed
+        cost whatever it holds (and the hand-over to the writer thread as much again), so fewer,
+        larger batches leave more CPU for executions, and an execution that finishes within the
+        pause writes one complete row instead of an INSERT and an UPDATE. ``committed()`` and
+        ``flush`` cut the pause short."""
+        if seconds <= 0 or self._urgent or self._uncommitted_bytes >= self.queue_bytes:
             return
         hurry = self._hurry = loop.create_future()
         timer = loop.call_later(seconds, _resolve, hurry)
