@@ -1,7 +1,7 @@
 """Measurements 1 and 2, in process: engine overhead per node, and how it scales.
 
 1. A 10,000-node chain and fan-out of no-op nodes (async and plain bodies) through
-   ``flowengine.engine.Engine`` with an EventBus nobody listens to, against ``asyncio.gather``
+   ``flowengine.core.engine.Engine`` with an EventBus nobody listens to, against ``asyncio.gather``
    of the same number of no-op coroutines (the issue's baseline). A chain of bare asyncio tasks,
    each awaiting its predecessor, is shown too: it is what a chain costs at the very least.
 2. Validation (``parse_workflow``), planning (``Plan.build``) and execution of layered DAGs of
@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from flowengine.engine import Engine, Plan
-from flowengine.events import EventBus
-from flowengine.model import Workflow, parse_workflow
+from flowengine.core.engine import Engine, Plan
+from flowengine.core.events import EventBus
+from flowengine.core.model import Workflow, parse_workflow
 
 from . import noop_nodes, workflows
 from .common import Profile, median

@@ -17,12 +17,12 @@ from aiohttp.abc import AbstractAccessLogger
 
 from . import __version__
 from .config import ConfigError, add_arguments, load_config
-from .engine import Engine, decode_inputs
+from .core.engine import Engine, decode_inputs
 from .errors import ValidationError
-from .events import EventBus
-from .http_json import parse_json_text
-from .redaction import install_log_redaction
-from .model import Workflow, parse_workflow
+from .core.events import EventBus
+from .server.http_json import parse_json_text
+from .core.redaction import install_log_redaction
+from .core.model import Workflow, parse_workflow
 from .nodes import NodeRegistry, PluginError, builtin_registry
 
 __all__ = ["main", "serve_main"]
@@ -130,8 +130,8 @@ def serve_main() -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .app import make_app
-    from .protocol import run_server
+    from .server.app import make_app
+    from .server.protocol import run_server
 
     try:
         config = load_config(os.environ, args)

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
 
-from .auth import parse_api_keys, parse_audiences
-from .ratelimit import RateLimit, parse_rate_limit
+from .lib.auth import parse_api_keys, parse_audiences
+from .lib.ratelimit import RateLimit, parse_rate_limit
 
 __all__ = ["Config", "ConfigError", "SETTINGS", "add_arguments", "load_config", "LOG_LEVELS"]
 

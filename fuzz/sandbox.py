@@ -65,7 +65,8 @@ def install() -> None:
 
 def _serve_openapi_json() -> None:
     """Until app.py's route table lists GET /openapi.json, add it; once it does, this adds nothing."""
-    from flowengine import app as app_module, openapi
+    from flowengine.server import app as app_module
+    from flowengine.server import openapi
 
     make_app = app_module.make_app
 

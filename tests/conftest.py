@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from flowengine.app import make_app
+from flowengine.server.app import make_app
 from flowengine.config import Config
 from server_support import FlowengineTestServer
 

@@ -13,9 +13,9 @@ import json
 import time
 from typing import Any
 
-from flowengine.app import make_app
+from flowengine.server.app import make_app
 from flowengine.nodes import NodeContext, NodeError, NodeType, Port
-from flowengine.state import REGISTRY
+from flowengine.server.keys import REGISTRY
 
 
 class Probe:

@@ -1,4 +1,4 @@
-"""The test server that goes through flowengine's own connection layer (flowengine.protocol),
+"""The test server that goes through flowengine's own connection layer (flowengine.server.protocol),
 so that tests see the parser's errors, head timeouts and keep-alive as ``flowengine serve``
 answers them."""
 
@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from flowengine.protocol import FlowengineRunner
+from flowengine.server.protocol import FlowengineRunner
 
 __all__ = ["FlowengineTestServer"]
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 from aiohttp import web
 
-from flowengine.app import make_app
+from flowengine.server.app import make_app
 
 JSON = {"Content-Type": "application/json"}
 

@@ -1,4 +1,4 @@
-"""Unit tests for flowengine.auth: API keys, HS256 JWT verification, scopes, leeway.
+"""Unit tests for flowengine.lib.auth: API keys, HS256 JWT verification, scopes, leeway.
 
 Every refusal is checked for its status and that the message never contains the token.
 """
@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from flowengine.auth import (
+from flowengine.lib.auth import (
     SCOPES,
     AuthError,
     Authenticator,
@@ -352,7 +352,7 @@ def test_bearer_token(header, token):
 def test_every_api_key_is_compared_whichever_matches(monkeypatch):
     # Constant time means no early exit: the number of comparisons must not depend on which
     # key (if any) matched. Counted by wrapping the comparison, not by timing.
-    import flowengine.auth as auth_module
+    import flowengine.lib.auth as auth_module
 
     calls = []
     real = hmac.compare_digest
@@ -505,7 +505,7 @@ def test_configured_audience_must_be_named():
 
 
 def test_parse_audiences():
-    from flowengine.auth import parse_audiences
+    from flowengine.lib.auth import parse_audiences
 
     assert parse_audiences("") == ()
     assert parse_audiences(" a , b ,") == ("a", "b")

@@ -14,9 +14,9 @@ from contextlib import closing
 import pytest
 
 from conftest import execute, link, node, register
-from flowengine import runs
-from flowengine.logthrottle import ThrottledLog
-from flowengine.state import CATALOG, RUNS, STORE
+from flowengine.runtime import executions as runs
+from flowengine.lib.logthrottle import ThrottledLog
+from flowengine.server.keys import CATALOG, RUNS, STORE
 
 NEVER_FIRES = {
     "name": "never",
@@ -230,7 +230,7 @@ async def test_event_trigger_refusals_do_not_flood_the_log(make_client, caplog):
                 "triggers": [{"trigger_type": {"type": "Event", "event_type": "WorkflowCompleted", "workflow_id": source}}],
             },
         )
-    caplog.set_level(logging.WARNING, logger="flowengine.triggers")
+    caplog.set_level(logging.WARNING, logger="flowengine.runtime.triggers")
     await execute(client, source)
     await asyncio.sleep(0.5)
     refusals = [record for record in caplog.records if "not started" in record.getMessage()]

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from flowengine.cron import CronError, CronSchedule
+from flowengine.lib.cron import CronError, CronSchedule
 
 
 def fires(expression: str, tz: str, start: str, count: int) -> list[datetime]:
@@ -436,7 +436,7 @@ def test_every_date_falls_on_every_weekday_within_400_years() -> None:
     ("not cron", False),
 ])
 def test_changed_meaning_names_sun_led_ranges(expression: str, changed: bool) -> None:
-    from flowengine.cron import changed_meaning
+    from flowengine.lib.cron import changed_meaning
 
     note = changed_meaning(expression)
     assert (note is not None) == changed

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from flowengine.cron import CronError, CronSchedule
+from flowengine.lib.cron import CronError, CronSchedule
 
 ZONES = [
     "UTC",

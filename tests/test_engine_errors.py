@@ -9,7 +9,7 @@ from typing import Any
 
 from conftest import execute, link, node, register
 from flowengine.nodes import NodeContext, NodeError, NodeType, Port
-from flowengine.state import ENGINE
+from flowengine.server.keys import ENGINE
 from engine_support import FAIL, HANG, FakeSleep, Flaky, Probe, finish, start, workflow
 
 

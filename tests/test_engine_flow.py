@@ -164,7 +164,7 @@ async def test_missing_required_input_fails_the_node_naming_the_port(make_client
 async def test_a_node_raising_fails_cleanly_with_the_traceback_in_the_log(make_client, config, caplog):
     client = await start(make_client, config, CRASH)
     workflow_id = await register(client, workflow([node("boom", "test.crash")]))
-    with caplog.at_level(logging.ERROR, logger="flowengine.engine"):
+    with caplog.at_level(logging.ERROR, logger="flowengine.core.engine"):
         body = await execute(client, workflow_id, expect=500)
     assert body["error"] == "Node execution failed: node 'boom' (test.crash): KeyError: 'missing-key'"
     assert "Traceback" not in str(body)
@@ -242,7 +242,7 @@ def test_execution_ids_are_version_7_uuids_in_creation_order():
     import time
     import uuid
 
-    from flowengine.engine import new_execution_id
+    from flowengine.core.engine import new_execution_id
 
     before = time.time_ns() // 1_000_000
     ids = [new_execution_id() for _ in range(1000)]  # crosses several 4 KiB refills, and many in one ms
@@ -258,7 +258,7 @@ def test_execution_ids_are_version_7_uuids_in_creation_order():
 def test_execution_ids_keep_their_order_when_the_clock_steps_back(monkeypatch):
     import uuid
 
-    from flowengine import engine
+    from flowengine.core import engine
 
     clock = [1_800_000_000_000_000_000]
     monkeypatch.setattr(engine.time, "time_ns", lambda: clock[0])

@@ -23,7 +23,7 @@ from aiohttp import WSMsgType
 
 from conftest import execute, link, node, register
 from flowengine.nodes.api import NodeContext, NodeType, Port
-from flowengine.state import BUS, REGISTRY
+from flowengine.server.keys import BUS, REGISTRY
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 RECEIVE_TIMEOUT = 5  # only reached when an expected frame never comes
@@ -513,7 +513,7 @@ async def test_execute_response_text_is_canonical_json(client):
 def test_utc_timestamp_values():
     from datetime import timedelta
 
-    from flowengine.events import utc_timestamp
+    from flowengine.core.events import utc_timestamp
 
     second = 1_795_000_000  # 2026-11-18T11:06:40Z
     assert utc_timestamp(second + 0.123) == "2026-11-18T11:06:40.123Z"  # not .122 from float error
@@ -526,7 +526,7 @@ def test_utc_timestamp_values():
 
 
 def test_serialise_is_the_compact_json_encoding_and_turns_odd_values_into_text():
-    from flowengine.events import serialise
+    from flowengine.core.events import serialise
 
     documents = [
         {"a": 1, "b": [1.5, 2e-7, 1e300, -0.0, True, None, 'é\n"\\', {"x": {}}]},

@@ -22,9 +22,9 @@ from aiohttp import WSMsgType
 
 from conftest import execute, node, register
 from flowengine.nodes.api import NodeContext, NodeType
-from flowengine import websocket
-from flowengine.events import Listener, text_frame
-from flowengine.state import BUS, REGISTRY, SOCKETS
+from flowengine.server import websocket
+from flowengine.core.events import Listener, text_frame
+from flowengine.server.keys import BUS, REGISTRY, SOCKETS
 
 QUEUE = 50
 FLOOD = 500

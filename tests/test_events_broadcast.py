@@ -22,10 +22,10 @@ import pytest
 from aiohttp import WSMsgType
 
 from conftest import execute, link, node, register
-from flowengine import websocket
-from flowengine.events import EventBus, Listener, text_frame
+from flowengine.server import websocket
+from flowengine.core.events import EventBus, Listener, text_frame
 from flowengine.nodes.api import NodeContext, NodeType, Port
-from flowengine.state import BUS, REGISTRY, SOCKETS
+from flowengine.server.keys import BUS, REGISTRY, SOCKETS
 
 RECEIVE_TIMEOUT = 5  # only reached when an expected frame never comes
 

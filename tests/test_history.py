@@ -10,10 +10,10 @@ import time
 import pytest
 
 from conftest import execute, link, node, register
-from flowengine.app import make_app
+from flowengine.server.app import make_app
 from flowengine.errors import NodeError
 from flowengine.nodes import NodeType, Port
-from flowengine.state import REGISTRY, STORE
+from flowengine.server.keys import REGISTRY, STORE
 
 
 def _counting_types(calls: dict[str, int], fail: dict[str, bool]) -> list[NodeType]:
@@ -385,7 +385,7 @@ async def test_history_commits_gather_under_load_and_flush_does_not_wait_for_the
     # Under load the store pauses between commits so batches grow (Store._pause); a reader
     # (every history query flushes first) must never wait for that pause. With a 60 s pause a
     # reader that waited would time out here.
-    from flowengine import store as store_module
+    from flowengine.runtime import store as store_module
 
     monkeypatch.setattr(store_module, "COMMIT_INTERVAL", 60)
     store = store_module.Store(str(tmp_path / "paced.db"))

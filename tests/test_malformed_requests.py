@@ -12,7 +12,7 @@ import logging
 
 import pytest
 
-from flowengine.app import make_app
+from flowengine.server.app import make_app
 from server_support import FlowengineTestServer
 
 API_KEY = "malformed-test-key-4711"

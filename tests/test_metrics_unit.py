@@ -1,4 +1,4 @@
-"""Unit tests for flowengine.metrics.
+"""Unit tests for flowengine.lib.metrics.
 
 Every rendering is read back by ``parse_exposition``, a strict parser of the Prometheus text
 format (0.0.4) written here from the format's description, independent of the code under test.
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from flowengine.metrics import CONTENT_TYPE, DEFAULT_BUCKETS, Counter, Histogram, Registry
+from flowengine.lib.metrics import CONTENT_TYPE, DEFAULT_BUCKETS, Counter, Histogram, Registry
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _HELP = re.compile(rf"# HELP ({_NAME}) (.*)")

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from conftest import execute, link, node, register
-from flowengine.state import ENGINE, HTTP_CLIENT
+from flowengine.server.keys import ENGINE, HTTP_CLIENT
 
 
 async def _echo(request: web.Request) -> web.Response:

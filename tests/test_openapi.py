@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from conftest import link, node, register
 
-from flowengine import openapi
-from flowengine.app import make_app
+from flowengine.server import openapi
+from flowengine.server.app import make_app
 from flowengine.config import Config
-from flowengine.ratelimit import RateLimit
-from flowengine.state import CATALOG
+from flowengine.lib.ratelimit import RateLimit
+from flowengine.server.keys import CATALOG
 
 AUTO_METHODS = {"HEAD", "OPTIONS"}  # aiohttp adds HEAD to every GET; CORS answers OPTIONS
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from flowengine.cron import CronError, CronSchedule
+from flowengine.lib.cron import CronError, CronSchedule
 
 FIELDS = [(0, 59), (0, 59), (0, 23), (1, 31), (1, 12), (0, 6)]
 DST_ZONES = [

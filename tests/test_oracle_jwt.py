@@ -32,7 +32,7 @@ import random
 import jwt as pyjwt
 import pytest
 
-from flowengine.auth import AuthError, Authenticator, make_jwt
+from flowengine.lib.auth import AuthError, Authenticator, make_jwt
 
 # 64 bytes: PyJWT warns about shorter keys for HS512, and warnings are errors in this suite.
 SECRET = "oracle-secret-0123456789abcdefghijklmnop-0123456789abcdefghijklm"

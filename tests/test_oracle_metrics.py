@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import link, node, register
-from flowengine.state import CATALOG, TELEMETRY
+from flowengine.server.keys import CATALOG, TELEMETRY
 
 
 async def _scrape(client) -> dict:

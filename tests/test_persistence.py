@@ -69,7 +69,7 @@ async def test_memory_database_starts_empty(make_client):
 
 
 async def test_a_stored_workflow_that_no_longer_loads_can_be_replaced_or_deleted(aiohttp_client, config, monkeypatch):
-    from flowengine.app import make_app
+    from flowengine.server.app import make_app
 
     document = {
         "id": "hooked",

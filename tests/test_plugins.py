@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import execute, link, node, register
-from flowengine.app import make_app
+from flowengine.server.app import make_app
 from flowengine.config import Config
 from flowengine.nodes import PluginError
 

@@ -1,4 +1,4 @@
-"""flowengine.protocol's pieces on their own: the accept loop when descriptors run out, and the
+"""flowengine.server.protocol's pieces on their own: the accept loop when descriptors run out, and the
 mapping from the HTTP parser's errors to answers."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, LineTooLong
 
-from flowengine.app import make_app
-from flowengine.protocol import FlowengineRunner, ListeningSite, describe_parse_error
+from flowengine.server.app import make_app
+from flowengine.server.protocol import FlowengineRunner, ListeningSite, describe_parse_error
 
 LIMITS = {"max_line_size": 8190, "max_field_size": 65536, "max_headers": 128}
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flowengine.auth import Authenticator
-from flowengine.ratelimit import parse_rate_limit
+from flowengine.lib.auth import Authenticator
+from flowengine.lib.ratelimit import parse_rate_limit
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -1,11 +1,11 @@
-"""Unit tests for flowengine.ratelimit: parsing, token-bucket refill on a fake clock,
+"""Unit tests for flowengine.lib.ratelimit: parsing, token-bucket refill on a fake clock,
 Retry-After values, per-client isolation and bounded memory."""
 
 from __future__ import annotations
 
 import pytest
 
-from flowengine.ratelimit import RateLimit, RateLimiter, parse_rate_limit, retry_after_seconds
+from flowengine.lib.ratelimit import RateLimit, RateLimiter, parse_rate_limit, retry_after_seconds
 
 
 class FakeClock:

@@ -445,7 +445,7 @@ async def test_a_stored_workflow_with_a_secret_out_of_place_no_longer_loads_and_
 def test_masking_covers_json_escaping_at_any_depth_and_url_encoding_of_it(depth):
     from urllib.parse import quote, quote_plus
 
-    from flowengine.redaction import redact_text, remember
+    from flowengine.core.redaction import redact_text, remember
 
     secret = 'tok\\\\en"\n\té😀/end q+'  # backslashes, a quote, control characters, non-ASCII
     remember(secret)
@@ -458,7 +458,7 @@ def test_masking_covers_json_escaping_at_any_depth_and_url_encoding_of_it(depth)
 
 
 def test_masking_a_long_run_of_backslashes_finishes():
-    from flowengine.redaction import redact_text, remember
+    from flowengine.core.redaction import redact_text, remember
 
     remember("back\\\\\\slashes")
     # With a backtracking pattern this would take longer than the test run.

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from conftest import link, node, register
 from webhook_support import sign
-from flowengine import netguard
-from flowengine.auth import make_jwt
+from flowengine.lib import netguard
+from flowengine.lib.auth import make_jwt
 
 SECRET = "jwt-test-secret-0123456789abcdef"
 KEYS = {"reader-key-1": "read", "runner-key-1": "execute", "admin-key-1": "admin"}
@@ -168,7 +168,7 @@ async def test_tokens_never_reach_the_log(secured, caplog):
 
 
 async def test_rate_limit(make_client):
-    client = await make_client(rate_limit=__import__("flowengine.ratelimit", fromlist=["x"]).parse_rate_limit("2/minute"))
+    client = await make_client(rate_limit=__import__("flowengine.lib.ratelimit", fromlist=["x"]).parse_rate_limit("2/minute"))
     assert (await client.get("/api/workflows")).status == 200
     assert (await client.get("/api/nodes")).status == 200
     limited = await client.get("/api/workflows")
@@ -181,7 +181,7 @@ async def test_rate_limit(make_client):
 
 
 async def test_rate_limit_is_per_client(make_client):
-    from flowengine.ratelimit import parse_rate_limit
+    from flowengine.lib.ratelimit import parse_rate_limit
 
     client = await make_client(rate_limit=parse_rate_limit("1/minute"), api_keys={"key-a-1234": "read", "key-b-1234": "read"})
     assert (await client.get("/api/workflows", headers=_bearer("key-a-1234"))).status == 200
@@ -346,7 +346,7 @@ async def test_cancelling_a_queued_execution_answers_at_once(make_client):
 
 
 async def test_failed_credentials_are_rate_limited_too(make_client):
-    from flowengine.ratelimit import parse_rate_limit
+    from flowengine.lib.ratelimit import parse_rate_limit
 
     client = await make_client(rate_limit=parse_rate_limit("3/minute"), api_keys={"real-key-123": "read"})
     statuses = [(await client.get("/api/workflows", headers=_bearer(f"guess-{n}"))).status for n in range(5)]

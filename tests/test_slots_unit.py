@@ -1,8 +1,8 @@
-"""Unit tests for the execution slots of flowengine.runs (what admits running executions)."""
+"""Unit tests for the execution slots of flowengine.runtime.executions (what admits running executions)."""
 
 from __future__ import annotations
 
-from flowengine.runs import _Slots
+from flowengine.runtime.executions import _Slots
 
 
 async def test_free_slots_are_taken_at_once_then_waiters_are_served_in_order():

@@ -16,9 +16,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from flowengine.metrics import Registry
-from flowengine.process_metrics import register_process_metrics
-from flowengine.telemetry import Telemetry
+from flowengine.lib.metrics import Registry
+from flowengine.lib.process_metrics import register_process_metrics
+from flowengine.server.telemetry import Telemetry
 from test_metrics_unit import parse_exposition
 
 

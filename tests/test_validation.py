@@ -256,7 +256,7 @@ async def test_durations_too_large_for_timers_are_refused(client, change, where)
 
 
 def test_retry_delay_with_a_large_multiplier_stops_at_the_cap():
-    from flowengine.model import RetryPolicy
+    from flowengine.core.model import RetryPolicy
 
     policy = RetryPolicy(max_attempts=1000, delay_ms=1000, backoff_multiplier=1000.0, max_delay_ms=60_000)
     assert [policy.delay_before_retry(k) for k in (0, 1, 2, 999)] == [1.0, 60.0, 60.0, 60.0]

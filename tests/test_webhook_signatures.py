@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from conftest import node, register
-from flowengine.signatures import SeenSignatures, SignatureError
+from flowengine.lib.signatures import SeenSignatures, SignatureError
 from webhook_support import body_signature, sign
 
 SECRET = b"hook-secret-1"

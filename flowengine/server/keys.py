@@ -9,15 +9,15 @@ import aiohttp
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from .catalog import WorkflowCatalog
-    from .config import Config
-    from .engine import Engine
-    from .events import EventBus
-    from .nodes.registry import NodeRegistry
-    from .runs import ExecutionService
-    from .store import Store
+    from ..runtime.catalog import WorkflowCatalog
+    from ..config import Config
+    from ..core.engine import Engine
+    from ..core.events import EventBus
+    from ..nodes.registry import NodeRegistry
+    from ..runtime.executions import ExecutionService
+    from ..runtime.store import Store
     from .telemetry import Telemetry
-    from .triggers import TriggerService
+    from ..runtime.triggers import TriggerService
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 REGISTRY: web.AppKey[NodeRegistry] = web.AppKey("registry")

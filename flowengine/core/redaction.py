@@ -253,7 +253,7 @@ def resolve_secrets(value: Any, environ: Mapping[str, str] = os.environ) -> Any:
     """The Value with every Secret replaced by a String of its resolved value (in its
     ``format``, if it has one), the value remembered for masking. Raises LookupError naming the
     variable of a secret that is not set."""
-    from .values import SecretRef, Value
+    from ..values import SecretRef, Value
 
     if value.type == "Secret":
         resolved = lookup(value.value, environ)

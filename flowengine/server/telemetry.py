@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .metrics import CONTENT_TYPE, Registry
-from .process_metrics import register_process_metrics
+from ..lib.metrics import CONTENT_TYPE, Registry
+from ..lib.process_metrics import register_process_metrics
 
 if TYPE_CHECKING:
-    from .engine import ExecutionResult
-    from .events import EventBus
-    from .runs import ExecutionService
+    from ..core.engine import ExecutionResult
+    from ..core.events import EventBus
+    from ..runtime.executions import ExecutionService
 
 __all__ = ["Telemetry"]
 

@@ -21,11 +21,11 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__
-from .engine import EXECUTION_STATUSES, NODE_STATUSES
-from .events import EVENT_TYPES
-from .model import MAX_ATTEMPTS, MAX_BACKOFF_MULTIPLIER
-from .nodes.api import MAX_DURATION_MS
+from .. import __version__
+from ..core.engine import EXECUTION_STATUSES, NODE_STATUSES
+from ..core.events import EVENT_TYPES
+from ..core.model import MAX_ATTEMPTS, MAX_BACKOFF_MULTIPLIER
+from ..nodes.api import MAX_DURATION_MS
 
 __all__ = ["openapi_document", "openapi_handler"]
 

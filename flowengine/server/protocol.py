@@ -38,8 +38,8 @@ from aiohttp.http_exceptions import (
 )
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
-from .config import Config
-from .state import CONFIG
+from ..config import Config
+from .keys import CONFIG
 
 try:
     import resource

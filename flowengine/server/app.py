@@ -11,21 +11,22 @@ from typing import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from . import cron, handlers, history, hooks, openapi, websocket
-from .catalog import WorkflowCatalog
-from .config import Config
-from .engine import Engine
-from .events import EventBus, utc_timestamp
+from ..lib import cron
+from . import executions, openapi, webhooks, websocket, workflows
+from ..runtime.catalog import WorkflowCatalog
+from ..config import Config
+from ..core.engine import Engine
+from ..core.events import EventBus, utc_timestamp
 from .access import make_access_middleware
 from .middleware import make_middleware
-from .netguard import GuardedConnector
-from .nodes import builtin_registry
-from .redaction import install_log_redaction
-from .runs import ExecutionService
-from .state import BUS, CATALOG, CONFIG, ENGINE, HTTP_CLIENT, REGISTRY, RUNS, SOCKETS, STORE, TELEMETRY, TRIGGERS
-from .store import Store
+from ..lib.netguard import GuardedConnector
+from ..nodes import builtin_registry
+from ..core.redaction import install_log_redaction
+from ..runtime.executions import ExecutionService
+from .keys import BUS, CATALOG, CONFIG, ENGINE, HTTP_CLIENT, REGISTRY, RUNS, SOCKETS, STORE, TELEMETRY, TRIGGERS
+from ..runtime.store import Store
 from .telemetry import Telemetry
-from .triggers import TriggerService
+from ..runtime.triggers import TriggerService
 
 __all__ = ["make_app"]
 
@@ -56,26 +57,26 @@ def make_app(config: Config | None = None) -> web.Application:
     app[SOCKETS] = weakref.WeakSet()
     app.router.add_routes(
         [
-            web.get("/health", handlers.health),
+            web.get("/health", workflows.health),
             web.get("/metrics", telemetry.handler),
             web.get("/openapi.json", openapi.openapi_handler),
-            web.get("/api/workflows", handlers.list_workflows),
-            web.post("/api/workflows", handlers.create_workflow),
-            web.get("/api/workflows/{id}", handlers.get_workflow),
-            web.put("/api/workflows/{id}", handlers.replace_workflow),
-            web.delete("/api/workflows/{id}", handlers.delete_workflow),
-            web.post("/api/workflows/{id}/execute", handlers.execute_workflow),
-            web.get("/api/workflows/{id}/versions", history.list_versions),
-            web.get("/api/executions", history.list_executions),
-            web.get("/api/executions/{id}", history.get_execution),
-            web.delete("/api/executions/{id}", history.delete_execution),
-            web.get("/api/executions/{id}/events", history.get_execution_events),
-            web.post("/api/executions/{id}/cancel", history.cancel_execution),
-            web.post("/api/executions/{id}/retry", history.retry_execution),
-            web.get("/api/nodes", handlers.list_nodes),
-            web.get("/api/triggers", hooks.list_triggers),
-            web.post("/api/hooks/{path:.+}", hooks.receive_webhook),
-            web.get("/api/hooks/{path:.+}", hooks.receive_webhook),
+            web.get("/api/workflows", workflows.list_workflows),
+            web.post("/api/workflows", workflows.create_workflow),
+            web.get("/api/workflows/{id}", workflows.get_workflow),
+            web.put("/api/workflows/{id}", workflows.replace_workflow),
+            web.delete("/api/workflows/{id}", workflows.delete_workflow),
+            web.post("/api/workflows/{id}/execute", workflows.execute_workflow),
+            web.get("/api/workflows/{id}/versions", executions.list_versions),
+            web.get("/api/executions", executions.list_executions),
+            web.get("/api/executions/{id}", executions.get_execution),
+            web.delete("/api/executions/{id}", executions.delete_execution),
+            web.get("/api/executions/{id}/events", executions.get_execution_events),
+            web.post("/api/executions/{id}/cancel", executions.cancel_execution),
+            web.post("/api/executions/{id}/retry", executions.retry_execution),
+            web.get("/api/nodes", workflows.list_nodes),
+            web.get("/api/triggers", webhooks.list_triggers),
+            web.post("/api/hooks/{path:.+}", webhooks.receive_webhook),
+            web.get("/api/hooks/{path:.+}", webhooks.receive_webhook),
             web.get("/api/events", websocket.events_handler),
         ]
     )

@@ -20,13 +20,13 @@ import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from .events import EVENT_TYPES, Listener
+from ..core.events import EVENT_TYPES, Listener
 from .http_json import ClientError, query_bool
-from .state import BUS, CONFIG, RUNS, SOCKETS, STORE
+from .keys import BUS, CONFIG, RUNS, SOCKETS, STORE
 
 __all__ = ["events_handler", "close_all", "EventSocket", "CLOSE_TIMEOUT", "TRY_AGAIN_LATER"]
 
-log = logging.getLogger("flowengine.websocket")
+log = logging.getLogger("flowengine.server.websocket")
 
 TRY_AGAIN_LATER = 1013
 CLOSE_TIMEOUT = 5.0  # seconds a close may take before the connection is cut

@@ -7,10 +7,10 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from .handlers import answer_execution, start_execution
+from .workflows import answer_execution, start_execution
 from .http_json import ClientError, json_object, json_response, query_bool
-from .model import Trigger, Workflow
-from .signatures import (
+from ..core.model import Trigger, Workflow
+from ..lib.signatures import (
     GITHUB_DELIVERY_HEADER,
     GITHUB_EVENT_HEADER,
     GITHUB_SIGNATURE_HEADER,
@@ -21,9 +21,9 @@ from .signatures import (
     check_timestamped,
     delivery_id,
 )
-from .state import CONFIG, TRIGGERS
-from .triggers import TriggerService, webhook_path
-from .values import Value, to_value
+from .keys import CONFIG, TRIGGERS
+from ..runtime.triggers import TriggerService, webhook_path
+from ..values import Value, to_value
 
 __all__ = ["receive_webhook", "list_triggers"]
 

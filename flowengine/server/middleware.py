@@ -1,6 +1,6 @@
 """The server's one middleware: CORS for browsers, JSON errors for everything, request metrics.
 
-Requests aiohttp's parser refuses never get here: flowengine.protocol answers those.
+Requests aiohttp's parser refuses never get here: flowengine.server.protocol answers those.
 
 One middleware doing the three, rather than three stacked, because each layer aiohttp stacks
 costs about 1.8 µs per request (measured under load: 57.5 -> 53.9 µs CPU per request without two
@@ -17,8 +17,8 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
 from .http_json import ClientError, error_response
-from .metrics import Counter
-from .state import CONFIG
+from ..lib.metrics import Counter
+from .keys import CONFIG
 
 __all__ = ["make_middleware"]
 
@@ -140,7 +140,7 @@ def _http_error(request: web.Request, exception: web.HTTPException) -> web.Respo
 
     Methods follow RFC 9110: a registered method that a route does not take is 405 with Allow;
     one the server does not recognise is 501 (aiohttp's C parser refuses most of those itself,
-    see flowengine.protocol). CONNECT's target is a host:port, which no route matches, so the
+    see flowengine.server.protocol). CONNECT's target is a host:port, which no route matches, so the
     router says 404: it is a known method this server takes nowhere, a 405."""
     method = request.method
     if exception.status in (404, 405) and method not in REGISTERED_METHODS:

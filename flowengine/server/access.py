@@ -10,11 +10,11 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .auth import AuthError, Authenticator, Principal, bearer_token
-from .config import Config
+from ..lib.auth import AuthError, Authenticator, Principal, bearer_token
+from ..config import Config
 from .http_json import ClientError
-from .ratelimit import RateLimiter, retry_after_seconds
-from .state import TRIGGERS
+from ..lib.ratelimit import RateLimiter, retry_after_seconds
+from .keys import TRIGGERS
 
 __all__ = ["required_scope", "make_access_middleware"]
 

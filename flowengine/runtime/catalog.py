@@ -7,15 +7,15 @@ import json
 import logging
 from typing import Any
 
-from .errors import ValidationError
-from .events import utc_timestamp
-from .model import Workflow, parse_workflow
-from .nodes.registry import NodeRegistry
+from ..errors import ValidationError
+from ..core.events import utc_timestamp
+from ..core.model import Workflow, parse_workflow
+from ..nodes.registry import NodeRegistry
 from .store import Store
 
 __all__ = ["WorkflowCatalog", "WorkflowConflict", "WorkflowExists", "WorkflowNotFound"]
 
-log = logging.getLogger("flowengine.catalog")
+log = logging.getLogger("flowengine.runtime.catalog")
 
 
 class WorkflowExists(Exception):

@@ -7,16 +7,16 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__
-from .catalog import WorkflowConflict, WorkflowExists, WorkflowNotFound
-from .engine import Execution, ExecutionResult, decode_inputs
-from .errors import ValidationError
+from .. import __version__
+from ..runtime.catalog import WorkflowConflict, WorkflowExists, WorkflowNotFound
+from ..core.engine import Execution, ExecutionResult, decode_inputs
+from ..errors import ValidationError
 from .http_json import ClientError, json_response, json_text_response, query_bool, query_int, read_json
-from .model import Workflow
-from .redaction import MASK
-from .runs import HistoryUnavailable, Overloaded
-from .values import Value
-from .state import CATALOG, REGISTRY, RUNS, STORE
+from ..core.model import Workflow
+from ..core.redaction import MASK
+from ..runtime.executions import HistoryUnavailable, Overloaded
+from ..values import Value
+from .keys import CATALOG, REGISTRY, RUNS, STORE
 
 __all__ = [
     "health",

@@ -15,16 +15,16 @@ import logging
 from collections import deque
 from typing import Any, Callable
 
-from .engine import Engine, Execution, ExecutionResult
-from .events import serialise, utc_timestamp
-from .model import Workflow
-from .records import node_records
+from ..core.engine import Engine, Execution, ExecutionResult
+from ..core.events import serialise, utc_timestamp
+from ..core.model import Workflow
+from ..core.records import node_records
 from .store import Store, StoreError
-from .values import Value
+from ..values import Value
 
 __all__ = ["ExecutionService", "HistoryUnavailable", "Overloaded", "MANUAL_TRIGGER_JSON", "PRUNE_EVERY", "ROOM_WAIT_SECONDS"]
 
-log = logging.getLogger("flowengine.runs")
+log = logging.getLogger("flowengine.runtime.executions")
 
 MANUAL_TRIGGER_JSON = serialise({"type": "manual", "id": None})  # what an API call starts
 PRUNE_EVERY = 100  # finished executions between two retention passes

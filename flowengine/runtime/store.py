@@ -23,11 +23,11 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 if TYPE_CHECKING:
-    from .engine import ExecutionResult
+    from ..core.engine import ExecutionResult
 
 __all__ = ["Store", "StoreError"]
 
-log = logging.getLogger("flowengine.store")
+log = logging.getLogger("flowengine.runtime.store")
 
 T = TypeVar("T")
 

@@ -19,19 +19,19 @@ from typing import Any
 
 from aiohttp import web
 
-from .cron import CronError, CronSchedule
-from .errors import ValidationError
-from .events import EventBus, utc_timestamp
-from .logthrottle import ThrottledLog
-from .model import TRIGGER_CHECKS, Trigger, Workflow
-from .runs import ExecutionService, Overloaded
-from .redaction import MASK, lookup, secret_env_name
-from .signatures import DEFAULT_SCHEME, SCHEMES, SIGNATURE_HEADER, SeenDeliveries, SeenSignatures
-from .values import SecretRef, Value, decode_value, encodable, to_value
+from ..lib.cron import CronError, CronSchedule
+from ..errors import ValidationError
+from ..core.events import EventBus, utc_timestamp
+from ..lib.logthrottle import ThrottledLog
+from ..core.model import TRIGGER_CHECKS, Trigger, Workflow
+from .executions import ExecutionService, Overloaded
+from ..core.redaction import MASK, lookup, secret_env_name
+from ..lib.signatures import DEFAULT_SCHEME, SCHEMES, SIGNATURE_HEADER, SeenDeliveries, SeenSignatures
+from ..values import SecretRef, Value, decode_value, encodable, to_value
 
 __all__ = ["TriggerService", "MAX_CHAIN_EXECUTIONS", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER", "webhook_path"]
 
-log = logging.getLogger("flowengine.triggers")
+log = logging.getLogger("flowengine.runtime.triggers")
 # Refusals and skipped ticks can repeat many times a second: one line per kind a minute.
 throttled_log = ThrottledLog(log)
 
@@ -97,7 +97,7 @@ def _check_cron(trigger_type: dict[str, Any], path: str) -> None:
 
 
 def _check_event(trigger_type: dict[str, Any], path: str) -> None:
-    from .events import EVENT_TYPES
+    from ..core.events import EVENT_TYPES
 
     if trigger_type["event_type"] not in EVENT_TYPES:
         raise ValidationError(

@@ -8,15 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
-from .engine import EXECUTION_STATUSES, Execution
-from .errors import ValidationError
-from .handlers import answer_execution, start_execution
+from ..core.engine import EXECUTION_STATUSES, Execution
+from ..errors import ValidationError
+from .workflows import answer_execution, start_execution
 from .http_json import ClientError, json_response, json_text_response, query_bool, query_int, read_json
-from .records import node_records
-from .redaction import reusable_outputs
-from .runs import HistoryUnavailable
-from .state import CATALOG, RUNS, STORE
-from .values import Value, decode_value
+from ..core.records import node_records
+from ..core.redaction import reusable_outputs
+from ..runtime.executions import HistoryUnavailable
+from .keys import CATALOG, RUNS, STORE
+from ..values import Value, decode_value
 
 __all__ = [
     "list_executions",

@@ -1,0 +1,853 @@
+"""Plans and runs workflows (DESIGN.md section 5).
+
+A Plan is built once per workflow version: node types, incoming connections, successors and
+predecessor counts, with no recursion so a 10,000-node chain is as easy as a wide fan-out.
+An Execution runs a plan: each node starts the moment all its predecessors have finished, at
+most ``max_parallel_nodes`` bodies at once (a ready queue and a running count play the part of
+a semaphore without parking a task per waiting node), with per-node retries and timeouts, a
+workflow-wide time limit, and the StopWorkflow / ContinueOnError / RetryWorkflow policies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import abc, deque
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Mapping
+
+from ..errors import NodeError, ValidationError
+from .events import EventBus, ExecutionEvents, quote, serialise, utf8_safe, utc_timestamp
+from .model import Node, Workflow, collector_paused
+from ..nodes.api import NodeContext, NodeType
+from ..nodes.registry import NodeRegistry
+from .redaction import redact_json, redact_text, resolve_secrets, secret_names
+from .redaction import active as secrets_resolved
+from ..values import Value, decode_value, to_value
+
+__all__ = ["Plan", "Execution", "ExecutionResult", "Engine", "decode_inputs", "EXECUTION_STATUSES", "NODE_STATUSES"]
+
+log = logging.getLogger("flowengine.core.engine")
+
+
+# Node and execution statuses (DESIGN.md section 5).
+NODE_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled")
+PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = NODE_STATUSES
+EXECUTION_STATUSES = ("running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted")
+
+
+_random_pool = b""
+_random_used = 0
+_last_millis = -1  # the Unix millisecond and random part of the last id made
+_last_random = 0
+_RANDOM_BITS = 74  # rand_a (12 bits) and rand_b (62 bits) of a version 7 UUID
+_RANDOM_MASK = (1 << _RANDOM_BITS) - 1
+
+
+def new_execution_id() -> str:
+    """A version 7 UUID (RFC 9562) as text: 48 bits of Unix milliseconds, then 74 random bits.
+
+    Ids sort by creation time. That is handy when reading the history, and it is what keeps the
+    history's id index cheap: each new row goes at the index's end instead of onto a random page
+    (random version 4 ids cost the SQLite writer about 7 µs more per execution). Within one
+    millisecond, or when the clock steps back, the random part of the previous id grows by a
+    random step (RFC 9562 section 6.2, method 2), so ids of one process never go backwards.
+    The random bytes are read from the OS 4 KiB at a time: one getrandom() call per id cost
+    more than the rest of a small execution's set-up."""
+    global _random_pool, _random_used, _last_millis, _last_random
+    if _random_used >= len(_random_pool):
+        _random_pool, _random_used = os.urandom(4096), 0
+    raw = int.from_bytes(_random_pool[_random_used : _random_used + 16], "big")
+    _random_used += 16
+    millis = time.time_ns() // 1_000_000
+    if millis > _last_millis:
+        random = raw & _RANDOM_MASK
+    else:
+        millis = _last_millis
+        random = _last_random + 1 + (raw >> 96)  # a step of 1 to 2**32
+        if random > _RANDOM_MASK:  # the part overflowed: borrow the next millisecond
+            millis, random = millis + 1, random & _RANDOM_MASK
+    _last_millis, _last_random = millis, random
+    value = (millis << 80) | _VERSION_7 | ((random >> 62) << 64) | _VARIANT | (random & _RAND_B_MASK)
+    hexa = f"{value:032x}"
+    return f"{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:]}"
+
+
+_VERSION_7 = 0x7 << 76
+_VARIANT = 0b10 << 62  # RFC 9562's variant
+_RAND_B_MASK = (1 << 62) - 1
+
+
+def decode_inputs(raw: Any) -> dict[str, Value]:
+    """Execution inputs: an object of typed or plain values (DESIGN.md section 3)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValidationError("inputs: expected an object")
+    return {name: decode_value(item, f"inputs.{name}", strict=False) for name, item in raw.items()}
+
+
+@dataclass
+class Plan:
+    """What the executor needs, computed once per workflow version."""
+
+    workflow: Workflow
+    nodes: list[Node]
+    node_types: list[NodeType]
+    type_names: list[str]  # node.node_type of each node
+    # The graph in compressed rows, so that a 50,000-node plan is a few flat lists rather than
+    # 100,000 small ones for the garbage collector to walk: node i's incoming connections are
+    # incoming[incoming_start[i]:incoming_start[i + 1]] as (source index, from_port, to_port),
+    # its distinct successors successors[successor_start[i]:successor_start[i + 1]].
+    incoming_start: list[int]
+    incoming: list[tuple[int, str, str]]
+    successor_start: list[int]
+    successors: list[int]
+    predecessor_count: list[int]
+    roots: list[int]
+    sinks: list[int]
+    accepted_inputs: list[frozenset[str] | None]  # root input names a node takes; None: all
+    base_config: list[dict[str, Value]]  # declared defaults overlaid by the node's config
+    has_secrets: list[bool]
+
+    @classmethod
+    def build(cls, workflow: Workflow, registry: NodeRegistry) -> "Plan":
+        with collector_paused():
+            return cls._build(workflow, registry)
+
+    @classmethod
+    def _build(cls, workflow: Workflow, registry: NodeRegistry) -> "Plan":
+        nodes = workflow.nodes
+        count = len(nodes)
+        connections = workflow.connections
+        # Node i's incoming connections, in document order: a counting sort by target.
+        incoming_start = _row_starts(count, [connection.to_index for connection in connections])
+        incoming: list[Any] = [None] * len(connections)
+        place = incoming_start[:-1]
+        for connection in connections:
+            target = connection.to_index
+            incoming[place[target]] = (connection.from_index, connection.from_port, connection.to_port)
+            place[target] += 1
+        # Two connections between the same pair of nodes are one dependency: distinct pairs,
+        # kept as one number each (source * count + target) rather than a tuple.
+        links = list(dict.fromkeys([connection.from_index * count + connection.to_index for connection in connections]))
+        sources = [link // count for link in links]
+        successor_start = _row_starts(count, sources)
+        successors = [0] * len(links)
+        place = successor_start[:-1]
+        predecessor_count = [0] * count
+        for link, source in zip(links, sources):
+            target = link - source * count
+            successors[place[source]] = target
+            place[source] += 1
+            predecessor_count[target] += 1
+        # What nodes of one type share (accepted input names, config defaults, whether those
+        # hold secrets) is worked out once per type, not once per node: a 50,000-node workflow
+        # has a handful of types. One pass over the nodes, since at that size each pass over
+        # 50,000 scattered objects costs more in memory traffic than in instructions.
+        shared: dict[str, tuple[NodeType, frozenset[str] | None, dict[str, Value], bool]] = {}
+        node_types: list[NodeType] = []
+        type_names: list[str] = []
+        accepted: list[frozenset[str] | None] = []
+        base_config: list[dict[str, Value]] = []
+        has_secrets: list[bool] = []
+        for node in nodes:
+            type_name = node.node_type
+            known = shared.get(type_name)
+            if known is None:
+                node_type = registry.get(type_name)
+                if node_type is None:
+                    raise LookupError(f"node {node.id!r}: node type {type_name!r} is not available")
+                defaults = {key.name: to_value(key.default) for key in node_type.config if key.default is not None}
+                known = shared[type_name] = (
+                    node_type,
+                    None if node_type.any_inputs else frozenset(port.name for port in node_type.inputs),
+                    defaults,
+                    _holds_secrets(defaults),
+                )
+            node_type, type_accepted, defaults, defaults_secret = known
+            node_types.append(node_type)
+            type_names.append(type_name)
+            if node_type.dynamic_inputs is not None and not node_type.any_inputs:
+                names = {port.name for port in node_type.inputs} | node_type.dynamic_inputs(node.config)
+                accepted.append(frozenset(names))
+            else:
+                accepted.append(type_accepted)
+            if node.config:
+                config = {**defaults, **node.config}
+                base_config.append(config)
+                has_secrets.append(_holds_secrets(config))
+            else:
+                base_config.append(defaults)
+                has_secrets.append(defaults_secret)
+        return cls(
+            workflow=workflow,
+            nodes=nodes,
+            node_types=node_types,
+            type_names=type_names,
+            incoming_start=incoming_start,
+            incoming=incoming,
+            successor_start=successor_start,
+            successors=successors,
+            predecessor_count=predecessor_count,
+            roots=[i for i, count in enumerate(predecessor_count) if count == 0],
+            sinks=[i for i in range(len(nodes)) if successor_start[i] == successor_start[i + 1]],
+            accepted_inputs=accepted,
+            base_config=base_config,
+            has_secrets=has_secrets,
+        )
+
+
+def _holds_secrets(config: dict[str, Value]) -> bool:
+    return any(secret_names(value) for value in config.values())
+
+
+def _row_starts(count: int, rows: list[int]) -> list[int]:
+    """Where each row begins when items are grouped by row (``rows[k]`` is item k's row):
+    row i's items go to ``[starts[i]:starts[i + 1]]``. Counting, not sorting: linear, and it
+    allocates nothing per item, which at 50,000 nodes matters more than the count of steps."""
+    starts = [0] * (count + 1)
+    for row in rows:
+        starts[row + 1] += 1
+    for row in range(count):
+        starts[row + 1] += starts[row]
+    return starts
+
+
+@dataclass(slots=True)
+class ExecutionResult:
+    execution_id: str
+    workflow_id: str
+    workflow_version: int
+    status: str
+    started_at: str
+    finished_at: str
+    duration_ms: float
+    completed_nodes: int
+    total_nodes: int
+    attempts: int
+    outputs: dict[str, dict[str, Any]]
+    outputs_json: str  # the same as JSON text
+    failed_nodes: list[dict[str, str]]
+    skipped_nodes: list[str]
+    cancelled_nodes: list[str]
+    error: str | None
+    # Every node's type, status and duration_ms, in plan order, for the metrics
+    node_types: list[str]
+    node_statuses: list[str]
+    node_durations: list[float | None]
+
+    @property
+    def success(self) -> bool:
+        return self.status == "succeeded"
+
+    def response_json(self) -> str:
+        """The execute response body (issue 3) as JSON text: the seed fields first, then the
+        rest, ``error`` in front when there is one. Put together from the parts, like the
+        events: the node outputs are already text (``outputs_json``)."""
+        head = "{" if self.error is None else f'{{"error":{quote(self.error)},'
+        text = (
+            f'{head}"execution_id":{quote(self.execution_id)},"completed_nodes":{self.completed_nodes},'
+            f'"total_nodes":{self.total_nodes},"status":"{self.status}","duration_ms":{self.duration_ms!r},'
+            f'"attempts":{self.attempts},"outputs":{self.outputs_json},"failed_nodes":{_json_list(self.failed_nodes)},'
+            f'"skipped_nodes":{_json_list(self.skipped_nodes)},"cancelled_nodes":{_json_list(self.cancelled_nodes)}}}'
+        )
+        return text if text.isascii() else utf8_safe(text)
+
+
+def _json_list(items: list[Any]) -> str:
+    return serialise(items) if items else "[]"
+
+
+SleepFn = Callable[[float], Awaitable[None]]
+
+# Node starts between two turns of the event loop while plain-function bodies run inline.
+_INLINE_BUDGET = 500
+
+
+class Engine:
+    """Runs plans. One per server (or per CLI run); holds what every execution shares."""
+
+    def __init__(
+        self,
+        registry: NodeRegistry,
+        bus: EventBus,
+        *,
+        http: Any = None,
+        sleep: SleepFn = asyncio.sleep,
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        self.registry = registry
+        self.bus = bus
+        self.http = http
+        self.sleep = sleep
+        self.environ = environ
+        self.running: dict[str, Execution] = {}
+        self._plans: dict[tuple[str, int], Plan] = {}
+
+    def plan(self, workflow: Workflow) -> Plan:
+        """The plan for this workflow version, built once and cached."""
+        key = (workflow.id, workflow.version)
+        plan = self._plans.get(key)
+        if plan is None or plan.workflow is not workflow:
+            plan = self._plans[key] = Plan.build(workflow, self.registry)
+        return plan
+
+    def forget(self, workflow_id: str) -> None:
+        """Drop cached plans of a deleted or replaced workflow (running executions keep theirs)."""
+        for key in [key for key in self._plans if key[0] == workflow_id]:
+            del self._plans[key]
+
+    def start(
+        self,
+        workflow: Workflow,
+        inputs: dict[str, Value],
+        *,
+        execution_id: str | None = None,
+        record: bool = False,
+        record_limit: int = 10_000,
+        trigger_json: str | None = None,
+        cached_outputs: dict[str, dict[str, Value]] | None = None,
+    ) -> "Execution":
+        """Create an execution (not yet running): ``await execution.run()`` runs it.
+        ``trigger_json`` (what started it, as JSON text) goes into WorkflowStarted; with
+        ``record`` its events are kept (at most ``record_limit``) for the history."""
+        execution_id = execution_id or new_execution_id()
+        events = ExecutionEvents(self.bus, execution_id, workflow.id, record=record, record_limit=record_limit)
+        return Execution(self, self.plan(workflow), inputs, events, trigger_json, cached_outputs or {})
+
+    async def execute(self, workflow: Workflow, inputs: dict[str, Value] | None = None, **options: Any) -> ExecutionResult:
+        return await self.start(workflow, inputs or {}, **options).run()
+
+
+class Execution:
+    """One execution of a plan: all attempts under one execution id, cancellable."""
+
+    # Slots: an execution is made per request, and slot attributes are set and read faster.
+    __slots__ = (
+        "engine", "plan", "inputs", "events", "id", "trigger_json", "cached_outputs", "attempt", "attempts",
+        "stop_reason", "stop_message", "result", "_finished", "stop_waiters", "started",
+    )
+
+    def __init__(
+        self,
+        engine: Engine,
+        plan: Plan,
+        inputs: dict[str, Value],
+        events: ExecutionEvents,
+        trigger_json: str | None,
+        cached_outputs: dict[str, dict[str, Value]],
+    ) -> None:
+        self.engine = engine
+        self.plan = plan
+        self.inputs = inputs
+        self.events = events
+        self.id = events.execution_id
+        self.trigger_json = trigger_json  # what started it, as JSON text (events and history)
+        self.cached_outputs = cached_outputs
+        self.attempt: _Attempt | None = None
+        self.attempts = 0
+        self.stop_reason: str | None = None  # "cancelled", "interrupted" or "timeout" once stopped
+        self.stop_message: str | None = None  # why, for an attempt that starts after the stop
+        self.result: ExecutionResult | None = None
+        self._finished: asyncio.Future[ExecutionResult] | None = None  # made when first asked for
+        self.stop_waiters: list[asyncio.Future[None]] = []  # woken by cancel(), e.g. in a queue
+        self.started = 0.0  # perf_counter at the start of run(): node start times count from it
+
+    @property
+    def finished(self) -> "asyncio.Future[ExecutionResult]":
+        """Done, with the result, when the execution has ended."""
+        if self._finished is None:
+            self._finished = asyncio.get_running_loop().create_future()
+            if self.result is not None:
+                self._finished.set_result(self.result)
+        return self._finished
+
+    def cancel(self, reason: str = "execution cancelled", *, status: str = "cancelled") -> bool:
+        """Stop the execution: running nodes are cancelled and no new ones start. ``status``
+        is ``cancelled``, or ``interrupted`` when the server is shutting down."""
+        if self.result is not None or self.stop_reason is not None:
+            return False
+        self._stop(status, reason)
+        return True
+
+    def _time_out(self) -> None:
+        limit = self.plan.workflow.settings.max_execution_time_ms
+        self._stop("timeout", f"Workflow execution timed out: exceeded max_execution_time_ms ({limit} ms)")
+
+    def _stop(self, reason: str, message: str) -> None:
+        if self.result is not None or self.stop_reason is not None:
+            return
+        self.stop_reason, self.stop_message = reason, message
+        if self.attempt is not None:
+            self.attempt.abort(message)
+        for waiter in self.stop_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def run(self) -> ExecutionResult:
+        engine, plan, events = self.engine, self.plan, self.events
+        settings = plan.workflow.settings
+        started_wall = time.time()
+        self.started = time.perf_counter()
+        started_at = utc_timestamp(started_wall)
+        engine.running[self.id] = self
+        # The first and last events carry the execution's started_at and finished_at exactly.
+        events.emit_text(
+            "WorkflowStarted", "" if self.trigger_json is None else f'"trigger":{self.trigger_json}', started_at
+        )
+        timer = None
+        max_attempts = settings.retry_workflow_attempts if settings.on_error == "RetryWorkflow" else 1
+        attempt = self.attempt = _Attempt(self)
+        try:
+            # Inside the try: whatever happens from here, the finally below records a result.
+            if settings.max_execution_time_ms is not None:
+                timer = asyncio.get_running_loop().call_later(settings.max_execution_time_ms / 1000, self._time_out)
+            while True:
+                self.attempts += 1
+                await attempt.run()
+                if attempt.failure is None or self.stop_reason is not None or self.attempts >= max_attempts:
+                    break
+                # Numbered even when nobody listens, so seq agrees with every other event's.
+                events.emit(
+                    "NodeEvent",
+                    {
+                        "node_id": None,
+                        "event": {
+                            "event_type": "Warning",
+                            "message": f"attempt {self.attempts} of {max_attempts} failed: {attempt.failure};"
+                            " running the workflow again (RetryWorkflow)",
+                            "attempt": self.attempts,
+                            "max_attempts": max_attempts,
+                        },
+                    },
+                )
+                attempt = self.attempt = _Attempt(self)
+        except asyncio.CancelledError:
+            # Whoever awaited us was cancelled: stop the nodes too rather than leave them orphaned.
+            self.cancel("the execution's caller was cancelled")
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            engine.running.pop(self.id, None)
+            attempt.close()
+            result = self.result = self._result(attempt, started_at, started_wall, time.perf_counter() - self.started)
+            events.emit_text(
+                "WorkflowCompleted",
+                f'"success":{"true" if result.success else "false"},"status":"{result.status}",'
+                f'"duration_ms":{result.duration_ms!r}',
+                result.finished_at,
+            )
+            self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
+            if self._finished is not None:
+                self._finished.set_result(result)
+        return result
+
+    def _result(self, attempt: "_Attempt", started_at: str, started_wall: float, elapsed: float) -> ExecutionResult:
+        plan = self.plan
+        nodes = plan.nodes
+        statuses = attempt.status
+        completed = statuses.count(SUCCEEDED)
+        if completed == len(nodes):  # the usual case: no list of failed/skipped/cancelled to make
+            failed, skipped_nodes, cancelled_nodes = [], [], []
+        else:
+            failed = [index for index, state in enumerate(statuses) if state == FAILED]
+            skipped_nodes = [nodes[index].id for index, state in enumerate(statuses) if state == SKIPPED]
+            cancelled_nodes = [nodes[index].id for index, state in enumerate(statuses) if state == CANCELLED]
+        # A stop that came after the last node finished changes nothing: only a stop that cut
+        # the attempt short (attempt.failure) makes it cancelled/interrupted/failed.
+        if attempt.failure is not None:
+            status = self.stop_reason if self.stop_reason in ("cancelled", "interrupted") else "failed"
+        elif failed:
+            status = "completed_with_errors"
+        else:
+            status = "succeeded"
+        outputs = {}
+        outputs_texts = []
+        for index in plan.sinks:
+            if attempt.outputs[index] is not None:
+                outputs[nodes[index].id] = attempt.encoded_outputs(index)
+                outputs_texts.append(f"{quote(nodes[index].id)}:{attempt.outputs_json(index)}")
+        outputs_json = "{" + ",".join(outputs_texts) + "}"
+        failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed]
+        error = attempt.failure if status in ("failed", "cancelled", "interrupted") else None
+        if secrets_resolved():  # a node may have echoed a secret: mask it in all we show
+            outputs, failed_nodes = redact_json([outputs, failed_nodes])
+            outputs_json = serialise(outputs)
+            error = None if error is None else redact_text(error)
+        return ExecutionResult(
+            self.id,
+            plan.workflow.id,
+            plan.workflow.version,
+            status,
+            started_at,
+            utc_timestamp(started_wall + elapsed),
+            round(elapsed * 1000, 3),
+            completed,
+            len(nodes),
+            self.attempts,
+            outputs,
+            outputs_json,
+            failed_nodes,
+            skipped_nodes,
+            cancelled_nodes,
+            error,
+            plan.type_names,
+            statuses,
+            attempt.durations,
+        )
+
+
+class _Attempt:
+    """One pass over the plan. Completion callbacks only queue work; ``_pump`` starts it, so
+    neither long chains nor wide fan-outs recurse, and every node is started, finished and
+    released exactly once: O(nodes + connections) per pass."""
+
+    __slots__ = (
+        "execution", "plan", "events", "remaining", "outputs", "status", "node_attempts", "started_at",
+        "durations", "errors", "cached", "encoded", "encoded_text", "ready", "tasks", "task_index",
+        "_on_task_done", "finished_count", "max_parallel", "stop_on_error", "failure", "stopped", "closed",
+        "resume_scheduled", "done",
+    )
+
+    def __init__(self, execution: Execution) -> None:
+        plan = execution.plan
+        count = len(plan.nodes)
+        self.execution = execution
+        self.plan = plan
+        self.events = execution.events
+        self.remaining = list(plan.predecessor_count)
+        self.outputs: list[dict[str, Value] | None] = [None] * count
+        self.status = [PENDING] * count
+        self.node_attempts = [0] * count
+        self.started_at: list[float | None] = [None] * count
+        self.durations: list[float | None] = [None] * count
+        self.errors: dict[int, str] = {}
+        self.cached: set[int] = set()
+        self.encoded: list[dict[str, Any] | None] = [None] * count  # outputs in wire form, once
+        self.encoded_text: list[str | None] = [None] * count  # and as JSON text
+        self.ready = deque(plan.roots)
+        self.tasks: dict[int, asyncio.Task[Any]] = {}
+        self.task_index: dict[asyncio.Task[Any], int] = {}
+        self._on_task_done = self._task_done  # one bound method for every task's callback
+        self.finished_count = 0
+        self.max_parallel = plan.workflow.settings.max_parallel_nodes
+        self.stop_on_error = plan.workflow.settings.on_error != "ContinueOnError"
+        self.failure: str | None = None
+        self.stopped = False
+        self.closed = False  # the execution has taken its result from this attempt
+        self.resume_scheduled = False
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def run(self) -> None:
+        if self.execution.stop_reason is not None:
+            self.abort(self.execution.stop_message or "execution cancelled")
+        self._pump()
+        if not self.done.done():  # plain-function nodes only: often finished already
+            # Shielded: if our caller is cancelled, ``done`` must stay pending so that the abort
+            # that follows still cancels the running nodes.
+            await asyncio.shield(self.done)
+
+    def abort(self, reason: str) -> None:
+        """Stop starting nodes and cancel the running ones; ``reason`` becomes the error.
+        An attempt that has already finished is left as it is."""
+        if self.done.done():
+            return
+        if self.failure is None:
+            self.failure = reason
+        self.stopped = True
+        for task in list(self.tasks.values()):
+            task.cancel()
+        self._check_done()
+
+    def close(self) -> None:
+        """The execution is taking its result now. Nodes whose cancellation has not been
+        reported yet (the caller itself was cancelled) are reported cancelled here, and their
+        late completion callbacks change nothing."""
+        if self.tasks and self.stopped:
+            elapsed_now = time.perf_counter()
+            for index in list(self.tasks):
+                started = self.started_at[index] or elapsed_now
+                self._complete(index, CANCELLED, f"cancelled: {self.failure}", elapsed_now - started)
+        self.closed = True
+        self._on_task_done = None  # type: ignore[assignment]  # no attempt <-> callback cycle left
+
+    def _check_done(self) -> None:
+        if not self.done.done() and (
+            self.finished_count == len(self.status) or (self.stopped and not self.tasks)
+        ):
+            self.done.set_result(None)
+
+    def _pump(self) -> None:
+        ready = self.ready
+        budget = _INLINE_BUDGET
+        while ready and not self.stopped and len(self.tasks) < self.max_parallel:
+            if budget == 0:
+                # Plain-function bodies run inline; after a batch of them let the event loop
+                # serve other requests, then carry on (a 10,000-node chain must not freeze it).
+                if not self.resume_scheduled:
+                    self.resume_scheduled = True
+                    asyncio.get_running_loop().call_soon(self._resume)
+                break
+            budget -= 1
+            self._start(ready.popleft())
+        self._check_done()
+
+    def _resume(self) -> None:
+        self.resume_scheduled = False
+        if not self.done.done():
+            self._pump()
+
+    # -- starting a node -----------------------------------------------------------------
+
+    def _start(self, index: int) -> None:
+        plan = self.plan
+        node = plan.nodes[index]
+        first, end = plan.incoming_start[index], plan.incoming_start[index + 1]
+        if first != end:
+            inputs: dict[str, Value] = {}
+            for source, from_port, to_port in plan.incoming[first:end]:
+                produced = self.outputs[source]
+                if produced is not None:
+                    value = produced.get(from_port)
+                    if value is not None:
+                        inputs[to_port] = value
+            if not inputs:
+                self._skip(index, "no incoming connection delivered a value")
+                return
+        else:
+            accepted = plan.accepted_inputs[index]
+            given = self.execution.inputs
+            if accepted is None:
+                inputs = dict(given)
+            else:
+                inputs = {name: value for name, value in given.items() if name in accepted}
+
+        cached = self.execution.cached_outputs.get(node.id)
+        if cached is not None:
+            self.cached.add(index)
+            self.started_at[index] = time.perf_counter()
+            self._emit_started(index)
+            self._complete(index, SUCCEEDED, cached, 0.0)
+            return
+
+        node_type = plan.node_types[index]
+        config = plan.base_config[index]
+        try:
+            if plan.has_secrets[index]:
+                config = self._resolve_secrets(config)
+            for port in node_type.inputs:
+                if port.name not in inputs:
+                    fallback = config.get(port.name)
+                    if fallback is not None:
+                        inputs[port.name] = fallback
+                    elif port.default is not None:
+                        inputs[port.name] = to_value(port.default)
+                    elif port.required:
+                        raise NodeError(f"missing required input '{port.name}'")
+        except NodeError as exc:
+            self.started_at[index] = time.perf_counter()
+            self._emit_started(index)
+            self._complete(index, FAILED, str(exc), 0.0)
+            return
+
+        context = NodeContext(
+            node.id, node.node_type, self.execution.id, inputs, config, 1, self.execution.engine.http, self._emit_node_event
+        )
+        self.status[index] = RUNNING
+        self.started_at[index] = started = time.perf_counter()
+        self._emit_started(index)
+        if not node_type.is_async and node.retry_policy is None:
+            # A plain-function body runs inline: no task, no event-loop hop.
+            self.node_attempts[index] = 1
+            outcome = self._call_sync(node_type, context, node)
+            status, payload = outcome
+            self._complete(index, status, payload, time.perf_counter() - started)
+            return
+        task = asyncio.get_running_loop().create_task(self._run_node(index, node, node_type, context))
+        self.tasks[index] = task
+        self.task_index[task] = index
+        task.add_done_callback(self._on_task_done)
+
+    def _resolve_secrets(self, config: dict[str, Value]) -> dict[str, Value]:
+        environ = self.execution.engine.environ
+        try:
+            return {key: resolve_secrets(value, environ) for key, value in config.items()}
+        except LookupError as exc:
+            raise NodeError(str(exc)) from None
+
+    def _emit_started(self, index: int) -> None:
+        events = self.events
+        if events.wanted:
+            node = self.plan.nodes[index]  # node types are plain names (TYPE_NAME): no escaping
+            events.emit_text("NodeStarted", f'"node_id":{quote(node.id)},"node_type":"{node.node_type}"')
+        else:
+            events.skip()
+
+    def _emit_node_event(self, node_id: str, event_type: str, fields: dict[str, Any]) -> None:
+        event = {"event_type": event_type, **fields}
+        event["event_type"] = event_type  # a body's own "event_type" keyword must not relabel it
+        self.events.emit("NodeEvent", {"node_id": node_id, "event": event})
+
+    # -- running a node body -------------------------------------------------------------
+
+    def _call_sync(self, node_type: NodeType, context: NodeContext, node: Node) -> tuple[str, Any]:
+        try:
+            return SUCCEEDED, _as_outputs(node_type.run(context))
+        except NodeError as exc:
+            return FAILED, str(exc) or type(exc).__name__
+        except Exception as exc:
+            return FAILED, _report_crash(exc, node)
+
+    async def _run_node(self, index: int, node: Node, node_type: NodeType, context: NodeContext) -> tuple[str, Any]:
+        policy = node.retry_policy
+        max_attempts = policy.max_attempts if policy is not None else 1
+        timeout_ms = node.timeout_ms
+        attempt = 0
+        while True:
+            attempt += 1
+            context.attempt = attempt
+            self.node_attempts[index] = attempt
+            timed_out = False
+            try:
+                if timeout_ms is None:
+                    result = node_type.run(context)
+                    if node_type.is_async:
+                        result = await result
+                else:
+                    limit = asyncio.timeout(timeout_ms / 1000)
+                    try:
+                        async with limit:
+                            result = node_type.run(context)
+                            if node_type.is_async:
+                                result = await result
+                    except TimeoutError:
+                        if not limit.expired():
+                            raise
+                        timed_out = True
+                        raise NodeError(f"timed out after {timeout_ms} ms (timeout_ms)") from None
+                return SUCCEEDED, _as_outputs(result)
+            except NodeError as exc:
+                error = str(exc) or type(exc).__name__
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = _report_crash(exc, node)
+            if attempt >= max_attempts or (timed_out and not policy.retry_on_timeout):  # type: ignore[union-attr]
+                return FAILED, error
+            delay = policy.delay_before_retry(attempt - 1)  # type: ignore[union-attr]
+            delay_ms = round(delay * 1000, 3)
+            self._emit_node_event(
+                node.id,
+                "Warning",
+                {
+                    "message": f"attempt {attempt} of {max_attempts} failed: {error}; retrying in {delay_ms:g} ms",
+                    "attempt": attempt,
+                    "max_attempts": max_attempts,
+                    "delay_ms": delay_ms,
+                    "error": error,
+                },
+            )
+            await self.execution.engine.sleep(delay)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        index = self.task_index.pop(task)
+        del self.tasks[index]
+        if self.closed:
+            return
+        elapsed = time.perf_counter() - self.started_at[index]  # type: ignore[operator]
+        if task.cancelled():
+            self._complete(index, CANCELLED, f"cancelled: {self.failure or 'execution stopped'}", elapsed)
+        elif task.exception() is not None:
+            # Not the body (its errors are caught in _run_node) but the engine around it, e.g. an
+            # injected sleep: fail the node rather than leave the attempt waiting for ever.
+            self._complete(index, FAILED, _report_crash(task.exception(), self.plan.nodes[index]), elapsed)
+        else:
+            status, payload = task.result()
+            self._complete(index, status, payload, elapsed)
+        self._pump()
+
+    # -- finishing a node ----------------------------------------------------------------
+
+    def encoded_outputs(self, index: int) -> dict[str, Any]:
+        """A succeeded node's outputs as typed JSON, encoded once for events, result and history."""
+        encoded = self.encoded[index]
+        if encoded is None:
+            produced = self.outputs[index] or {}
+            encoded = self.encoded[index] = {port: value.to_json() for port, value in produced.items()}
+        return encoded
+
+    def outputs_json(self, index: int) -> str:
+        """The same as JSON text, made once for the NodeCompleted event and the result."""
+        text = self.encoded_text[index]
+        if text is None:
+            text = self.encoded_text[index] = serialise(self.encoded_outputs(index))
+        return text
+
+    def _complete(self, index: int, status: str, payload: Any, elapsed: float) -> None:
+        """Record a node's outcome and queue successors whose predecessors have all finished."""
+        node = self.plan.nodes[index]
+        duration_ms = round(elapsed * 1000, 3)
+        self.status[index] = status
+        self.durations[index] = duration_ms
+        events = self.events
+        if status == SUCCEEDED:
+            self.outputs[index] = payload
+            if events.wanted:
+                fields = (
+                    f'"node_id":{quote(node.id)},"outputs":{self.outputs_json(index)},"duration_ms":{duration_ms!r},'
+                    f'"attempts":{self.node_attempts[index]}'
+                )
+                events.emit_text("NodeCompleted", fields + ',"cached":true' if index in self.cached else fields)
+            else:
+                events.skip()
+        else:
+            self.errors[index] = payload
+            events.emit(
+                "NodeFailed",
+                {
+                    "node_id": node.id,
+                    "node_type": node.node_type,
+                    "error": payload,
+                    "duration_ms": duration_ms,
+                    "attempts": self.node_attempts[index],
+                    **({"cancelled": True} if status == CANCELLED else {}),
+                },
+            )
+            if status == FAILED and self.stop_on_error and not self.stopped:
+                self.abort(f"Node execution failed: node '{node.id}' ({node.node_type}): {payload}")
+        self._release(index)
+
+    def _skip(self, index: int, reason: str) -> None:
+        self.status[index] = SKIPPED
+        node = self.plan.nodes[index]
+        self.events.emit("NodeSkipped", {"node_id": node.id, "node_type": node.node_type, "reason": reason})
+        self._release(index)
+
+    def _release(self, index: int) -> None:
+        self.finished_count += 1
+        remaining = self.remaining
+        ready = self.ready
+        plan = self.plan
+        for successor in plan.successors[plan.successor_start[index] : plan.successor_start[index + 1]]:
+            remaining[successor] -= 1
+            if remaining[successor] == 0:
+                ready.append(successor)
+
+
+def _as_outputs(result: Any) -> dict[str, Value]:
+    if result is None:
+        return {}
+    if type(result) is not dict and not isinstance(result, abc.Mapping):
+        raise NodeError(f"node body returned {type(result).__name__}, expected a mapping of output port to value")
+    return {str(port): to_value(value) for port, value in result.items()}
+
+
+def _report_crash(exc: BaseException, node: Node) -> str:
+    """An unexpected exception: the traceback goes to the log, its message to the client."""
+    log.error("node %r (%s) raised", node.id, node.node_type, exc_info=exc)
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
