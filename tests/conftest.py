@@ -1,4 +1,8 @@
-"""Shared fixtures: the real application from make_app, driven through aiohttp_client."""
+"""Shared fixtures: the real application from make_app, driven through aiohttp_client.
+
+Helpers live in the ``support`` package next to this file; pytest puts this directory on
+``sys.path`` when it loads this conftest, which is what makes ``import support`` work.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import pytest
 
 from flowengine.server.app import make_app
 from flowengine.config import Config
-from server_support import FlowengineTestServer
+from support.server import FlowengineTestServer
 
 
 @pytest.fixture
@@ -33,27 +37,3 @@ def make_client(aiohttp_client, config):
 async def client(make_client):
     return await make_client()
 
-
-def node(node_id: str, node_type: str, **config: Any) -> dict[str, Any]:
-    """A node document; config values are given plain and sent typed."""
-    from flowengine.values import to_value
-
-    return {"id": node_id, "node_type": node_type, "config": {k: to_value(v).to_json() for k, v in config.items()}}
-
-
-def link(from_node: str, from_port: str, to_node: str, to_port: str) -> dict[str, str]:
-    return {"from_node": from_node, "from_port": from_port, "to_node": to_node, "to_port": to_port}
-
-
-async def register(client, document: dict[str, Any]) -> str:
-    response = await client.post("/api/workflows", json=document)
-    body = await response.json()
-    assert response.status == 201, body
-    return body["id"]
-
-
-async def execute(client, workflow_id: str, inputs: dict[str, Any] | None = None, expect: int = 200) -> dict[str, Any]:
-    response = await client.post(f"/api/workflows/{workflow_id}/execute", json={"inputs": inputs or {}})
-    body = await response.json()
-    assert response.status == expect, body
-    return body

@@ -8,7 +8,7 @@ import re
 import uuid
 from pathlib import Path
 
-from conftest import link, node, register
+from support.api import link, node, register
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

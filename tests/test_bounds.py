@@ -13,7 +13,7 @@ from contextlib import closing
 
 import pytest
 
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 from flowengine.runtime import executions as runs
 from flowengine.lib.logthrottle import ThrottledLog
 from flowengine.server.keys import CATALOG, RUNS, STORE

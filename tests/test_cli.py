@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import link, node
+from support.api import link, node
 
 REPO = Path(__file__).resolve().parent.parent
 

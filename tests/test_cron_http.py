@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import node, register
+from support.api import node, register
 
 
 def _document(expression: str, timezone: str | None = None) -> dict:

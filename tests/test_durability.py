@@ -7,8 +7,8 @@ import signal
 
 import aiohttp
 
-from conftest import node
-from server_process import free_port, start_server, wait_healthy
+from support.api import node
+from support.process import free_port, start_server, wait_healthy
 
 
 async def _start_slow_execution(session: aiohttp.ClientSession, base: str) -> tuple[str, str]:

@@ -7,10 +7,10 @@ import asyncio
 import json
 from typing import Any
 
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 from flowengine.nodes import NodeContext, NodeError, NodeType, Port
 from flowengine.server.keys import ENGINE
-from engine_support import FAIL, HANG, FakeSleep, Flaky, Probe, finish, start, workflow
+from support.engine import FAIL, HANG, FakeSleep, Flaky, Probe, finish, start, workflow
 
 
 def typed(value):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from conftest import execute, link, node, register
-from engine_support import CRASH, NEEDS, Probe, finish, start, workflow
+from support.api import execute, link, node, register
+from support.engine import CRASH, NEEDS, Probe, finish, start, workflow
 
 
 def typed(value):

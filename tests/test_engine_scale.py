@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 from flowengine.nodes import NodeContext, NodeType, Port
-from engine_support import NOOP, Probe, finish, register_large, start, workflow
+from support.engine import NOOP, Probe, finish, register_large, start, workflow
 
 
 async def test_max_parallel_nodes_bounds_running_bodies(make_client, config):

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType
 
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 from flowengine.nodes.api import NodeContext, NodeType, Port
 from flowengine.server.keys import BUS, REGISTRY
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 
-from conftest import execute, node, register
+from support.api import execute, node, register
 from flowengine.nodes.api import NodeContext, NodeType
 from flowengine.server import websocket
 from flowengine.core.events import Listener, text_frame

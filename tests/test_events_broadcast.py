@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 from flowengine.server import websocket
 from flowengine.core.events import EventBus, Listener, text_frame
 from flowengine.nodes.api import NodeContext, NodeType, Port

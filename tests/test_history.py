@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 from flowengine.server.app import make_app
 from flowengine.errors import NodeError
 from flowengine.nodes import NodeType, Port

@@ -11,8 +11,8 @@ import signal
 import aiohttp
 import pytest
 
-from conftest import link, node
-from server_process import free_port, start_server, stop, wait_healthy
+from support.api import link, node
+from support.process import free_port, start_server, stop, wait_healthy
 
 CLIENTS = 48
 FINISHED = {"succeeded", "failed", "completed_with_errors", "cancelled"}

@@ -13,7 +13,7 @@ import logging
 import pytest
 
 from flowengine.server.app import make_app
-from server_support import FlowengineTestServer
+from support.server import FlowengineTestServer
 
 API_KEY = "malformed-test-key-4711"
 AUTH = f"Authorization: Bearer {API_KEY}\r\n".encode()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 
 
 def _branching(operator: str, compare: Any = None, *, with_compare: bool = True) -> dict[str, Any]:

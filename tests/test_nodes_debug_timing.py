@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 
 
 async def _watch(client, workflow_id: str, inputs: dict[str, Any] | None = None, expect: int = 200):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from conftest import execute, register
+from support.api import execute, register
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TODOS = (EXAMPLES / "data" / "todos.json").read_text()

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 from flowengine.server.keys import ENGINE, HTTP_CLIENT
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from conftest import link, node
+from support.api import link, node
 
 BUILTIN_TYPES = [
     "control.if",

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 
 
 async def _run(client, nodes, connections=(), inputs=None, expect: int = 200) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import link, node, register
+from support.api import link, node, register
 
 from flowengine.server import openapi
 from flowengine.server.app import make_app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
-from conftest import link, node, register
+from support.api import link, node, register
 
 
 def document(name: str) -> dict:

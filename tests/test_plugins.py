@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 from flowengine.server.app import make_app
 from flowengine.config import Config
 from flowengine.nodes import PluginError
@@ -18,7 +18,7 @@ EXAMPLE_PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "plugin"
 
 
 async def test_plugin_module_node_type_is_listed_and_runs(make_client):
-    client = await make_client(plugins=("plugin_fixture",))
+    client = await make_client(plugins=("support.plugin_fixture",))
     listed = {n["type"]: n for n in await (await client.get("/api/nodes")).json()}
     assert listed["fixture.repeat"]["category"] == "fixture"
     assert [k["name"] for k in listed["fixture.repeat"]["config"]] == ["times", "separator"]
@@ -39,7 +39,7 @@ async def test_plugin_module_node_type_is_listed_and_runs(make_client):
 
 
 async def test_plugin_node_failures_and_config_checks(make_client):
-    client = await make_client(plugins=("plugin_fixture",))
+    client = await make_client(plugins=("support.plugin_fixture",))
     workflow_id = await register(client, {"name": "p", "nodes": [node("rep", "fixture.repeat", times=-1)]})
     body = await execute(client, workflow_id, {"text": "x"}, expect=500)
     assert body["error"] == "Node execution failed: node 'rep' (fixture.repeat): times must not be negative, got -1"
@@ -151,7 +151,7 @@ def _install_entry_point(site: Path, name: str, value: str) -> None:
 
 
 async def test_entry_point_plugin_is_loaded(make_client, tmp_path, monkeypatch):
-    _install_entry_point(tmp_path, "fixture_plugin", "plugin_fixture:REPEAT")
+    _install_entry_point(tmp_path, "fixture_plugin", "support.plugin_fixture:REPEAT")
     monkeypatch.syspath_prepend(str(tmp_path))
     client = await make_client()
     workflow_id = await register(client, {"name": "ep", "nodes": [node("rep", "fixture.repeat")]})

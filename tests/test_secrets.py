@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from conftest import link, node, register
+from support.api import link, node, register
 
 SECRET_VALUE = "s3cr3t-Token-\"quoted\"-42"
 

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from conftest import link, node, register
-from webhook_support import sign
+from support.api import link, node, register
+from support.webhooks import sign
 from flowengine.lib import netguard
 from flowengine.lib.auth import make_jwt
 

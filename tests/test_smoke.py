@@ -1,4 +1,4 @@
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 
 
 async def test_health(client):

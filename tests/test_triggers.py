@@ -6,8 +6,8 @@ import asyncio
 import json
 from datetime import datetime
 
-from conftest import node, register
-from webhook_support import sign
+from support.api import node, register
+from support.webhooks import sign
 
 
 def _hooked(path: str = "zen", **extra) -> dict:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import link, node
+from support.api import link, node
 
 
 def base() -> dict[str, Any]:

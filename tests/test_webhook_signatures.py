@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 
-from conftest import node, register
+from support.api import node, register
 from flowengine.lib.signatures import SeenSignatures, SignatureError
-from webhook_support import body_signature, sign
+from support.webhooks import body_signature, sign
 
 SECRET = b"hook-secret-1"
 

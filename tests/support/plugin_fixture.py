@@ -1,4 +1,5 @@
-"""A node plugin used by tests/test_plugins.py (loaded through FLOWENGINE_PLUGINS).
+"""A node plugin used by tests/test_plugins.py, loaded by its module name `support.plugin_fixture`
+through FLOWENGINE_PLUGINS and through an entry point.
 
 It offers ``fixture.repeat`` through ``register(registry)``, with an async body that emits an
 event, so both the plugin loading and the node API are exercised as a third party uses them.
