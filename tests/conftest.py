@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from flowengine.server.app import make_app
 from flowengine.config import Config
+from flowengine.server.app import make_app
+
 from support.server import FlowengineTestServer
 
 

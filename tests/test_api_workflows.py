@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import uuid
-from pathlib import Path
 
-from support.api import link, node, register
+from support.api import link, node, register, two_node_workflow
+from support.paths import example
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
-
-def two_nodes(name: str = "Two nodes", **extra) -> dict:
-    return {
-        "name": name,
-        "nodes": [node("a", "transform.set", greeting="hi"), node("b", "debug.log")],
-        "connections": [link("a", "greeting", "b", "message")],
-        **extra,
-    }
 
 
 async def test_health_shape(client):
@@ -37,14 +27,14 @@ async def test_list_is_empty_at_first(client):
 
 
 async def test_create_answers_201_with_id_and_message(client):
-    response = await client.post("/api/workflows", json=two_nodes(id="wf-1"))
+    response = await client.post("/api/workflows", json=two_node_workflow(id="wf-1"))
     assert response.status == 201
     assert await response.json() == {"id": "wf-1", "message": "Workflow created successfully"}
     assert response.headers["Location"] == "/api/workflows/wf-1"
 
 
 async def test_missing_id_gets_a_uuid4(client):
-    response = await client.post("/api/workflows", json=two_nodes())
+    response = await client.post("/api/workflows", json=two_node_workflow())
     assert response.status == 201
     made = (await response.json())["id"]
     assert uuid.UUID(made).version == 4
@@ -52,13 +42,13 @@ async def test_missing_id_gets_a_uuid4(client):
 
 
 async def test_null_id_counts_as_missing(client):
-    response = await client.post("/api/workflows", json=two_nodes(id=None))
+    response = await client.post("/api/workflows", json=two_node_workflow(id=None))
     assert response.status == 201
     assert uuid.UUID((await response.json())["id"]).version == 4
 
 
 async def test_list_shows_counts(client):
-    await register(client, two_nodes(id="wf-1", description="first"))
+    await register(client, two_node_workflow(id="wf-1", description="first"))
     await register(client, {"id": "wf-2", "name": "Empty"})
     response = await client.get("/api/workflows")
     assert response.status == 200
@@ -67,7 +57,7 @@ async def test_list_shows_counts(client):
     for item in listed.values():
         assert {"id", "name", "description", "nodes", "connections"} <= set(item)
     first = listed["wf-1"]
-    assert (first["name"], first["description"], first["nodes"], first["connections"]) == ("Two nodes", "first", 2, 1)
+    assert (first["name"], first["description"], first["nodes"], first["connections"]) == ("greet", "first", 2, 1)
     second = listed["wf-2"]
     assert (second["name"], second["description"], second["nodes"], second["connections"]) == ("Empty", "", 0, 0)
 
@@ -148,7 +138,7 @@ async def test_get_returns_what_was_registered(client):
 
 
 async def test_put_replaces_and_bumps_version(client):
-    await register(client, two_nodes(id="wf-1"))
+    await register(client, two_node_workflow(id="wf-1"))
     before = await (await client.get("/api/workflows/wf-1")).json()
 
     response = await client.put("/api/workflows/wf-1", json={"name": "Renamed", "nodes": [node("only", "debug.log")]})
@@ -177,7 +167,7 @@ async def test_put_unknown_workflow_is_404(client):
 
 
 async def test_put_with_another_id_in_the_body_is_400(client):
-    await register(client, two_nodes(id="wf-1"))
+    await register(client, two_node_workflow(id="wf-1"))
     response = await client.put("/api/workflows/wf-1", json={"id": "wf-2", "name": "x"})
     assert response.status == 400
     assert "id" in (await response.json())["error"]
@@ -186,7 +176,7 @@ async def test_put_with_another_id_in_the_body_is_400(client):
 
 
 async def test_delete(client):
-    await register(client, two_nodes(id="wf-1"))
+    await register(client, two_node_workflow(id="wf-1"))
     response = await client.delete("/api/workflows/wf-1")
     assert response.status == 200
     assert await response.json() == {"message": "Workflow deleted successfully"}
@@ -195,7 +185,7 @@ async def test_delete(client):
     assert await response.json() == {"error": "Workflow wf-1 not found"}
     assert await (await client.get("/api/workflows")).json() == []
     # The id is free again.
-    await register(client, two_nodes(id="wf-1"))
+    await register(client, two_node_workflow(id="wf-1"))
 
 
 async def test_delete_unknown_is_404(client):
@@ -211,8 +201,8 @@ async def test_get_unknown_is_404(client):
 
 
 async def test_duplicate_id_is_409_and_keeps_the_first(client):
-    await register(client, two_nodes(id="wf-1", name="First"))
-    response = await client.post("/api/workflows", json=two_nodes(id="wf-1", name="Second"))
+    await register(client, two_node_workflow(id="wf-1", name="First"))
+    response = await client.post("/api/workflows", json=two_node_workflow(id="wf-1", name="Second"))
     assert response.status == 409
     assert "wf-1" in (await response.json())["error"]
     document = await (await client.get("/api/workflows/wf-1")).json()
@@ -220,24 +210,24 @@ async def test_duplicate_id_is_409_and_keeps_the_first(client):
 
 
 async def test_rejected_post_leaves_nothing_behind(client):
-    bad = two_nodes(id="wf-bad")
+    bad = two_node_workflow(id="wf-bad")
     bad["connections"].append(link("b", "message", "missing", "message"))
     response = await client.post("/api/workflows", json=bad)
     assert response.status == 400
     assert (await client.get("/api/workflows/wf-bad")).status == 404
     assert await (await client.get("/api/workflows")).json() == []
     # The id was not taken by the rejected attempt.
-    await register(client, two_nodes(id="wf-bad"))
+    await register(client, two_node_workflow(id="wf-bad"))
 
 
 async def test_rejected_put_keeps_the_previous_version(client):
-    await register(client, two_nodes(id="wf-1"))
+    await register(client, two_node_workflow(id="wf-1"))
     before = await (await client.get("/api/workflows/wf-1")).json()
     response = await client.put("/api/workflows/wf-1", json={"name": "x", "nodes": [node("a", "no.such.type")]})
     assert response.status == 400
     assert await (await client.get("/api/workflows/wf-1")).json() == before
     # The failed attempt did not use up a version number either.
-    response = await client.put("/api/workflows/wf-1", json=two_nodes())
+    response = await client.put("/api/workflows/wf-1", json=two_node_workflow())
     assert (await response.json())["version"] == 2
 
 
@@ -330,7 +320,7 @@ async def test_list_nodes_is_sorted_and_described(client):
 
 
 async def test_github_zen_example_registers(client):
-    document = json.loads((EXAMPLES / "github_zen.json").read_text())
+    document = example("github_zen.json")
     response = await client.post("/api/workflows", json=document)
     assert response.status == 201, await response.text()
     workflow_id = (await response.json())["id"]
@@ -342,7 +332,7 @@ async def test_github_zen_example_registers(client):
 
 async def test_concurrent_posts_with_one_id_register_it_once(client):
     responses = await asyncio.gather(
-        *(client.post("/api/workflows", json=two_nodes(id="race", name=f"n{i}")) for i in range(6))
+        *(client.post("/api/workflows", json=two_node_workflow(id="race", name=f"n{i}")) for i in range(6))
     )
     assert sorted(response.status for response in responses) == [201] + [409] * 5
     listed = await (await client.get("/api/workflows")).json()
@@ -350,9 +340,9 @@ async def test_concurrent_posts_with_one_id_register_it_once(client):
 
 
 async def test_concurrent_puts_each_get_their_own_version(client):
-    await register(client, two_nodes(id="wf-1"))
+    await register(client, two_node_workflow(id="wf-1"))
     responses = await asyncio.gather(
-        *(client.put("/api/workflows/wf-1", json=two_nodes(name=f"n{i}")) for i in range(5))
+        *(client.put("/api/workflows/wf-1", json=two_node_workflow(name=f"n{i}")) for i in range(5))
     )
     versions = sorted([(await response.json())["version"] for response in responses])
     assert versions == [2, 3, 4, 5, 6]

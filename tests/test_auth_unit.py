@@ -14,42 +14,33 @@ import pytest
 
 from flowengine.lib.auth import (
     SCOPES,
-    AuthError,
     Authenticator,
+    AuthError,
     Principal,
     bearer_token,
     make_jwt,
     parse_api_keys,
 )
 
+from support.clock import FakeClock
+from support.tokens import b64url, hs_token
+
 SECRET = "s3cret-for-tests-only-0123456789abcdef"
 NOW = 1_800_000_000.0
 
 
-class FakeClock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def forge(header: dict, claims: dict, secret: str = SECRET, signature: str | None = None) -> str:
     """A token with an arbitrary header, signed with HS256 over whatever the header says."""
-    head = b64(json.dumps(header).encode())
-    body = b64(json.dumps(claims).encode())
+    head = b64url(json.dumps(header).encode())
+    body = b64url(json.dumps(claims).encode())
     if signature is None:
         mac = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-        signature = b64(mac)
+        signature = b64url(mac)
     return f"{head}.{body}.{signature}"
 
 
 def jwt_auth(**kwargs) -> Authenticator:
-    return Authenticator({}, SECRET, clock=kwargs.pop("clock", FakeClock()), **kwargs)
+    return Authenticator({}, SECRET, clock=kwargs.pop("clock", FakeClock(NOW)), **kwargs)
 
 
 def refused(auth: Authenticator, token: str | None, status: int = 401) -> AuthError:
@@ -89,7 +80,7 @@ def test_subject_defaults_to_jwt():
 
 
 def test_expired_jwt_refused():
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     auth = jwt_auth(clock=clock, leeway_s=30)
     token = make_jwt(SECRET, {"scope": "read", "exp": NOW - 31})
     assert "expired" in refused(auth, token).message
@@ -102,7 +93,7 @@ def test_not_yet_valid_jwt_refused():
 
 
 def test_leeway_accepts_small_clock_skew_both_ways():
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     auth = jwt_auth(clock=clock, leeway_s=30)
     expired_recently = make_jwt(SECRET, {"scope": "read", "exp": NOW - 29})
     starts_soon = make_jwt(SECRET, {"scope": "read", "nbf": NOW + 29})
@@ -130,7 +121,7 @@ def test_wrong_signature_refused():
     # Flip the payload of a good token while keeping its signature: refused too.
     good = make_jwt(SECRET, {"sub": "a", "scope": "read"})
     head, _, sig = good.split(".")
-    tampered = f"{head}.{b64(json.dumps({'sub': 'a', 'scope': 'admin'}).encode())}.{sig}"
+    tampered = f"{head}.{b64url(json.dumps({'sub': 'a', 'scope': 'admin'}).encode())}.{sig}"
     assert "signature" in refused(auth, tampered).message
 
 
@@ -261,7 +252,7 @@ def test_missing_token_refused():
 
 
 def test_keys_and_jwt_together():
-    auth = Authenticator({KEY_READ: "read"}, SECRET, clock=FakeClock())
+    auth = Authenticator({KEY_READ: "read"}, SECRET, clock=FakeClock(NOW))
     assert auth.authenticate(KEY_READ).kind == "api_key"
     assert auth.authenticate(make_jwt(SECRET, {"sub": "u", "scope": "admin"})).kind == "jwt"
     refused(auth, "not-a-key")
@@ -376,20 +367,12 @@ def test_every_api_key_is_compared_whichever_matches(monkeypatch):
 # ---- bounded parsing and strict claims ------------------------------------------------------
 
 
-def raw_token(header_json: str, payload_json: str, secret: str = SECRET) -> str:
-    """A token from literal JSON text (so duplicates, NaN and deep nesting can be spelled)."""
-    head = b64(header_json.encode())
-    body = b64(payload_json.encode())
-    mac = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{b64(mac)}"
-
-
 def test_deeply_nested_header_is_refused_without_recursion_error():
     # The attacker's header: ~1,200 levels, no secret needed since the header is read first.
     deep = '{"alg":"HS256","x":' + "[" * 1200 + "]" * 1200 + "}"
     with pytest.raises(RecursionError):
         json.loads(deep)  # what an unbounded verifier runs into
-    token = f"{b64(deep.encode())}.e30.{b64(b'x' * 32)}"
+    token = f"{b64url(deep.encode())}.e30.{b64url(b'x' * 32)}"
     assert len(token) < 8192
     assert "header" in refused(jwt_auth(), token).message
 
@@ -397,27 +380,27 @@ def test_deeply_nested_header_is_refused_without_recursion_error():
 def test_nesting_is_checked_even_within_the_header_size_bound():
     nested = '{"alg":"HS256","x":' + "[" * 40 + "]" * 40 + "}"
     assert len(nested) < 1024
-    assert "nested more than 32" in refused(jwt_auth(), raw_token(nested, "{}")).message
+    assert "nested more than 32" in refused(jwt_auth(), hs_token(nested, "{}", SECRET)).message
     # Brackets inside strings are text, not nesting.
     flat = '{"alg":"HS256","x":"' + "[" * 200 + '"}'
-    assert jwt_auth().authenticate(raw_token(flat, '{"scope":"read"}')).scope == "read"
+    assert jwt_auth().authenticate(hs_token(flat, '{"scope":"read"}', SECRET)).scope == "read"
 
 
 def test_deep_payload_is_refused_after_the_signature():
     payload = '{"scope":"read","x":' + "[" * 1500 + "]" * 1500 + "}"
     with pytest.raises(RecursionError):
         json.loads(payload)
-    assert "payload" in refused(jwt_auth(), raw_token('{"alg":"HS256"}', payload)).message
+    assert "payload" in refused(jwt_auth(), hs_token('{"alg":"HS256"}', payload, SECRET)).message
     # 32 levels is the documented limit: the claim set itself is level 1.
     ok = '{"scope":"read","x":' + "[" * 31 + "]" * 31 + "}"
-    assert jwt_auth().authenticate(raw_token('{"alg":"HS256"}', ok)).scope == "read"
+    assert jwt_auth().authenticate(hs_token('{"alg":"HS256"}', ok, SECRET)).scope == "read"
     too_deep = '{"scope":"read","x":' + "[" * 32 + "]" * 32 + "}"
-    refused(jwt_auth(), raw_token('{"alg":"HS256"}', too_deep))
+    refused(jwt_auth(), hs_token('{"alg":"HS256"}', too_deep, SECRET))
 
 
 def test_oversized_header_refused():
     header = json.dumps({"alg": "HS256", "pad": "x" * 1100})
-    assert "header is longer than 1024 bytes" in refused(jwt_auth(), raw_token(header, "{}")).message
+    assert "header is longer than 1024 bytes" in refused(jwt_auth(), hs_token(header, "{}", SECRET)).message
 
 
 @pytest.mark.parametrize("header_json", [
@@ -425,22 +408,22 @@ def test_oversized_header_refused():
     '{"alg":"HS256","alg":"HS256"}',
 ])
 def test_duplicate_header_members_refused(header_json):
-    refused(jwt_auth(), raw_token(header_json, '{"scope":"read"}'))
+    refused(jwt_auth(), hs_token(header_json, '{"scope":"read"}', SECRET))
 
 
 def test_duplicate_claims_refused():
-    refused(jwt_auth(), raw_token('{"alg":"HS256"}', '{"scope":"read","scope":"admin"}'))
+    refused(jwt_auth(), hs_token('{"alg":"HS256"}', '{"scope":"read","scope":"admin"}', SECRET))
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_non_json_constants_refused(literal):
-    refused(jwt_auth(), raw_token('{"alg":"HS256"}', '{"scope":"read","exp":' + literal + "}"))
+    refused(jwt_auth(), hs_token('{"alg":"HS256"}', '{"scope":"read","exp":' + literal + "}", SECRET))
 
 
 @pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
 @pytest.mark.parametrize("literal", ["1" + "0" * 400, "-1" + "0" * 400, "1e400", "253402300800", "-62135596801"])
 def test_numeric_dates_beyond_range_are_401(claim, literal):
-    token = raw_token('{"alg":"HS256"}', '{"scope":"read","' + claim + '":' + literal + "}")
+    token = hs_token('{"alg":"HS256"}', '{"scope":"read","' + claim + '":' + literal + "}", SECRET)
     assert "out of range" in refused(jwt_auth(), token).message
 
 
@@ -520,8 +503,8 @@ def test_undecodable_header_bytes_are_401(token):
 
 @pytest.mark.parametrize("payload", ["é30", "e30\u00a0", "e30!"])
 def test_non_base64url_payload_refused_before_signing_input_is_built(payload):
-    head = b64(b'{"alg":"HS256"}')
-    refused(jwt_auth(), f"{head}.{payload}.{b64(b'x' * 32)}")
+    head = b64url(b'{"alg":"HS256"}')
+    refused(jwt_auth(), f"{head}.{payload}.{b64url(b'x' * 32)}")
 
 
 def test_jwt_audience_setting():
@@ -530,6 +513,6 @@ def test_jwt_audience_setting():
     assert load_config({}).jwt_audience == ()
     assert load_config({"FLOWENGINE_JWT_AUDIENCE": "flowengine, https://flow.example"}).jwt_audience == (
         "flowengine", "https://flow.example")
-    auth = Authenticator({}, SECRET, clock=FakeClock(), audience=load_config(
+    auth = Authenticator({}, SECRET, clock=FakeClock(NOW), audience=load_config(
         {"FLOWENGINE_JWT_AUDIENCE": "flowengine"}).jwt_audience)
     assert auth.authenticate(make_jwt(SECRET, {"scope": "read", "aud": "flowengine"})).scope == "read"

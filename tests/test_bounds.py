@@ -11,12 +11,11 @@ import sqlite3
 import threading
 from contextlib import closing
 
-import pytest
+from flowengine.lib.logthrottle import ThrottledLog
+from flowengine.runtime import executions as runs
+from flowengine.server.keys import CATALOG, RUNS, STORE
 
 from support.api import execute, link, node, register
-from flowengine.runtime import executions as runs
-from flowengine.lib.logthrottle import ThrottledLog
-from flowengine.server.keys import CATALOG, RUNS, STORE
 
 NEVER_FIRES = {
     "name": "never",

@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 from support.api import link, node
-
-REPO = Path(__file__).resolve().parent.parent
+from support.paths import REPO
 
 
 def flowengine(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

@@ -4,19 +4,14 @@ per-node and workflow-wide time limits."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
-from support.api import execute, link, node, register
 from flowengine.nodes import NodeContext, NodeError, NodeType, Port
 from flowengine.server.keys import ENGINE
+
+from support.api import execute, link, node, register, typed
 from support.engine import FAIL, HANG, FakeSleep, Flaky, Probe, finish, start, workflow
-
-
-def typed(value):
-    from flowengine.values import to_value
-
-    return to_value(value).to_json()
+from support.websocket import receive_until
 
 
 def tripwire() -> tuple[asyncio.Event, NodeType]:
@@ -30,17 +25,6 @@ def tripwire() -> tuple[asyncio.Event, NodeType]:
     return pulled, NodeType(
         type="test.tripwire", description="Test", category="test", run=run, outputs=(Port("out"),)
     )
-
-
-async def collect_events(ws) -> list[dict[str, Any]]:
-    """The frames of one execution, up to and including WorkflowCompleted."""
-    events = []
-    async with asyncio.timeout(5):
-        while True:
-            event = json.loads(await ws.receive_str())
-            events.append(event)
-            if event["type"] == "WorkflowCompleted":
-                return events
 
 
 async def test_stop_workflow_cancels_running_nodes_and_starts_no_new_ones(make_client, config):
@@ -67,7 +51,7 @@ async def test_stop_workflow_cancels_running_nodes_and_starts_no_new_ones(make_c
     assert sorted(body["cancelled_nodes"]) == ["p1", "p2"]
     assert sorted(probe.cancelled) == ["p1", "p2"]
     assert probe.finished == [] and "later" not in probe.started
-    events = await collect_events(ws)
+    events = await receive_until(ws)
     started = [event["node_id"] for event in events if event["type"] == "NodeStarted"]
     assert sorted(started) == ["p1", "p2", "x"]
     assert events[-1]["success"] is False and events[-1]["status"] == "failed"
@@ -132,7 +116,7 @@ async def test_retry_workflow_reruns_the_whole_workflow_under_one_execution_id(m
     assert body["attempts"] == 3
     assert seen == [body["execution_id"]] * 3  # every node ran again, in the same execution
     assert body["outputs"] == {"f": {"out": typed(1)}}  # a fresh pass: node attempt 1
-    events = await collect_events(ws)
+    events = await receive_until(ws)
     assert {event["execution_id"] for event in events} == {body["execution_id"]}
     assert [event["type"] for event in events].count("WorkflowStarted") == 1
     assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
@@ -162,7 +146,7 @@ async def test_node_retry_policy_backs_off_exponentially_up_to_max_delay(make_cl
     body = await execute(client, workflow_id)
     assert body["outputs"] == {"f": {"out": typed(5)}}  # succeeded on its fifth attempt
     assert sleep.delays == [0.1, 0.3, 0.9, 1.0]  # 100 * 3^k ms, capped at max_delay_ms
-    events = await collect_events(ws)
+    events = await receive_until(ws)
     warnings = [event["event"] for event in events if event["type"] == "NodeEvent"]
     assert [w["delay_ms"] for w in warnings] == [100, 300, 900, 1000]
     assert [w["event_type"] for w in warnings] == ["Warning"] * 4

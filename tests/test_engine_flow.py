@@ -6,14 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from support.api import execute, link, node, register
+from support.api import execute, link, node, register, typed
 from support.engine import CRASH, NEEDS, Probe, finish, start, workflow
-
-
-def typed(value):
-    from flowengine.values import to_value
-
-    return to_value(value).to_json()
 
 
 async def test_diamond_values_arrive_on_the_right_ports(make_client, config):

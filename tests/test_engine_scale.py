@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from support.api import execute, link, node, register
 from flowengine.nodes import NodeContext, NodeType, Port
+
+from support.api import execute, link, node, register
 from support.engine import NOOP, Probe, finish, register_large, start, workflow
 
 

@@ -13,37 +13,21 @@ import json
 import logging
 import os
 import re
-from pathlib import Path
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
 
-from support.api import execute, link, node, register
 from flowengine.nodes.api import NodeContext, NodeType, Port
 from flowengine.server.keys import BUS, REGISTRY
 
+from support.api import execute, link, node, register, two_node_workflow
+from support.websocket import RECEIVE_TIMEOUT, receive_event, receive_until
+
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-RECEIVE_TIMEOUT = 5  # only reached when an expected frame never comes
-
-
-async def receive_event(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
-    message = await ws.receive(timeout=RECEIVE_TIMEOUT)
-    assert message.type == WSMsgType.TEXT, (message.type, message.data, message.extra)
-    return json.loads(message.data)
-
-
-async def receive_until(ws: aiohttp.ClientWebSocketResponse, count: int = 1, *, event_type: str = "WorkflowCompleted") -> list[dict[str, Any]]:
-    """Frames up to and including the ``count``-th one of ``event_type``."""
-    events: list[dict[str, Any]] = []
-    seen = 0
-    while seen < count:
-        event = await receive_event(ws)
-        events.append(event)
-        seen += event["type"] == event_type
-    return events
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -56,13 +40,6 @@ def parse_timestamp(text: str) -> datetime:
 def floor_ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
-
-def two_node_workflow(name: str = "greet") -> dict[str, Any]:
-    return {
-        "name": name,
-        "nodes": [node("a", "transform.set", greeting="hi"), node("b", "debug.log")],
-        "connections": [link("a", "greeting", "b", "message")],
-    }
 
 
 async def test_two_node_execution_full_sequence(client):

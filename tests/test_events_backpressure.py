@@ -9,10 +9,7 @@ puts a listener over it deterministically, without timing tricks.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
-import os
 import re
 import socket
 from typing import Any
@@ -20,15 +17,16 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 
-from support.api import execute, node, register
+from flowengine.core.events import Listener, text_frame
 from flowengine.nodes.api import NodeContext, NodeType
 from flowengine.server import websocket
-from flowengine.core.events import Listener, text_frame
 from flowengine.server.keys import BUS, REGISTRY, SOCKETS
+
+from support.api import execute, node, register
+from support.websocket import RECEIVE_TIMEOUT, raw_listener, receive_until, server_connections, wait_for_no_listeners
 
 QUEUE = 50
 FLOOD = 500
-RECEIVE_TIMEOUT = 5
 
 
 def _chatty(ctx: NodeContext) -> dict[str, Any]:
@@ -45,24 +43,6 @@ async def flood_client(make_client):
     client = await make_client(ws_queue=QUEUE)
     client.app[REGISTRY].register(CHATTY)
     return client
-
-
-async def receive_until_completed(ws) -> list[dict[str, Any]]:
-    events = []
-    while True:
-        message = await ws.receive(timeout=RECEIVE_TIMEOUT)
-        assert message.type == WSMsgType.TEXT, (message.type, message.data, message.extra)
-        events.append(json.loads(message.data))
-        if events[-1]["type"] == "WorkflowCompleted":
-            return events
-
-
-async def wait_for_no_listeners(client) -> None:
-    for _ in range(200):  # the handler's clean-up runs on the server's next turns
-        if not client.app[BUS].listeners:
-            return
-        await asyncio.sleep(0.01)
-    assert not client.app[BUS].listeners
 
 
 async def test_listener_that_never_reads_is_closed_with_1013(flood_client, caplog):
@@ -98,15 +78,15 @@ async def test_listener_that_never_reads_is_closed_with_1013(flood_client, caplo
     assert QUEUE < missed <= total - received
     assert len(message.extra.encode()) <= 123  # a close frame's reason must fit in 123 bytes
 
-    events = await receive_until_completed(reader)
+    events = await receive_until(reader)
     assert [e["type"] for e in events] == ["WorkflowStarted", "NodeStarted", "NodeCompleted", "WorkflowCompleted"]
     assert [e["seq"] for e in events] == [1, 2, FLOOD + 3, FLOOD + 4]
 
     # The reader keeps working, and a newcomer is welcome again.
     async with client.ws_connect("/api/events") as newcomer:
         again = await execute(client, small)
-        assert [e["type"] for e in await receive_until_completed(reader)][-1] == "WorkflowCompleted"
-        fresh = await receive_until_completed(newcomer)
+        assert [e["type"] for e in await receive_until(reader)][-1] == "WorkflowCompleted"
+        fresh = await receive_until(newcomer)
     assert {e["execution_id"] for e in fresh} == {again["execution_id"]}
     assert [e["seq"] for e in fresh] == list(range(1, len(fresh) + 1))
 
@@ -122,7 +102,7 @@ async def test_listener_under_the_limit_gets_every_event(make_client):
     workflow_id = await register(client, {"name": "flood", "nodes": [node("chatty", "test.chatty")]})
     async with client.ws_connect("/api/events") as ws:
         await execute(client, workflow_id)
-        events = await receive_until_completed(ws)
+        events = await receive_until(ws)
     assert len(events) == FLOOD + 4
     assert [e["seq"] for e in events] == list(range(1, FLOOD + 5))
     infos = [e["event"]["message"] for e in events if e["type"] == "NodeEvent"]
@@ -162,59 +142,27 @@ async def _big_bursts(ctx: NodeContext) -> dict[str, Any]:
 BIG = NodeType("test.big", "Emits 150 events of 20 kB in bursts", "test", _big_bursts, any_outputs=True)
 
 
-def _server_side(client, peer: tuple[str, int]):
-    """The server's connection objects for the client socket bound to ``peer``."""
-    return [
-        connection
-        for connection in client.server.runner.server.connections
-        if connection.transport is not None and connection.transport.get_extra_info("peername") == peer
-    ]
-
-
-async def _raw_listener(client) -> socket.socket:
-    """A WebSocket client that completes the handshake and then never reads again."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window, shut quickly
-    sock.connect(("127.0.0.1", client.port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    for _ in range(500):  # the upgrade is done once the server has subscribed the listener
-        if client.app[BUS].listeners:
-            break
-        await asyncio.sleep(0.01)
-    assert client.app[BUS].listeners
-    (connection,) = _server_side(client, sock.getsockname())
-    # A small send buffer on the server's side too, so a few hundred kB fill the pipe.
-    connection.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    return sock
-
-
 async def test_client_that_stops_reading_tcp_cannot_hold_the_server(make_client, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     monkeypatch.setattr(websocket, "CLOSE_TIMEOUT", 0.3)
     client = await make_client(ws_queue=QUEUE)
     client.app[REGISTRY].register(BIG)
     workflow_id = await register(client, {"name": "big", "nodes": [node("big", "test.big")]})
-    sock = await _raw_listener(client)
+    sock = await raw_listener(client, narrow=True)
     try:
         async with client.ws_connect("/api/events?types=WorkflowCompleted") as bystander:
             body = await execute(client, workflow_id)
             assert body["status"] == "succeeded"
-            assert (await receive_until_completed(bystander))[0]["execution_id"] == body["execution_id"]
+            assert (await receive_until(bystander))[0]["execution_id"] == body["execution_id"]
 
             # The stuck listener is cut off within the close timeout, though it never read a byte
             # after the handshake: no listener, no socket, no connection is kept for it.
             for _ in range(500):
-                if len(client.app[BUS].listeners) == 1 and not _server_side(client, sock.getsockname()):
+                if len(client.app[BUS].listeners) == 1 and not server_connections(client, sock.getsockname()):
                     break
                 await asyncio.sleep(0.01)
             assert len(client.app[BUS].listeners) == 1  # the bystander
-            assert not _server_side(client, sock.getsockname())
+            assert not server_connections(client, sock.getsockname())
             assert len(client.app[SOCKETS]) == 1
             assert any("1013" in r.getMessage() for r in caplog.records)
 
@@ -240,7 +188,7 @@ async def test_client_that_stops_reading_tcp_cannot_hold_the_server(make_client,
 
 async def _wait_until_stuck(client, sock: socket.socket) -> None:
     """Until the server's socket has stopped draining with events of the listener still unsent."""
-    (connection,) = _server_side(client, sock.getsockname())
+    (connection,) = server_connections(client, sock.getsockname())
     (listener,) = client.app[BUS].listeners
     for _ in range(500):
         if connection.transport.get_write_buffer_size() > 0 and listener.backlog():
@@ -255,7 +203,7 @@ async def test_shutdown_is_not_held_up_by_a_client_that_stopped_reading(make_cli
     client = await make_client(ws_queue=100_000)  # never lagging: only the shutdown can end it
     client.app[REGISTRY].register(BIG)
     workflow_id = await register(client, {"name": "big", "nodes": [node("big", "test.big")]})
-    sock = await _raw_listener(client)
+    sock = await raw_listener(client, narrow=True)
     try:
         await execute(client, workflow_id)
         await _wait_until_stuck(client, sock)
@@ -273,15 +221,15 @@ async def test_dead_client_with_unsent_data_is_cut_off_after_missed_pong(make_cl
     client = await make_client(ws_queue=100_000, ws_heartbeat=1.0)
     client.app[REGISTRY].register(BIG)
     workflow_id = await register(client, {"name": "big", "nodes": [node("big", "test.big")]})
-    sock = await _raw_listener(client)
+    sock = await raw_listener(client, narrow=True)
     try:
         await execute(client, workflow_id)
         await _wait_until_stuck(client, sock)
         for _ in range(500):
-            if not _server_side(client, sock.getsockname()):
+            if not server_connections(client, sock.getsockname()):
                 break
             await asyncio.sleep(0.01)
-        assert not _server_side(client, sock.getsockname())
+        assert not server_connections(client, sock.getsockname())
         assert not client.app[BUS].listeners
     finally:
         sock.close()

@@ -10,10 +10,8 @@ accounting that decides when a listener is too far behind.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
-import os
 import socket
 import struct
 from typing import Any
@@ -21,42 +19,13 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 
-from support.api import execute, link, node, register
-from flowengine.server import websocket
 from flowengine.core.events import EventBus, Listener, text_frame
 from flowengine.nodes.api import NodeContext, NodeType, Port
+from flowengine.server import websocket
 from flowengine.server.keys import BUS, REGISTRY, SOCKETS
 
-RECEIVE_TIMEOUT = 5  # only reached when an expected frame never comes
-
-
-async def receive_until_completed(ws, count: int = 1) -> list[dict[str, Any]]:
-    """Events up to and including the ``count``-th WorkflowCompleted."""
-    events: list[dict[str, Any]] = []
-    seen = 0
-    while seen < count:
-        message = await ws.receive(timeout=RECEIVE_TIMEOUT)
-        assert message.type == WSMsgType.TEXT, (message.type, message.data, message.extra)
-        events.append(json.loads(message.data))
-        seen += events[-1]["type"] == "WorkflowCompleted"
-    return events
-
-
-async def wait_for_no_listeners(client) -> None:
-    for _ in range(200):  # the handler's clean-up runs on the server's next turns
-        if not client.app[BUS].listeners:
-            return
-        await asyncio.sleep(0.01)
-    assert not client.app[BUS].listeners
-
-
-def two_node_workflow(name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "nodes": [node("a", "transform.set", greeting="hi"), node("b", "debug.log")],
-        "connections": [link("a", "greeting", "b", "message")],
-    }
-
+from support.api import execute, node, register, two_node_workflow
+from support.websocket import RECEIVE_TIMEOUT, raw_listener, receive_until, wait_for_no_listeners
 
 # -- many listeners --------------------------------------------------------------------------
 
@@ -71,9 +40,9 @@ async def test_many_listeners_each_get_every_event_in_seq_order(client):
         # Concurrent executions: their events interleave within the same loop iterations.
         bodies = await asyncio.gather(*(execute(client, workflow) for workflow in [wanted, other] * 3))
         executions = {body["execution_id"] for body in bodies}
-        seen = [await receive_until_completed(ws, 6) for ws in everyone]
-        typed = [await receive_until_completed(ws, 6) for ws in by_type]
-        mine = [await receive_until_completed(ws, 3) for ws in by_workflow]
+        seen = [await receive_until(ws, 6) for ws in everyone]
+        typed = [await receive_until(ws, 6) for ws in by_type]
+        mine = [await receive_until(ws, 3) for ws in by_workflow]
     finally:
         for ws in everyone + by_type + by_workflow:
             await ws.close()
@@ -155,7 +124,7 @@ async def test_lone_surrogate_in_an_event_is_sent_and_recorded_as_a_json_escape(
     workflow_id = await register(client, {"name": "odd", "nodes": [node("o", "test.odd")]})
     async with client.ws_connect("/api/events?types=NodeEvent,WorkflowCompleted") as ws:
         body = await execute(client, workflow_id)
-        events = await receive_until_completed(ws)
+        events = await receive_until(ws)
     assert events[0]["event"]["message"] == "broken \ud800 pair"
     response = await client.get(f"/api/executions/{body['execution_id']}/events")
     assert response.status == 200
@@ -230,41 +199,6 @@ def _parse_frames(data: bytes) -> list[tuple[int, bytes]]:
     return parsed
 
 
-async def _raw_listener(client, query: str = "", *, narrow: bool = False) -> socket.socket:
-    """A WebSocket client that reads bytes but never answers anything, not even a close.
-    ``narrow``: small socket buffers on both ends, so that the server soon has to wait for it."""
-    sock = socket.socket()
-    if narrow:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", client.port))
-    if narrow:
-        for _ in range(500):
-            server_side = [
-                connection.transport
-                for connection in client.server.runner.server.connections
-                if connection.transport is not None and connection.transport.get_extra_info("peername") == sock.getsockname()
-            ]
-            if server_side:
-                break
-            await asyncio.sleep(0.01)
-        (transport,) = server_side
-        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /api/events{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    for _ in range(500):  # attached once it is in SOCKETS
-        if client.app[SOCKETS]:
-            break
-        await asyncio.sleep(0.01)
-    assert client.app[SOCKETS]
-    sock.settimeout(RECEIVE_TIMEOUT)
-    return sock
-
-
 def _read_frames(sock: socket.socket, until: bytes | None = None) -> list[tuple[int, bytes]]:
     """Every frame until the server cuts the connection, or until ``until`` has been read
     (blocking: run it in a thread)."""
@@ -286,7 +220,7 @@ async def test_shutdown_close_frame_comes_last_while_events_stream(client, monke
     monkeypatch.setattr(websocket, "CLOSE_TIMEOUT", 0.3)
     client.app[REGISTRY].register(TICKING)
     workflow_id = await register(client, {"name": "ticking", "nodes": [node("t", "test.ticking")]})
-    sock = await _raw_listener(client)
+    sock = await raw_listener(client)
     try:
         response = await client.post(f"/api/workflows/{workflow_id}/execute?wait=false", json={})
         assert response.status == 202
@@ -308,7 +242,7 @@ async def test_event_published_as_the_close_starts_is_not_sent_after_it(client, 
     # and the flush of an event published just now comes right after it, before the handler
     # has noticed the close. The close must stop the bus writing to that socket first.
     monkeypatch.setattr(websocket, "CLOSE_TIMEOUT", 0.3)
-    sock = await _raw_listener(client)
+    sock = await raw_listener(client)
     try:
         (server_side,) = client.app[SOCKETS]
         closing = asyncio.ensure_future(server_side.close_or_abort(1001, "going"))
@@ -350,7 +284,7 @@ async def test_events_published_during_a_long_replay_follow_it_without_gap(clien
         if client.app[BUS].published >= 102:  # WorkflowStarted, NodeStarted, the 100
             break
         await asyncio.sleep(0.01)
-    sock = await _raw_listener(client, f"?execution_id={execution_id}&replay=true", narrow=True)
+    sock = await raw_listener(client, f"?execution_id={execution_id}&replay=true", narrow=True)
     try:
         parsed = await asyncio.to_thread(_read_frames, sock, b'"WorkflowCompleted"')
     finally:

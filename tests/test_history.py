@@ -9,11 +9,13 @@ import time
 
 import pytest
 
-from support.api import execute, link, node, register
-from flowengine.server.app import make_app
 from flowengine.errors import NodeError
 from flowengine.nodes import NodeType, Port
+from flowengine.server.app import make_app
 from flowengine.server.keys import REGISTRY, STORE
+
+from support.api import execute, link, node, register
+from support.websocket import receive_until
 
 
 def _counting_types(calls: dict[str, int], fail: dict[str, bool]) -> list[NodeType]:
@@ -287,20 +289,11 @@ async def test_history_survives_a_restart(aiohttp_client, config):
     assert events[-1]["type"] == "WorkflowCompleted"
 
 
-async def _frames_until_completed(ws) -> list[dict]:
-    frames = []
-    while True:
-        event = await ws.receive_json(timeout=5)
-        frames.append(event)
-        if event["type"] == "WorkflowCompleted":
-            return frames
-
-
 async def test_replay_of_a_finished_execution(client):
     workflow_id = await register(client, _chain())
     result = await execute(client, workflow_id)
     ws = await client.ws_connect(f"/api/events?execution_id={result['execution_id']}&replay=true")
-    frames = await _frames_until_completed(ws)
+    frames = await receive_until(ws)
     assert [frame["seq"] for frame in frames] == list(range(1, len(frames) + 1))
     recorded = await (await client.get(f"/api/executions/{result['execution_id']}/events")).json()
     assert frames == recorded
@@ -309,7 +302,7 @@ async def test_replay_of_a_finished_execution(client):
     typed = await client.ws_connect(
         f"/api/events?execution_id={result['execution_id']}&replay=true&types=NodeCompleted,WorkflowCompleted"
     )
-    frames = await _frames_until_completed(typed)
+    frames = await receive_until(typed)
     assert [frame["type"] for frame in frames] == ["NodeCompleted", "NodeCompleted", "WorkflowCompleted"]
     await typed.close()
 
@@ -345,7 +338,7 @@ async def test_replay_mid_execution_has_no_gap_and_no_duplicate(make_client, con
     assert len(so_far) >= 4  # WorkflowStarted, a started+completed, gate started, its Info
     ws = await client.ws_connect(f"/api/events?execution_id={execution_id}&replay=true")
     gate.set()
-    frames = await _frames_until_completed(ws)
+    frames = await receive_until(ws)
     seqs = [frame["seq"] for frame in frames]
     assert seqs == list(range(1, len(frames) + 1)), seqs
     assert frames[: len(so_far)] == so_far

@@ -13,11 +13,12 @@ import logging
 import pytest
 
 from flowengine.server.app import make_app
+
+from support.rawhttp import READ_LIMIT_S, exchange
 from support.server import FlowengineTestServer
 
 API_KEY = "malformed-test-key-4711"
 AUTH = f"Authorization: Bearer {API_KEY}\r\n".encode()
-READ_LIMIT_S = 10.0  # a bound on a hang, not a speed expectation
 
 
 @pytest.fixture
@@ -26,25 +27,6 @@ async def server(aiohttp_client, config):
     secured = dataclasses.replace(config, api_keys={API_KEY: "admin"}, max_body_bytes=1000)
     client = await aiohttp_client(FlowengineTestServer(make_app(secured)))
     return client.server
-
-
-async def exchange(server, raw: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send ``raw`` on a new connection; the status, headers and body of the answer."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    try:
-        writer.write(raw)
-        await writer.drain()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_LIMIT_S)
-        status_line, *lines = head.decode("latin-1").split("\r\n")
-        headers = {}
-        for line in lines:
-            if line:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-        body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), READ_LIMIT_S)
-        return int(status_line.split(" ")[1]), headers, body
-    finally:
-        writer.close()
 
 
 def get(target: bytes = b"/api/workflows", *headers: bytes, method: bytes = b"GET") -> bytes:

@@ -7,15 +7,14 @@ import logging
 from typing import Any
 
 from support.api import execute, link, node, register
+from support.websocket import receive_until
 
 
 async def _watch(client, workflow_id: str, inputs: dict[str, Any] | None = None, expect: int = 200):
     """Execute while listening on the WebSocket; the response and the execution's events."""
     async with client.ws_connect(f"/api/events?workflow_id={workflow_id}") as ws:
         body = await execute(client, workflow_id, inputs, expect=expect)
-        events = []
-        while not events or events[-1]["type"] != "WorkflowCompleted":
-            events.append(await asyncio.wait_for(ws.receive_json(), 5))
+        events = await receive_until(ws)
     return body, events
 
 

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
 from support.api import execute, register
+from support.paths import EXAMPLES, example
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TODOS = (EXAMPLES / "data" / "todos.json").read_text()
-
-
-def _example(name: str) -> dict[str, Any]:
-    return json.loads((EXAMPLES / name).read_text())
 
 
 @pytest.fixture
@@ -44,7 +38,7 @@ async def files(aiohttp_server):
 
 
 async def test_data_pipeline(client, files):
-    workflow_id = await register(client, _example("data_pipeline.json"))
+    workflow_id = await register(client, example("data_pipeline.json"))
     assert workflow_id == "data-pipeline"
     # The root's url input overrides the config URL (the README's port 8000).
     body = await execute(client, workflow_id, {"url": str(files.make_url("/todos.json"))})
@@ -54,7 +48,7 @@ async def test_data_pipeline(client, files):
 
 
 async def test_data_pipeline_fails_clearly_when_the_server_is_down(client):
-    workflow_id = await register(client, _example("data_pipeline.json"))
+    workflow_id = await register(client, example("data_pipeline.json"))
     body = await execute(client, workflow_id, {"url": "http://127.0.0.1:9/todos.json"}, expect=500)
     assert body["error"] == (
         "Node execution failed: node 'fetch' (http.request):"
@@ -67,7 +61,7 @@ async def test_data_pipeline_fails_clearly_when_the_server_is_down(client):
     [(250, "250 is large", "small"), (5, "5 is small", "large"), (100, "100 is small", "large")],
 )
 async def test_branching(client, value, verdict, skipped):
-    workflow_id = await register(client, _example("branching.json"))
+    workflow_id = await register(client, example("branching.json"))
     body = await execute(client, workflow_id, {"value": value})
     assert body["status"] == "succeeded"
     assert body["skipped_nodes"] == [skipped]
@@ -85,7 +79,7 @@ def _fast(document: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_retry_demo_succeeds_once_the_report_exists(client, files):
-    workflow_id = await register(client, _fast(_example("retry_demo.json")))
+    workflow_id = await register(client, _fast(example("retry_demo.json")))
     url = str(files.make_url("/report.json"))
     async with client.ws_connect(f"/api/events?workflow_id={workflow_id}&types=NodeEvent") as ws:
         body = await execute(client, workflow_id, {"url": url})
@@ -107,7 +101,7 @@ async def test_retry_demo_succeeds_once_the_report_exists(client, files):
 
 async def test_retry_demo_gives_up_after_max_attempts(client, files):
     files.state["report_after"] = 100
-    workflow_id = await register(client, _fast(_example("retry_demo.json")))
+    workflow_id = await register(client, _fast(example("retry_demo.json")))
     url = str(files.make_url("/report.json"))
     body = await execute(client, workflow_id, {"url": url}, expect=500)
     assert files.state["report_requests"] == 5

@@ -12,8 +12,9 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
-from support.api import execute, link, node, register
 from flowengine.server.keys import ENGINE, HTTP_CLIENT
+
+from support.api import execute, link, node, register
 
 
 async def _echo(request: web.Request) -> web.Response:

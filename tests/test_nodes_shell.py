@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from support.api import execute, link, node, register
+from support.websocket import receive_until
 
 PY = sys.executable
 
@@ -21,15 +22,6 @@ def _shell(code: str, **config: Any) -> dict[str, Any]:
 @pytest.fixture
 async def shell_client(make_client):
     return await make_client(enable_shell=True)
-
-
-async def _events_until_done(ws) -> list[dict[str, Any]]:
-    events = []
-    while True:
-        event = await asyncio.wait_for(ws.receive_json(), 5)
-        events.append(event)
-        if event["type"] == "WorkflowCompleted":
-            return events
 
 
 def _output_events(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -81,7 +73,7 @@ async def test_outputs_and_lines_in_order(shell_client):
     workflow_id = await register(shell_client, _shell(code))
     async with shell_client.ws_connect(f"/api/events?workflow_id={workflow_id}") as ws:
         body = await execute(shell_client, workflow_id)
-        events = await _events_until_done(ws)
+        events = await receive_until(ws)
     lines = _output_events(events)
     assert [line for kind, line in lines if kind == "StdoutLine"] == [f"out {i}" for i in range(5)] + ["no newline"]
     assert [line for kind, line in lines if kind == "StderrLine"] == ["err a", "err b"]

@@ -25,14 +25,15 @@ from __future__ import annotations
 import base64
 import datetime as real_datetime
 import hashlib
-import hmac
 import json
 import random
 
 import jwt as pyjwt
 import pytest
 
-from flowengine.lib.auth import AuthError, Authenticator, make_jwt
+from flowengine.lib.auth import Authenticator, AuthError, make_jwt
+
+from support.tokens import hs_token
 
 # 64 bytes: PyJWT warns about shorter keys for HS512, and warnings are errors in this suite.
 SECRET = "oracle-secret-0123456789abcdefghijklmnop-0123456789abcdefghijklm"
@@ -74,12 +75,6 @@ def pyjwt_accepts(token: str, audience: str | None = None) -> bool:
 
 
 _DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
-
-
-def _signed(header: str, payload: str, secret: str = SECRET, digest=hashlib.sha256) -> str:
-    head, body = _b64(header.encode()), _b64(payload.encode())
-    mac = hmac.new(secret.encode(), f"{head}.{body}".encode(), digest).digest()
-    return f"{head}.{body}.{_b64(mac)}"
 
 
 def _date(rng: random.Random, name: str):
@@ -129,8 +124,8 @@ def test_pyjwt_tokens_accepted_exactly_when_pyjwt_accepts_them(audience):
             token = pyjwt.encode(claims, secret, algorithm=algorithm, headers=headers or None)
         except pyjwt.PyJWTError:
             # PyJWT will not write a non-string kid; spell that token by hand for both to read.
-            token = _signed(json.dumps({"alg": algorithm, "typ": "JWT", **headers}), json.dumps(claims),
-                            secret=secret, digest=_DIGESTS[algorithm])
+            token = hs_token(json.dumps({"alg": algorithm, "typ": "JWT", **headers}), json.dumps(claims),
+                             secret, digest=_DIGESTS[algorithm])
         expected = pyjwt_accepts(token, audience)
         assert ours_accepts(token, audience) == expected, (claims, headers, algorithm, secret == SECRET)
         verdicts[expected] += 1
@@ -192,15 +187,9 @@ def test_empty_sub():
     assert ours_accepts(token) is False
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-
-
 def test_duplicate_members():
     """DUPLICATE_MEMBERS."""
-    token = _signed('{"alg":"HS256"}', '{"scope":"read","exp":1,"exp":' + str(NOW + 60) + "}")
+    token = hs_token('{"alg":"HS256"}', '{"scope":"read","exp":1,"exp":' + str(NOW + 60) + "}", SECRET)
     assert pyjwt_accepts(token) is True
     assert ours_accepts(token) is False
 
@@ -216,11 +205,11 @@ def test_lenient_base64():
 
 def test_deep_nesting():
     """DEEP_NESTING: 100 levels decode in PyJWT; flowengine stops at 32."""
-    token = _signed('{"alg":"HS256"}', '{"scope":"read","x":' + "[" * 100 + "]" * 100 + "}")
+    token = hs_token('{"alg":"HS256"}', '{"scope":"read","x":' + "[" * 100 + "]" * 100 + "}", SECRET)
     assert pyjwt_accepts(token) is True
     assert ours_accepts(token) is False
     # Both refuse the attacker's depth, PyJWT by catching RecursionError after the fact.
-    deep = _signed('{"alg":"HS256"}', '{"scope":"read","x":' + "[" * 2000 + "]" * 2000 + "}")
+    deep = hs_token('{"alg":"HS256"}', '{"scope":"read","x":' + "[" * 2000 + "]" * 2000 + "}", SECRET)
     assert pyjwt_accepts(deep) is False
     assert ours_accepts(deep) is False
 

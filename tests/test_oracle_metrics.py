@@ -10,8 +10,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from support.api import link, node, register
 from flowengine.server.keys import CATALOG, TELEMETRY
+
+from support.api import link, node, register
 
 
 async def _scrape(client) -> dict:

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from support.api import execute, link, node, register
-from flowengine.server.app import make_app
 from flowengine.config import Config
 from flowengine.nodes import PluginError
+from flowengine.server.app import make_app
 
-EXAMPLE_PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "plugin"
+from support.api import execute, link, node, register
+from support.paths import EXAMPLES
+
+EXAMPLE_PLUGIN = EXAMPLES / "plugin"
 
 
 async def test_plugin_module_node_type_is_listed_and_runs(make_client):

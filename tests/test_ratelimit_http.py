@@ -5,15 +5,13 @@ from __future__ import annotations
 from flowengine.lib.auth import Authenticator
 from flowengine.lib.ratelimit import parse_rate_limit
 
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+from support.tokens import bearer
 
 
 async def test_scope_refusals_count(make_client):
     """A reader probing admin routes is throttled like any other caller."""
     client = await make_client(rate_limit=parse_rate_limit("3/minute"), api_keys={"reader-key-123": "read"})
-    statuses = [(await client.delete(f"/api/workflows/w{n}", headers=_bearer("reader-key-123"))).status for n in range(5)]
+    statuses = [(await client.delete(f"/api/workflows/w{n}", headers=bearer("reader-key-123"))).status for n in range(5)]
     assert statuses == [403, 403, 403, 429, 429]
 
 
@@ -35,5 +33,5 @@ async def test_credentials_that_break_the_verifier_count(make_client, monkeypatc
 
     monkeypatch.setattr(Authenticator, "authenticate", broken)
     client = await make_client(rate_limit=parse_rate_limit("2/minute"), api_keys={"real-key-123": "read"})
-    statuses = [(await client.get("/api/workflows", headers=_bearer("x" * 20))).status for _ in range(3)]
+    statuses = [(await client.get("/api/workflows", headers=bearer("x" * 20))).status for _ in range(3)]
     assert statuses == [500, 500, 429]

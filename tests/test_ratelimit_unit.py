@@ -7,13 +7,7 @@ import pytest
 
 from flowengine.lib.ratelimit import RateLimit, RateLimiter, parse_rate_limit, retry_after_seconds
 
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from support.clock import FakeClock
 
 
 @pytest.mark.parametrize(("text", "rate", "burst"), [

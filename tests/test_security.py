@@ -13,17 +13,15 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from support.api import link, node, register
-from support.webhooks import sign
 from flowengine.lib import netguard
 from flowengine.lib.auth import make_jwt
 
+from support.api import link, node, register
+from support.tokens import b64url, bearer
+from support.webhooks import sign
+
 SECRET = "jwt-test-secret-0123456789abcdef"
 KEYS = {"reader-key-1": "read", "runner-key-1": "execute", "admin-key-1": "admin"}
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -69,7 +67,7 @@ ROUTES = [
 
 async def test_every_route_refuses_missing_or_bad_credentials(secured):
     for method, path in ROUTES:
-        for headers in ({}, _bearer("wrong-key"), {"Authorization": "Basic YWRtaW46YWRtaW4="}):
+        for headers in ({}, bearer("wrong-key"), {"Authorization": "Basic YWRtaW46YWRtaW4="}):
             response = await secured.request(method, path, headers=headers)
             assert response.status == 401, (method, path, headers, await response.text())
             assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -80,7 +78,7 @@ async def test_every_route_refuses_missing_or_bad_credentials(secured):
 
 
 async def test_scopes(secured):
-    admin, runner, reader = (_bearer(key) for key in ("admin-key-1", "runner-key-1", "reader-key-1"))
+    admin, runner, reader = (bearer(key) for key in ("admin-key-1", "runner-key-1", "reader-key-1"))
     created = await secured.post("/api/workflows", json=_simple(), headers=admin)
     assert created.status == 201
     assert (await secured.post("/api/workflows", json=_simple(), headers=runner)).status == 403
@@ -98,7 +96,7 @@ async def test_scopes(secured):
 async def test_jwt_validity(secured):
     now = int(time.time())
     good = make_jwt(SECRET, {"sub": "ci", "scope": "read", "exp": now + 60})
-    assert (await secured.get("/api/workflows", headers=_bearer(good))).status == 200
+    assert (await secured.get("/api/workflows", headers=bearer(good))).status == 200
     refused = {
         "expired": make_jwt(SECRET, {"scope": "read", "exp": now - 3600}),
         "not yet valid": make_jwt(SECRET, {"scope": "read", "nbf": now + 3600}),
@@ -109,21 +107,15 @@ async def test_jwt_validity(secured):
     header512 = _b64({"alg": "HS512", "typ": "JWT"})
     payload = _b64({"scope": "admin"})
     signature = hmac.new(SECRET.encode(), f"{header512}.{payload}".encode(), hashlib.sha512).digest()
-    refused["alg HS512"] = f"{header512}.{payload}.{_b64_bytes(signature)}"
+    refused["alg HS512"] = f"{header512}.{payload}.{b64url(signature)}"
     for why, token in refused.items():
-        response = await secured.get("/api/workflows", headers=_bearer(token))
+        response = await secured.get("/api/workflows", headers=bearer(token))
         assert response.status == 401, why
         assert token not in (await response.json())["error"]
 
 
-def _b64_bytes(data: bytes) -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def _b64(obj: dict) -> str:
-    return _b64_bytes(json.dumps(obj).encode())
+    return b64url(json.dumps(obj).encode())
 
 
 async def test_websocket_needs_credentials_and_accepts_a_query_token(secured):
@@ -133,12 +125,12 @@ async def test_websocket_needs_credentials_and_accepts_a_query_token(secured):
     with pytest.raises(aiohttp.WSServerHandshakeError):
         await secured.ws_connect("/api/events?token=wrong")
     ws = await secured.ws_connect("/api/events?token=reader-key-1")
-    await secured.post("/api/workflows", json=_simple(), headers=_bearer("admin-key-1"))
-    await secured.post("/api/workflows/simple/execute", headers=_bearer("runner-key-1"))
+    await secured.post("/api/workflows", json=_simple(), headers=bearer("admin-key-1"))
+    await secured.post("/api/workflows/simple/execute", headers=bearer("runner-key-1"))
     first = await ws.receive_json(timeout=5)
     assert first["type"] == "WorkflowStarted"
     await ws.close()
-    header_ws = await secured.ws_connect("/api/events", headers=_bearer("admin-key-1"))
+    header_ws = await secured.ws_connect("/api/events", headers=bearer("admin-key-1"))
     await header_ws.close()
 
 
@@ -148,7 +140,7 @@ async def test_signed_webhook_uses_its_signature_instead_of_credentials(secured)
         "nodes": [node("log", "debug.log")],
         "triggers": [{"trigger_type": {"type": "Webhook", "path": "signed", "secret": "hook-secret"}}],
     }
-    assert (await secured.post("/api/workflows", json=document, headers=_bearer("admin-key-1"))).status == 201
+    assert (await secured.post("/api/workflows", json=document, headers=bearer("admin-key-1"))).status == 201
     payload = b'{"message": "hi"}'
     signature = sign(b"hook-secret", payload)
     response = await secured.post(
@@ -161,8 +153,8 @@ async def test_signed_webhook_uses_its_signature_instead_of_credentials(secured)
 
 async def test_tokens_never_reach_the_log(secured, caplog):
     caplog.set_level("DEBUG")
-    await secured.get("/api/workflows", headers=_bearer("admin-key-1"))
-    await secured.get("/api/workflows", headers=_bearer("not-a-key-xyz"))
+    await secured.get("/api/workflows", headers=bearer("admin-key-1"))
+    await secured.get("/api/workflows", headers=bearer("not-a-key-xyz"))
     assert "admin-key-1" not in caplog.text
     assert "not-a-key-xyz" not in caplog.text
 
@@ -184,9 +176,9 @@ async def test_rate_limit_is_per_client(make_client):
     from flowengine.lib.ratelimit import parse_rate_limit
 
     client = await make_client(rate_limit=parse_rate_limit("1/minute"), api_keys={"key-a-1234": "read", "key-b-1234": "read"})
-    assert (await client.get("/api/workflows", headers=_bearer("key-a-1234"))).status == 200
-    assert (await client.get("/api/workflows", headers=_bearer("key-a-1234"))).status == 429
-    assert (await client.get("/api/workflows", headers=_bearer("key-b-1234"))).status == 200
+    assert (await client.get("/api/workflows", headers=bearer("key-a-1234"))).status == 200
+    assert (await client.get("/api/workflows", headers=bearer("key-a-1234"))).status == 429
+    assert (await client.get("/api/workflows", headers=bearer("key-b-1234"))).status == 200
 
 
 def _parse_exposition(text: str) -> dict[str, float]:
@@ -349,5 +341,5 @@ async def test_failed_credentials_are_rate_limited_too(make_client):
     from flowengine.lib.ratelimit import parse_rate_limit
 
     client = await make_client(rate_limit=parse_rate_limit("3/minute"), api_keys={"real-key-123": "read"})
-    statuses = [(await client.get("/api/workflows", headers=_bearer(f"guess-{n}"))).status for n in range(5)]
+    statuses = [(await client.get("/api/workflows", headers=bearer(f"guess-{n}"))).status for n in range(5)]
     assert statuses == [401, 401, 401, 429, 429]

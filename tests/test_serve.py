@@ -15,22 +15,17 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from support.paths import EXAMPLES, REPO
+from support.process import free_port, stop
+
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 def environment(tmp_path: Path, **variables: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in ("LOG_LEVEL", "RUST_LOG")}
     env = {key: value for key, value in env.items() if not key.startswith("FLOWENGINE_")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["FLOWENGINE_DB"] = str(tmp_path / "served.db")
     env.update(variables)
     return env
@@ -60,17 +55,6 @@ def wait_for_health(process: subprocess.Popen, url: str) -> dict:
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.05)
     pytest.fail(f"{url} did not answer within {START_TIMEOUT} s")
-
-
-def stop(process: subprocess.Popen, signum: int = signal.SIGTERM) -> tuple[int, str]:
-    process.send_signal(signum)
-    try:
-        _, err = process.communicate(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, err = process.communicate()
-        pytest.fail(f"the server did not stop within {STOP_TIMEOUT} s after signal {signum}: {err}")
-    return process.returncode, err
 
 
 @pytest.fixture
@@ -107,7 +91,7 @@ def test_workflow_registered_over_http_is_in_the_database_after_stop(tmp_path, s
     process = start(tmp_path, "serve", "--bind", f"127.0.0.1:{port}")
     served.append(process)
     wait_for_health(process, f"http://127.0.0.1:{port}/health")
-    document = (ROOT / "examples" / "github_zen.json").read_bytes()
+    document = (EXAMPLES / "github_zen.json").read_bytes()
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/api/workflows",
         data=document,

@@ -15,11 +15,11 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from test_metrics_unit import parse_exposition
 
 from flowengine.lib.metrics import Registry
 from flowengine.lib.process_metrics import register_process_metrics
 from flowengine.server.telemetry import Telemetry
-from test_metrics_unit import parse_exposition
 
 
 def result(workflow_id: str, status: str = "succeeded") -> SimpleNamespace:

@@ -6,17 +6,8 @@ import asyncio
 import json
 from datetime import datetime
 
-from support.api import node, register
+from support.api import node, register, webhook_workflow
 from support.webhooks import sign
-
-
-def _hooked(path: str = "zen", **extra) -> dict:
-    return {
-        "name": "hooked",
-        "nodes": [node("log", "debug.log")],
-        "connections": [],
-        "triggers": [{"id": "hook", "enabled": True, "trigger_type": {"type": "Webhook", "path": path, **extra}}],
-    }
 
 
 async def _executions(client, **filters) -> list[dict]:
@@ -38,7 +29,7 @@ async def _settle(client, expected: int, timeout: float = 5.0, **filters) -> lis
 
 
 async def test_webhook_inputs_and_response(client):
-    workflow_id = await register(client, _hooked())
+    workflow_id = await register(client, webhook_workflow("zen"))
     response = await client.post("/api/hooks/zen?source=query", json={"message": "from body", "n": 3})
     body = await response.json()
     assert response.status == 200, body
@@ -63,7 +54,7 @@ async def test_webhook_inputs_and_response(client):
 
 
 async def test_webhook_errors(client):
-    await register(client, _hooked())
+    await register(client, webhook_workflow("zen"))
     missing = await client.post("/api/hooks/nothing-here")
     assert missing.status == 404
     assert "nothing-here" in (await missing.json())["error"]
@@ -74,14 +65,14 @@ async def test_webhook_errors(client):
 
 
 async def test_disabled_webhook_is_404(client):
-    document = _hooked()
+    document = webhook_workflow("zen")
     document["triggers"][0]["enabled"] = False
     await register(client, document)
     assert (await client.post("/api/hooks/zen", json={})).status == 404
 
 
 async def test_webhook_signature(client):
-    await register(client, _hooked(secret="s3cret"))
+    await register(client, webhook_workflow("zen", secret="s3cret"))
     payload = json.dumps({"message": "signed"}).encode()
     good = sign(b"s3cret", payload)
     headers = {"Content-Type": "application/json"}
@@ -106,7 +97,7 @@ async def test_webhook_signature(client):
 
 
 async def test_webhook_credential_headers_stay_out_of_the_inputs(client):
-    await register(client, _hooked())
+    await register(client, webhook_workflow("zen"))
     headers = {"X-Gitlab-Token": "gl-secret", "X-Api-Key": "k-123", "Cookie": "s=1", "X-Request-Id": "r-1"}
     body = await (await client.post("/api/hooks/zen", json={}, headers=headers)).json()
     record = await (await client.get(f"/api/executions/{body['execution_id']}")).json()
@@ -117,19 +108,19 @@ async def test_webhook_credential_headers_stay_out_of_the_inputs(client):
 
 
 async def test_webhook_paths_are_unique_across_workflows(client):
-    first = await register(client, _hooked())
-    clash = await client.post("/api/workflows", json=_hooked())
+    first = await register(client, webhook_workflow("zen"))
+    clash = await client.post("/api/workflows", json=webhook_workflow("zen"))
     assert clash.status == 409
     assert "zen" in (await clash.json())["error"]
-    other = await register(client, _hooked(path="other"))
-    update = await client.put(f"/api/workflows/{other}", json=_hooked(path="zen"))
+    other = await register(client, webhook_workflow("other"))
+    update = await client.put(f"/api/workflows/{other}", json=webhook_workflow("zen"))
     assert update.status == 409
     # The workflow that owns the path may keep it when it is replaced.
-    assert (await client.put(f"/api/workflows/{first}", json=_hooked())).status == 200
+    assert (await client.put(f"/api/workflows/{first}", json=webhook_workflow("zen"))).status == 200
     # After deletion the path is free, and the old one no longer answers.
     assert (await client.delete(f"/api/workflows/{first}")).status == 200
     assert (await client.post("/api/hooks/zen", json={})).status == 404
-    assert (await client.put(f"/api/workflows/{other}", json=_hooked(path="zen"))).status == 200
+    assert (await client.put(f"/api/workflows/{other}", json=webhook_workflow("zen"))).status == 200
     assert (await client.post("/api/hooks/zen", json={})).status == 200
 
 
@@ -248,7 +239,7 @@ async def test_event_chains_stop_at_depth_eight(client, caplog):
 
 
 async def test_webhook_secret_is_masked_in_get_and_may_be_a_secret_reference(client, monkeypatch):
-    workflow_id = await register(client, _hooked(secret="literal-secret"))
+    workflow_id = await register(client, webhook_workflow("zen", secret="literal-secret"))
     shown = await (await client.get(f"/api/workflows/{workflow_id}")).json()
     assert shown["triggers"][0]["trigger_type"]["secret"] == "***"
     versions = await (await client.get(f"/api/workflows/{workflow_id}?version=1")).text()
@@ -258,10 +249,10 @@ async def test_webhook_secret_is_masked_in_get_and_may_be_a_secret_reference(cli
     assert response.status == 400 and "real one" in (await response.json())["error"]
 
     reference = {"type": "Secret", "value": "HOOK_KEY"}
-    missing = await client.put(f"/api/workflows/{workflow_id}", json=_hooked(secret=reference))
+    missing = await client.put(f"/api/workflows/{workflow_id}", json=webhook_workflow("zen", secret=reference))
     assert missing.status == 400 and "FLOWENGINE_SECRET_HOOK_KEY" in (await missing.json())["error"]
     monkeypatch.setenv("FLOWENGINE_SECRET_HOOK_KEY", "from-the-environment")
-    assert (await client.put(f"/api/workflows/{workflow_id}", json=_hooked(secret=reference))).status == 200
+    assert (await client.put(f"/api/workflows/{workflow_id}", json=webhook_workflow("zen", secret=reference))).status == 200
     shown = await (await client.get(f"/api/workflows/{workflow_id}")).json()
     assert shown["triggers"][0]["trigger_type"]["secret"] == reference
     payload = b'{"message": "hi"}'

@@ -4,26 +4,24 @@ headers is a JSON 401, never a 500."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
 
 import pytest
 
-from support.api import node, register
 from flowengine.lib.signatures import SeenSignatures, SignatureError
+
+from support.api import node, register, webhook_workflow
+from support.rawhttp import exchange
 from support.webhooks import body_signature, sign
 
 SECRET = b"hook-secret-1"
 
 
 def _hooked(path: str = "pay", nodes: list | None = None, **trigger) -> dict:
-    return {
-        "name": "hooked",
-        "nodes": nodes or [node("log", "debug.log")],
-        "triggers": [{"id": "hook", "trigger_type": {"type": "Webhook", "path": path, "secret": SECRET.decode(), **trigger}}],
-    }
+    """A webhook workflow whose trigger checks signatures made with SECRET."""
+    return webhook_workflow(path, nodes, secret=SECRET.decode(), **trigger)
 
 
 async def _inputs(client, response) -> dict:
@@ -234,17 +232,6 @@ async def test_garbage_signature_headers_are_json_401(client, scheme):
         assert (await response.json())["error"]
 
 
-async def _raw_request(client, head: bytes) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
-    writer.write(head)
-    await writer.drain()
-    answer = await asyncio.wait_for(reader.read(65536), timeout=5)
-    writer.close()
-    await writer.wait_closed()
-    status_line, _, rest = answer.partition(b"\r\n")
-    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
-
-
 @pytest.mark.parametrize(
     ("path", "header", "status"),
     [
@@ -269,7 +256,7 @@ async def test_undecodable_bytes_in_signature_headers_are_json_errors(client, ca
     good[header] = b"t=1\xff\xfe,v1=\x80\xc3"
     lines = b"".join(name + b": " + value + b"\r\n" for name, value in good.items())
     head = b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n" + lines + b"\r\n{}"
-    answer_status, body = await _raw_request(client, head)
+    answer_status, _headers, body = await exchange(client.server, head)
     assert answer_status == status, body
     assert header.decode() in json.loads(body)["error"]
     assert "Traceback" not in caplog.text

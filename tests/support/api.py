@@ -6,12 +6,17 @@ from typing import Any
 
 from flowengine.values import to_value
 
-__all__ = ["execute", "link", "node", "register"]
+__all__ = ["execute", "link", "node", "register", "two_node_workflow", "typed", "webhook_workflow"]
+
+
+def typed(value: Any) -> dict[str, Any]:
+    """A plain Python value as the API writes it: ``{"type": "Number", "value": 1}``."""
+    return to_value(value).to_json()
 
 
 def node(node_id: str, node_type: str, **config: Any) -> dict[str, Any]:
     """A node document; config values are given plain and sent typed."""
-    return {"id": node_id, "node_type": node_type, "config": {k: to_value(v).to_json() for k, v in config.items()}}
+    return {"id": node_id, "node_type": node_type, "config": {k: typed(v) for k, v in config.items()}}
 
 
 def link(from_node: str, from_port: str, to_node: str, to_port: str) -> dict[str, str]:
@@ -32,3 +37,24 @@ async def execute(client, workflow_id: str, inputs: dict[str, Any] | None = None
     body = await response.json()
     assert response.status == expect, body
     return body
+
+
+def two_node_workflow(name: str = "greet", **extra: Any) -> dict[str, Any]:
+    """``transform.set`` greeting "hi" into ``debug.log``: the smallest workflow with a link;
+    ``extra`` adds top-level fields (``id``, ``description``)."""
+    return {
+        "name": name,
+        "nodes": [node("a", "transform.set", greeting="hi"), node("b", "debug.log")],
+        "connections": [link("a", "greeting", "b", "message")],
+        **extra,
+    }
+
+
+def webhook_workflow(path: str, nodes: list[dict[str, Any]] | None = None, **trigger: Any) -> dict[str, Any]:
+    """A workflow started by a Webhook trigger on ``/api/hooks/{path}`` (``debug.log`` unless
+    ``nodes`` are given); ``trigger`` adds fields such as ``secret`` and ``signature``."""
+    return {
+        "name": "hooked",
+        "nodes": nodes or [node("log", "debug.log")],
+        "triggers": [{"id": "hook", "trigger_type": {"type": "Webhook", "path": path, **trigger}}],
+    }

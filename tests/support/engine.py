@@ -13,8 +13,8 @@ import json
 import time
 from typing import Any
 
-from flowengine.server.app import make_app
 from flowengine.nodes import NodeContext, NodeError, NodeType, Port
+from flowengine.server.app import make_app
 from flowengine.server.keys import REGISTRY
 
 

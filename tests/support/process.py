@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
 
 import aiohttp
 
+STOP_TIMEOUT = 20.0  # a bound on a hang, not a speed expectation
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the OS picks it), on an IPv4 or IPv6 host."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
         return probe.getsockname()[1]
 
 
@@ -38,15 +43,20 @@ async def wait_healthy(session: aiohttp.ClientSession, base: str, process: subpr
     raise AssertionError("server did not become healthy")
 
 
-def stop(process: subprocess.Popen) -> str:
-    """SIGTERM, wait, and return what the process printed."""
+def stop(process: subprocess.Popen, signum: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> tuple[int, str]:
+    """Send ``signum`` (unless it has exited), wait, and return the exit code and what the
+    process printed: its stderr, or its stdout when stderr went there. A process still running
+    after ``timeout`` seconds is killed, and the output says so."""
     if process.poll() is None:
-        process.terminate()
+        process.send_signal(signum)
     try:
-        process.wait(timeout=20)
+        out, err = process.communicate(timeout=timeout)
+        killed = ""
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait(timeout=10)
-    output = process.stdout.read().decode()
-    process.stdout.close()
-    return output
+        out, err = process.communicate()
+        killed = f"\n[killed: still running {timeout} s after signal {signum}]"
+    printed = err if err is not None else out
+    if isinstance(printed, bytes):
+        printed = printed.decode()
+    return process.returncode, (printed or "") + killed
