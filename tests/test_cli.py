@@ -12,6 +12,8 @@ from pathlib import Path
 from support.api import link, node
 from support.paths import REPO
 
+ENVIRONMENT = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+
 
 def flowengine(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -20,7 +22,19 @@ def flowengine(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]
         text=True,
         timeout=30,
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+        env=ENVIRONMENT,
+    )
+
+
+def start_run(tmp_path: Path, document: dict, *args: str) -> subprocess.Popen[str]:
+    """``flowengine run`` on the document, in the background, its output on pipes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flowengine", "run", write(tmp_path, "wf.json", document), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=ENVIRONMENT,
     )
 
 
@@ -146,14 +160,7 @@ def test_ctrl_c_cancels_the_running_nodes_and_still_prints_the_result(tmp_path):
         "nodes": [node("wait", "time.delay", delay_ms=60_000), node("after", "debug.log")],
         "connections": [link("wait", "x", "after", "message")],
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flowengine", "run", write(tmp_path, "wf.json", document), "--input", "x=1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
-    )
+    process = start_run(tmp_path, document, "--input", "x=1")
     try:
         assert process.stdout.readline() == "start  wait (time.delay)\n"  # the node is running
         process.send_signal(signal.SIGINT)
@@ -177,14 +184,7 @@ def test_a_reader_that_goes_away_does_not_break_the_run(tmp_path):
         "nodes": [node(f"n{i}", "debug.log") for i in range(count)],
         "connections": [link(f"n{i}", "message", f"n{i + 1}", "message") for i in range(count - 1)],
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flowengine", "run", write(tmp_path, "wf.json", document), "--input", "message=hi"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
-    )
+    process = start_run(tmp_path, document, "--input", "message=hi")
     try:
         assert process.stdout.readline() == "start  n0 (debug.log)\n"
         process.stdout.close()  # like `flowengine run wf.json | head -1`

@@ -8,7 +8,7 @@ import signal
 import aiohttp
 
 from support.api import node
-from support.process import free_port, start_server, wait_healthy
+from support.process import free_port, start_server, stop, wait_healthy
 
 
 async def _start_slow_execution(session: aiohttp.ClientSession, base: str) -> tuple[str, str]:
@@ -33,9 +33,7 @@ async def test_sigkill_mid_execution_then_restart(tmp_path):
             async with session.get(f"{base}/api/executions/{execution_id}") as response:
                 assert (await response.json())["status"] == "running"
     finally:
-        server.send_signal(signal.SIGKILL)
-        server.wait(timeout=10)
-        server.stdout.close()
+        stop(server, signal.SIGKILL)
 
     restarted = start_server(db, port)
     try:
@@ -49,10 +47,8 @@ async def test_sigkill_mid_execution_then_restart(tmp_path):
             assert record["status"] == "interrupted"
             assert "server stopped" in record["error"]
     finally:
-        restarted.send_signal(signal.SIGTERM)
-        assert restarted.wait(timeout=15) == 0
-        output = restarted.stdout.read().decode()
-        restarted.stdout.close()
+        code, output = stop(restarted)
+    assert code == 0, output
     assert "marked interrupted" in output
 
 
@@ -78,10 +74,7 @@ async def test_graceful_stop_records_running_executions_as_interrupted(tmp_path)
             sync_id = answer["execution_id"]
         assert server.wait(timeout=15) == 0
     finally:
-        if server.poll() is None:
-            server.kill()
-        server.wait(timeout=10)
-        server.stdout.close()
+        stop(server, signal.SIGKILL)
 
     restarted = start_server(db, port)
     try:
@@ -93,6 +86,4 @@ async def test_graceful_stop_records_running_executions_as_interrupted(tmp_path)
                 assert record["status"] == "interrupted", record
                 assert "shut down" in record["error"]
     finally:
-        restarted.send_signal(signal.SIGTERM)
-        restarted.wait(timeout=15)
-        restarted.stdout.close()
+        stop(restarted)

@@ -17,6 +17,7 @@ from flowengine.lib import netguard
 from flowengine.lib.auth import make_jwt
 
 from support.api import link, node, register
+from support.exposition import samples_by_series
 from support.tokens import b64url, bearer
 from support.webhooks import sign
 
@@ -181,27 +182,6 @@ async def test_rate_limit_is_per_client(make_client):
     assert (await client.get("/api/workflows", headers=bearer("key-b-1234"))).status == 200
 
 
-def _parse_exposition(text: str) -> dict[str, float]:
-    """Samples by ``name{labels}``; checks each line's shape and that TYPE comes first."""
-    samples: dict[str, float] = {}
-    typed: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("# HELP "):
-            continue
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ", 3)
-            assert kind in ("counter", "gauge", "histogram"), line
-            typed.add(name)
-            continue
-        assert line and not line.startswith("#"), line
-        series, value = line.rsplit(" ", 1)
-        name = series.split("{", 1)[0]
-        base = name.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count")
-        assert name in typed or base in typed, f"sample before its TYPE: {line}"
-        samples[series] = float(value)
-    return samples
-
-
 async def test_metrics_move_as_executions_run(client):
     workflow_id = await register(
         client,
@@ -214,11 +194,11 @@ async def test_metrics_move_as_executions_run(client):
     before = await client.get("/metrics")
     assert before.status == 200
     assert before.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    first = _parse_exposition(await before.text())
+    first = samples_by_series(await before.text())
     for _ in range(3):
         await client.post(f"/api/workflows/{workflow_id}/execute")
     ws = await client.ws_connect("/api/events")
-    after = _parse_exposition(await (await client.get("/metrics")).text())
+    after = samples_by_series(await (await client.get("/metrics")).text())
     key = f'flowengine_executions_total{{workflow="{workflow_id}",status="succeeded"}}'
     assert first.get(key, 0) == 0 and after[key] == 3
     assert after['flowengine_node_executions_total{node_type="debug.log",status="succeeded"}'] == 3
@@ -239,7 +219,7 @@ async def test_execution_queue_and_503(make_client):
     first = await client.post(f"/api/workflows/{workflow_id}/execute?wait=false")
     second = await client.post(f"/api/workflows/{workflow_id}/execute?wait=false")
     assert (first.status, second.status) == (202, 202)
-    metrics = _parse_exposition(await (await client.get("/metrics")).text())
+    metrics = samples_by_series(await (await client.get("/metrics")).text())
     assert metrics["flowengine_executions_running"] == 1
     assert metrics["flowengine_executions_queued"] == 1
     third = await client.post(f"/api/workflows/{workflow_id}/execute")

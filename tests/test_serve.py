@@ -152,12 +152,13 @@ def test_bad_setting_exits_2_with_one_line(tmp_path, variables, named):
     assert not (tmp_path / "served.db").exists()
 
 
-def test_port_in_use_exits_2(tmp_path):
+def _run_on_a_taken_port(tmp_path: Path) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """Run the server on a port another socket already listens on; the port and the outcome."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
+        return port, subprocess.run(
             [sys.executable, "-m", "flowengine"],
             cwd=tmp_path,
             env=environment(tmp_path, BIND_ADDRESS=f"127.0.0.1:{port}"),
@@ -165,24 +166,17 @@ def test_port_in_use_exits_2(tmp_path):
             text=True,
             timeout=STOP_TIMEOUT,
         )
+
+
+def test_port_in_use_exits_2(tmp_path):
+    port, result = _run_on_a_taken_port(tmp_path)
     assert result.returncode == 2, result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_no_listening_line_when_the_port_is_taken(tmp_path):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "flowengine"],
-            cwd=tmp_path,
-            env=environment(tmp_path, BIND_ADDRESS=f"127.0.0.1:{port}"),
-            capture_output=True,
-            text=True,
-            timeout=STOP_TIMEOUT,
-        )
+    port, result = _run_on_a_taken_port(tmp_path)
     assert result.returncode == 2
     assert "listening on" not in result.stderr
 

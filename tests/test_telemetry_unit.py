@@ -1,7 +1,7 @@
 """Telemetry: the server's metric set, forgetting deleted workflows, and the process/Python
 metrics (flowengine/telemetry.py, flowengine/process_metrics.py).
 
-Expositions are read back with the strict parser of test_metrics_unit.
+Expositions are read back with the strict parser of support.exposition.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from test_metrics_unit import parse_exposition
 
 from flowengine.lib.metrics import Registry
 from flowengine.lib.process_metrics import register_process_metrics
 from flowengine.server.telemetry import Telemetry
+
+from support.exposition import parse_exposition
 
 
 def result(workflow_id: str, status: str = "succeeded") -> SimpleNamespace:
