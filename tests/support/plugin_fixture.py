@@ -1,4 +1,4 @@
-"""A node plugin used by tests/test_plugins.py, loaded by its module name `support.plugin_fixture`
+"""A node plugin used by tests/nodes/test_plugins.py, loaded by its module name `support.plugin_fixture`
 through FLOWENGINE_PLUGINS and through an entry point.
 
 It offers ``fixture.repeat`` through ``register(registry)``, with an async body that emits an
