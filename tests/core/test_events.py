@@ -12,7 +12,6 @@ import base64
 import json
 import logging
 import os
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,12 @@ from aiohttp import WSMsgType
 from flowengine.nodes.api import NodeContext, NodeType, Port
 from flowengine.server.keys import BUS, REGISTRY
 
-from support.api import execute, link, node, register, two_node_workflow
+from support.api import TIMESTAMP, execute, link, node, register, two_node_workflow
 from support.websocket import RECEIVE_TIMEOUT, receive_event, receive_until
-
-TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
 def parse_timestamp(text: str) -> datetime:
-    assert TIMESTAMP.match(text), text
+    assert TIMESTAMP.fullmatch(text), text
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     assert moment.utcoffset().total_seconds() == 0
     return moment
@@ -499,7 +496,7 @@ def test_utc_timestamp_values():
     assert utc_timestamp(second + 1.5) == "2026-11-18T11:06:41.500Z"  # the cached second moves on
     paris = timezone(timedelta(hours=1))
     assert utc_timestamp(datetime(2026, 11, 18, 12, 6, 40, 123456, tzinfo=paris)) == "2026-11-18T11:06:40.123Z"
-    assert TIMESTAMP.match(utc_timestamp())
+    assert TIMESTAMP.fullmatch(utc_timestamp())
 
 
 def test_serialise_is_the_compact_json_encoding_and_turns_odd_values_into_text():

@@ -39,7 +39,7 @@ def drop(key: str):
     return lambda document: document.pop(key)
 
 
-def typed(tag: str, value: Any) -> dict[str, Any]:
+def tagged(tag: str, value: Any) -> dict[str, Any]:
     return {"type": tag, "value": value}
 
 
@@ -105,19 +105,19 @@ CASES = [
     ("RetryWorkflow without attempts", set_path("settings", value={"on_error": {"RetryWorkflow": {}}}),
      "settings.on_error.RetryWorkflow.max_attempts: is required"),
     # typed values
-    ("unknown value tag", set_path("nodes", 0, "config", "greeting", value=typed("Text", "hi")),
+    ("unknown value tag", set_path("nodes", 0, "config", "greeting", value=tagged("Text", "hi")),
      "nodes[0].config.greeting: unknown value type 'Text'"),
-    ("Number holding a string", set_path("nodes", 0, "config", "greeting", value=typed("Number", "12")),
+    ("Number holding a string", set_path("nodes", 0, "config", "greeting", value=tagged("Number", "12")),
      "nodes[0].config.greeting.value: Number must hold a number, got a string"),
-    ("Bytes not base64", set_path("nodes", 0, "config", "greeting", value=typed("Bytes", "not base64!")),
+    ("Bytes not base64", set_path("nodes", 0, "config", "greeting", value=tagged("Bytes", "not base64!")),
      "nodes[0].config.greeting.value: Bytes must hold valid base64"),
-    ("Bool holding a string", set_path("nodes", 0, "config", "greeting", value=typed("Bool", "true")),
+    ("Bool holding a string", set_path("nodes", 0, "config", "greeting", value=tagged("Bool", "true")),
      "nodes[0].config.greeting.value: Bool must hold true or false"),
-    ("Null holding a value", set_path("nodes", 0, "config", "greeting", value=typed("Null", 1)),
+    ("Null holding a value", set_path("nodes", 0, "config", "greeting", value=tagged("Null", 1)),
      "nodes[0].config.greeting.value: Null holds no value"),
-    ("Array holding an object", set_path("nodes", 0, "config", "greeting", value=typed("Array", {})),
+    ("Array holding an object", set_path("nodes", 0, "config", "greeting", value=tagged("Array", {})),
      "nodes[0].config.greeting.value: Array must hold a list, got an object"),
-    ("bad value inside an Object", set_path("nodes", 0, "config", "greeting", value=typed("Object", {"k": typed("Number", "x")})),
+    ("bad value inside an Object", set_path("nodes", 0, "config", "greeting", value=tagged("Object", {"k": tagged("Number", "x")})),
      "nodes[0].config.greeting.value.k.value: Number must hold a number, got a string"),
     ("config of the wrong type", set_path("nodes", 1, value=node("b", "http.request", url="http://127.0.0.1/", method=3)),
      "nodes[1].config.method: node 'b' (http.request) expects String, got Number"),
@@ -182,7 +182,7 @@ async def test_valid_typed_values_and_plain_json_config(client):
     document = base()
     document["nodes"][0]["config"] = {
         "n": {"type": "Null"},
-        "raw": typed("Bytes", "aGVsbG8="),
+        "raw": tagged("Bytes", "aGVsbG8="),
         "plain": {"not": "typed"},
         "count": 3,
     }
@@ -192,9 +192,9 @@ async def test_valid_typed_values_and_plain_json_config(client):
     config = (await (await client.get("/api/workflows/wf")).json())["nodes"][0]["config"]
     assert config == {
         "n": {"type": "Null"},
-        "raw": typed("Bytes", "aGVsbG8="),
-        "plain": typed("Json", {"not": "typed"}),
-        "count": typed("Number", 3),
+        "raw": tagged("Bytes", "aGVsbG8="),
+        "plain": tagged("Json", {"not": "typed"}),
+        "count": tagged("Number", 3),
     }
 
 

@@ -14,7 +14,7 @@ from aiohttp.abc import AbstractResolver
 
 from flowengine.server.keys import ENGINE, HTTP_CLIENT
 
-from support.api import execute, link, node, register
+from support.api import execute, link, node, register, run
 
 
 async def _echo(request: web.Request) -> web.Response:
@@ -74,17 +74,12 @@ def _single(method: str = "GET", **config: Any) -> dict[str, Any]:
     return {"name": "http", "nodes": [node("req", "http.request", method=method, **config)], "connections": []}
 
 
-async def _run(client, document: dict[str, Any], inputs: dict[str, Any] | None = None, expect: int = 200):
-    workflow_id = await register(client, document)
-    return await execute(client, workflow_id, inputs, expect=expect)
-
-
 def _out(body: dict[str, Any], node_id: str = "req") -> dict[str, Any]:
     return body["outputs"][node_id]
 
 
 async def test_get_sends_headers_and_query_and_outputs_status_body_headers_json(client, target):
-    body = await _run(
+    body = await run(
         client,
         _single(headers={"X-Token": "abc", "Accept": "application/json"}, query={"q": "flow", "page": 2}),
         {"url": _url(target, "/echo")},
@@ -104,12 +99,12 @@ async def test_get_sends_headers_and_query_and_outputs_status_body_headers_json(
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 async def test_each_method_reaches_the_server(client, target, method):
-    body = await _run(client, _single(method=method), {"url": _url(target, "/echo")})
+    body = await run(client, _single(method=method), {"url": _url(target, "/echo")})
     assert _out(body)["json"]["value"]["method"] == method
 
 
 async def test_head_has_status_and_headers_but_no_body(client, target):
-    body = await _run(client, _single(method="HEAD"), {"url": _url(target, "/echo")})
+    body = await run(client, _single(method="HEAD"), {"url": _url(target, "/echo")})
     out = _out(body)
     assert out["status"]["value"] == 200
     assert out["headers"]["value"]["X-Method"]["value"] == "HEAD"
@@ -118,19 +113,19 @@ async def test_head_has_status_and_headers_but_no_body(client, target):
 
 
 async def test_url_can_come_from_config(client, target):
-    body = await _run(client, _single(url=_url(target, "/echo")))
+    body = await run(client, _single(url=_url(target, "/echo")))
     assert _out(body)["json"]["value"]["path"] == "/echo"
 
 
 async def test_json_body_is_sent_as_json(client, target):
-    body = await _run(client, _single(method="POST"), {"url": _url(target, "/echo"), "body": {"a": [1, 2]}})
+    body = await run(client, _single(method="POST"), {"url": _url(target, "/echo"), "body": {"a": [1, 2]}})
     echoed = _out(body)["json"]["value"]
     assert echoed["content_type"] == "application/json"
     assert base64.b64decode(echoed["body_b64"]) == b'{"a": [1, 2]}'
 
 
 async def test_string_body_is_sent_as_text(client, target):
-    body = await _run(client, _single(method="PUT"), {"url": _url(target, "/echo"), "body": "héllo"})
+    body = await run(client, _single(method="PUT"), {"url": _url(target, "/echo"), "body": "héllo"})
     echoed = _out(body)["json"]["value"]
     assert echoed["content_type"] == "text/plain"
     assert base64.b64decode(echoed["body_b64"]) == "héllo".encode()
@@ -138,7 +133,7 @@ async def test_string_body_is_sent_as_text(client, target):
 
 async def test_bytes_body_is_sent_as_bytes(client, target):
     raw = bytes([0, 255, 10, 13])
-    body = await _run(
+    body = await run(
         client,
         _single(method="POST"),
         {"url": _url(target, "/echo"), "body": {"type": "Bytes", "value": base64.b64encode(raw).decode()}},
@@ -157,12 +152,12 @@ async def test_body_can_come_from_an_upstream_node(client, target):
         ],
         "connections": [link("payload", "body", "req", "body")],
     }
-    body = await _run(client, document)
+    body = await run(client, document)
     assert base64.b64decode(_out(body)["json"]["value"]["body_b64"]) == b'{"n": 1}'
 
 
 async def test_text_response_has_no_json_output(client, target):
-    body = await _run(client, _single(), {"url": _url(target, "/text")})
+    body = await run(client, _single(), {"url": _url(target, "/text")})
     out = _out(body)
     assert out["body"] == {"type": "String", "value": "plain words"}
     assert out["headers"]["value"]["X-Kind"]["value"] == "text"
@@ -170,7 +165,7 @@ async def test_text_response_has_no_json_output(client, target):
 
 
 async def test_non_2xx_without_fail_on_status_succeeds_with_the_status(client, target):
-    body = await _run(client, _single(), {"url": _url(target, "/status/404")})
+    body = await run(client, _single(), {"url": _url(target, "/status/404")})
     assert body["status"] == "succeeded"
     assert _out(body)["status"]["value"] == 404
     assert _out(body)["json"]["value"] == {"status": 404}
@@ -178,7 +173,7 @@ async def test_non_2xx_without_fail_on_status_succeeds_with_the_status(client, t
 
 async def test_non_2xx_with_fail_on_status_fails_the_node(client, target):
     url = _url(target, "/status/503")
-    body = await _run(client, _single(fail_on_status=True), {"url": url}, expect=500)
+    body = await run(client, _single(fail_on_status=True), {"url": url}, expect=500)
     assert body["status"] == "failed"
     assert body["error"] == (
         f"Node execution failed: node 'req' (http.request): GET {url}: response status 503 (fail_on_status is set)"
@@ -186,7 +181,7 @@ async def test_non_2xx_with_fail_on_status_fails_the_node(client, target):
 
 
 async def test_2xx_with_fail_on_status_succeeds(client, target):
-    body = await _run(client, _single(fail_on_status=True), {"url": _url(target, "/status/201")})
+    body = await run(client, _single(fail_on_status=True), {"url": _url(target, "/status/201")})
     assert _out(body)["status"]["value"] == 201
 
 
@@ -201,7 +196,7 @@ def _closed_port() -> int:
 async def test_connection_refused_fails_with_a_message_that_says_so(client, host):
     port = _closed_port()
     url = f"http://{host}:{port}/x"
-    body = await _run(client, _single(), {"url": url}, expect=500)
+    body = await run(client, _single(), {"url": url}, expect=500)
     assert body["error"] == (
         f"Node execution failed: node 'req' (http.request): GET {url}: connection to {host}:{port} refused"
     )
@@ -209,7 +204,7 @@ async def test_connection_refused_fails_with_a_message_that_says_so(client, host
 
 async def test_timeout_fails_with_a_message_that_says_so(client, target):
     url = _url(target, "/slow")
-    body = await _run(client, _single(timeout_ms=100), {"url": url}, expect=500)
+    body = await run(client, _single(timeout_ms=100), {"url": url}, expect=500)
     assert body["error"].endswith(f"GET {url}: timed out after 100 ms (config timeout_ms)")
 
 
@@ -229,7 +224,7 @@ async def test_dns_failure_fails_with_a_message_that_says_dns(client):
     engine = client.app[ENGINE]
     shared, engine.http = engine.http, session
     try:
-        body = await _run(client, _single(), {"url": "http://no-such-host.invalid/"}, expect=500)
+        body = await run(client, _single(), {"url": "http://no-such-host.invalid/"}, expect=500)
     finally:
         engine.http = shared
         await session.close()
@@ -237,7 +232,7 @@ async def test_dns_failure_fails_with_a_message_that_says_dns(client):
 
 
 async def test_invalid_url_fails_the_node(client):
-    body = await _run(client, _single(), {"url": "not a url"}, expect=500)
+    body = await run(client, _single(), {"url": "not a url"}, expect=500)
     assert "GET not a url: invalid URL" in body["error"]
 
 

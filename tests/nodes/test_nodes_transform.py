@@ -6,12 +6,11 @@ from typing import Any
 
 import pytest
 
-from support.api import execute, link, node, register
+from support.api import link, node, run
 
 
 async def _run(client, nodes, connections=(), inputs=None, expect: int = 200) -> dict[str, Any]:
-    workflow_id = await register(client, {"name": "t", "nodes": list(nodes), "connections": list(connections)})
-    return await execute(client, workflow_id, inputs, expect=expect)
+    return await run(client, {"name": "t", "nodes": list(nodes), "connections": list(connections)}, inputs, expect)
 
 
 async def _rejected(client, nodes, connections=()) -> str:

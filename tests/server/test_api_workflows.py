@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 
-from support.api import link, node, register, two_node_workflow
+from support.api import TIMESTAMP, link, node, register, two_node_workflow
 from support.paths import example
-
-TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
 
 
 async def test_health_shape(client):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flowengine.values import to_value
 
-__all__ = ["execute", "link", "node", "register", "two_node_workflow", "typed", "webhook_workflow"]
+__all__ = ["TIMESTAMP", "execute", "run", "link", "node", "register", "two_node_workflow", "typed", "webhook_workflow"]
+
+# How the API writes a moment: UTC, milliseconds, a Z (use with fullmatch).
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def typed(value: Any) -> dict[str, Any]:
@@ -37,6 +41,11 @@ async def execute(client, workflow_id: str, inputs: dict[str, Any] | None = None
     body = await response.json()
     assert response.status == expect, body
     return body
+
+
+async def run(client, document: dict[str, Any], inputs: dict[str, Any] | None = None, expect: int = 200) -> dict[str, Any]:
+    """Register the workflow and execute it once; the execute response's body."""
+    return await execute(client, await register(client, document), inputs, expect=expect)
 
 
 def two_node_workflow(name: str = "greet", **extra: Any) -> dict[str, Any]:
