@@ -1,5 +1,5 @@
 """Event delivery to many listeners: each event is made into a WebSocket frame once and written,
-batched per loop iteration, straight to every listener's transport (flowengine/events.py).
+batched per loop iteration, straight to every listener's transport (flowengine/core/events.py).
 
 What a listener sees must not change: whole, valid text frames, one event each, in seq order,
 with aiohttp's own control frames (pings, close) between them and never inside them. The few

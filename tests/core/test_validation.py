@@ -1,4 +1,4 @@
-"""Registration rejects bad documents with a 400 whose message names the JSON path (issue 2)."""
+"""Registration rejects bad documents with a 400 whose message names the JSON path."""
 
 from __future__ import annotations
 

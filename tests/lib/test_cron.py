@@ -1,4 +1,4 @@
-"""Cron parsing and next-fire computation (flowengine/cron.py).
+"""Cron parsing and next-fire computation (flowengine/lib/cron.py).
 
 A table of expressions with hand-worked fire times (fields, macros, seconds, Vixie day rules,
 leap days, DST in Europe/Paris and America/New_York), a table of invalid expressions with the

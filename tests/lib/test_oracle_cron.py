@@ -1,4 +1,4 @@
-"""flowengine's cron (flowengine/cron.py) against croniter, the library it stands in for.
+"""flowengine's cron (flowengine/lib/cron.py) against croniter, the library it stands in for.
 
 Generated expressions must give the same fire times as croniter, in UTC and in zones with
 daylight saving time. Where croniter is known to read an expression differently from Vixie

@@ -1,4 +1,4 @@
-"""flowengine's HS256 verifier (flowengine/auth.py) against PyJWT, the library it stands in for.
+"""flowengine's HS256 verifier (flowengine/lib/auth.py) against PyJWT, the library it stands in for.
 
 Tokens made by PyJWT are accepted by flowengine exactly when PyJWT's own ``jwt.decode``
 accepts them, with the same secret, clock and leeway; flowengine's ``make_jwt`` tokens decode

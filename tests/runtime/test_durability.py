@@ -1,4 +1,4 @@
-"""A real server process killed with SIGKILL mid-execution, then restarted (issue 6)."""
+"""A real server process killed with SIGKILL mid-execution, then restarted."""
 
 from __future__ import annotations
 

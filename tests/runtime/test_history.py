@@ -1,4 +1,4 @@
-"""Execution history, background runs, cancel, retry, versions and retention (issue 6)."""
+"""Execution history, background runs, cancel, retry, versions and retention."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Workflows survive a restart: a new app on the same SQLite file finds them (issue 2)."""
+"""Workflows survive a restart: a new app on the same SQLite file finds them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhook, cron and event triggers, and GET /api/triggers (issue 7)."""
+"""Webhook, cron and event triggers, and GET /api/triggers."""
 
 from __future__ import annotations
 

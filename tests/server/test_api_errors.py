@@ -1,4 +1,4 @@
-"""HTTP-level errors are JSON everywhere; CORS on every response (issue 2)."""
+"""HTTP-level errors are JSON everywhere; CORS on every response."""
 
 from __future__ import annotations
 

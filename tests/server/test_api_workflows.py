@@ -1,4 +1,4 @@
-"""The workflow registry over HTTP: every success shape of DESIGN.md section 6 (issue 2)."""
+"""The workflow registry over HTTP: every success shape of DESIGN.md section 6."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``GET /metrics`` read by prometheus_client's own text parser, after real executions.
 
-The exposition is hand-written (flowengine/metrics.py); here the official client library's
+The exposition is hand-written (flowengine/lib/metrics.py); here the official client library's
 parser reads it through a real HTTP request, and the process and Python metrics are compared
 with the names and types prometheus_client's own collectors use.
 """

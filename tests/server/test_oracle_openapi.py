@@ -1,6 +1,6 @@
 """``GET /openapi.json`` validated by openapi-spec-validator, fetched through the real server.
 
-flowengine writes its OpenAPI document by hand (flowengine/openapi.py); this checks it against
+flowengine writes its OpenAPI document by hand (flowengine/server/openapi.py); this checks it against
 the OpenAPI specification's own schema and rules, as served, with and without authentication.
 """
 

@@ -1,4 +1,4 @@
-"""Operating safely (issue 8): authentication and scopes, rate limits, the private-network
+"""Operating safely: authentication and scopes, rate limits, the private-network
 guard, /metrics, and the execution queue's 503."""
 
 from __future__ import annotations

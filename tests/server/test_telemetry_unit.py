@@ -1,5 +1,5 @@
 """Telemetry: the server's metric set, forgetting deleted workflows, and the process/Python
-metrics (flowengine/telemetry.py, flowengine/process_metrics.py).
+metrics (flowengine/server/telemetry.py, flowengine/lib/process_metrics.py).
 
 Expositions are read back with the strict parser of support.exposition.
 """
