@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import ValidationError
 from .redaction import MIN_SECRET_LENGTH, lookup, secret_env_name, secret_names
+from .triggerchecks import TRIGGER_CHECKS
 from ..nodes.api import MAX_DURATION_MS, NodeType
 from ..nodes.registry import NodeRegistry
 from ..values import Value, decode_value, json_kind
@@ -39,9 +40,6 @@ MAX_ATTEMPTS = 1000  # retry and RetryWorkflow attempts
 MAX_BACKOFF_MULTIPLIER = 1000.0
 TRIGGER_TYPES = ("Manual", "Cron", "Webhook", "Event")
 
-# Trigger types validate their own fields; triggers.py installs the checks for Cron and friends.
-TriggerCheck = Callable[[dict[str, Any], str], None]
-TRIGGER_CHECKS: dict[str, TriggerCheck] = {}
 
 
 @dataclass

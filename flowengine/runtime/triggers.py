@@ -23,13 +23,14 @@ from ..lib.cron import CronError, CronSchedule
 from ..errors import ValidationError
 from ..core.events import EventBus, utc_timestamp
 from ..lib.logthrottle import ThrottledLog
-from ..core.model import TRIGGER_CHECKS, Trigger, Workflow
+from ..core.model import Trigger, Workflow
+from ..core.triggerchecks import webhook_path
 from .executions import ExecutionService, Overloaded
 from ..core.redaction import MASK, lookup, secret_env_name
 from ..lib.signatures import DEFAULT_SCHEME, SCHEMES, SIGNATURE_HEADER, SeenDeliveries, SeenSignatures
 from ..values import SecretRef, Value, decode_value, encodable, to_value
 
-__all__ = ["TriggerService", "MAX_CHAIN_EXECUTIONS", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER", "webhook_path"]
+__all__ = ["TriggerService", "MAX_CHAIN_EXECUTIONS", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER"]
 
 log = logging.getLogger("flowengine.runtime.triggers")
 # Refusals and skipped ticks can repeat many times a second: one line per kind a minute.
@@ -37,7 +38,6 @@ throttled_log = ThrottledLog(log)
 
 MAX_EVENT_DEPTH = 8
 MAX_CHAIN_EXECUTIONS = 64  # executions one root execution's events may start, all levels together
-_PATH = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
 # Request headers that carry credentials stay out of execution inputs (and so out of history):
 # these by name, and any whose name says it holds a token, key, secret, signature or password
 # (X-Gitlab-Token, X-Api-Key, X-Hub-Signature-256, ...).
@@ -45,70 +45,6 @@ _PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", 
 _PRIVATE_HEADER_WORDS = re.compile(r"token|key|secret|signature|password|auth", re.IGNORECASE)
 
 
-def webhook_path(trigger_type: dict[str, Any]) -> str:
-    return str(trigger_type["path"]).strip("/")
-
-
-def _check_webhook(trigger_type: dict[str, Any], path: str) -> None:
-    hook_path = webhook_path(trigger_type)
-    if not _PATH.fullmatch(hook_path):
-        raise ValidationError(f"{path}.path: use letters, digits and . _ ~ - separated by /, got {trigger_type['path']!r}")
-    if any(segment in (".", "..") for segment in hook_path.split("/")):
-        raise ValidationError(f"{path}.path: '.' and '..' are not path segments a webhook may use, got {trigger_type['path']!r}")
-    secret = trigger_type.get("secret")
-    scheme = trigger_type.get("signature")
-    if scheme is not None and scheme not in SCHEMES:
-        raise ValidationError(f"{path}.signature: expected one of {', '.join(SCHEMES)}, got {scheme!r}")
-    if secret is None:
-        if scheme is not None:
-            raise ValidationError(f"{path}.signature: a signature needs a secret to check it with (add {path}.secret)")
-        return
-    if isinstance(secret, dict):  # {"type": "Secret", "value": "NAME"}: from FLOWENGINE_SECRET_NAME
-        reference = decode_value(secret, f"{path}.secret", strict=True, allow_secret=True)
-        if reference.type != "Secret":
-            raise ValidationError(f"{path}.secret: expected a string or a Secret reference")
-        if isinstance(reference, SecretRef) and reference.format is not None:
-            raise ValidationError(f"{path}.secret: a webhook's Secret takes no format")
-        if lookup(reference.value) is None:
-            raise ValidationError(
-                f"{path}.secret: secret {reference.value!r} is not set: define the environment variable"
-                f" {secret_env_name(reference.value)} on the server"
-            )
-    elif not isinstance(secret, str) or not secret:
-        raise ValidationError(f"{path}.secret: expected a non-empty string or a Secret reference")
-    elif not encodable(secret):
-        raise ValidationError(f"{path}.secret: must be valid Unicode text")
-    elif secret == MASK:
-        raise ValidationError(
-            f"{path}.secret: {MASK!r} is how GET shows a secret, not a secret: send the real one,"
-            ' or refer to one with {"type": "Secret", "value": "NAME"}'
-        )
-
-
-def _check_cron(trigger_type: dict[str, Any], path: str) -> None:
-    zone = trigger_type.get("timezone")
-    if zone is not None and not isinstance(zone, str):
-        raise ValidationError(f"{path}.timezone: expected a time zone name such as Europe/Paris")
-    try:
-        # Finding the next fire time proves the expression can fire at all.
-        CronSchedule.parse(trigger_type["expression"], zone or "UTC").next_after(datetime.now(timezone.utc))
-    except CronError as exc:
-        raise ValidationError(f"{path}.expression: {exc}") from None
-
-
-def _check_event(trigger_type: dict[str, Any], path: str) -> None:
-    from ..core.events import EVENT_TYPES
-
-    if trigger_type["event_type"] not in EVENT_TYPES:
-        raise ValidationError(
-            f"{path}.event_type: unknown event type {trigger_type['event_type']!r} (known: {', '.join(EVENT_TYPES)})"
-        )
-    source = trigger_type.get("workflow_id")
-    if source is not None and not isinstance(source, str):
-        raise ValidationError(f"{path}.workflow_id: expected a string")
-
-
-TRIGGER_CHECKS.update({"Webhook": _check_webhook, "Cron": _check_cron, "Event": _check_event})
 
 
 @dataclass

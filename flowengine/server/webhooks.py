@@ -22,7 +22,8 @@ from ..lib.signatures import (
     delivery_id,
 )
 from .keys import CONFIG, TRIGGERS
-from ..runtime.triggers import TriggerService, webhook_path
+from ..core.triggerchecks import webhook_path
+from ..runtime.triggers import TriggerService
 from ..values import Value, to_value
 
 __all__ = ["receive_webhook", "list_triggers"]
