@@ -365,6 +365,18 @@ class Execution:
                 self._finished.set_result(self.result)
         return self._finished
 
+    def node_statuses(self) -> list[tuple[str, str, str]]:
+        """(node id, node type, status) of every node in the current attempt, in plan order;
+        empty once the execution has ended (its result says how each node ended)."""
+        attempt = self.attempt
+        if attempt is None:
+            return []
+        return [(node.id, node.node_type, status) for node, status in zip(self.plan.nodes, attempt.status)]
+
+    def recorded_events(self) -> list[str] | None:
+        """The events recorded so far (JSON texts, in seq order), or None when not recording."""
+        return None if self.events.recorded is None else self.events.recorded_texts()
+
     def cancel(self, reason: str = "execution cancelled", *, status: str = "cancelled") -> bool:
         """Stop the execution: running nodes are cancelled and no new ones start. ``status``
         is ``cancelled``, or ``interrupted`` when the server is shutting down."""

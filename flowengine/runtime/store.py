@@ -22,10 +22,12 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from ..errors import StoreError
+
 if TYPE_CHECKING:
     from ..core.engine import ExecutionResult
 
-__all__ = ["Store", "StoreError"]
+__all__ = ["Store"]
 
 log = logging.getLogger("flowengine.runtime.store")
 
@@ -47,8 +49,6 @@ GROUP_COMMIT_DELAY = 0.002
 _STATEMENT_OVERHEAD = 200
 
 
-class StoreError(Exception):
-    """Queued history could not be written; the message says why."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (

@@ -15,9 +15,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
-
-from aiohttp import web
+from typing import Any, Mapping
 
 from ..lib.cron import CronError, CronSchedule
 from ..errors import ValidationError
@@ -178,16 +176,18 @@ class TriggerService:
         return trigger.trigger_type.get("signature") or DEFAULT_SCHEME
 
     @staticmethod
-    def webhook_inputs(request: web.Request, fields: dict[str, Any]) -> dict[str, Value]:
+    def webhook_inputs(
+        query: Mapping[str, str], headers: Mapping[str, str], fields: dict[str, Any]
+    ) -> dict[str, Value]:
         """An unsigned webhook's inputs: query parameters, body fields and the headers that
         carry no credentials."""
-        inputs: dict[str, Value] = {name: Value("String", value) for name, value in request.query.items()}
+        inputs: dict[str, Value] = {name: Value("String", value) for name, value in query.items()}
         inputs.update({name: to_value(value) for name, value in fields.items()})
         inputs["headers"] = Value(
             "Object",
             {
                 name: Value("String", value)
-                for name, value in request.headers.items()
+                for name, value in headers.items()
                 if name.lower() not in _PRIVATE_HEADERS and not _PRIVATE_HEADER_WORDS.search(name)
             },
         )

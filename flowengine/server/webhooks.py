@@ -51,7 +51,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     body = await request.read()
     if secret is None:
         fields = json_object(body, allow_empty=True, not_object=_NOT_OBJECT)
-        inputs = triggers.webhook_inputs(request, fields)
+        inputs = triggers.webhook_inputs(request.query, request.headers, fields)
         return await _run(request, workflow, trigger, inputs, wait, lambda: None)
     unsigned = sorted(set(request.query) - _CONTROL_PARAMETERS)
     if unsigned:

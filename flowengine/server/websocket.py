@@ -116,8 +116,9 @@ async def _recorded_events(request: web.Request, execution_id: str, listener: Li
     overlap nor leave a gap; a finished execution emits nothing more, so its recorded events
     are simply read from the store."""
     running = request.app[RUNS].get(execution_id)
-    if running is not None and running.events.recorded is not None:
-        texts = running.events.recorded_texts()
+    recorded = None if running is None else running.recorded_events()
+    if recorded is not None:
+        texts = recorded
     else:
         stored = await request.app[STORE].get_execution_events(execution_id)
         if stored is None:
