@@ -8,18 +8,17 @@ import logging
 import weakref
 from typing import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from ..lib import cron
 from . import executions, openapi, webhooks, websocket, workflows
+from ..runtime.build import build_engine
 from ..runtime.catalog import WorkflowCatalog
 from ..config import Config
 from ..core.engine import Engine
 from ..core.events import EventBus, utc_timestamp
 from .access import make_access_middleware
 from .middleware import make_middleware
-from ..lib.netguard import GuardedConnector
 from ..nodes import builtin_registry
 from ..core.redaction import install_log_redaction
 from ..runtime.executions import ExecutionService
@@ -106,29 +105,27 @@ async def _store_and_engine(app: web.Application) -> AsyncIterator[None]:
         store, app[REGISTRY], max_nodes=config.max_nodes, max_connections=config.max_workflow_connections
     )
     await catalog.load()
-    # One pooled client for every http.request node; it refuses private networks if told to.
-    connector = GuardedConnector() if config.http_block_private else aiohttp.TCPConnector()
-    http_client = aiohttp.ClientSession(connector=connector)
-    engine = Engine(app[REGISTRY], app[BUS], http=http_client)
-    catalog.listeners.append(lambda workflow_id, _workflow: engine.forget(workflow_id))
-    catalog.listeners.append(app[TELEMETRY].workflow_changed)  # a deleted workflow's series go
-    app[STORE], app[CATALOG], app[HTTP_CLIENT], app[ENGINE] = store, catalog, http_client, engine
-    app[RUNS] = ExecutionService(
-        engine,
-        store,
-        max_executions=config.max_executions,
-        max_concurrent=config.max_concurrent_executions,
-        max_queued=config.max_queued_executions,
-        durable=config.history_ack == "commit",
-        record_limit=config.max_recorded_events,
-    )
-    app[TELEMETRY].attach(app[RUNS])
-    log.info("database %s: %d workflow(s) loaded", config.db, len(catalog.all()))
     try:
-        yield
+        async with build_engine(config, app[REGISTRY], app[BUS]) as engine:
+            catalog.listeners.append(lambda workflow_id, _workflow: engine.forget(workflow_id))
+            catalog.listeners.append(app[TELEMETRY].workflow_changed)  # a deleted workflow's series go
+            app[STORE], app[CATALOG], app[HTTP_CLIENT], app[ENGINE] = store, catalog, engine.http, engine
+            app[RUNS] = ExecutionService(
+                engine,
+                store,
+                max_executions=config.max_executions,
+                max_concurrent=config.max_concurrent_executions,
+                max_queued=config.max_queued_executions,
+                durable=config.history_ack == "commit",
+                record_limit=config.max_recorded_events,
+            )
+            app[TELEMETRY].attach(app[RUNS])
+            log.info("database %s: %d workflow(s) loaded", config.db, len(catalog.all()))
+            try:
+                yield
+            finally:
+                await app[RUNS].shutdown()
     finally:
-        await app[RUNS].shutdown()
-        await http_client.close()
         await store.close()
 
 
