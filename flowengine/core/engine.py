@@ -1,8 +1,6 @@
-"""Plans and runs workflows (DESIGN.md section 5).
+"""The scheduler: runs the plan of a workflow version (DESIGN.md section 5).
 
-A Plan is built once per workflow version: node types, incoming connections, successors and
-predecessor counts, with no recursion so a 10,000-node chain is as easy as a wide fan-out.
-An Execution runs a plan: each node starts the moment all its predecessors have finished, at
+An Execution runs a plan (plan.py): each node starts the moment all its predecessors have finished, at
 most ``max_parallel_nodes`` bodies at once (a ready queue and a running count play the part of
 a semaphore without parking a task per waiting node), with per-node retries and timeouts, a
 workflow-wide time limit, and the StopWorkflow / ContinueOnError / RetryWorkflow policies.
@@ -19,15 +17,27 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping
 
 from ..errors import NodeError, ValidationError
-from .events import EventBus, ExecutionEvents, quote, serialise, utf8_safe, utc_timestamp
-from .model import Node, Workflow, collector_paused
 from ..nodes.api import NodeContext, NodeType
 from ..nodes.registry import NodeRegistry
-from .redaction import redact_json, redact_text, resolve_secrets, secret_names
-from .redaction import active as secrets_resolved
 from ..values import Value, decode_value, to_value
+from . import wire
+from .events import EventBus, ExecutionEvents, serialise, utc_timestamp
+from .ids import new_execution_id
+from .model import Node, Workflow
+from .plan import Plan
+from .redaction import active as secrets_resolved
+from .redaction import redact_json, redact_text, resolve_secrets
 
-__all__ = ["Plan", "Execution", "ExecutionResult", "Engine", "decode_inputs", "EXECUTION_STATUSES", "NODE_STATUSES"]
+__all__ = [
+    "Plan",
+    "Execution",
+    "ExecutionResult",
+    "Engine",
+    "decode_inputs",
+    "new_execution_id",
+    "EXECUTION_STATUSES",
+    "NODE_STATUSES",
+]
 
 log = logging.getLogger("flowengine.core.engine")
 
@@ -38,48 +48,6 @@ PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = NODE_STATUSES
 EXECUTION_STATUSES = ("running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted")
 
 
-_random_pool = b""
-_random_used = 0
-_last_millis = -1  # the Unix millisecond and random part of the last id made
-_last_random = 0
-_RANDOM_BITS = 74  # rand_a (12 bits) and rand_b (62 bits) of a version 7 UUID
-_RANDOM_MASK = (1 << _RANDOM_BITS) - 1
-
-
-def new_execution_id() -> str:
-    """A version 7 UUID (RFC 9562) as text: 48 bits of Unix milliseconds, then 74 random bits.
-
-    Ids sort by creation time. That is handy when reading the history, and it is what keeps the
-    history's id index cheap: each new row goes at the index's end instead of onto a random page
-    (random version 4 ids cost the SQLite writer about 7 µs more per execution). Within one
-    millisecond, or when the clock steps back, the random part of the previous id grows by a
-    random step (RFC 9562 section 6.2, method 2), so ids of one process never go backwards.
-    The random bytes are read from the OS 4 KiB at a time: one getrandom() call per id cost
-    more than the rest of a small execution's set-up."""
-    global _random_pool, _random_used, _last_millis, _last_random
-    if _random_used >= len(_random_pool):
-        _random_pool, _random_used = os.urandom(4096), 0
-    raw = int.from_bytes(_random_pool[_random_used : _random_used + 16], "big")
-    _random_used += 16
-    millis = time.time_ns() // 1_000_000
-    if millis > _last_millis:
-        random = raw & _RANDOM_MASK
-    else:
-        millis = _last_millis
-        random = _last_random + 1 + (raw >> 96)  # a step of 1 to 2**32
-        if random > _RANDOM_MASK:  # the part overflowed: borrow the next millisecond
-            millis, random = millis + 1, random & _RANDOM_MASK
-    _last_millis, _last_random = millis, random
-    value = (millis << 80) | _VERSION_7 | ((random >> 62) << 64) | _VARIANT | (random & _RAND_B_MASK)
-    hexa = f"{value:032x}"
-    return f"{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:]}"
-
-
-_VERSION_7 = 0x7 << 76
-_VARIANT = 0b10 << 62  # RFC 9562's variant
-_RAND_B_MASK = (1 << 62) - 1
-
-
 def decode_inputs(raw: Any) -> dict[str, Value]:
     """Execution inputs: an object of typed or plain values (DESIGN.md section 3)."""
     if raw is None:
@@ -87,133 +55,6 @@ def decode_inputs(raw: Any) -> dict[str, Value]:
     if not isinstance(raw, dict):
         raise ValidationError("inputs: expected an object")
     return {name: decode_value(item, f"inputs.{name}", strict=False) for name, item in raw.items()}
-
-
-@dataclass
-class Plan:
-    """What the executor needs, computed once per workflow version."""
-
-    workflow: Workflow
-    nodes: list[Node]
-    node_types: list[NodeType]
-    type_names: list[str]  # node.node_type of each node
-    # The graph in compressed rows, so that a 50,000-node plan is a few flat lists rather than
-    # 100,000 small ones for the garbage collector to walk: node i's incoming connections are
-    # incoming[incoming_start[i]:incoming_start[i + 1]] as (source index, from_port, to_port),
-    # its distinct successors successors[successor_start[i]:successor_start[i + 1]].
-    incoming_start: list[int]
-    incoming: list[tuple[int, str, str]]
-    successor_start: list[int]
-    successors: list[int]
-    predecessor_count: list[int]
-    roots: list[int]
-    sinks: list[int]
-    accepted_inputs: list[frozenset[str] | None]  # root input names a node takes; None: all
-    base_config: list[dict[str, Value]]  # declared defaults overlaid by the node's config
-    has_secrets: list[bool]
-
-    @classmethod
-    def build(cls, workflow: Workflow, registry: NodeRegistry) -> "Plan":
-        with collector_paused():
-            return cls._build(workflow, registry)
-
-    @classmethod
-    def _build(cls, workflow: Workflow, registry: NodeRegistry) -> "Plan":
-        nodes = workflow.nodes
-        count = len(nodes)
-        connections = workflow.connections
-        # Node i's incoming connections, in document order: a counting sort by target.
-        incoming_start = _row_starts(count, [connection.to_index for connection in connections])
-        incoming: list[Any] = [None] * len(connections)
-        place = incoming_start[:-1]
-        for connection in connections:
-            target = connection.to_index
-            incoming[place[target]] = (connection.from_index, connection.from_port, connection.to_port)
-            place[target] += 1
-        # Two connections between the same pair of nodes are one dependency: distinct pairs,
-        # kept as one number each (source * count + target) rather than a tuple.
-        links = list(dict.fromkeys([connection.from_index * count + connection.to_index for connection in connections]))
-        sources = [link // count for link in links]
-        successor_start = _row_starts(count, sources)
-        successors = [0] * len(links)
-        place = successor_start[:-1]
-        predecessor_count = [0] * count
-        for link, source in zip(links, sources):
-            target = link - source * count
-            successors[place[source]] = target
-            place[source] += 1
-            predecessor_count[target] += 1
-        # What nodes of one type share (accepted input names, config defaults, whether those
-        # hold secrets) is worked out once per type, not once per node: a 50,000-node workflow
-        # has a handful of types. One pass over the nodes, since at that size each pass over
-        # 50,000 scattered objects costs more in memory traffic than in instructions.
-        shared: dict[str, tuple[NodeType, frozenset[str] | None, dict[str, Value], bool]] = {}
-        node_types: list[NodeType] = []
-        type_names: list[str] = []
-        accepted: list[frozenset[str] | None] = []
-        base_config: list[dict[str, Value]] = []
-        has_secrets: list[bool] = []
-        for node in nodes:
-            type_name = node.node_type
-            known = shared.get(type_name)
-            if known is None:
-                node_type = registry.get(type_name)
-                if node_type is None:
-                    raise LookupError(f"node {node.id!r}: node type {type_name!r} is not available")
-                defaults = {key.name: to_value(key.default) for key in node_type.config if key.default is not None}
-                known = shared[type_name] = (
-                    node_type,
-                    None if node_type.any_inputs else frozenset(port.name for port in node_type.inputs),
-                    defaults,
-                    _holds_secrets(defaults),
-                )
-            node_type, type_accepted, defaults, defaults_secret = known
-            node_types.append(node_type)
-            type_names.append(type_name)
-            if node_type.dynamic_inputs is not None and not node_type.any_inputs:
-                names = {port.name for port in node_type.inputs} | node_type.dynamic_inputs(node.config)
-                accepted.append(frozenset(names))
-            else:
-                accepted.append(type_accepted)
-            if node.config:
-                config = {**defaults, **node.config}
-                base_config.append(config)
-                has_secrets.append(_holds_secrets(config))
-            else:
-                base_config.append(defaults)
-                has_secrets.append(defaults_secret)
-        return cls(
-            workflow=workflow,
-            nodes=nodes,
-            node_types=node_types,
-            type_names=type_names,
-            incoming_start=incoming_start,
-            incoming=incoming,
-            successor_start=successor_start,
-            successors=successors,
-            predecessor_count=predecessor_count,
-            roots=[i for i, count in enumerate(predecessor_count) if count == 0],
-            sinks=[i for i in range(len(nodes)) if successor_start[i] == successor_start[i + 1]],
-            accepted_inputs=accepted,
-            base_config=base_config,
-            has_secrets=has_secrets,
-        )
-
-
-def _holds_secrets(config: dict[str, Value]) -> bool:
-    return any(secret_names(value) for value in config.values())
-
-
-def _row_starts(count: int, rows: list[int]) -> list[int]:
-    """Where each row begins when items are grouped by row (``rows[k]`` is item k's row):
-    row i's items go to ``[starts[i]:starts[i + 1]]``. Counting, not sorting: linear, and it
-    allocates nothing per item, which at 50,000 nodes matters more than the count of steps."""
-    starts = [0] * (count + 1)
-    for row in rows:
-        starts[row + 1] += 1
-    for row in range(count):
-        starts[row + 1] += starts[row]
-    return starts
 
 
 @dataclass(slots=True)
@@ -244,21 +85,8 @@ class ExecutionResult:
         return self.status == "succeeded"
 
     def response_json(self) -> str:
-        """The execute response body (issue 3) as JSON text: the seed fields first, then the
-        rest, ``error`` in front when there is one. Put together from the parts, like the
-        events: the node outputs are already text (``outputs_json``)."""
-        head = "{" if self.error is None else f'{{"error":{quote(self.error)},'
-        text = (
-            f'{head}"execution_id":{quote(self.execution_id)},"completed_nodes":{self.completed_nodes},'
-            f'"total_nodes":{self.total_nodes},"status":"{self.status}","duration_ms":{self.duration_ms!r},'
-            f'"attempts":{self.attempts},"outputs":{self.outputs_json},"failed_nodes":{_json_list(self.failed_nodes)},'
-            f'"skipped_nodes":{_json_list(self.skipped_nodes)},"cancelled_nodes":{_json_list(self.cancelled_nodes)}}}'
-        )
-        return text if text.isascii() else utf8_safe(text)
-
-
-def _json_list(items: list[Any]) -> str:
-    return serialise(items) if items else "[]"
+        """The execute response body as JSON text (``wire.execute_response``)."""
+        return wire.execute_response(self)
 
 
 SleepFn = Callable[[float], Awaitable[None]]
@@ -407,9 +235,7 @@ class Execution:
         started_at = utc_timestamp(started_wall)
         engine.running[self.id] = self
         # The first and last events carry the execution's started_at and finished_at exactly.
-        events.emit_text(
-            "WorkflowStarted", "" if self.trigger_json is None else f'"trigger":{self.trigger_json}', started_at
-        )
+        events.emit_text("WorkflowStarted", wire.workflow_started(self.trigger_json), started_at)
         timer = None
         max_attempts = settings.retry_workflow_attempts if settings.on_error == "RetryWorkflow" else 1
         attempt = self.attempt = _Attempt(self)
@@ -448,9 +274,7 @@ class Execution:
             attempt.close()
             result = self.result = self._result(attempt, started_at, started_wall, time.perf_counter() - self.started)
             events.emit_text(
-                "WorkflowCompleted",
-                f'"success":{"true" if result.success else "false"},"status":"{result.status}",'
-                f'"duration_ms":{result.duration_ms!r}',
+                "WorkflowCompleted", wire.workflow_completed(result.success, result.status, result.duration_ms),
                 result.finished_at,
             )
             self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
@@ -482,8 +306,8 @@ class Execution:
         for index in plan.sinks:
             if attempt.outputs[index] is not None:
                 outputs[nodes[index].id] = attempt.encoded_outputs(index)
-                outputs_texts.append(f"{quote(nodes[index].id)}:{attempt.outputs_json(index)}")
-        outputs_json = "{" + ",".join(outputs_texts) + "}"
+                outputs_texts.append(wire.member(nodes[index].id, attempt.outputs_json(index)))
+        outputs_json = wire.object_of(outputs_texts)
         failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed]
         error = attempt.failure if status in ("failed", "cancelled", "interrupted") else None
         if secrets_resolved():  # a node may have echoed a secret: mask it in all we show
@@ -695,7 +519,7 @@ class _Attempt:
         events = self.events
         if events.wanted:
             node = self.plan.nodes[index]  # node types are plain names (TYPE_NAME): no escaping
-            events.emit_text("NodeStarted", f'"node_id":{quote(node.id)},"node_type":"{node.node_type}"')
+            events.emit_text("NodeStarted", wire.node_started(node.id, node.node_type))
         else:
             events.skip()
 
@@ -809,11 +633,12 @@ class _Attempt:
         if status == SUCCEEDED:
             self.outputs[index] = payload
             if events.wanted:
-                fields = (
-                    f'"node_id":{quote(node.id)},"outputs":{self.outputs_json(index)},"duration_ms":{duration_ms!r},'
-                    f'"attempts":{self.node_attempts[index]}'
+                events.emit_text(
+                    "NodeCompleted",
+                    wire.node_completed(
+                        node.id, self.outputs_json(index), duration_ms, self.node_attempts[index], index in self.cached
+                    ),
                 )
-                events.emit_text("NodeCompleted", fields + ',"cached":true' if index in self.cached else fields)
             else:
                 events.skip()
         else:

@@ -12,7 +12,7 @@ import re
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from ..errors import ValidationError
 from .redaction import MIN_SECRET_LENGTH, lookup, secret_env_name, secret_names

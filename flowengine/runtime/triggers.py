@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from ..lib.cron import CronError, CronSchedule
-from ..errors import ValidationError
+from ..lib.cron import CronSchedule
 from ..core.events import EventBus, utc_timestamp
 from ..lib.logthrottle import ThrottledLog
 from ..core.model import Trigger, Workflow
 from ..core.triggerchecks import webhook_path
 from .executions import ExecutionService, Overloaded
-from ..core.redaction import MASK, lookup, secret_env_name
-from ..lib.signatures import DEFAULT_SCHEME, SCHEMES, SIGNATURE_HEADER, SeenDeliveries, SeenSignatures
-from ..values import SecretRef, Value, decode_value, encodable, to_value
+from ..core.redaction import lookup, secret_env_name
+from ..lib.signatures import DEFAULT_SCHEME, SIGNATURE_HEADER, SeenDeliveries, SeenSignatures
+from ..values import Value, to_value
 
 __all__ = ["TriggerService", "MAX_CHAIN_EXECUTIONS", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER"]
 

@@ -15,7 +15,6 @@ from . import executions, openapi, webhooks, websocket, workflows
 from ..runtime.build import build_engine
 from ..runtime.catalog import WorkflowCatalog
 from ..config import Config
-from ..core.engine import Engine
 from ..core.events import EventBus, utc_timestamp
 from .access import make_access_middleware
 from .middleware import make_middleware
