@@ -25,8 +25,7 @@ from .events import EventBus, ExecutionEvents, serialise, utc_timestamp
 from .ids import new_execution_id
 from .model import Node, Workflow
 from .plan import Plan
-from .redaction import active as secrets_resolved
-from .redaction import redact_json, redact_text, resolve_secrets
+from .redaction import Redactor, resolve_secrets
 
 __all__ = [
     "Plan",
@@ -114,6 +113,7 @@ class Engine:
         self.environ = environ
         self.running: dict[str, Execution] = {}
         self._plans: dict[tuple[str, int], Plan] = {}
+        self.redactor = Redactor()  # the secrets this engine's executions resolved, masked in all they show
 
     def plan(self, workflow: Workflow) -> Plan:
         """The plan for this workflow version, built once and cached."""
@@ -143,7 +143,9 @@ class Engine:
         ``trigger_json`` (what started it, as JSON text) goes into WorkflowStarted; with
         ``record`` its events are kept (at most ``record_limit``) for the history."""
         execution_id = execution_id or new_execution_id()
-        events = ExecutionEvents(self.bus, execution_id, workflow.id, record=record, record_limit=record_limit)
+        events = ExecutionEvents(
+            self.bus, execution_id, workflow.id, record=record, record_limit=record_limit, redactor=self.redactor
+        )
         return Execution(self, self.plan(workflow), inputs, events, trigger_json, cached_outputs or {})
 
     async def execute(self, workflow: Workflow, inputs: dict[str, Value] | None = None, **options: Any) -> ExecutionResult:
@@ -310,10 +312,11 @@ class Execution:
         outputs_json = wire.object_of(outputs_texts)
         failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed]
         error = attempt.failure if status in ("failed", "cancelled", "interrupted") else None
-        if secrets_resolved():  # a node may have echoed a secret: mask it in all we show
-            outputs, failed_nodes = redact_json([outputs, failed_nodes])
+        redactor = self.engine.redactor
+        if redactor.active:  # a node may have echoed a secret: mask it in all we show
+            outputs, failed_nodes = redactor.redact_json([outputs, failed_nodes])
             outputs_json = serialise(outputs)
-            error = None if error is None else redact_text(error)
+            error = None if error is None else redactor.redact_text(error)
         return ExecutionResult(
             self.id,
             plan.workflow.id,
@@ -511,7 +514,8 @@ class _Attempt:
     def _resolve_secrets(self, config: dict[str, Value]) -> dict[str, Value]:
         environ = self.execution.engine.environ
         try:
-            return {key: resolve_secrets(value, environ) for key, value in config.items()}
+            redactor = self.execution.engine.redactor
+            return {key: resolve_secrets(value, redactor, environ) for key, value in config.items()}
         except LookupError as exc:
             raise NodeError(str(exc)) from None
 

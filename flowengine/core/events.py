@@ -20,8 +20,7 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-from .redaction import active as secrets_active
-from .redaction import redact_json
+from .redaction import Redactor
 
 __all__ = [
     "EVENT_TYPES",
@@ -463,12 +462,20 @@ class ExecutionEvents:
 
     __slots__ = (
         "bus", "execution_id", "workflow_id", "seq", "recorded", "record_limit", "_tail", "_dropped", "_observed",
-        "_head",
+        "_head", "_redactor",
     )
 
     def __init__(
-        self, bus: EventBus, execution_id: str, workflow_id: str, *, record: bool, record_limit: int = 10_000
+        self,
+        bus: EventBus,
+        execution_id: str,
+        workflow_id: str,
+        *,
+        record: bool,
+        record_limit: int = 10_000,
+        redactor: Redactor | None = None,
     ) -> None:
+        self._redactor = redactor
         self.bus = bus
         self.execution_id = execution_id
         self.workflow_id = workflow_id
@@ -512,10 +519,11 @@ class ExecutionEvents:
         )
         if not text.isascii():
             text = utf8_safe(text)
-        if secrets_active():
+        redactor = self._redactor
+        if redactor is not None and redactor.active:
             # A node may have echoed a resolved secret into its outputs or messages: listeners,
             # history and observers all get the masked event.
-            text = serialise(redact_json(json.loads(text)))
+            text = serialise(redactor.redact_json(json.loads(text)))
         recorded = self.recorded
         if recorded is not None:
             if self._tail is None and len(recorded) < self.record_limit:

@@ -23,4 +23,8 @@ async def build_engine(config: Config, registry: NodeRegistry, bus: EventBus) ->
     networks when ``config.http_block_private``); the client is closed on the way out."""
     connector = GuardedConnector() if config.http_block_private else aiohttp.TCPConnector()
     async with aiohttp.ClientSession(connector=connector) as http:
-        yield Engine(registry, bus, http=http)
+        engine = Engine(registry, bus, http=http)
+        try:
+            yield engine
+        finally:
+            engine.redactor.forget()  # the engine's secrets go with it
