@@ -14,7 +14,7 @@ import os
 import time
 from collections import abc, deque
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Literal, Mapping, get_args
 
 from ..errors import NodeError, ValidationError
 from ..nodes.api import NodeContext, NodeType
@@ -36,15 +36,25 @@ __all__ = [
     "new_execution_id",
     "EXECUTION_STATUSES",
     "NODE_STATUSES",
+    "ExecutionStatus",
+    "NodeStatus",
 ]
 
 log = logging.getLogger("flowengine.core.engine")
 
 
 # Node and execution statuses (DESIGN.md section 5).
-NODE_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled")
-PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = NODE_STATUSES
-EXECUTION_STATUSES = ("running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted")
+NodeStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
+ExecutionStatus = Literal["running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted"]
+NODE_STATUSES: tuple[NodeStatus, ...] = get_args(NodeStatus)
+EXECUTION_STATUSES: tuple[ExecutionStatus, ...] = get_args(ExecutionStatus)
+StopReason = Literal["cancelled", "interrupted", "timeout"]
+PENDING: NodeStatus = "pending"
+RUNNING: NodeStatus = "running"
+SUCCEEDED: NodeStatus = "succeeded"
+FAILED: NodeStatus = "failed"
+SKIPPED: NodeStatus = "skipped"
+CANCELLED: NodeStatus = "cancelled"
 
 
 def decode_inputs(raw: Any) -> dict[str, Value]:
@@ -61,7 +71,7 @@ class ExecutionResult:
     execution_id: str
     workflow_id: str
     workflow_version: int
-    status: str
+    status: ExecutionStatus
     started_at: str
     finished_at: str
     duration_ms: float
@@ -76,7 +86,7 @@ class ExecutionResult:
     error: str | None
     # Every node's type, status and duration_ms, in plan order, for the metrics
     node_types: list[str]
-    node_statuses: list[str]
+    node_statuses: list[NodeStatus]
     node_durations: list[float | None]
 
     @property
@@ -179,7 +189,7 @@ class Execution:
         self.cached_outputs = cached_outputs
         self.attempt: _Attempt | None = None
         self.attempts = 0
-        self.stop_reason: str | None = None  # "cancelled", "interrupted" or "timeout" once stopped
+        self.stop_reason: StopReason | None = None  # set once stopped
         self.stop_message: str | None = None  # why, for an attempt that starts after the stop
         self.result: ExecutionResult | None = None
         self._finished: asyncio.Future[ExecutionResult] | None = None  # made when first asked for
@@ -207,7 +217,9 @@ class Execution:
         """The events recorded so far (JSON texts, in seq order), or None when not recording."""
         return None if self.events.recorded is None else self.events.recorded_texts()
 
-    def cancel(self, reason: str = "execution cancelled", *, status: str = "cancelled") -> bool:
+    def cancel(
+        self, reason: str = "execution cancelled", *, status: Literal["cancelled", "interrupted"] = "cancelled"
+    ) -> bool:
         """Stop the execution: running nodes are cancelled and no new ones start. ``status``
         is ``cancelled``, or ``interrupted`` when the server is shutting down."""
         if self.result is not None or self.stop_reason is not None:
@@ -219,7 +231,7 @@ class Execution:
         limit = self.plan.workflow.settings.max_execution_time_ms
         self._stop("timeout", f"Workflow execution timed out: exceeded max_execution_time_ms ({limit} ms)")
 
-    def _stop(self, reason: str, message: str) -> None:
+    def _stop(self, reason: StopReason, message: str) -> None:
         if self.result is not None or self.stop_reason is not None:
             return
         self.stop_reason, self.stop_message = reason, message
@@ -297,8 +309,9 @@ class Execution:
             cancelled_nodes = [nodes[index].id for index, state in enumerate(statuses) if state == CANCELLED]
         # A stop that came after the last node finished changes nothing: only a stop that cut
         # the attempt short (attempt.failure) makes it cancelled/interrupted/failed.
+        status: ExecutionStatus
         if attempt.failure is not None:
-            status = self.stop_reason if self.stop_reason in ("cancelled", "interrupted") else "failed"
+            status = "cancelled" if self.stop_reason == "cancelled" else "interrupted" if self.stop_reason == "interrupted" else "failed"
         elif failed:
             status = "completed_with_errors"
         else:
@@ -360,7 +373,7 @@ class _Attempt:
         self.events = execution.events
         self.remaining = list(plan.predecessor_count)
         self.outputs: list[dict[str, Value] | None] = [None] * count
-        self.status = [PENDING] * count
+        self.status: list[NodeStatus] = [PENDING] * count
         self.node_attempts = [0] * count
         self.started_at: list[float | None] = [None] * count
         self.durations: list[float | None] = [None] * count
@@ -534,7 +547,7 @@ class _Attempt:
 
     # -- running a node body -------------------------------------------------------------
 
-    def _call_sync(self, node_type: NodeType, context: NodeContext, node: Node) -> tuple[str, Any]:
+    def _call_sync(self, node_type: NodeType, context: NodeContext, node: Node) -> tuple[NodeStatus, Any]:
         try:
             return SUCCEEDED, _as_outputs(node_type.run(context))
         except NodeError as exc:
@@ -542,7 +555,9 @@ class _Attempt:
         except Exception as exc:
             return FAILED, _report_crash(exc, node)
 
-    async def _run_node(self, index: int, node: Node, node_type: NodeType, context: NodeContext) -> tuple[str, Any]:
+    async def _run_node(
+        self, index: int, node: Node, node_type: NodeType, context: NodeContext
+    ) -> tuple[NodeStatus, Any]:
         policy = node.retry_policy
         max_attempts = policy.max_attempts if policy is not None else 1
         timeout_ms = node.timeout_ms
@@ -601,10 +616,10 @@ class _Attempt:
         elapsed = time.perf_counter() - self.started_at[index]  # type: ignore[operator]
         if task.cancelled():
             self._complete(index, CANCELLED, f"cancelled: {self.failure or 'execution stopped'}", elapsed)
-        elif task.exception() is not None:
+        elif (crash := task.exception()) is not None:
             # Not the body (its errors are caught in _run_node) but the engine around it, e.g. an
             # injected sleep: fail the node rather than leave the attempt waiting for ever.
-            self._complete(index, FAILED, _report_crash(task.exception(), self.plan.nodes[index]), elapsed)
+            self._complete(index, FAILED, _report_crash(crash, self.plan.nodes[index]), elapsed)
         else:
             status, payload = task.result()
             self._complete(index, status, payload, elapsed)
@@ -627,7 +642,7 @@ class _Attempt:
             text = self.encoded_text[index] = serialise(self.encoded_outputs(index))
         return text
 
-    def _complete(self, index: int, status: str, payload: Any, elapsed: float) -> None:
+    def _complete(self, index: int, status: NodeStatus, payload: Any, elapsed: float) -> None:
         """Record a node's outcome and queue successors whose predecessors have all finished."""
         node = self.plan.nodes[index]
         duration_ms = round(elapsed * 1000, 3)

@@ -52,7 +52,7 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 
 def _make_dumps() -> Callable[[Any], str]:
     """``_encoder.encode``, minus its set-up. For a small document most of json.dumps's time
-    goes into building the C encoder it then calls once (about 1 µs of 1.6); here the C
+    goes into building the C encoder it then calls once; here the C
     encoder is built once and reused. It is the one json.dumps builds, but with no
     circular-reference check (``markers=None``), which is what makes it reusable: a circular
     structure then fails with RecursionError instead of ValueError, and cannot come from JSON or
@@ -87,7 +87,7 @@ def _plain(item: Any) -> Any:
     return str(item)
 
 
-def serialise(event: dict[str, Any]) -> str:
+def serialise(event: Any) -> str:
     """The event as compact JSON text. Never raises for odd data: an event must not fail the
     node that emitted it, nor only when someone happens to be listening."""
     try:
@@ -452,7 +452,7 @@ class ExecutionEvents:
     frame carries it, and only observers get a dict (parsed from it). ``emit`` takes the fields
     as a dict and encodes them; ``emit_text`` takes them already encoded, for the events every
     execution publishes (NodeStarted, NodeCompleted, ...), where a dict and a JSON encoder pass
-    cost ten times more than putting the text together (about 3 µs against 0.3 µs an event).
+    cost many times more than putting the text together (BENCHMARKS.md has the figures).
     Either way the text is the same: type, execution_id, workflow_id and seq first, then the
     fields, then the timestamp.
 

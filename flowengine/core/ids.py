@@ -21,7 +21,7 @@ def new_execution_id() -> str:
 
     Ids sort by creation time. That is handy when reading the history, and it is what keeps the
     history's id index cheap: each new row goes at the index's end instead of onto a random page
-    (random version 4 ids cost the SQLite writer about 7 µs more per execution). Within one
+    (random version 4 ids cost the SQLite writer noticeably more per execution). Within one
     millisecond, or when the clock steps back, the random part of the previous id grows by a
     random step (RFC 9562 section 6.2, method 2), so ids of one process never go backwards.
     The random bytes are read from the OS 4 KiB at a time: one getrandom() call per id cost

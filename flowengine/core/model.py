@@ -499,7 +499,7 @@ def _parse_connection(
         if document.get(key) is None:
             raise ValidationError(f"{path}.{key}: is required")
         fields[key] = _string(document[key], f"{path}.{key}", non_empty=True)
-    connection = Connection(**fields)
+    connection = Connection(fields["from_node"], fields["from_port"], fields["to_node"], fields["to_port"])
     for end, port_end, outputs in (("from_node", "from_port", True), ("to_node", "to_port", False)):
         node_id = fields[end]
         node_type = node_types.get(node_id)

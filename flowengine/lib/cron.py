@@ -365,8 +365,7 @@ class CronSchedule:
         fold 0 smaller: it falls in a spring-forward gap and never occurs.
         """
         zone = self._zone
-        return (wall.replace(tzinfo=zone).utcoffset(),
-                wall.replace(tzinfo=zone, fold=1).utcoffset())
+        return (_offset(wall.replace(tzinfo=zone)), _offset(wall.replace(tzinfo=zone, fold=1)))
 
     def _change_between(self, low: datetime, high: datetime) -> datetime:
         """The first whole second (naive UTC) in (low, high] whose offset differs from low's.
@@ -374,7 +373,7 @@ class CronSchedule:
         Binary search: zoneinfo does not expose its transition table.
         """
         def offset(instant: datetime) -> timedelta:
-            return instant.replace(tzinfo=timezone.utc).astimezone(self._zone).utcoffset()
+            return _offset(instant.replace(tzinfo=timezone.utc).astimezone(self._zone))
 
         before = offset(low)
         lo, hi = 0, int((high - low).total_seconds())
@@ -443,3 +442,10 @@ class CronSchedule:
                 return candidate
             weekday = (weekday + 1) % 7
         return None
+
+
+def _offset(moment: datetime) -> timedelta:
+    """The UTC offset of an aware datetime (always known: our zones are ZoneInfo or UTC)."""
+    offset = moment.utcoffset()
+    assert offset is not None
+    return offset

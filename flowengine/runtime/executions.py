@@ -37,7 +37,7 @@ class _Slots:
     """At most ``limit`` executions hold a slot; the others wait in arrival order.
 
     Not an asyncio.Semaphore: every execution takes a slot and gives it back, and the
-    semaphore's locked(), acquire() and release() cost about 1 µs of a small execute request;
+    semaphore's locked(), acquire() and release() are a measurable share of a small execute request;
     taking a free slot here is a counter decrement, with no coroutine."""
 
     def __init__(self, limit: int) -> None:

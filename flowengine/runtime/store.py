@@ -83,7 +83,7 @@ CREATE TABLE IF NOT EXISTS executions (
     retry_of TEXT
 );
 CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow_id, position);
--- No index on status: each index costs the writer about 1 µs per execution (insert and
+-- No index on status: each index costs the writer time on every execution (insert and
 -- prune), and a status filter walks the newest rows first anyway.
 DROP INDEX IF EXISTS executions_by_status;
 """
@@ -294,7 +294,7 @@ class Store:
         db.execute("BEGIN")
         try:
             # Runs of the same statement (a busy server's batch is mostly one INSERT after
-            # another) go through executemany: one cursor for the run, about 0.5 µs less a row.
+            # another) go through executemany: one cursor for the whole run.
             for sql, run in groupby(batch, key=_sql_of):
                 statements = list(run)
                 if sql is _PRUNE:
@@ -342,11 +342,11 @@ class Store:
         await self.flush()
         await self._call(self._commit, statements)
 
-    async def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    async def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         await self.flush()
         return await self._call(self._fetch, sql, params)
 
-    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         db = self._db
         assert db is not None
         cursor = db.execute(sql, params)
@@ -521,7 +521,8 @@ class Store:
         before: int | None = None,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
-        conditions, params = [], []
+        conditions: list[str] = []
+        params: list[Any] = []
         if workflow_id is not None:
             conditions.append("workflow_id = ?")
             params.append(workflow_id)

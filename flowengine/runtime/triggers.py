@@ -1,5 +1,5 @@
 """Triggers that start workflows without anyone calling execute: webhooks, cron schedules and
-events from other executions (issue 7).
+events from other executions.
 
 The TriggerService keeps an index of every registered trigger, rebuilt for a workflow whenever
 it is created, replaced or deleted, so webhooks, the scheduler and event triggers follow
@@ -11,6 +11,7 @@ trigger's run while its previous run is still going.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -289,9 +290,9 @@ class TriggerService:
             self._chain_started[root] = self._chain_started.get(root, 0) + 1
             self._chain_running[root] = self._chain_running.get(root, 0) + 1
             task = self.runs.run_in_background(execution)
-            task.add_done_callback(lambda _task, key=execution.id: self._chain_member_done(key))
+            task.add_done_callback(functools.partial(self._chain_member_done, execution.id))
 
-    def _chain_member_done(self, execution_id: str) -> None:
+    def _chain_member_done(self, execution_id: str, _task: asyncio.Task[Any] | None = None) -> None:
         root, _ = self._chain_of.pop(execution_id)
         self._chain_running[root] -= 1
         if not self._chain_running[root]:  # the chain has died out: forget it

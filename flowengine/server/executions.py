@@ -49,7 +49,7 @@ async def list_executions(request: web.Request) -> web.Response:
     status = request.query.get("status") or None
     if status is not None and status not in EXECUTION_STATUSES:
         raise ClientError(400, f"status: unknown status {status!r} (known: {', '.join(EXECUTION_STATUSES)})")
-    limit = min(query_int(request, "limit", DEFAULT_PAGE), MAX_PAGE)  # type: ignore[type-var]
+    limit = min(query_int(request, "limit") or DEFAULT_PAGE, MAX_PAGE)
     before = query_int(request, "before")
     rows = await request.app[STORE].list_executions(
         workflow_id=request.query.get("workflow_id") or None, status=status, before=before, limit=limit + 1

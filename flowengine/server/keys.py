@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import aiohttp
 from aiohttp import web
@@ -27,6 +27,6 @@ CATALOG: web.AppKey[WorkflowCatalog] = web.AppKey("catalog")
 ENGINE: web.AppKey[Engine] = web.AppKey("engine")
 RUNS: web.AppKey[ExecutionService] = web.AppKey("runs")
 HTTP_CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("http_client")
-SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse[Literal[True]]]] = web.AppKey("sockets")
 TRIGGERS: web.AppKey[TriggerService] = web.AppKey("triggers")
 TELEMETRY: web.AppKey[Telemetry] = web.AppKey("telemetry")

@@ -15,6 +15,7 @@ server's shutdown can be held up, and the memory held for it is released.
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Awaitable
 import json
 import logging
 
@@ -199,13 +200,16 @@ async def events_handler(request: web.Request) -> web.WebSocketResponse:
 
 async def close_all(app: web.Application) -> None:
     """On shutdown: every listener gets 1001 (going away), all at once, each within CLOSE_TIMEOUT."""
-    sockets = list(app[SOCKETS])
-    closes = []
+    open_sockets = app[SOCKETS]
+    sockets = list(open_sockets)
+    closes: list[Awaitable[Any]] = []
     for ws in sockets:
         if isinstance(ws, EventSocket):
             closes.append(ws.close_or_abort(WSCloseCode.GOING_AWAY, "server shutting down"))
         else:
-            closes.append(asyncio.wait_for(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"), CLOSE_TIMEOUT))
+            closes.append(
+                asyncio.wait_for(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"), CLOSE_TIMEOUT)
+            )
     for outcome in await asyncio.gather(*closes, return_exceptions=True):
         if isinstance(outcome, Exception) and not isinstance(outcome, (ConnectionError, TimeoutError)):
             log.warning("closing a WebSocket listener on shutdown failed: %r", outcome)
