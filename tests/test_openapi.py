@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from conftest import link, node, register
 
-from flowengine.config import Config
 from flowengine.core.engine import EXECUTION_STATUSES, NODE_STATUSES
 from flowengine.core.events import EVENT_TYPES
 from flowengine.core.model import MAX_ATTEMPTS, MAX_BACKOFF_MULTIPLIER, ON_ERROR_POLICIES, TRIGGER_TYPES

@@ -21,8 +21,9 @@ Conventions the schemas follow:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -45,19 +46,19 @@ from .http_json import MAX_QUERY_INT
 if TYPE_CHECKING:
     from .routes import Route
 
-__all__ = ["openapi_document", "document_response", "VALUE_TAGS", "EXECUTION_TRIGGER_KINDS", "PLAIN_ON_ERROR_POLICIES"]
+__all__ = ["openapi_document", "document_response"]
 
 Schema = dict[str, Any]
 # The table's route for an operation id, for descriptions that point at another route.
 Find = Callable[[str], "Route"]
 
 # Sorted, as the validator lists them when it refuses a tag.
-VALUE_TAGS = sorted(TAGS | CONFIG_ONLY_TAGS)
+_VALUE_TAGS = sorted(TAGS | CONFIG_ONLY_TAGS)
 # The one on_error policy written as an object, because it carries its max_attempts.
 _OBJECT_POLICY = "RetryWorkflow"
-PLAIN_ON_ERROR_POLICIES = [policy for policy in ON_ERROR_POLICIES if policy != _OBJECT_POLICY]
+_PLAIN_ON_ERROR_POLICIES = [policy for policy in ON_ERROR_POLICIES if policy != _OBJECT_POLICY]
 # An execution records what started it as the lower-case trigger type; an API call is "manual".
-EXECUTION_TRIGGER_KINDS = [kind.lower() for kind in TRIGGER_TYPES]
+_EXECUTION_TRIGGER_KINDS = [kind.lower() for kind in TRIGGER_TYPES]
 
 
 def _ref(name: str) -> Schema:
@@ -139,7 +140,7 @@ def _schemas(find: Find) -> dict[str, Schema]:
         ),
         "TypedValue": _object(
             {
-                "type": {"type": "string", "enum": VALUE_TAGS},
+                "type": {"type": "string", "enum": _VALUE_TAGS},
                 "value": {},
                 "format": {"type": "string", "description": "Secret only: text with one {} where the secret goes"},
             },
@@ -196,7 +197,7 @@ def _schemas(find: Find) -> dict[str, Schema]:
         ),
         "OnError": {
             "oneOf": [
-                {"type": "string", "enum": PLAIN_ON_ERROR_POLICIES},
+                {"type": "string", "enum": _PLAIN_ON_ERROR_POLICIES},
                 _object(
                     {
                         _OBJECT_POLICY: _object(
@@ -386,7 +387,7 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "workflow_id": _STRING,
                 "workflow_version": _INTEGER,
                 "trigger": _object(
-                    {"type": {"type": "string", "enum": EXECUTION_TRIGGER_KINDS}, "id": _nullable(_STRING)},
+                    {"type": {"type": "string", "enum": _EXECUTION_TRIGGER_KINDS}, "id": _nullable(_STRING)},
                     ("type",),
                 ),
                 "status": {"type": "string", "enum": EXECUTION_STATUSES},
