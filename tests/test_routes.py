@@ -115,3 +115,13 @@ async def test_the_rate_limit_applies_where_the_table_says(make_client):
     for method, route in REQUESTS:
         response = await client.request(method, _url(route))
         assert (response.status == 429) == route.rate_limited, (_label((method, route)), response.status)
+
+
+async def test_each_path_is_one_resource_named_for_links(config):
+    """Handlers link to a path by its resource's name, the operation id of its first route."""
+    app = make_app(config)
+    resources = app.router.resources()
+    assert len(resources) == len({route.template for route in ROUTES})  # 405 needs one resource per path
+    assert app.router["getWorkflow"].canonical == "/api/workflows/{id}"
+    assert app.router["getExecution"].canonical == "/api/executions/{id}"
+    assert str(app.router["getWebhook"].url_for(path="deep/hook")) == "/api/hooks/deep/hook"

@@ -53,9 +53,10 @@ class Route:
     def template(self) -> str:
         return _PARAMETER_REGEX.sub(r"{\1}", self.path)
 
-    def definition(self) -> web.RouteDef:
-        """The aiohttp route; a GET also answers HEAD, as ``web.get`` does."""
-        return web.route(self.method, self.path, self.handler)
+    def definition(self, name: str) -> web.RouteDef:
+        """The aiohttp route, its resource called ``name``; a GET also answers HEAD, as
+        ``web.get`` does."""
+        return web.route(self.method, self.path, self.handler, name=name)
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
@@ -108,8 +109,17 @@ ROUTES: tuple[Route, ...] = (
 
 
 def add_routes(app: web.Application) -> None:
-    """Route every entry of the table in ``app``."""
-    app.router.add_routes([route.definition() for route in ROUTES])
+    """Route every entry of the table in ``app``.
+
+    Each path's resource is named after the operation id of its first route, so that a handler
+    can write a link without spelling a path: ``request.app.router["getWorkflow"].canonical``
+    is ``/api/workflows/{id}``. aiohttp keeps the routes of one path in one resource only when
+    they come one after another with the same name (and refuses a name used again later), so
+    the table keeps them together."""
+    names: dict[str, str] = {}
+    for route in ROUTES:
+        names.setdefault(route.template, route.operation_id)
+    app.router.add_routes([route.definition(names[route.template]) for route in ROUTES])
 
 
 def _index(routes: tuple[Route, ...]) -> dict[tuple[str, str], Route]:
