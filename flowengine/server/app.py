@@ -11,13 +11,14 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from ..lib import cron
-from . import executions, openapi, webhooks, websocket, workflows
+from . import websocket
 from ..runtime.build import build_engine
 from ..runtime.catalog import WorkflowCatalog
 from ..config import Config
 from ..core.events import EventBus, utc_timestamp
 from .access import make_access_middleware
 from .middleware import make_middleware
+from .routes import add_routes
 from ..nodes import builtin_registry
 from ..core.redaction import install_log_redaction
 from ..runtime.executions import ExecutionService
@@ -53,31 +54,7 @@ def make_app(config: Config | None = None) -> web.Application:
     app[BUS] = EventBus(queue_size=config.ws_queue)
     telemetry.watch_bus(app[BUS])
     app[SOCKETS] = weakref.WeakSet()
-    app.router.add_routes(
-        [
-            web.get("/health", workflows.health),
-            web.get("/metrics", telemetry.handler),
-            web.get("/openapi.json", openapi.openapi_handler),
-            web.get("/api/workflows", workflows.list_workflows),
-            web.post("/api/workflows", workflows.create_workflow),
-            web.get("/api/workflows/{id}", workflows.get_workflow),
-            web.put("/api/workflows/{id}", workflows.replace_workflow),
-            web.delete("/api/workflows/{id}", workflows.delete_workflow),
-            web.post("/api/workflows/{id}/execute", workflows.execute_workflow),
-            web.get("/api/workflows/{id}/versions", executions.list_versions),
-            web.get("/api/executions", executions.list_executions),
-            web.get("/api/executions/{id}", executions.get_execution),
-            web.delete("/api/executions/{id}", executions.delete_execution),
-            web.get("/api/executions/{id}/events", executions.get_execution_events),
-            web.post("/api/executions/{id}/cancel", executions.cancel_execution),
-            web.post("/api/executions/{id}/retry", executions.retry_execution),
-            web.get("/api/nodes", workflows.list_nodes),
-            web.get("/api/triggers", webhooks.list_triggers),
-            web.post("/api/hooks/{path:.+}", webhooks.receive_webhook),
-            web.get("/api/hooks/{path:.+}", webhooks.receive_webhook),
-            web.get("/api/events", websocket.events_handler),
-        ]
-    )
+    add_routes(app)  # the table in routes.py, which access control and the OpenAPI document read too
     app.cleanup_ctx.append(_store_and_engine)
     app.cleanup_ctx.append(_triggers)
     app.on_shutdown.append(_interrupt_executions)
