@@ -138,7 +138,6 @@ class TriggerService:
                     # An Event trigger's workflow_id names the workflow it listens to.
                     entry["source_workflow_id" if key == "workflow_id" else key] = value
                 if trigger.type == "Webhook":
-                    entry["url"] = f"/api/hooks/{webhook_path(trigger.trigger_type)}"
                     entry["signed"] = "secret" in trigger.trigger_type
                     if entry["signed"]:
                         entry["signature"] = self.signature_scheme(trigger)

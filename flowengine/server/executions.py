@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..core.engine import EXECUTION_STATUSES
 from ..errors import Conflict, NotFound, WorkflowNotFound
-from .http_json import ClientError, json_response, json_text_response, query_bool, query_int, read_json
+from .http_json import ClientError, json_response, link, json_text_response, query_bool, query_int, read_json
 from .keys import CATALOG, RUNS, STORE
 from .workflows import answer_execution
 
@@ -86,7 +86,8 @@ async def get_execution_events(request: web.Request) -> web.Response:
 async def delete_execution(request: web.Request) -> web.Response:
     row = await _row_or_404(request)
     if row["status"] == "running":
-        raise Conflict(f"Execution {row['id']} is running: cancel it first (POST /api/executions/{row['id']}/cancel)")
+        cancel = link(request, "cancelExecution", id=row["id"])
+        raise Conflict(f"Execution {row['id']} is running: cancel it first (POST {cancel})")
     await request.app[STORE].delete_execution(row["id"])
     return json_response({"message": "Execution deleted successfully"})
 

@@ -8,7 +8,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from .workflows import answer_execution, start_execution
-from .http_json import ClientError, json_object, json_response, query_bool
+from .http_json import ClientError, json_object, json_response, link, query_bool
 from ..core.model import Trigger, Workflow
 from ..lib.signatures import (
     GITHUB_DELIVERY_HEADER,
@@ -41,7 +41,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     path = request.match_info["path"]
     found = triggers.webhook(path)
     if found is None:
-        raise ClientError(404, f"no enabled webhook at /api/hooks/{path}")
+        raise ClientError(404, f"no enabled webhook at {request.path}")
     workflow, trigger = found
     try:
         secret = triggers.webhook_secret(trigger)
@@ -129,4 +129,8 @@ async def _run(
 
 
 async def list_triggers(request: web.Request) -> web.Response:
-    return json_response(request.app[TRIGGERS].describe())
+    described = request.app[TRIGGERS].describe()
+    for entry in described:
+        if entry["type"] == "Webhook":
+            entry["url"] = link(request, "getWebhook", path=webhook_path(entry))
+    return json_response(described)

@@ -10,7 +10,7 @@ from aiohttp import web
 from .. import __version__
 from ..core.engine import Execution, ExecutionResult, decode_inputs
 from ..errors import NotFound, ValidationError, WorkflowNotFound
-from .http_json import json_response, json_text_response, query_bool, query_int, read_json
+from .http_json import json_response, link, json_text_response, query_bool, query_int, read_json
 from ..core.model import Workflow
 from ..core.redaction import MASK
 from ..values import Value
@@ -46,7 +46,7 @@ async def create_workflow(request: web.Request) -> web.Response:
     return json_response(
         {"id": workflow.id, "message": "Workflow created successfully"},
         status=201,
-        headers={"Location": f"/api/workflows/{workflow.id}"},
+        headers={"Location": link(request, "getWorkflow", id=workflow.id)},
     )
 
 
@@ -131,5 +131,5 @@ async def answer_execution(
     return json_response(
         {"execution_id": execution.id, "status": "running", **(extra or {})},
         status=202,
-        headers={"Location": f"/api/executions/{execution.id}"},
+        headers={"Location": link(request, "getExecution", id=execution.id)},
     )
