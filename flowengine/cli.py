@@ -9,7 +9,8 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -17,13 +18,13 @@ from aiohttp.abc import AbstractAccessLogger
 from . import __version__
 from .config import Config, ConfigError, add_arguments, load_config
 from .core.engine import decode_inputs
-from .errors import ValidationError
 from .core.events import EventBus
-from .server.http_json import parse_json_text
-from .core.redaction import install_log_redaction
 from .core.model import Workflow, parse_workflow
+from .core.redaction import install_log_redaction
+from .errors import ValidationError
 from .nodes import NodeRegistry, PluginError, builtin_registry
 from .runtime.build import build_engine
+from .server.http_json import parse_json_text
 
 __all__ = ["main", "serve_main"]
 

@@ -13,8 +13,9 @@ import logging
 import os
 import time
 from collections import abc, deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Literal, Mapping, get_args
+from typing import Any, Literal, get_args
 
 from ..errors import NodeError, ValidationError
 from ..nodes.api import NodeContext, NodeType
@@ -148,7 +149,7 @@ class Engine:
         record_limit: int = 10_000,
         trigger_json: str | None = None,
         cached_outputs: dict[str, dict[str, Value]] | None = None,
-    ) -> "Execution":
+    ) -> Execution:
         """Create an execution (not yet running): ``await execution.run()`` runs it.
         ``trigger_json`` (what started it, as JSON text) goes into WorkflowStarted; with
         ``record`` its events are kept (at most ``record_limit``) for the history."""
@@ -167,8 +168,21 @@ class Execution:
 
     # Slots: an execution is made per request, and slot attributes are set and read faster.
     __slots__ = (
-        "engine", "plan", "inputs", "events", "id", "trigger_json", "cached_outputs", "attempt", "attempts",
-        "stop_reason", "stop_message", "result", "_finished", "stop_waiters", "started",
+        "_finished",
+        "attempt",
+        "attempts",
+        "cached_outputs",
+        "engine",
+        "events",
+        "id",
+        "inputs",
+        "plan",
+        "result",
+        "started",
+        "stop_message",
+        "stop_reason",
+        "stop_waiters",
+        "trigger_json",
     )
 
     def __init__(
@@ -197,7 +211,7 @@ class Execution:
         self.started = 0.0  # perf_counter at the start of run(): node start times count from it
 
     @property
-    def finished(self) -> "asyncio.Future[ExecutionResult]":
+    def finished(self) -> asyncio.Future[ExecutionResult]:
         """Done, with the result, when the execution has ended."""
         if self._finished is None:
             self._finished = asyncio.get_running_loop().create_future()
@@ -296,7 +310,7 @@ class Execution:
                 self._finished.set_result(result)
         return result
 
-    def _result(self, attempt: "_Attempt", started_at: str, started_wall: float, elapsed: float) -> ExecutionResult:
+    def _result(self, attempt: _Attempt, started_at: str, started_wall: float, elapsed: float) -> ExecutionResult:
         plan = self.plan
         nodes = plan.nodes
         statuses = attempt.status
@@ -359,10 +373,31 @@ class _Attempt:
     released exactly once: O(nodes + connections) per pass."""
 
     __slots__ = (
-        "execution", "plan", "events", "remaining", "outputs", "status", "node_attempts", "started_at",
-        "durations", "errors", "cached", "encoded", "encoded_text", "ready", "tasks", "task_index",
-        "_on_task_done", "finished_count", "max_parallel", "stop_on_error", "failure", "stopped", "closed",
-        "resume_scheduled", "done",
+        "_on_task_done",
+        "cached",
+        "closed",
+        "done",
+        "durations",
+        "encoded",
+        "encoded_text",
+        "errors",
+        "events",
+        "execution",
+        "failure",
+        "finished_count",
+        "max_parallel",
+        "node_attempts",
+        "outputs",
+        "plan",
+        "ready",
+        "remaining",
+        "resume_scheduled",
+        "started_at",
+        "status",
+        "stop_on_error",
+        "stopped",
+        "task_index",
+        "tasks",
     )
 
     def __init__(self, execution: Execution) -> None:

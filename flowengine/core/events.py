@@ -17,8 +17,9 @@ import math
 import struct
 import time
 from collections import deque
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from .redaction import Redactor
 
@@ -113,7 +114,7 @@ def utf8_safe(text: str) -> str:
 
 # ``text`` as a JSON string, quotes included, for putting event text together: the C function
 # json.dumps itself uses with ensure_ascii=False (a lone surrogate passes through: see utf8_safe).
-quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+quote: Callable[[str], str] = json.encoder.encode_basestring
 
 
 _second_prefix: tuple[int, str] = (-1, "")  # the formatted whole second last asked for
@@ -131,12 +132,12 @@ def utc_timestamp(moment: datetime | float | None = None) -> str:
         moment = time.time()
     elif isinstance(moment, datetime):
         if moment.utcoffset():
-            moment = moment.astimezone(timezone.utc)
+            moment = moment.astimezone(UTC)
         return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
     second = int(moment)
     prefix = _second_prefix
     if prefix[0] != second:
-        prefix = _second_prefix = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S."))
+        prefix = _second_prefix = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
     # + 0.001: a float of today's time is only good to about 0.0003 ms, so x.123 may be stored
     # as x.12299990...; min() keeps x.9999999 in range.
     return prefix[1] + _MILLIS[min(int((moment - second) * 1000 + 0.001), 999)]
@@ -184,25 +185,25 @@ class Listener:
     """
 
     __slots__ = (
-        "execution_id",
-        "workflow_id",
-        "types",
-        "filtered",
-        "limit",
-        "lagging",
-        "missed",
-        "on_lagging",
-        "transport",
-        "closed",
-        "batch",
-        "skip",
         "_bus",
-        "_held",
-        "_held_events",
         "_bytes",
         "_events",
-        "_sent_events",
+        "_held",
+        "_held_events",
         "_marks",
+        "_sent_events",
+        "batch",
+        "closed",
+        "execution_id",
+        "filtered",
+        "lagging",
+        "limit",
+        "missed",
+        "on_lagging",
+        "skip",
+        "transport",
+        "types",
+        "workflow_id",
     )
 
     def __init__(
@@ -461,8 +462,17 @@ class ExecutionEvents:
     """
 
     __slots__ = (
-        "bus", "execution_id", "workflow_id", "seq", "recorded", "record_limit", "_tail", "_dropped", "_observed",
-        "_head", "_redactor",
+        "_dropped",
+        "_head",
+        "_observed",
+        "_redactor",
+        "_tail",
+        "bus",
+        "execution_id",
+        "record_limit",
+        "recorded",
+        "seq",
+        "workflow_id",
     )
 
     def __init__(

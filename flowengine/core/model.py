@@ -10,16 +10,17 @@ import gc
 import graphlib
 import re
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import ValidationError
-from .redaction import MIN_SECRET_LENGTH, lookup, secret_env_name, secret_names
-from .triggerchecks import TRIGGER_CHECKS
 from ..nodes.api import MAX_DURATION_MS, NodeType
 from ..nodes.registry import NodeRegistry
 from ..values import Value, decode_value, json_kind
+from .redaction import MIN_SECRET_LENGTH, lookup, secret_env_name, secret_names
+from .triggerchecks import TRIGGER_CHECKS
 
 __all__ = [
     "RetryPolicy",
@@ -490,7 +491,7 @@ def _parse_connection(
     index: int,
     positions: dict[str, int],
     node_types: dict[str, NodeType],
-    port_names: "_PortNames",
+    port_names: _PortNames,
 ) -> Connection:
     path = f"connections[{index}]"
     document = _object(raw, path)

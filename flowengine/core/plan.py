@@ -41,12 +41,12 @@ class Plan:
     has_secrets: list[bool]
 
     @classmethod
-    def build(cls, workflow: Workflow, registry: NodeRegistry) -> "Plan":
+    def build(cls, workflow: Workflow, registry: NodeRegistry) -> Plan:
         with collector_paused():
             return cls._build(workflow, registry)
 
     @classmethod
-    def _build(cls, workflow: Workflow, registry: NodeRegistry) -> "Plan":
+    def _build(cls, workflow: Workflow, registry: NodeRegistry) -> Plan:
         nodes = workflow.nodes
         count = len(nodes)
         connections = workflow.connections

@@ -17,7 +17,8 @@ import logging
 import os
 import re
 import weakref
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "MASK",

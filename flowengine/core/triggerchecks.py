@@ -5,8 +5,9 @@ validation runs it whoever validates, the server or ``flowengine validate``."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from ..errors import ValidationError
 from ..lib.cron import CronError, CronSchedule
@@ -66,7 +67,7 @@ def _check_cron(trigger_type: dict[str, Any], path: str) -> None:
         raise ValidationError(f"{path}.timezone: expected a time zone name such as Europe/Paris")
     try:
         # Finding the next fire time proves the expression can fire at all.
-        CronSchedule.parse(trigger_type["expression"], zone or "UTC").next_after(datetime.now(timezone.utc))
+        CronSchedule.parse(trigger_type["expression"], zone or "UTC").next_after(datetime.now(UTC))
     except CronError as exc:
         raise ValidationError(f"{path}.expression: {exc}") from None
 

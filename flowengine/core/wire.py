@@ -51,7 +51,7 @@ def node_completed(node_id: str, outputs_json: str, duration_ms: float, attempts
     return fields + ',"cached":true' if cached else fields
 
 
-def execute_response(result: "ExecutionResult") -> str:
+def execute_response(result: ExecutionResult) -> str:
     """The execute response body: the seed fields first, then the rest, ``error`` in front when
     there is one."""
     head = "{" if result.error is None else f'{{"error":{quote(result.error)},'

@@ -17,7 +17,7 @@ import gc
 import math
 import os
 import platform
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from .metrics import Registry
 

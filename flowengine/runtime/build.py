@@ -3,8 +3,8 @@ honour the same settings (the private-network guard of http.request, above all).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import aiohttp
 

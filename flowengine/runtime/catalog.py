@@ -7,9 +7,9 @@ import json
 import logging
 from typing import Any
 
-from ..errors import ValidationError, WorkflowConflict, WorkflowExists, WorkflowNotFound
 from ..core.events import utc_timestamp
 from ..core.model import Workflow, parse_workflow
+from ..errors import ValidationError, WorkflowConflict, WorkflowExists, WorkflowNotFound
 from ..nodes.registry import NodeRegistry
 from .store import Store
 

@@ -13,7 +13,8 @@ import asyncio
 import json
 import logging
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..core.engine import Engine, Execution, ExecutionResult
 from ..core.events import serialise, utc_timestamp
@@ -21,8 +22,8 @@ from ..core.model import Workflow
 from ..core.records import node_records
 from ..core.redaction import reusable_outputs
 from ..errors import Conflict, HistoryUnavailable, Overloaded, ValidationError
-from .store import Store
 from ..values import Value, decode_value
+from .store import Store
 
 __all__ = ["ExecutionService", "HistoryUnavailable", "Overloaded", "MANUAL_TRIGGER_JSON", "PRUNE_EVERY", "ROOM_WAIT_SECONDS"]
 

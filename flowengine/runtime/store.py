@@ -17,10 +17,11 @@ import asyncio
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import StoreError
 
@@ -459,7 +460,7 @@ class Store:
             size=len(inputs_json) + len(trigger_json),
         )
 
-    def execution_finished(self, result: "ExecutionResult", events_json: str, nodes_json: str | None) -> None:
+    def execution_finished(self, result: ExecutionResult, events_json: str, nodes_json: str | None) -> None:
         """Record how an execution ended, with its events and, when they cannot be folded back
         from the events (see records.py), its per-node records (JSON text)."""
         outcome = (

@@ -14,19 +14,20 @@ import asyncio
 import functools
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
-from ..lib.cron import CronSchedule
 from ..core.events import EventBus, utc_timestamp
-from ..lib.logthrottle import ThrottledLog
 from ..core.model import Trigger, Workflow
-from ..core.triggerchecks import webhook_path
-from .executions import ExecutionService, Overloaded
 from ..core.redaction import lookup, secret_env_name
+from ..core.triggerchecks import webhook_path
+from ..lib.cron import CronSchedule
+from ..lib.logthrottle import ThrottledLog
 from ..lib.signatures import DEFAULT_SCHEME, SIGNATURE_HEADER, SeenDeliveries, SeenSignatures
 from ..values import Value, to_value
+from .executions import ExecutionService, Overloaded
 
 __all__ = ["TriggerService", "MAX_CHAIN_EXECUTIONS", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER"]
 
@@ -98,11 +99,11 @@ class TriggerService:
         still_running = {}
         for key in [key for key in self.cron_jobs if key[0] == workflow_id]:
             still_running[key] = self.cron_jobs.pop(key).running
-        for event_type, entries in self.event_triggers.items():
+        for entries in self.event_triggers.values():
             entries[:] = [entry for entry in entries if entry[0] != workflow_id]
         if workflow is not None:
             self.workflows[workflow_id] = workflow
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             for trigger in workflow.triggers:
                 kind, spec = trigger.type, trigger.trigger_type
                 if kind == "Webhook":
@@ -198,13 +199,13 @@ class TriggerService:
         """Fire cron triggers on time until cancelled."""
         while True:
             self._changed.clear()
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             for job in [job for job in self.cron_jobs.values() if job.next_fire <= now]:
                 self._fire(job, now)
             delay = None
             if self.cron_jobs:
                 upcoming = min(job.next_fire for job in self.cron_jobs.values())
-                delay = max(0.0, (upcoming - datetime.now(timezone.utc)).total_seconds())
+                delay = max(0.0, (upcoming - datetime.now(UTC)).total_seconds())
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout=delay)
             except TimeoutError:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ..lib.auth import AuthError, Authenticator, Principal, bearer_token
 from ..config import Config
-from .http_json import ClientError
+from ..lib.auth import Authenticator, AuthError, Principal, bearer_token
 from ..lib.ratelimit import RateLimiter, retry_after_seconds
+from .http_json import ClientError
 from .keys import TRIGGERS
 from .routes import ROUTES, Scope, matched_route
 

@@ -6,26 +6,26 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from ..lib import cron
-from . import websocket
-from ..runtime.build import build_engine
-from ..runtime.catalog import WorkflowCatalog
 from ..config import Config
 from ..core.events import EventBus, utc_timestamp
+from ..core.redaction import install_log_redaction
+from ..lib import cron
+from ..nodes import builtin_registry
+from ..runtime.build import build_engine
+from ..runtime.catalog import WorkflowCatalog
+from ..runtime.executions import ExecutionService
+from ..runtime.store import Store
+from ..runtime.triggers import TriggerService
+from . import websocket
 from .access import make_access_middleware
+from .keys import BUS, CATALOG, CONFIG, ENGINE, HTTP_CLIENT, REGISTRY, RUNS, SOCKETS, STORE, TELEMETRY, TRIGGERS
 from .middleware import make_middleware
 from .routes import add_routes
-from ..nodes import builtin_registry
-from ..core.redaction import install_log_redaction
-from ..runtime.executions import ExecutionService
-from .keys import BUS, CATALOG, CONFIG, ENGINE, HTTP_CLIENT, REGISTRY, RUNS, SOCKETS, STORE, TELEMETRY, TRIGGERS
-from ..runtime.store import Store
 from .telemetry import Telemetry
-from ..runtime.triggers import TriggerService
 
 __all__ = ["make_app"]
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..core.engine import EXECUTION_STATUSES
 from ..errors import Conflict, NotFound, WorkflowNotFound
-from .http_json import ClientError, json_response, link, json_text_response, query_bool, query_int, read_json
+from .http_json import ClientError, json_response, json_text_response, link, query_bool, query_int, read_json
 from .keys import CATALOG, RUNS, STORE
 from .workflows import answer_execution
 

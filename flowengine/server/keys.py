@@ -9,15 +9,15 @@ import aiohttp
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from ..runtime.catalog import WorkflowCatalog
     from ..config import Config
     from ..core.engine import Engine
     from ..core.events import EventBus
     from ..nodes.registry import NodeRegistry
+    from ..runtime.catalog import WorkflowCatalog
     from ..runtime.executions import ExecutionService
     from ..runtime.store import Store
-    from .telemetry import Telemetry
     from ..runtime.triggers import TriggerService
+    from .telemetry import Telemetry
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 REGISTRY: web.AppKey[NodeRegistry] = web.AppKey("registry")

@@ -17,8 +17,8 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
 from ..errors import Conflict, NotFound, Unavailable, ValidationError
-from .http_json import ClientError, error_response
 from ..lib.metrics import Counter
+from .http_json import ClientError, error_response
 from .keys import CONFIG
 
 __all__ = ["make_middleware"]
@@ -147,10 +147,7 @@ def _unreadable_body(exc: Exception) -> str:
 
 # The IANA HTTP Method Registry: methods a server can be expected to recognise.
 REGISTERED_METHODS = frozenset(
-    "ACL BASELINE-CONTROL BIND CHECKIN CHECKOUT CONNECT COPY DELETE GET HEAD LABEL LINK LOCK MERGE"
-    " MKACTIVITY MKCALENDAR MKCOL MKREDIRECTREF MKWORKSPACE MOVE OPTIONS ORDERPATCH PATCH POST PRI"
-    " PROPFIND PROPPATCH PUT QUERY REBIND REPORT SEARCH TRACE UNBIND UNCHECKOUT UNLINK UNLOCK UPDATE"
-    " UPDATEREDIRECTREF VERSION-CONTROL".split()
+    ["ACL", "BASELINE-CONTROL", "BIND", "CHECKIN", "CHECKOUT", "CONNECT", "COPY", "DELETE", "GET", "HEAD", "LABEL", "LINK", "LOCK", "MERGE", "MKACTIVITY", "MKCALENDAR", "MKCOL", "MKREDIRECTREF", "MKWORKSPACE", "MOVE", "OPTIONS", "ORDERPATCH", "PATCH", "POST", "PRI", "PROPFIND", "PROPPATCH", "PUT", "QUERY", "REBIND", "REPORT", "SEARCH", "TRACE", "UNBIND", "UNCHECKOUT", "UNLINK", "UNLOCK", "UPDATE", "UPDATEREDIRECTREF", "VERSION-CONTROL"]
 )
 
 

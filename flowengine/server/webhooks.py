@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
-from .workflows import answer_execution, start_execution
-from .http_json import ClientError, json_object, json_response, link, query_bool
 from ..core.model import Trigger, Workflow
+from ..core.triggerchecks import webhook_path
 from ..lib.signatures import (
     GITHUB_DELIVERY_HEADER,
     GITHUB_EVENT_HEADER,
@@ -21,10 +21,11 @@ from ..lib.signatures import (
     check_timestamped,
     delivery_id,
 )
-from .keys import CONFIG, TRIGGERS
-from ..core.triggerchecks import webhook_path
 from ..runtime.triggers import TriggerService
 from ..values import Value, to_value
+from .http_json import ClientError, json_object, json_response, link, query_bool
+from .keys import CONFIG, TRIGGERS
+from .workflows import answer_execution, start_execution
 
 __all__ = ["receive_webhook", "list_triggers"]
 

@@ -15,9 +15,10 @@ server's shutdown can be held up, and the memory held for it is released.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable
 import json
 import logging
+from collections.abc import Awaitable
+from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 

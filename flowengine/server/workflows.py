@@ -9,11 +9,11 @@ from aiohttp import web
 
 from .. import __version__
 from ..core.engine import Execution, ExecutionResult, decode_inputs
-from ..errors import NotFound, ValidationError, WorkflowNotFound
-from .http_json import json_response, link, json_text_response, query_bool, query_int, read_json
 from ..core.model import Workflow
 from ..core.redaction import MASK
+from ..errors import NotFound, ValidationError, WorkflowNotFound
 from ..values import Value
+from .http_json import json_response, json_text_response, link, query_bool, query_int, read_json
 from .keys import CATALOG, REGISTRY, RUNS, STORE
 
 __all__ = [
