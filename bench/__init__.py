@@ -1,4 +1,4 @@
-"""Benchmarks: flowengine measured against the bare minimum the platform allows (issue 9).
+"""Benchmarks: flowengine measured against the bare minimum the platform allows.
 
 Every measurement is a ratio against a baseline measured in the same run on the same machine,
 so the ratios hold on noisy shared machines where absolute figures swing by +-30%.

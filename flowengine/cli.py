@@ -9,21 +9,22 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from . import __version__
-from .config import ConfigError, add_arguments, load_config
-from .core.engine import Engine, decode_inputs
-from .errors import ValidationError
+from .config import Config, ConfigError, add_arguments, load_config
+from .core.engine import decode_inputs
 from .core.events import EventBus
-from .server.http_json import parse_json_text
-from .core.redaction import install_log_redaction
 from .core.model import Workflow, parse_workflow
+from .core.redaction import install_log_redaction
+from .errors import ValidationError
 from .nodes import NodeRegistry, PluginError, builtin_registry
+from .runtime.build import build_engine
+from .server.http_json import parse_json_text
 
 __all__ = ["main", "serve_main"]
 
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"inputs: {exc}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_run(workflow, inputs, registry))
+        return asyncio.run(_run(config, workflow, inputs, registry))
     except KeyboardInterrupt:
         # asyncio.run has already cancelled the execution, which cancels its running nodes.
         print("flowengine: interrupted", file=sys.stderr)
@@ -216,15 +217,15 @@ def _print_event(event: dict[str, Any]) -> None:
     _out(line)
 
 
-async def _run(workflow: Workflow, inputs: dict[str, Any], registry: NodeRegistry) -> int:
+async def _run(config: Config, workflow: Workflow, inputs: dict[str, Any], registry: NodeRegistry) -> int:
     """Run the workflow, printing a line per node as it goes, then the result as JSON.
     Exit code 0 only when the status is ``succeeded`` (the events' ``success``), else 1."""
     bus = EventBus()
     for kind in ("NodeStarted", "NodeCompleted", "NodeFailed", "NodeSkipped", "NodeEvent"):
         bus.observe(kind, _print_event)
     loop = asyncio.get_running_loop()
-    async with aiohttp.ClientSession() as http:
-        execution = Engine(registry, bus, http=http).start(workflow, inputs)
+    async with build_engine(config, registry, bus) as engine:
+        execution = engine.start(workflow, inputs)
 
         def interrupt() -> None:
             # The first Ctrl-C stops the execution cleanly (running nodes are cancelled and the

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .lib.auth import parse_api_keys, parse_audiences
 from .lib.ratelimit import RateLimit, parse_rate_limit

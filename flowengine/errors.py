@@ -1,8 +1,22 @@
-"""Exceptions shared across modules: what a client did wrong, and why a node failed."""
+"""The exceptions of the domain, in one place: what a client did wrong, what is missing or in
+the way, what the server cannot take right now, and why a node failed. The server's middleware
+maps each kind to its HTTP status (server/middleware.py); nothing below the server knows HTTP."""
 
 from __future__ import annotations
 
-__all__ = ["ValidationError", "NodeError"]
+__all__ = [
+    "ValidationError",
+    "NodeError",
+    "NotFound",
+    "Conflict",
+    "Unavailable",
+    "WorkflowNotFound",
+    "WorkflowExists",
+    "WorkflowConflict",
+    "Overloaded",
+    "HistoryUnavailable",
+    "StoreError",
+]
 
 
 class ValidationError(ValueError):
@@ -16,3 +30,51 @@ class NodeError(Exception):
     The engine reports its message as the node's error without logging a traceback, unlike
     any other exception a node raises, which is treated as a bug and logged in full.
     """
+
+
+class NotFound(LookupError):
+    """What was asked for does not exist (404)."""
+
+
+class Conflict(Exception):
+    """The request clashes with the current state: an id taken, a path claimed, a run still
+    going (409)."""
+
+
+class Unavailable(Exception):
+    """The server cannot take this now; trying again later may work (503 with Retry-After)."""
+
+
+class WorkflowNotFound(NotFound):
+    def __init__(self, workflow_id: str, unloadable_because: str | None = None) -> None:
+        if unloadable_because is None:
+            message = f"Workflow {workflow_id} not found"
+        else:
+            message = (
+                f"Workflow {workflow_id} is stored but cannot be loaded: {unloadable_because};"
+                " PUT a corrected document or DELETE it"
+            )
+        super().__init__(message)
+        self.workflow_id = workflow_id
+
+
+class WorkflowExists(Conflict):
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"Workflow {workflow_id} already exists: PUT /api/workflows/{workflow_id} replaces it")
+        self.workflow_id = workflow_id
+
+
+class WorkflowConflict(Conflict):
+    """The workflow clashes with another one (a webhook path both claim, say)."""
+
+
+class Overloaded(Unavailable):
+    """Every execution slot and queue place is taken, or the history writer is too far behind."""
+
+
+class HistoryUnavailable(Unavailable):
+    """The history could not be written, so the execution cannot be acknowledged."""
+
+
+class StoreError(Exception):
+    """Queued history could not be written; the message says why."""

@@ -110,7 +110,7 @@ class SecretRef(Value):
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SecretRef) and self.value == other.value and self.format == other.format
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     def to_json(self) -> dict[str, Any]:
         if self.format is None:

@@ -63,26 +63,8 @@ def install() -> None:
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 
 
-def _serve_openapi_json() -> None:
-    """Until app.py's route table lists GET /openapi.json, add it; once it does, this adds nothing."""
-    from flowengine.server import app as app_module
-    from flowengine.server import openapi
-
-    make_app = app_module.make_app
-
-    def make_app_with_openapi(*args: Any, **kwargs: Any) -> Any:
-        app = make_app(*args, **kwargs)
-        routes = app.router.routes()
-        if not any(route.method == "GET" and route.resource.canonical == "/openapi.json" for route in routes):
-            app.router.add_get("/openapi.json", openapi.openapi_handler)
-        return app
-
-    app_module.make_app = make_app_with_openapi
-
-
 def main() -> int:
     install()
-    _serve_openapi_json()
     from flowengine.cli import main as flowengine_main
 
     return flowengine_main(["serve", *sys.argv[1:]])

@@ -1,4 +1,5 @@
-"""GET /openapi.json (issue 8): the document matches the router, is well formed, and the
+"""GET /openapi.json: the document matches the router and the route table, takes its enums
+and limits from the code (and the validator agrees with them), is well formed, and the
 server's real answers fit the schemas it documents for them."""
 
 from __future__ import annotations
@@ -10,28 +11,29 @@ from typing import Any
 import pytest
 from support.api import link, node, register
 
+from flowengine.core.engine import EXECUTION_STATUSES, NODE_STATUSES
+from flowengine.core.events import EVENT_TYPES
+from flowengine.core.model import MAX_ATTEMPTS, MAX_BACKOFF_MULTIPLIER, ON_ERROR_POLICIES, TRIGGER_TYPES
+from flowengine.lib.ratelimit import RateLimit
+from flowengine.lib.signatures import SCHEMES
+from flowengine.nodes.api import MAX_DURATION_MS
 from flowengine.server import openapi
 from flowengine.server.app import make_app
-from flowengine.config import Config
-from flowengine.lib.ratelimit import RateLimit
 from flowengine.server.keys import CATALOG
+from flowengine.server.routes import ROUTES
+from flowengine.values import CONFIG_ONLY_TAGS, TAGS
 
 AUTO_METHODS = {"HEAD", "OPTIONS"}  # aiohttp adds HEAD to every GET; CORS answers OPTIONS
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
-def _serving_app(config: Config) -> Any:
-    app = make_app(config)
-    # Until app.py's route table lists GET /openapi.json, register it here so the served
-    # document can be tested; once it is there this adds nothing.
-    if not any(route.method == "GET" and route.resource.canonical == "/openapi.json" for route in app.router.routes()):
-        app.router.add_get("/openapi.json", openapi.openapi_handler)
-    return app
+def _document() -> dict[str, Any]:
+    return openapi.openapi_document(ROUTES)
 
 
 @pytest.fixture
 async def api(aiohttp_client, config):
-    return await aiohttp_client(_serving_app(config))
+    return await aiohttp_client(make_app(config))
 
 
 def _router_operations(app: Any) -> set[tuple[str, str]]:
@@ -56,21 +58,48 @@ def _document_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def test_document_and_router_list_the_same_operations(config):
-    app = _serving_app(config)
+    app = make_app(config)
     routed = _router_operations(app)
-    documented = _document_operations(openapi.openapi_document())
+    documented = _document_operations(_document())
     assert routed - documented == set(), "routes missing from the OpenAPI document"
     assert documented - routed == set(), "documented operations the router does not serve"
+    assert documented == {(route.method, route.template) for route in ROUTES}
     assert ("GET", "/openapi.json") in routed and ("GET", "/metrics") in routed
 
 
 def test_drift_is_detected(config):
-    """The comparison itself can fail: a route the document does not know shows up."""
-    app = _serving_app(config)
-    app.router.add_patch("/api/workflows/{id}", openapi.openapi_handler)
-    assert _router_operations(app) - _document_operations(openapi.openapi_document()) == {
-        ("PATCH", "/api/workflows/{id}")
-    }
+    """The comparison itself can fail: a route added outside the table shows up."""
+    app = make_app(config)
+    app.router.add_patch("/api/workflows/{id}", ROUTES[0].handler)
+    assert _router_operations(app) - _document_operations(_document()) == {("PATCH", "/api/workflows/{id}")}
+
+
+def test_operations_carry_the_table_s_identity_and_scope():
+    """Operation ids, summaries, tags, security and guard answers are the route table's."""
+    document = _document()
+    for route in ROUTES:
+        operation = document["paths"][route.template][route.method.lower()]
+        where = f"{route.method} {route.template}"
+        assert (operation["operationId"], operation["summary"], operation["tags"]) == (
+            route.operation_id,
+            route.summary,
+            [route.tag],
+        ), where
+        responses = set(operation["responses"])
+        if route.scope is None:
+            assert operation["security"] == [] and not {"401", "403", "429"} & responses, where
+        else:
+            assert operation["security"] == [{}, {"bearerAuth": [route.scope]}], where
+            assert {"401", "403"} <= responses, where
+            assert ("429" in responses) == route.rate_limited, where
+    assert [tag["name"] for tag in document["tags"]] == list(dict.fromkeys(route.tag for route in ROUTES))
+
+
+def test_a_route_without_a_description_is_refused():
+    """A route added to the table must get its parameters and answers described."""
+    route = dataclasses.replace(ROUTES[0], operation_id="undescribed")
+    with pytest.raises(LookupError, match="undescribed"):
+        openapi.openapi_document((*ROUTES, route))
 
 
 def _pointer(document: dict[str, Any], ref: str) -> Any:
@@ -98,7 +127,7 @@ def _refs(item: Any) -> list[str]:
 
 
 def test_document_structure():
-    document = openapi.openapi_document()
+    document = _document()
     assert document["openapi"] == "3.1.0"
     assert document["info"]["title"] == "flowengine" and document["info"]["version"]
     assert document["security"] == [{}, {"bearerAuth": []}]
@@ -132,7 +161,7 @@ def test_document_structure():
 
 def test_errors_are_documented_as_error_objects():
     """4xx answers are {"error": ...}; the only 5xx with another body is a failed execution."""
-    document = openapi.openapi_document()
+    document = _document()
     for path, item in document["paths"].items():
         for method, operation in item.items():
             if method not in HTTP_METHODS:
@@ -153,16 +182,14 @@ def test_errors_are_documented_as_error_objects():
 
 
 def test_only_health_is_open():
-    document = openapi.openapi_document()
-    for path, item in document["paths"].items():
-        for method, operation in item.items():
-            if method not in HTTP_METHODS:
-                continue
-            if path == "/health":
-                assert operation["security"] == [] and "401" not in operation["responses"]
-            else:
-                assert "security" not in operation, path  # the optional bearer default applies
-                assert {"401", "403"} <= set(operation["responses"]), (method, path)
+    document = _document()
+    open_operations = [
+        (method, path)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS and operation["security"] == []
+    ]
+    assert open_operations == [("get", "/health")]
     for path in ("/api/workflows/{id}/execute", "/api/executions/{id}/retry", "/api/hooks/{path}"):
         assert "503" in document["paths"][path]["post"]["responses"], path
 
@@ -171,7 +198,7 @@ async def test_served_document_is_the_built_one(api):
     response = await api.get("/openapi.json")
     assert response.status == 200
     assert response.content_type == "application/json"
-    assert await response.json() == openapi.openapi_document()
+    assert await response.json() == _document()
 
 
 # -- the server's answers against the documented schemas ------------------------------------
@@ -226,7 +253,7 @@ def _check(document: dict[str, Any], schema: dict[str, Any], value: Any, where: 
 
 
 def test_checker_can_fail():
-    document = openapi.openapi_document()
+    document = _document()
     error = {"$ref": "#/components/schemas/Error"}
     assert _check(document, error, {"error": "x"}, "$") == []
     assert _check(document, error, {"message": "x"}, "$") == ["$: missing 'error'"]
@@ -236,7 +263,7 @@ def test_checker_can_fail():
 
 async def _conforms(api, method: str, url: str, template: str, expect: int, **kwargs: Any) -> Any:
     """Send the request, check the status is documented for the operation and the body fits."""
-    document = openapi.openapi_document()
+    document = _document()
     response = await api.request(method, url, **kwargs)
     body = await response.json() if response.content_type == "application/json" else await response.text()
     assert response.status == expect, body
@@ -366,7 +393,7 @@ async def test_guard_answers_fit_the_document(aiohttp_client, config):
         max_concurrent_executions=1,
         max_queued_executions=0,
     )
-    api = await aiohttp_client(_serving_app(guarded))
+    api = await aiohttp_client(make_app(guarded))
     w = "/api/workflows"
     reader = {"Authorization": "Bearer reader"}
     runner = {"Authorization": "Bearer runner"}
@@ -390,7 +417,7 @@ async def test_guard_answers_fit_the_document(aiohttp_client, config):
 
 
 def _schema(name: str) -> dict[str, Any]:
-    return openapi.openapi_document()["components"]["schemas"][name]
+    return _document()["components"]["schemas"][name]
 
 
 async def test_null_optional_fields_are_accepted_and_documented_as_nullable(api):
@@ -406,7 +433,7 @@ async def test_null_optional_fields_are_accepted_and_documented_as_nullable(api)
         "triggers": [{"id": None, "enabled": None, "trigger_type": {"type": "Event", "event_type": "WorkflowCompleted", "workflow_id": None}}],
         "settings": {"max_execution_time_ms": None, "max_parallel_nodes": None, "on_error": None},
     }
-    assert _check(openapi.openapi_document(), {"$ref": "#/components/schemas/WorkflowInput"}, document, "$") == []
+    assert _check(_document(), {"$ref": "#/components/schemas/WorkflowInput"}, document, "$") == []
     response = await api.post("/api/workflows", json=document)
     assert response.status == 201, await response.text()
 
@@ -419,7 +446,7 @@ async def test_empty_trigger_id_is_refused_as_documented(api):
 
 
 async def test_limit_range_agrees_with_the_document(api):
-    parameters = openapi.openapi_document()["paths"]["/api/executions"]["get"]["parameters"]
+    parameters = _document()["paths"]["/api/executions"]["get"]["parameters"]
     limit = next(parameter for parameter in parameters if parameter["name"] == "limit")
     assert limit["schema"]["maximum"] == 2**63 - 1 and "500" in limit["description"]
     assert (await api.get(f"/api/executions?limit={2**63 - 1}")).status == 200
@@ -431,9 +458,99 @@ async def test_limit_range_agrees_with_the_document(api):
 async def test_put_body_leaves_the_id_to_the_url(api):
     replacement = _schema("WorkflowReplacement")
     assert "id" not in replacement["properties"] and replacement["not"] == {"required": ["id"]}
-    put = openapi.openapi_document()["paths"]["/api/workflows/{id}"]["put"]
+    put = _document()["paths"]["/api/workflows/{id}"]["put"]
     assert put["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/WorkflowReplacement"}
     await register(api, {"id": "named", "name": "n"})
     assert (await api.put("/api/workflows/named", json={"name": "no id"})).status == 200
     assert (await api.put("/api/workflows/named", json={"id": "named", "name": "same id"})).status == 200
     assert (await api.put("/api/workflows/named", json={"id": "other", "name": "other id"})).status == 400
+
+
+# -- enums and limits come from the code ---------------------------------------------------
+
+
+def _enum(schema: dict[str, Any]) -> list[Any]:
+    """The enum of a schema, looking through the optional (``anyOf`` with null) wrapper."""
+    if "anyOf" in schema:
+        (schema,) = [part for part in schema["anyOf"] if part != {"type": "null"}]
+    return schema["enum"]
+
+
+def _parameter(path: str, method: str, name: str) -> dict[str, Any]:
+    operation = _document()["paths"][path][method]
+    return next(parameter for parameter in operation["parameters"] if parameter["name"] == name)
+
+
+def test_enums_are_the_code_s():
+    assert set(_enum(_schema("TypedValue")["properties"]["type"])) == TAGS | CONFIG_ONLY_TAGS
+    trigger_types = _schema("TriggerType")["oneOf"]
+    assert [choice["properties"]["type"]["const"] for choice in trigger_types] == list(TRIGGER_TYPES)
+    assert _enum(_schema("TriggerDescription")["properties"]["type"]) == list(TRIGGER_TYPES)
+    webhook, event = trigger_types[TRIGGER_TYPES.index("Webhook")], trigger_types[TRIGGER_TYPES.index("Event")]
+    assert _enum(webhook["properties"]["signature"]) == list(SCHEMES)
+    assert _enum(event["properties"]["event_type"]) == list(EVENT_TYPES)
+    assert _enum(_schema("Event")["properties"]["type"]) == list(EVENT_TYPES)
+    plain, as_object = _schema("OnError")["oneOf"]
+    assert [*plain["enum"], *as_object["required"]] == list(ON_ERROR_POLICIES)
+    for name in ("ExecutionResult", "ExecutionCancelled", "ExecutionSummary"):
+        assert _enum(_schema(name)["properties"]["status"]) == list(EXECUTION_STATUSES), name
+    assert _enum(_schema("NodeRecord")["properties"]["status"]) == list(NODE_STATUSES)
+    assert _enum(_parameter("/api/executions", "get", "status")["schema"]) == [*EXECUTION_STATUSES, ""]
+    described = _parameter("/api/events", "get", "types")["description"]
+    assert all(event_type in described for event_type in EVENT_TYPES)
+
+
+def _maximum(schema: dict[str, Any]) -> Any:
+    if "anyOf" in schema:
+        (schema,) = [part for part in schema["anyOf"] if part != {"type": "null"}]
+    return schema["maximum"]
+
+
+def _with_node(**fields: Any) -> dict[str, Any]:
+    return {"name": "limits", "nodes": [{"id": "log", "node_type": "debug.log", **fields}]}
+
+
+def _with_settings(**settings: Any) -> dict[str, Any]:
+    return {"name": "limits", "nodes": [{"id": "log", "node_type": "debug.log"}], "settings": settings}
+
+
+# Each limit the validator enforces: where the document states it, the code's constant, and a
+# workflow document holding a given value there.
+LIMITS = [
+    (("RetryPolicy", "max_attempts"), MAX_ATTEMPTS, lambda v: _with_node(retry_policy={"max_attempts": v})),
+    (("RetryPolicy", "delay_ms"), MAX_DURATION_MS, lambda v: _with_node(retry_policy={"delay_ms": v})),
+    (("RetryPolicy", "backoff_multiplier"), MAX_BACKOFF_MULTIPLIER, lambda v: _with_node(retry_policy={"backoff_multiplier": v})),
+    (("RetryPolicy", "max_delay_ms"), MAX_DURATION_MS, lambda v: _with_node(retry_policy={"max_delay_ms": v})),
+    (("Node", "timeout_ms"), MAX_DURATION_MS, lambda v: _with_node(timeout_ms=v)),
+    (("Settings", "max_execution_time_ms"), MAX_DURATION_MS, lambda v: _with_settings(max_execution_time_ms=v)),
+    (
+        ("OnError", "RetryWorkflow.max_attempts"),
+        MAX_ATTEMPTS,
+        lambda v: _with_settings(on_error={"RetryWorkflow": {"max_attempts": v}}),
+    ),
+]
+
+
+def _documented_maximum(schema_name: str, field: str) -> Any:
+    if schema_name == "OnError":
+        retry = _schema("OnError")["oneOf"][1]["properties"]["RetryWorkflow"]
+        return _maximum(retry["properties"]["max_attempts"])
+    return _maximum(_schema(schema_name)["properties"][field])
+
+
+@pytest.mark.parametrize(("where", "constant", "build"), LIMITS, ids=[".".join(where) for where, _, _ in LIMITS])
+async def test_documented_maximum_is_the_one_the_server_enforces(api, where, constant, build):
+    maximum = _documented_maximum(*where)
+    assert maximum == constant
+    at_limit = await api.post("/api/workflows", json=build(maximum))
+    assert at_limit.status == 201, await at_limit.text()
+    over = await api.post("/api/workflows", json=build(maximum + 1))
+    assert over.status == 400
+    assert f"must be at most {constant}" in (await over.json())["error"]
+
+
+async def test_documented_id_pattern_is_the_one_the_server_enforces(api):
+    pattern = re.compile(_schema("WorkflowInput")["properties"]["id"]["anyOf"][0]["pattern"])
+    for workflow_id in ("a" * 128, "a" * 129, "x.y:z-1_2", "has space", "slash/ed", "ünï"):
+        response = await api.post("/api/workflows", json={"id": workflow_id, "name": "n"})
+        assert (response.status == 201) == bool(pattern.search(workflow_id)), (workflow_id, await response.text())

@@ -1,8 +1,6 @@
-"""Plans and runs workflows (DESIGN.md section 5).
+"""The scheduler: runs the plan of a workflow version (DESIGN.md section 5).
 
-A Plan is built once per workflow version: node types, incoming connections, successors and
-predecessor counts, with no recursion so a 10,000-node chain is as easy as a wide fan-out.
-An Execution runs a plan: each node starts the moment all its predecessors have finished, at
+An Execution runs a plan (plan.py): each node starts the moment all its predecessors have finished, at
 most ``max_parallel_nodes`` bodies at once (a ready queue and a running count play the part of
 a semaphore without parking a task per waiting node), with per-node retries and timeouts, a
 workflow-wide time limit, and the StopWorkflow / ContinueOnError / RetryWorkflow policies.
@@ -15,69 +13,49 @@ import logging
 import os
 import time
 from collections import abc, deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Literal, get_args
 
 from ..errors import NodeError, ValidationError
-from .events import EventBus, ExecutionEvents, quote, serialise, utf8_safe, utc_timestamp
-from .model import Node, Workflow, collector_paused
 from ..nodes.api import NodeContext, NodeType
 from ..nodes.registry import NodeRegistry
-from .redaction import redact_json, redact_text, resolve_secrets, secret_names
-from .redaction import active as secrets_resolved
 from ..values import Value, decode_value, to_value
+from . import wire
+from .events import EventBus, ExecutionEvents, serialise, utc_timestamp
+from .ids import new_execution_id
+from .model import Node, Workflow
+from .plan import Plan
+from .redaction import Redactor, resolve_secrets
 
-__all__ = ["Plan", "Execution", "ExecutionResult", "Engine", "decode_inputs", "EXECUTION_STATUSES", "NODE_STATUSES"]
+__all__ = [
+    "Plan",
+    "Execution",
+    "ExecutionResult",
+    "Engine",
+    "decode_inputs",
+    "new_execution_id",
+    "EXECUTION_STATUSES",
+    "NODE_STATUSES",
+    "ExecutionStatus",
+    "NodeStatus",
+]
 
 log = logging.getLogger("flowengine.core.engine")
 
 
 # Node and execution statuses (DESIGN.md section 5).
-NODE_STATUSES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled")
-PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = NODE_STATUSES
-EXECUTION_STATUSES = ("running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted")
-
-
-_random_pool = b""
-_random_used = 0
-_last_millis = -1  # the Unix millisecond and random part of the last id made
-_last_random = 0
-_RANDOM_BITS = 74  # rand_a (12 bits) and rand_b (62 bits) of a version 7 UUID
-_RANDOM_MASK = (1 << _RANDOM_BITS) - 1
-
-
-def new_execution_id() -> str:
-    """A version 7 UUID (RFC 9562) as text: 48 bits of Unix milliseconds, then 74 random bits.
-
-    Ids sort by creation time. That is handy when reading the history, and it is what keeps the
-    history's id index cheap: each new row goes at the index's end instead of onto a random page
-    (random version 4 ids cost the SQLite writer about 7 µs more per execution). Within one
-    millisecond, or when the clock steps back, the random part of the previous id grows by a
-    random step (RFC 9562 section 6.2, method 2), so ids of one process never go backwards.
-    The random bytes are read from the OS 4 KiB at a time: one getrandom() call per id cost
-    more than the rest of a small execution's set-up."""
-    global _random_pool, _random_used, _last_millis, _last_random
-    if _random_used >= len(_random_pool):
-        _random_pool, _random_used = os.urandom(4096), 0
-    raw = int.from_bytes(_random_pool[_random_used : _random_used + 16], "big")
-    _random_used += 16
-    millis = time.time_ns() // 1_000_000
-    if millis > _last_millis:
-        random = raw & _RANDOM_MASK
-    else:
-        millis = _last_millis
-        random = _last_random + 1 + (raw >> 96)  # a step of 1 to 2**32
-        if random > _RANDOM_MASK:  # the part overflowed: borrow the next millisecond
-            millis, random = millis + 1, random & _RANDOM_MASK
-    _last_millis, _last_random = millis, random
-    value = (millis << 80) | _VERSION_7 | ((random >> 62) << 64) | _VARIANT | (random & _RAND_B_MASK)
-    hexa = f"{value:032x}"
-    return f"{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:]}"
-
-
-_VERSION_7 = 0x7 << 76
-_VARIANT = 0b10 << 62  # RFC 9562's variant
-_RAND_B_MASK = (1 << 62) - 1
+NodeStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
+ExecutionStatus = Literal["running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted"]
+NODE_STATUSES: tuple[NodeStatus, ...] = get_args(NodeStatus)
+EXECUTION_STATUSES: tuple[ExecutionStatus, ...] = get_args(ExecutionStatus)
+StopReason = Literal["cancelled", "interrupted", "timeout"]
+PENDING: NodeStatus = "pending"
+RUNNING: NodeStatus = "running"
+SUCCEEDED: NodeStatus = "succeeded"
+FAILED: NodeStatus = "failed"
+SKIPPED: NodeStatus = "skipped"
+CANCELLED: NodeStatus = "cancelled"
 
 
 def decode_inputs(raw: Any) -> dict[str, Value]:
@@ -89,139 +67,12 @@ def decode_inputs(raw: Any) -> dict[str, Value]:
     return {name: decode_value(item, f"inputs.{name}", strict=False) for name, item in raw.items()}
 
 
-@dataclass
-class Plan:
-    """What the executor needs, computed once per workflow version."""
-
-    workflow: Workflow
-    nodes: list[Node]
-    node_types: list[NodeType]
-    type_names: list[str]  # node.node_type of each node
-    # The graph in compressed rows, so that a 50,000-node plan is a few flat lists rather than
-    # 100,000 small ones for the garbage collector to walk: node i's incoming connections are
-    # incoming[incoming_start[i]:incoming_start[i + 1]] as (source index, from_port, to_port),
-    # its distinct successors successors[successor_start[i]:successor_start[i + 1]].
-    incoming_start: list[int]
-    incoming: list[tuple[int, str, str]]
-    successor_start: list[int]
-    successors: list[int]
-    predecessor_count: list[int]
-    roots: list[int]
-    sinks: list[int]
-    accepted_inputs: list[frozenset[str] | None]  # root input names a node takes; None: all
-    base_config: list[dict[str, Value]]  # declared defaults overlaid by the node's config
-    has_secrets: list[bool]
-
-    @classmethod
-    def build(cls, workflow: Workflow, registry: NodeRegistry) -> "Plan":
-        with collector_paused():
-            return cls._build(workflow, registry)
-
-    @classmethod
-    def _build(cls, workflow: Workflow, registry: NodeRegistry) -> "Plan":
-        nodes = workflow.nodes
-        count = len(nodes)
-        connections = workflow.connections
-        # Node i's incoming connections, in document order: a counting sort by target.
-        incoming_start = _row_starts(count, [connection.to_index for connection in connections])
-        incoming: list[Any] = [None] * len(connections)
-        place = incoming_start[:-1]
-        for connection in connections:
-            target = connection.to_index
-            incoming[place[target]] = (connection.from_index, connection.from_port, connection.to_port)
-            place[target] += 1
-        # Two connections between the same pair of nodes are one dependency: distinct pairs,
-        # kept as one number each (source * count + target) rather than a tuple.
-        links = list(dict.fromkeys([connection.from_index * count + connection.to_index for connection in connections]))
-        sources = [link // count for link in links]
-        successor_start = _row_starts(count, sources)
-        successors = [0] * len(links)
-        place = successor_start[:-1]
-        predecessor_count = [0] * count
-        for link, source in zip(links, sources):
-            target = link - source * count
-            successors[place[source]] = target
-            place[source] += 1
-            predecessor_count[target] += 1
-        # What nodes of one type share (accepted input names, config defaults, whether those
-        # hold secrets) is worked out once per type, not once per node: a 50,000-node workflow
-        # has a handful of types. One pass over the nodes, since at that size each pass over
-        # 50,000 scattered objects costs more in memory traffic than in instructions.
-        shared: dict[str, tuple[NodeType, frozenset[str] | None, dict[str, Value], bool]] = {}
-        node_types: list[NodeType] = []
-        type_names: list[str] = []
-        accepted: list[frozenset[str] | None] = []
-        base_config: list[dict[str, Value]] = []
-        has_secrets: list[bool] = []
-        for node in nodes:
-            type_name = node.node_type
-            known = shared.get(type_name)
-            if known is None:
-                node_type = registry.get(type_name)
-                if node_type is None:
-                    raise LookupError(f"node {node.id!r}: node type {type_name!r} is not available")
-                defaults = {key.name: to_value(key.default) for key in node_type.config if key.default is not None}
-                known = shared[type_name] = (
-                    node_type,
-                    None if node_type.any_inputs else frozenset(port.name for port in node_type.inputs),
-                    defaults,
-                    _holds_secrets(defaults),
-                )
-            node_type, type_accepted, defaults, defaults_secret = known
-            node_types.append(node_type)
-            type_names.append(type_name)
-            if node_type.dynamic_inputs is not None and not node_type.any_inputs:
-                names = {port.name for port in node_type.inputs} | node_type.dynamic_inputs(node.config)
-                accepted.append(frozenset(names))
-            else:
-                accepted.append(type_accepted)
-            if node.config:
-                config = {**defaults, **node.config}
-                base_config.append(config)
-                has_secrets.append(_holds_secrets(config))
-            else:
-                base_config.append(defaults)
-                has_secrets.append(defaults_secret)
-        return cls(
-            workflow=workflow,
-            nodes=nodes,
-            node_types=node_types,
-            type_names=type_names,
-            incoming_start=incoming_start,
-            incoming=incoming,
-            successor_start=successor_start,
-            successors=successors,
-            predecessor_count=predecessor_count,
-            roots=[i for i, count in enumerate(predecessor_count) if count == 0],
-            sinks=[i for i in range(len(nodes)) if successor_start[i] == successor_start[i + 1]],
-            accepted_inputs=accepted,
-            base_config=base_config,
-            has_secrets=has_secrets,
-        )
-
-
-def _holds_secrets(config: dict[str, Value]) -> bool:
-    return any(secret_names(value) for value in config.values())
-
-
-def _row_starts(count: int, rows: list[int]) -> list[int]:
-    """Where each row begins when items are grouped by row (``rows[k]`` is item k's row):
-    row i's items go to ``[starts[i]:starts[i + 1]]``. Counting, not sorting: linear, and it
-    allocates nothing per item, which at 50,000 nodes matters more than the count of steps."""
-    starts = [0] * (count + 1)
-    for row in rows:
-        starts[row + 1] += 1
-    for row in range(count):
-        starts[row + 1] += starts[row]
-    return starts
-
-
 @dataclass(slots=True)
 class ExecutionResult:
     execution_id: str
     workflow_id: str
     workflow_version: int
-    status: str
+    status: ExecutionStatus
     started_at: str
     finished_at: str
     duration_ms: float
@@ -236,7 +87,7 @@ class ExecutionResult:
     error: str | None
     # Every node's type, status and duration_ms, in plan order, for the metrics
     node_types: list[str]
-    node_statuses: list[str]
+    node_statuses: list[NodeStatus]
     node_durations: list[float | None]
 
     @property
@@ -244,21 +95,8 @@ class ExecutionResult:
         return self.status == "succeeded"
 
     def response_json(self) -> str:
-        """The execute response body (issue 3) as JSON text: the seed fields first, then the
-        rest, ``error`` in front when there is one. Put together from the parts, like the
-        events: the node outputs are already text (``outputs_json``)."""
-        head = "{" if self.error is None else f'{{"error":{quote(self.error)},'
-        text = (
-            f'{head}"execution_id":{quote(self.execution_id)},"completed_nodes":{self.completed_nodes},'
-            f'"total_nodes":{self.total_nodes},"status":"{self.status}","duration_ms":{self.duration_ms!r},'
-            f'"attempts":{self.attempts},"outputs":{self.outputs_json},"failed_nodes":{_json_list(self.failed_nodes)},'
-            f'"skipped_nodes":{_json_list(self.skipped_nodes)},"cancelled_nodes":{_json_list(self.cancelled_nodes)}}}'
-        )
-        return text if text.isascii() else utf8_safe(text)
-
-
-def _json_list(items: list[Any]) -> str:
-    return serialise(items) if items else "[]"
+        """The execute response body as JSON text (``wire.execute_response``)."""
+        return wire.execute_response(self)
 
 
 SleepFn = Callable[[float], Awaitable[None]]
@@ -286,6 +124,7 @@ class Engine:
         self.environ = environ
         self.running: dict[str, Execution] = {}
         self._plans: dict[tuple[str, int], Plan] = {}
+        self.redactor = Redactor()  # the secrets this engine's executions resolved, masked in all they show
 
     def plan(self, workflow: Workflow) -> Plan:
         """The plan for this workflow version, built once and cached."""
@@ -310,12 +149,14 @@ class Engine:
         record_limit: int = 10_000,
         trigger_json: str | None = None,
         cached_outputs: dict[str, dict[str, Value]] | None = None,
-    ) -> "Execution":
+    ) -> Execution:
         """Create an execution (not yet running): ``await execution.run()`` runs it.
         ``trigger_json`` (what started it, as JSON text) goes into WorkflowStarted; with
         ``record`` its events are kept (at most ``record_limit``) for the history."""
         execution_id = execution_id or new_execution_id()
-        events = ExecutionEvents(self.bus, execution_id, workflow.id, record=record, record_limit=record_limit)
+        events = ExecutionEvents(
+            self.bus, execution_id, workflow.id, record=record, record_limit=record_limit, redactor=self.redactor
+        )
         return Execution(self, self.plan(workflow), inputs, events, trigger_json, cached_outputs or {})
 
     async def execute(self, workflow: Workflow, inputs: dict[str, Value] | None = None, **options: Any) -> ExecutionResult:
@@ -327,8 +168,21 @@ class Execution:
 
     # Slots: an execution is made per request, and slot attributes are set and read faster.
     __slots__ = (
-        "engine", "plan", "inputs", "events", "id", "trigger_json", "cached_outputs", "attempt", "attempts",
-        "stop_reason", "stop_message", "result", "_finished", "stop_waiters", "started",
+        "_finished",
+        "attempt",
+        "attempts",
+        "cached_outputs",
+        "engine",
+        "events",
+        "id",
+        "inputs",
+        "plan",
+        "result",
+        "started",
+        "stop_message",
+        "stop_reason",
+        "stop_waiters",
+        "trigger_json",
     )
 
     def __init__(
@@ -349,7 +203,7 @@ class Execution:
         self.cached_outputs = cached_outputs
         self.attempt: _Attempt | None = None
         self.attempts = 0
-        self.stop_reason: str | None = None  # "cancelled", "interrupted" or "timeout" once stopped
+        self.stop_reason: StopReason | None = None  # set once stopped
         self.stop_message: str | None = None  # why, for an attempt that starts after the stop
         self.result: ExecutionResult | None = None
         self._finished: asyncio.Future[ExecutionResult] | None = None  # made when first asked for
@@ -357,7 +211,7 @@ class Execution:
         self.started = 0.0  # perf_counter at the start of run(): node start times count from it
 
     @property
-    def finished(self) -> "asyncio.Future[ExecutionResult]":
+    def finished(self) -> asyncio.Future[ExecutionResult]:
         """Done, with the result, when the execution has ended."""
         if self._finished is None:
             self._finished = asyncio.get_running_loop().create_future()
@@ -365,7 +219,21 @@ class Execution:
                 self._finished.set_result(self.result)
         return self._finished
 
-    def cancel(self, reason: str = "execution cancelled", *, status: str = "cancelled") -> bool:
+    def node_statuses(self) -> list[tuple[str, str, str]]:
+        """(node id, node type, status) of every node in the current attempt, in plan order;
+        empty once the execution has ended (its result says how each node ended)."""
+        attempt = self.attempt
+        if attempt is None:
+            return []
+        return [(node.id, node.node_type, status) for node, status in zip(self.plan.nodes, attempt.status)]
+
+    def recorded_events(self) -> list[str] | None:
+        """The events recorded so far (JSON texts, in seq order), or None when not recording."""
+        return None if self.events.recorded is None else self.events.recorded_texts()
+
+    def cancel(
+        self, reason: str = "execution cancelled", *, status: Literal["cancelled", "interrupted"] = "cancelled"
+    ) -> bool:
         """Stop the execution: running nodes are cancelled and no new ones start. ``status``
         is ``cancelled``, or ``interrupted`` when the server is shutting down."""
         if self.result is not None or self.stop_reason is not None:
@@ -377,7 +245,7 @@ class Execution:
         limit = self.plan.workflow.settings.max_execution_time_ms
         self._stop("timeout", f"Workflow execution timed out: exceeded max_execution_time_ms ({limit} ms)")
 
-    def _stop(self, reason: str, message: str) -> None:
+    def _stop(self, reason: StopReason, message: str) -> None:
         if self.result is not None or self.stop_reason is not None:
             return
         self.stop_reason, self.stop_message = reason, message
@@ -395,9 +263,7 @@ class Execution:
         started_at = utc_timestamp(started_wall)
         engine.running[self.id] = self
         # The first and last events carry the execution's started_at and finished_at exactly.
-        events.emit_text(
-            "WorkflowStarted", "" if self.trigger_json is None else f'"trigger":{self.trigger_json}', started_at
-        )
+        events.emit_text("WorkflowStarted", wire.workflow_started(self.trigger_json), started_at)
         timer = None
         max_attempts = settings.retry_workflow_attempts if settings.on_error == "RetryWorkflow" else 1
         attempt = self.attempt = _Attempt(self)
@@ -436,9 +302,7 @@ class Execution:
             attempt.close()
             result = self.result = self._result(attempt, started_at, started_wall, time.perf_counter() - self.started)
             events.emit_text(
-                "WorkflowCompleted",
-                f'"success":{"true" if result.success else "false"},"status":"{result.status}",'
-                f'"duration_ms":{result.duration_ms!r}',
+                "WorkflowCompleted", wire.workflow_completed(result.success, result.status, result.duration_ms),
                 result.finished_at,
             )
             self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
@@ -446,7 +310,7 @@ class Execution:
                 self._finished.set_result(result)
         return result
 
-    def _result(self, attempt: "_Attempt", started_at: str, started_wall: float, elapsed: float) -> ExecutionResult:
+    def _result(self, attempt: _Attempt, started_at: str, started_wall: float, elapsed: float) -> ExecutionResult:
         plan = self.plan
         nodes = plan.nodes
         statuses = attempt.status
@@ -459,8 +323,9 @@ class Execution:
             cancelled_nodes = [nodes[index].id for index, state in enumerate(statuses) if state == CANCELLED]
         # A stop that came after the last node finished changes nothing: only a stop that cut
         # the attempt short (attempt.failure) makes it cancelled/interrupted/failed.
+        status: ExecutionStatus
         if attempt.failure is not None:
-            status = self.stop_reason if self.stop_reason in ("cancelled", "interrupted") else "failed"
+            status = "cancelled" if self.stop_reason == "cancelled" else "interrupted" if self.stop_reason == "interrupted" else "failed"
         elif failed:
             status = "completed_with_errors"
         else:
@@ -470,14 +335,15 @@ class Execution:
         for index in plan.sinks:
             if attempt.outputs[index] is not None:
                 outputs[nodes[index].id] = attempt.encoded_outputs(index)
-                outputs_texts.append(f"{quote(nodes[index].id)}:{attempt.outputs_json(index)}")
-        outputs_json = "{" + ",".join(outputs_texts) + "}"
+                outputs_texts.append(wire.member(nodes[index].id, attempt.outputs_json(index)))
+        outputs_json = wire.object_of(outputs_texts)
         failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed]
         error = attempt.failure if status in ("failed", "cancelled", "interrupted") else None
-        if secrets_resolved():  # a node may have echoed a secret: mask it in all we show
-            outputs, failed_nodes = redact_json([outputs, failed_nodes])
+        redactor = self.engine.redactor
+        if redactor.active:  # a node may have echoed a secret: mask it in all we show
+            outputs, failed_nodes = redactor.redact_json([outputs, failed_nodes])
             outputs_json = serialise(outputs)
-            error = None if error is None else redact_text(error)
+            error = None if error is None else redactor.redact_text(error)
         return ExecutionResult(
             self.id,
             plan.workflow.id,
@@ -507,10 +373,31 @@ class _Attempt:
     released exactly once: O(nodes + connections) per pass."""
 
     __slots__ = (
-        "execution", "plan", "events", "remaining", "outputs", "status", "node_attempts", "started_at",
-        "durations", "errors", "cached", "encoded", "encoded_text", "ready", "tasks", "task_index",
-        "_on_task_done", "finished_count", "max_parallel", "stop_on_error", "failure", "stopped", "closed",
-        "resume_scheduled", "done",
+        "_on_task_done",
+        "cached",
+        "closed",
+        "done",
+        "durations",
+        "encoded",
+        "encoded_text",
+        "errors",
+        "events",
+        "execution",
+        "failure",
+        "finished_count",
+        "max_parallel",
+        "node_attempts",
+        "outputs",
+        "plan",
+        "ready",
+        "remaining",
+        "resume_scheduled",
+        "started_at",
+        "status",
+        "stop_on_error",
+        "stopped",
+        "task_index",
+        "tasks",
     )
 
     def __init__(self, execution: Execution) -> None:
@@ -521,7 +408,7 @@ class _Attempt:
         self.events = execution.events
         self.remaining = list(plan.predecessor_count)
         self.outputs: list[dict[str, Value] | None] = [None] * count
-        self.status = [PENDING] * count
+        self.status: list[NodeStatus] = [PENDING] * count
         self.node_attempts = [0] * count
         self.started_at: list[float | None] = [None] * count
         self.durations: list[float | None] = [None] * count
@@ -675,7 +562,8 @@ class _Attempt:
     def _resolve_secrets(self, config: dict[str, Value]) -> dict[str, Value]:
         environ = self.execution.engine.environ
         try:
-            return {key: resolve_secrets(value, environ) for key, value in config.items()}
+            redactor = self.execution.engine.redactor
+            return {key: resolve_secrets(value, redactor, environ) for key, value in config.items()}
         except LookupError as exc:
             raise NodeError(str(exc)) from None
 
@@ -683,7 +571,7 @@ class _Attempt:
         events = self.events
         if events.wanted:
             node = self.plan.nodes[index]  # node types are plain names (TYPE_NAME): no escaping
-            events.emit_text("NodeStarted", f'"node_id":{quote(node.id)},"node_type":"{node.node_type}"')
+            events.emit_text("NodeStarted", wire.node_started(node.id, node.node_type))
         else:
             events.skip()
 
@@ -694,7 +582,7 @@ class _Attempt:
 
     # -- running a node body -------------------------------------------------------------
 
-    def _call_sync(self, node_type: NodeType, context: NodeContext, node: Node) -> tuple[str, Any]:
+    def _call_sync(self, node_type: NodeType, context: NodeContext, node: Node) -> tuple[NodeStatus, Any]:
         try:
             return SUCCEEDED, _as_outputs(node_type.run(context))
         except NodeError as exc:
@@ -702,7 +590,9 @@ class _Attempt:
         except Exception as exc:
             return FAILED, _report_crash(exc, node)
 
-    async def _run_node(self, index: int, node: Node, node_type: NodeType, context: NodeContext) -> tuple[str, Any]:
+    async def _run_node(
+        self, index: int, node: Node, node_type: NodeType, context: NodeContext
+    ) -> tuple[NodeStatus, Any]:
         policy = node.retry_policy
         max_attempts = policy.max_attempts if policy is not None else 1
         timeout_ms = node.timeout_ms
@@ -761,10 +651,10 @@ class _Attempt:
         elapsed = time.perf_counter() - self.started_at[index]  # type: ignore[operator]
         if task.cancelled():
             self._complete(index, CANCELLED, f"cancelled: {self.failure or 'execution stopped'}", elapsed)
-        elif task.exception() is not None:
+        elif (crash := task.exception()) is not None:
             # Not the body (its errors are caught in _run_node) but the engine around it, e.g. an
             # injected sleep: fail the node rather than leave the attempt waiting for ever.
-            self._complete(index, FAILED, _report_crash(task.exception(), self.plan.nodes[index]), elapsed)
+            self._complete(index, FAILED, _report_crash(crash, self.plan.nodes[index]), elapsed)
         else:
             status, payload = task.result()
             self._complete(index, status, payload, elapsed)
@@ -787,7 +677,7 @@ class _Attempt:
             text = self.encoded_text[index] = serialise(self.encoded_outputs(index))
         return text
 
-    def _complete(self, index: int, status: str, payload: Any, elapsed: float) -> None:
+    def _complete(self, index: int, status: NodeStatus, payload: Any, elapsed: float) -> None:
         """Record a node's outcome and queue successors whose predecessors have all finished."""
         node = self.plan.nodes[index]
         duration_ms = round(elapsed * 1000, 3)
@@ -797,11 +687,12 @@ class _Attempt:
         if status == SUCCEEDED:
             self.outputs[index] = payload
             if events.wanted:
-                fields = (
-                    f'"node_id":{quote(node.id)},"outputs":{self.outputs_json(index)},"duration_ms":{duration_ms!r},'
-                    f'"attempts":{self.node_attempts[index]}'
+                events.emit_text(
+                    "NodeCompleted",
+                    wire.node_completed(
+                        node.id, self.outputs_json(index), duration_ms, self.node_attempts[index], index in self.cached
+                    ),
                 )
-                events.emit_text("NodeCompleted", fields + ',"cached":true' if index in self.cached else fields)
             else:
                 events.skip()
         else:

@@ -17,11 +17,11 @@ import math
 import struct
 import time
 from collections import deque
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
-from .redaction import active as secrets_active
-from .redaction import redact_json
+from .redaction import Redactor
 
 __all__ = [
     "EVENT_TYPES",
@@ -53,7 +53,7 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 
 def _make_dumps() -> Callable[[Any], str]:
     """``_encoder.encode``, minus its set-up. For a small document most of json.dumps's time
-    goes into building the C encoder it then calls once (about 1 µs of 1.6); here the C
+    goes into building the C encoder it then calls once; here the C
     encoder is built once and reused. It is the one json.dumps builds, but with no
     circular-reference check (``markers=None``), which is what makes it reusable: a circular
     structure then fails with RecursionError instead of ValueError, and cannot come from JSON or
@@ -88,7 +88,7 @@ def _plain(item: Any) -> Any:
     return str(item)
 
 
-def serialise(event: dict[str, Any]) -> str:
+def serialise(event: Any) -> str:
     """The event as compact JSON text. Never raises for odd data: an event must not fail the
     node that emitted it, nor only when someone happens to be listening."""
     try:
@@ -114,7 +114,7 @@ def utf8_safe(text: str) -> str:
 
 # ``text`` as a JSON string, quotes included, for putting event text together: the C function
 # json.dumps itself uses with ensure_ascii=False (a lone surrogate passes through: see utf8_safe).
-quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+quote: Callable[[str], str] = json.encoder.encode_basestring
 
 
 _second_prefix: tuple[int, str] = (-1, "")  # the formatted whole second last asked for
@@ -132,12 +132,12 @@ def utc_timestamp(moment: datetime | float | None = None) -> str:
         moment = time.time()
     elif isinstance(moment, datetime):
         if moment.utcoffset():
-            moment = moment.astimezone(timezone.utc)
+            moment = moment.astimezone(UTC)
         return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
     second = int(moment)
     prefix = _second_prefix
     if prefix[0] != second:
-        prefix = _second_prefix = (second, datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S."))
+        prefix = _second_prefix = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
     # + 0.001: a float of today's time is only good to about 0.0003 ms, so x.123 may be stored
     # as x.12299990...; min() keeps x.9999999 in range.
     return prefix[1] + _MILLIS[min(int((moment - second) * 1000 + 0.001), 999)]
@@ -185,25 +185,25 @@ class Listener:
     """
 
     __slots__ = (
-        "execution_id",
-        "workflow_id",
-        "types",
-        "filtered",
-        "limit",
-        "lagging",
-        "missed",
-        "on_lagging",
-        "transport",
-        "closed",
-        "batch",
-        "skip",
         "_bus",
-        "_held",
-        "_held_events",
         "_bytes",
         "_events",
-        "_sent_events",
+        "_held",
+        "_held_events",
         "_marks",
+        "_sent_events",
+        "batch",
+        "closed",
+        "execution_id",
+        "filtered",
+        "lagging",
+        "limit",
+        "missed",
+        "on_lagging",
+        "skip",
+        "transport",
+        "types",
+        "workflow_id",
     )
 
     def __init__(
@@ -453,7 +453,7 @@ class ExecutionEvents:
     frame carries it, and only observers get a dict (parsed from it). ``emit`` takes the fields
     as a dict and encodes them; ``emit_text`` takes them already encoded, for the events every
     execution publishes (NodeStarted, NodeCompleted, ...), where a dict and a JSON encoder pass
-    cost ten times more than putting the text together (about 3 µs against 0.3 µs an event).
+    cost many times more than putting the text together (BENCHMARKS.md has the figures).
     Either way the text is the same: type, execution_id, workflow_id and seq first, then the
     fields, then the timestamp.
 
@@ -462,13 +462,30 @@ class ExecutionEvents:
     """
 
     __slots__ = (
-        "bus", "execution_id", "workflow_id", "seq", "recorded", "record_limit", "_tail", "_dropped", "_observed",
+        "_dropped",
         "_head",
+        "_observed",
+        "_redactor",
+        "_tail",
+        "bus",
+        "execution_id",
+        "record_limit",
+        "recorded",
+        "seq",
+        "workflow_id",
     )
 
     def __init__(
-        self, bus: EventBus, execution_id: str, workflow_id: str, *, record: bool, record_limit: int = 10_000
+        self,
+        bus: EventBus,
+        execution_id: str,
+        workflow_id: str,
+        *,
+        record: bool,
+        record_limit: int = 10_000,
+        redactor: Redactor | None = None,
     ) -> None:
+        self._redactor = redactor
         self.bus = bus
         self.execution_id = execution_id
         self.workflow_id = workflow_id
@@ -512,10 +529,11 @@ class ExecutionEvents:
         )
         if not text.isascii():
             text = utf8_safe(text)
-        if secrets_active():
+        redactor = self._redactor
+        if redactor is not None and redactor.active:
             # A node may have echoed a resolved secret into its outputs or messages: listeners,
             # history and observers all get the masked event.
-            text = serialise(redact_json(json.loads(text)))
+            text = serialise(redactor.redact_json(json.loads(text)))
         recorded = self.recorded
         if recorded is not None:
             if self._tail is None and len(recorded) < self.record_limit:

@@ -10,15 +10,17 @@ import gc
 import graphlib
 import re
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..errors import ValidationError
-from .redaction import MIN_SECRET_LENGTH, lookup, secret_env_name, secret_names
 from ..nodes.api import MAX_DURATION_MS, NodeType
 from ..nodes.registry import NodeRegistry
 from ..values import Value, decode_value, json_kind
+from .redaction import MIN_SECRET_LENGTH, lookup, secret_env_name, secret_names
+from .triggerchecks import TRIGGER_CHECKS
 
 __all__ = [
     "RetryPolicy",
@@ -39,9 +41,6 @@ MAX_ATTEMPTS = 1000  # retry and RetryWorkflow attempts
 MAX_BACKOFF_MULTIPLIER = 1000.0
 TRIGGER_TYPES = ("Manual", "Cron", "Webhook", "Event")
 
-# Trigger types validate their own fields; triggers.py installs the checks for Cron and friends.
-TriggerCheck = Callable[[dict[str, Any], str], None]
-TRIGGER_CHECKS: dict[str, TriggerCheck] = {}
 
 
 @dataclass
@@ -492,7 +491,7 @@ def _parse_connection(
     index: int,
     positions: dict[str, int],
     node_types: dict[str, NodeType],
-    port_names: "_PortNames",
+    port_names: _PortNames,
 ) -> Connection:
     path = f"connections[{index}]"
     document = _object(raw, path)
@@ -501,7 +500,7 @@ def _parse_connection(
         if document.get(key) is None:
             raise ValidationError(f"{path}.{key}: is required")
         fields[key] = _string(document[key], f"{path}.{key}", non_empty=True)
-    connection = Connection(**fields)
+    connection = Connection(fields["from_node"], fields["from_port"], fields["to_node"], fields["to_port"])
     for end, port_end, outputs in (("from_node", "from_port", True), ("to_node", "to_port", False)):
         node_id = fields[end]
         node_type = node_types.get(node_id)

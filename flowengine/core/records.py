@@ -2,8 +2,8 @@
 
 The history stores an execution's events, and its per-node records only when they cannot be
 folded back from them (the execution ended before every node had run, so some nodes have no
-event): writing both for every execution cost each about 4 µs, and the records say nothing the
-events do not.
+event): writing both for every execution would cost every execution for records that say
+nothing the events do not.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def node_records(events: list[dict[str, Any]], nodes: list[tuple[str, str]] | No
             entry["node_type"] = event.get("node_type", entry["node_type"])
     if nodes is None:
         return list(records.values())
-    listed = [records.pop(node_id, None) or _pending(node_id, node_type) for node_id, node_type in nodes]
+    listed = [records.pop(node_id) if node_id in records else _pending(node_id, node_type) for node_id, node_type in nodes]
     return listed + list(records.values())
 
 

@@ -16,19 +16,18 @@ import json
 import logging
 import os
 import re
-from typing import Any, Mapping
+import weakref
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "MASK",
     "SECRET_ENV_PREFIX",
     "MIN_SECRET_LENGTH",
+    "Redactor",
     "RedactingFilter",
     "install_log_redaction",
-    "active",
     "lookup",
-    "redact_json",
-    "redact_text",
-    "remember",
     "resolve_secrets",
     "reusable_outputs",
     "secret_env_name",
@@ -43,9 +42,6 @@ MIN_SECRET_LENGTH = 4
 # A base64 piece shorter than this is too likely to occur in unrelated text to be masked.
 _MIN_BASE64_PIECE = 6
 
-_resolved: set[str] = set()  # every secret value remember() was given
-_remembered: list[str] = []  # every value to mask: those, and the string fields of JSON ones
-_pattern: re.Pattern[str] | None = None  # one expression matching every form of every value
 
 
 def secret_env_name(name: str) -> str:
@@ -57,21 +53,6 @@ def lookup(name: str, environ: Mapping[str, str] = os.environ) -> str | None:
         return environ.get(secret_env_name(name))
     except (UnicodeError, ValueError):  # a name no environment can hold is a secret that is not set
         return None
-
-
-def remember(value: str) -> None:
-    """Mask this value from now on, and each string field of it when it is a JSON document
-    (idempotent)."""
-    global _pattern
-    if value in _resolved:  # the usual case: a secret resolved again
-        return
-    _resolved.add(value)
-    added = [text for text in {value, *_json_strings(value)} if text and text not in _remembered]
-    if not added:
-        return
-    _remembered.extend(added)
-    _remembered.sort(key=len, reverse=True)  # a value inside a longer one must not cut it short
-    _pattern = re.compile("|".join(_value_pattern(text) for text in _remembered))
 
 
 def _json_strings(value: str, depth: int = 0) -> list[str]:
@@ -171,33 +152,74 @@ def _base64_pieces(raw: bytes) -> set[str]:
 _URLSAFE = str.maketrans("+/", "-_")
 
 
-def active() -> bool:
-    """Whether any secret has been resolved (when not, redaction costs nothing)."""
-    return _pattern is not None
+class Redactor:
+    """The secret values one engine has resolved, and the masking of them. Each engine (each
+    server app, each ``flowengine run``) has its own, so one app never masks, nor keeps, another
+    one's secrets; log records are masked with those of every live redactor."""
+
+    def __init__(self) -> None:
+        self._resolved: set[str] = set()  # every secret value remember() was given
+        self._remembered: list[str] = []  # every value to mask: those, and the string fields of JSON ones
+        self._pattern: re.Pattern[str] | None = None  # one expression matching every form of every value
+        _live.add(self)
+
+    @property
+    def active(self) -> bool:
+        """Whether any secret has been resolved (when not, redaction costs nothing)."""
+        return self._pattern is not None
+
+    def remember(self, value: str) -> None:
+        """Mask this value from now on, and each string field of it when it is a JSON document
+        (idempotent)."""
+        if value in self._resolved:  # the usual case: a secret resolved again
+            return
+        self._resolved.add(value)
+        added = [text for text in {value, *_json_strings(value)} if text and text not in self._remembered]
+        if not added:
+            return
+        self._remembered.extend(added)
+        self._remembered.sort(key=len, reverse=True)  # a value inside a longer one must not cut it short
+        self._pattern = re.compile("|".join(_value_pattern(text) for text in self._remembered))
+
+    def forget(self) -> None:
+        """Drop every remembered value (the engine is going away)."""
+        self._resolved.clear()
+        self._remembered.clear()
+        self._pattern = None
+
+    def redact_text(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(MASK, text)
+
+    def redact_json(self, document: Any) -> Any:
+        """A copy of a JSON-like document with secret values masked in every string (keys too),
+        however deeply the value was escaped into text along the way."""
+        if self._pattern is None:
+            return document
+        return self._redact(document)
+
+    def _redact(self, node: Any) -> Any:
+        if isinstance(node, str):
+            return self.redact_text(node)
+        if isinstance(node, dict):
+            return {self.redact_text(key) if isinstance(key, str) else key: self._redact(value) for key, value in node.items()}
+        if isinstance(node, (list, tuple)):
+            return [self._redact(item) for item in node]
+        return node
 
 
-def redact_text(text: str) -> str:
-    if _pattern is None:
-        return text
-    return _pattern.sub(MASK, text)
+_live: weakref.WeakSet[Redactor] = weakref.WeakSet()
 
 
-def redact_json(document: Any) -> Any:
-    """A copy of a JSON-like document with secret values masked in every string (keys too),
-    however deeply the value was escaped into text along the way."""
-    if _pattern is None:
-        return document
-    return _redact(document)
+def _mask_for_logs(text: str) -> str:
+    for redactor in list(_live):
+        text = redactor.redact_text(text)
+    return text
 
 
-def _redact(node: Any) -> Any:
-    if isinstance(node, str):
-        return redact_text(node)
-    if isinstance(node, dict):
-        return {redact_text(key) if isinstance(key, str) else key: _redact(value) for key, value in node.items()}
-    if isinstance(node, (list, tuple)):
-        return [_redact(item) for item in node]
-    return node
+def _any_active() -> bool:
+    return any(redactor.active for redactor in list(_live))
 
 
 _original_factory = logging.getLogRecordFactory()
@@ -205,7 +227,7 @@ _original_factory = logging.getLogRecordFactory()
 
 def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     record = _original_factory(*args, **kwargs)
-    if _pattern is not None:
+    if _any_active():
         RedactingFilter().filter(record)
     return record
 
@@ -221,16 +243,16 @@ class RedactingFilter(logging.Filter):
     """Masks secret values in log records, message and traceback alike."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _pattern is None:
+        if not _any_active():
             return True
         message = record.getMessage()
-        record.msg, record.args = redact_text(message), None
+        record.msg, record.args = _mask_for_logs(message), None
         if record.exc_info:
             formatter = logging.Formatter()
-            record.exc_text = redact_text(formatter.formatException(record.exc_info))
+            record.exc_text = _mask_for_logs(formatter.formatException(record.exc_info))
             record.exc_info = None
         if record.stack_info:
-            record.stack_info = redact_text(record.stack_info)
+            record.stack_info = _mask_for_logs(record.stack_info)
         return True
 
 
@@ -249,22 +271,22 @@ def secret_names(value: Any) -> list[str]:
     return names
 
 
-def resolve_secrets(value: Any, environ: Mapping[str, str] = os.environ) -> Any:
+def resolve_secrets(value: Any, redactor: Redactor, environ: Mapping[str, str] = os.environ) -> Any:
     """The Value with every Secret replaced by a String of its resolved value (in its
-    ``format``, if it has one), the value remembered for masking. Raises LookupError naming the
-    variable of a secret that is not set."""
+    ``format``, if it has one), the value remembered by ``redactor`` for masking. Raises
+    LookupError naming the variable of a secret that is not set."""
     from ..values import SecretRef, Value
 
     if value.type == "Secret":
         resolved = lookup(value.value, environ)
         if resolved is None:
             raise LookupError(f"secret {value.value!r} is not set ({secret_env_name(value.value)})")
-        remember(resolved)
+        redactor.remember(resolved)
         return Value("String", value.fill(resolved) if isinstance(value, SecretRef) else resolved)
     if value.type == "Array":
-        return Value("Array", [resolve_secrets(item, environ) for item in value.value])
+        return Value("Array", [resolve_secrets(item, redactor, environ) for item in value.value])
     if value.type == "Object":
-        return Value("Object", {key: resolve_secrets(item, environ) for key, item in value.value.items()})
+        return Value("Object", {key: resolve_secrets(item, redactor, environ) for key, item in value.value.items()})
     return value
 
 

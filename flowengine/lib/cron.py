@@ -49,8 +49,7 @@ from __future__ import annotations
 import bisect
 import calendar
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Optional
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 __all__ = ["CronError", "CronSchedule", "changed_meaning"]
@@ -87,7 +86,7 @@ _SEARCH_YEARS = 400
 class _Field:
     """How to read one field: its name in messages, value range and optional names."""
 
-    def __init__(self, name: str, low: int, high: int, names: Optional[dict] = None) -> None:
+    def __init__(self, name: str, low: int, high: int, names: dict | None = None) -> None:
         self.name = name
         self.low = low
         self.high = high
@@ -172,7 +171,7 @@ def _parse_field(field: _Field, text: str) -> tuple:
     return tuple(sorted(values))
 
 
-def changed_meaning(expression: str) -> Optional[str]:
+def changed_meaning(expression: str) -> str | None:
     """Why ``expression`` fires differently than it did before SUN-led ranges were read as
     Vixie reads them, or None. ``SUN-SUN`` and ``0-SUN`` used to select the whole week (SUN
     ending a range was always 7); now they select Sunday only. For start-up upgrade notes.
@@ -198,11 +197,11 @@ def _load_zone(name: str) -> tzinfo:
         except (KeyError, ValueError, OSError):
             # Without system tz data "UTC" should still work.
             if name == "UTC":
-                return timezone.utc
+                return UTC
     raise CronError(f"timezone: unknown time zone {name!r}")
 
 
-def _next_in(values: tuple, start: int) -> Optional[int]:
+def _next_in(values: tuple, start: int) -> int | None:
     """The smallest of the sorted ``values`` that is >= start, or None."""
     i = bisect.bisect_left(values, start)
     return values[i] if i < len(values) else None
@@ -234,12 +233,11 @@ class CronSchedule:
         # When the day fields combine with OR, every selected weekday occurs in every month.
         # With AND, a day that occurs in a selected month falls on every weekday within one
         # 400-year cycle (Feb 29 included), so the month/day pair is all there is to check.
-        if self._dom_star or self._dow_star:
-            if not any(day <= _MAX_DAYS[month - 1]
-                       for month in self._months for day in self._doms):
-                raise CronError(
-                    f"day-of-month: {fields[3]} never occurs in month {fields[4]}")
-        self._check_fires(datetime.now(timezone.utc))
+        if (self._dom_star or self._dow_star) and not any(
+            day <= _MAX_DAYS[month - 1] for month in self._months for day in self._doms
+        ):
+            raise CronError(f"day-of-month: {fields[3]} never occurs in month {fields[4]}")
+        self._check_fires(datetime.now(UTC))
 
     def _check_fires(self, now: datetime) -> None:
         """Refuse a schedule that can never fire from ``now`` on.
@@ -257,7 +255,7 @@ class CronSchedule:
                 "daylight-saving gap)") from None
 
     @classmethod
-    def parse(cls, expression: str, timezone: str = "UTC") -> "CronSchedule":
+    def parse(cls, expression: str, timezone: str = "UTC") -> CronSchedule:
         """Parse ``expression`` for the zone ``timezone``; raises CronError naming the field."""
         if not isinstance(expression, str):
             raise CronError("expression: must be a string")
@@ -303,12 +301,12 @@ class CronSchedule:
 
     def _next_after(self, moment: datetime) -> datetime:
         # Fire times are whole seconds, so "after moment" equals "after moment's offset1".
-        after = moment.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None)
-        local = after.replace(tzinfo=timezone.utc).astimezone(self._zone)
+        after = moment.astimezone(UTC).replace(microsecond=0, tzinfo=None)
+        local = after.replace(tzinfo=UTC).astimezone(self._zone)
         wall = local.replace(tzinfo=None)
         last_year = wall.year + _SEARCH_YEARS
         offset0, offset1 = self._offsets(wall)
-        early: Optional[datetime] = None
+        early: datetime | None = None
         if self._follows_clock and offset0 != offset1 and local.fold == 0:
             # `after` falls in the first pass through a repeated hour. Wall
             # times of that hour up to `wall` come round again after the change, earlier
@@ -320,7 +318,7 @@ class CronSchedule:
         found = self._scan(wall + _ONE_SECOND, after, last_year)
         if early is not None and early < found:
             found = early
-        return found.replace(tzinfo=timezone.utc)
+        return found.replace(tzinfo=UTC)
 
     def _scan(self, start: datetime, after: datetime, last_year: int) -> datetime:
         """The first fire instant (naive UTC) after ``after``, from wall times >= start up to
@@ -365,8 +363,7 @@ class CronSchedule:
         fold 0 smaller: it falls in a spring-forward gap and never occurs.
         """
         zone = self._zone
-        return (wall.replace(tzinfo=zone).utcoffset(),
-                wall.replace(tzinfo=zone, fold=1).utcoffset())
+        return (_offset(wall.replace(tzinfo=zone)), _offset(wall.replace(tzinfo=zone, fold=1)))
 
     def _change_between(self, low: datetime, high: datetime) -> datetime:
         """The first whole second (naive UTC) in (low, high] whose offset differs from low's.
@@ -374,7 +371,7 @@ class CronSchedule:
         Binary search: zoneinfo does not expose its transition table.
         """
         def offset(instant: datetime) -> timedelta:
-            return instant.replace(tzinfo=timezone.utc).astimezone(self._zone).utcoffset()
+            return _offset(instant.replace(tzinfo=UTC).astimezone(self._zone))
 
         before = offset(low)
         lo, hi = 0, int((high - low).total_seconds())
@@ -394,7 +391,7 @@ class CronSchedule:
             return dom_ok and dow_ok
         return dom_ok or dow_ok
 
-    def _next_wall(self, start: datetime, last_year: int) -> Optional[datetime]:
+    def _next_wall(self, start: datetime, last_year: int) -> datetime | None:
         """The first matching naive wall time >= start (whole seconds) up to the end of
         ``last_year``, jumping field by field; None if there is none.
 
@@ -434,7 +431,7 @@ class CronSchedule:
             return t.replace(second=second)
         return None
 
-    def _next_day(self, year: int, month: int, day: int) -> Optional[int]:
+    def _next_day(self, year: int, month: int, day: int) -> int | None:
         """The first day >= day of the month that matches the day fields, or None."""
         # Cron counts Sunday as 0; Python's weekday() counts Monday as 0.
         weekday = (calendar.weekday(year, month, day) + 1) % 7
@@ -443,3 +440,10 @@ class CronSchedule:
                 return candidate
             weekday = (weekday + 1) % 7
         return None
+
+
+def _offset(moment: datetime) -> timedelta:
+    """The UTC offset of an aware datetime (always known: our zones are ZoneInfo or UTC)."""
+    offset = moment.utcoffset()
+    assert offset is not None
+    return offset

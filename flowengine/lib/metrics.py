@@ -15,10 +15,11 @@ there are no locks.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from bisect import bisect_left
-from typing import Callable, Iterable, Iterator, Mapping, Sequence, Union
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 __all__ = [
     "CONTENT_TYPE",
@@ -40,7 +41,7 @@ _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 LabelKey = tuple[str, ...]
 # A callback metric returns a number, or (when it has labels) a mapping of label values to
 # numbers; a single label's value may be given as a plain string instead of a 1-tuple.
-GaugeCallback = Callable[[], Union[float, Mapping[Union[str, LabelKey], float]]]
+GaugeCallback = Callable[[], float | Mapping[str | LabelKey, float]]
 ValueCallback = GaugeCallback
 
 
@@ -256,7 +257,7 @@ class Gauge(_Metric):
 class _Series:
     """One label set of a histogram: per-bucket (not cumulative) counts, sum, count."""
 
-    __slots__ = ("counts", "sum", "count")
+    __slots__ = ("count", "counts", "sum")
 
     def __init__(self, size: int) -> None:
         self.counts = [0] * size
@@ -284,7 +285,7 @@ class Histogram(_Metric):
             bounds.pop()  # +Inf is always added; accept it being passed explicitly
         if not bounds or any(not math.isfinite(b) for b in bounds):
             raise ValueError(f"histogram {name!r}: buckets must be finite numbers, at least one")
-        if any(a >= b for a, b in zip(bounds, bounds[1:])):
+        if any(a >= b for a, b in itertools.pairwise(bounds)):
             raise ValueError(f"histogram {name!r}: buckets must be strictly increasing")
         self.buckets: tuple[float, ...] = tuple(bounds)
         self._series: dict[LabelKey, _Series] = {}

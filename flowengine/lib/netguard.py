@@ -36,7 +36,7 @@ def is_blocked(address: str) -> bool:
 class GuardedConnector(aiohttp.TCPConnector):
     """A TCPConnector that refuses to connect to non-public addresses."""
 
-    async def _resolve_host(self, host: str, port: int, traces: Any = None) -> list[Any]:  # type: ignore[override]
+    async def _resolve_host(self, host: str, port: int, traces: Any = None) -> list[Any]:
         resolved = await super()._resolve_host(host, port, traces=traces)
         for entry in resolved:
             if is_blocked(entry["host"]):

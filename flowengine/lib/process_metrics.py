@@ -17,7 +17,7 @@ import gc
 import math
 import os
 import platform
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 from .metrics import Registry
 
@@ -125,8 +125,8 @@ def _register_process(registry: Registry, proc: str) -> None:
         )
 
 
-def _gc_stat(key: str) -> Callable[[], dict[str, float]]:
-    def read() -> dict[str, float]:
+def _gc_stat(key: str) -> Callable[[], Mapping[str | tuple[str, ...], float]]:
+    def read() -> Mapping[str | tuple[str, ...], float]:
         return {str(generation): stats[key] for generation, stats in enumerate(gc.get_stats())}
 
     return read

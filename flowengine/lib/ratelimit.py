@@ -16,8 +16,8 @@ import math
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 __all__ = ["RateLimit", "RateLimiter", "parse_rate_limit", "retry_after_seconds"]
 

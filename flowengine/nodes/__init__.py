@@ -7,7 +7,7 @@ from modules named in FLOWENGINE_PLUGINS.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..errors import NodeError
 from . import control, debug, http_request, shell, timing, transform

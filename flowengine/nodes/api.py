@@ -10,8 +10,9 @@ from __future__ import annotations
 import inspect
 import logging
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..errors import NodeError
 from ..values import Value, to_value
@@ -129,7 +130,7 @@ class NodeType:
     type: str
     description: str
     category: str
-    run: Callable[["NodeContext"], Any]
+    run: Callable[[NodeContext], Any]
     inputs: tuple[Port, ...] = ()
     outputs: tuple[Port, ...] = ()
     config: tuple[ConfigKey, ...] = ()
@@ -148,7 +149,7 @@ class NodeType:
             raise ValueError(f"node type {self.type!r}: run must be a function")
         # A callable object with an ``async def __call__`` counts as async too.
         self.is_async = inspect.iscoroutinefunction(self.run) or inspect.iscoroutinefunction(
-            getattr(self.run, "__call__", None)
+            type(self.run).__call__
         )
         self.inputs = tuple(self.inputs)
         self.outputs = tuple(self.outputs)
@@ -194,7 +195,7 @@ EmitFn = Callable[[str, str, dict[str, Any]], None]  # (node_id, event_type, fie
 class NodeContext:
     """What a node body sees: its inputs and config, events, cancellation, the HTTP session."""
 
-    __slots__ = ("node_id", "node_type", "execution_id", "inputs", "config", "attempt", "http", "_emit")
+    __slots__ = ("_emit", "attempt", "config", "execution_id", "http", "inputs", "node_id", "node_type")
 
     def __init__(
         self,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import operator
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..errors import NodeError
 from ..values import Value, json_kind

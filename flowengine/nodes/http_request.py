@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import json
 import socket
@@ -96,7 +95,7 @@ async def _request(ctx: NodeContext) -> dict[str, Any]:
             response_headers = _headers_value(response.headers)
             charset = response.charset
             content_type = response.content_type
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+    except (TimeoutError, aiohttp.ServerTimeoutError):
         raise NodeError(f"{method} {url}: timed out after {timeout_ms:g} ms (config timeout_ms)") from None
     except aiohttp.InvalidURL:
         raise NodeError(f"{method} {url}: invalid URL") from None

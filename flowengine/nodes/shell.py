@@ -81,6 +81,7 @@ async def _stop(process: asyncio.subprocess.Process, command: str) -> None:
     _kill(process)
     try:
         async with asyncio.timeout(STOP_GRACE_S):
+            assert process.stdout is not None and process.stderr is not None  # both are pipes
             await asyncio.gather(process.stdout.read(), process.stderr.read())
             await process.wait()
     except TimeoutError:  # something outside its process group holds the pipes open
@@ -121,8 +122,10 @@ async def _exec(ctx: NodeContext) -> dict[str, Any]:
         raise NodeError(f"cannot run {command!r}: {exc.strerror or exc}") from None
     stdout: list[str] = []
     stderr: list[str] = []
+    assert process.stdout is not None and process.stderr is not None  # both are pipes
     work = [_pump(process.stdout, ctx.stdout, stdout), _pump(process.stderr, ctx.stderr, stderr)]
     if stdin is not None:
+        assert process.stdin is not None  # a pipe whenever there is input to feed
         work.append(_feed(process.stdin, stdin if isinstance(stdin, str) else json.dumps(stdin)))
     finished = False
     try:

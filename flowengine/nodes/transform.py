@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 import string
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import NodeError
 from ..values import Value, to_value

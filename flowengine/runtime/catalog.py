@@ -7,27 +7,15 @@ import json
 import logging
 from typing import Any
 
-from ..errors import ValidationError
 from ..core.events import utc_timestamp
 from ..core.model import Workflow, parse_workflow
+from ..errors import ValidationError, WorkflowConflict, WorkflowExists, WorkflowNotFound
 from ..nodes.registry import NodeRegistry
 from .store import Store
 
 __all__ = ["WorkflowCatalog", "WorkflowConflict", "WorkflowExists", "WorkflowNotFound"]
 
 log = logging.getLogger("flowengine.runtime.catalog")
-
-
-class WorkflowExists(Exception):
-    pass
-
-
-class WorkflowNotFound(Exception):
-    pass
-
-
-class WorkflowConflict(Exception):
-    """The workflow clashes with another one (a webhook path both claim, say)."""
 
 
 class WorkflowCatalog:
@@ -89,6 +77,14 @@ class WorkflowCatalog:
 
     def get(self, workflow_id: str) -> Workflow | None:
         return self._workflows.get(workflow_id)
+
+    def require(self, workflow_id: str) -> Workflow:
+        """The workflow, or WorkflowNotFound (saying why when it is stored but cannot load)."""
+        workflow = self._workflows.get(workflow_id)
+        if workflow is None:
+            unloadable = self.unloadable.get(workflow_id)
+            raise WorkflowNotFound(workflow_id, None if unloadable is None else unloadable[2])
+        return workflow
 
     def exists(self, workflow_id: str) -> bool:
         """Whether the id is taken, by a loaded workflow or by one that can no longer load."""

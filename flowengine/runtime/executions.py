@@ -13,14 +13,17 @@ import asyncio
 import json
 import logging
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..core.engine import Engine, Execution, ExecutionResult
 from ..core.events import serialise, utc_timestamp
 from ..core.model import Workflow
 from ..core.records import node_records
-from .store import Store, StoreError
-from ..values import Value
+from ..core.redaction import reusable_outputs
+from ..errors import Conflict, HistoryUnavailable, Overloaded, ValidationError
+from ..values import Value, decode_value
+from .store import Store
 
 __all__ = ["ExecutionService", "HistoryUnavailable", "Overloaded", "MANUAL_TRIGGER_JSON", "PRUNE_EVERY", "ROOM_WAIT_SECONDS"]
 
@@ -31,19 +34,11 @@ PRUNE_EVERY = 100  # finished executions between two retention passes
 ROOM_WAIT_SECONDS = 10.0  # how long a new execution waits for the history writer before 503
 
 
-class Overloaded(Exception):
-    """Every execution slot and queue place is taken; try again later."""
-
-
-class HistoryUnavailable(Exception):
-    """The history could not be written, so the execution cannot be acknowledged."""
-
-
 class _Slots:
     """At most ``limit`` executions hold a slot; the others wait in arrival order.
 
     Not an asyncio.Semaphore: every execution takes a slot and gives it back, and the
-    semaphore's locked(), acquire() and release() cost about 1 µs of a small execute request;
+    semaphore's locked(), acquire() and release() are a measurable share of a small execute request;
     taking a free slot here is a counter decrement, with no coroutine."""
 
     def __init__(self, limit: int) -> None:
@@ -122,6 +117,56 @@ class ExecutionService:
     def get(self, execution_id: str) -> Execution | None:
         """An execution that is queued or running."""
         return self._admitted.get(execution_id)
+
+    # -- reading the history -------------------------------------------------------------
+
+    async def node_records(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """Per-node records of an execution: live statuses while it runs; once finished, those
+        stored with the row (when it ended before every node ran), else folded from its events."""
+        running = self.get(row["id"])
+        if running is not None:
+            return [
+                {"node_id": node_id, "node_type": node_type, "status": status}
+                for node_id, node_type, status in running.node_statuses()
+            ]
+        if row["nodes"] is not None:
+            return json.loads(row["nodes"])
+        return node_records(json.loads(row["events"] or "[]"), await self._workflow_nodes(row))
+
+    async def _workflow_nodes(self, row: dict[str, Any]) -> list[tuple[str, str]] | None:
+        """(id, node type) of every node of the workflow version the execution ran, in document
+        order; None when that document is gone (the workflow was deleted, perhaps re-created
+        since: a re-created workflow starts again at version 1, so a version whose document is
+        younger than the execution is another workflow's)."""
+        kept = await self.store.workflow_version(row["workflow_id"], row["workflow_version"])
+        if kept is None or kept["created_at"] > row["started_at"]:
+            return None
+        return [(node["id"], node["node_type"]) for node in json.loads(kept["document"]).get("nodes", ())]
+
+    async def events_json(self, execution_id: str) -> str | None:
+        """The recorded events as a JSON array: from memory while it runs, else from the store;
+        None for an unknown execution."""
+        running = self.get(execution_id)
+        if running is not None:
+            recorded = running.recorded_events()
+            if recorded is not None:
+                return "[" + ",".join(recorded) + "]"
+        return await self.store.get_execution_events(execution_id)
+
+    async def retry(self, row: dict[str, Any], workflow: Workflow, *, from_failure: bool) -> Execution:
+        """Admit a new execution of ``workflow`` with the inputs recorded in ``row``. With
+        ``from_failure`` the nodes that succeeded keep their recorded outputs, except those
+        that held a secret (``reusable_outputs``). Conflict if the record cannot be replayed."""
+        try:
+            inputs = {
+                name: decode_value(item, f"inputs.{name}", strict=True) for name, item in json.loads(row["inputs"]).items()
+            }
+            cached = None
+            if from_failure:
+                cached = reusable_outputs(workflow, _succeeded_outputs(await self.node_records(row)))
+        except ValidationError as exc:  # only if the stored record was tampered with
+            raise Conflict(f"the recorded execution cannot be replayed: {exc}") from None
+        return await self.admit(workflow, inputs, retry_of=row["id"], cached_outputs=cached)
 
     async def admit(self, workflow: Workflow, inputs: dict[str, Value], **options: Any) -> Execution:
         """``start``, once the history writer has room for more (Overloaded if it has none
@@ -288,3 +333,14 @@ def _records_of(execution: Execution, result: ExecutionResult, events_json: str)
         record["status"] = status
         record["duration_ms"] = duration_ms
     return records
+
+
+def _succeeded_outputs(records: list[dict[str, Any]]) -> dict[str, dict[str, Value]]:
+    cached: dict[str, dict[str, Value]] = {}
+    for record in records:
+        if record["status"] == "succeeded" and record["outputs"] is not None:
+            cached[record["node_id"]] = {
+                port: decode_value(value, f"nodes.{record['node_id']}.outputs.{port}", strict=True)
+                for port, value in record["outputs"].items()
+            }
+    return cached

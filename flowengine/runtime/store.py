@@ -17,15 +17,18 @@ import asyncio
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import StoreError
 
 if TYPE_CHECKING:
     from ..core.engine import ExecutionResult
 
-__all__ = ["Store", "StoreError"]
+__all__ = ["Store"]
 
 log = logging.getLogger("flowengine.runtime.store")
 
@@ -47,8 +50,6 @@ GROUP_COMMIT_DELAY = 0.002
 _STATEMENT_OVERHEAD = 200
 
 
-class StoreError(Exception):
-    """Queued history could not be written; the message says why."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
@@ -83,7 +84,7 @@ CREATE TABLE IF NOT EXISTS executions (
     retry_of TEXT
 );
 CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow_id, position);
--- No index on status: each index costs the writer about 1 µs per execution (insert and
+-- No index on status: each index costs the writer time on every execution (insert and
 -- prune), and a status filter walks the newest rows first anyway.
 DROP INDEX IF EXISTS executions_by_status;
 """
@@ -294,7 +295,7 @@ class Store:
         db.execute("BEGIN")
         try:
             # Runs of the same statement (a busy server's batch is mostly one INSERT after
-            # another) go through executemany: one cursor for the run, about 0.5 µs less a row.
+            # another) go through executemany: one cursor for the whole run.
             for sql, run in groupby(batch, key=_sql_of):
                 statements = list(run)
                 if sql is _PRUNE:
@@ -342,11 +343,11 @@ class Store:
         await self.flush()
         await self._call(self._commit, statements)
 
-    async def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    async def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         await self.flush()
         return await self._call(self._fetch, sql, params)
 
-    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         db = self._db
         assert db is not None
         cursor = db.execute(sql, params)
@@ -459,7 +460,7 @@ class Store:
             size=len(inputs_json) + len(trigger_json),
         )
 
-    def execution_finished(self, result: "ExecutionResult", events_json: str, nodes_json: str | None) -> None:
+    def execution_finished(self, result: ExecutionResult, events_json: str, nodes_json: str | None) -> None:
         """Record how an execution ended, with its events and, when they cannot be folded back
         from the events (see records.py), its per-node records (JSON text)."""
         outcome = (
@@ -521,7 +522,8 @@ class Store:
         before: int | None = None,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
-        conditions, params = [], []
+        conditions: list[str] = []
+        params: list[Any] = []
         if workflow_id is not None:
             conditions.append("workflow_id = ?")
             params.append(workflow_id)

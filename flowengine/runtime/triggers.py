@@ -1,5 +1,5 @@
 """Triggers that start workflows without anyone calling execute: webhooks, cron schedules and
-events from other executions (issue 7).
+events from other executions.
 
 The TriggerService keeps an index of every registered trigger, rebuilt for a workflow whenever
 it is created, replaced or deleted, so webhooks, the scheduler and event triggers follow
@@ -11,25 +11,25 @@ trigger's run while its previous run is still going.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
-
-from ..lib.cron import CronError, CronSchedule
-from ..errors import ValidationError
 from ..core.events import EventBus, utc_timestamp
+from ..core.model import Trigger, Workflow
+from ..core.redaction import lookup, secret_env_name
+from ..core.triggerchecks import webhook_path
+from ..lib.cron import CronSchedule
 from ..lib.logthrottle import ThrottledLog
-from ..core.model import TRIGGER_CHECKS, Trigger, Workflow
+from ..lib.signatures import DEFAULT_SCHEME, SIGNATURE_HEADER, SeenDeliveries, SeenSignatures
+from ..values import Value, to_value
 from .executions import ExecutionService, Overloaded
-from ..core.redaction import MASK, lookup, secret_env_name
-from ..lib.signatures import DEFAULT_SCHEME, SCHEMES, SIGNATURE_HEADER, SeenDeliveries, SeenSignatures
-from ..values import SecretRef, Value, decode_value, encodable, to_value
 
-__all__ = ["TriggerService", "MAX_CHAIN_EXECUTIONS", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER", "webhook_path"]
+__all__ = ["TriggerService", "MAX_CHAIN_EXECUTIONS", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER"]
 
 log = logging.getLogger("flowengine.runtime.triggers")
 # Refusals and skipped ticks can repeat many times a second: one line per kind a minute.
@@ -37,7 +37,6 @@ throttled_log = ThrottledLog(log)
 
 MAX_EVENT_DEPTH = 8
 MAX_CHAIN_EXECUTIONS = 64  # executions one root execution's events may start, all levels together
-_PATH = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
 # Request headers that carry credentials stay out of execution inputs (and so out of history):
 # these by name, and any whose name says it holds a token, key, secret, signature or password
 # (X-Gitlab-Token, X-Api-Key, X-Hub-Signature-256, ...).
@@ -45,70 +44,6 @@ _PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", 
 _PRIVATE_HEADER_WORDS = re.compile(r"token|key|secret|signature|password|auth", re.IGNORECASE)
 
 
-def webhook_path(trigger_type: dict[str, Any]) -> str:
-    return str(trigger_type["path"]).strip("/")
-
-
-def _check_webhook(trigger_type: dict[str, Any], path: str) -> None:
-    hook_path = webhook_path(trigger_type)
-    if not _PATH.fullmatch(hook_path):
-        raise ValidationError(f"{path}.path: use letters, digits and . _ ~ - separated by /, got {trigger_type['path']!r}")
-    if any(segment in (".", "..") for segment in hook_path.split("/")):
-        raise ValidationError(f"{path}.path: '.' and '..' are not path segments a webhook may use, got {trigger_type['path']!r}")
-    secret = trigger_type.get("secret")
-    scheme = trigger_type.get("signature")
-    if scheme is not None and scheme not in SCHEMES:
-        raise ValidationError(f"{path}.signature: expected one of {', '.join(SCHEMES)}, got {scheme!r}")
-    if secret is None:
-        if scheme is not None:
-            raise ValidationError(f"{path}.signature: a signature needs a secret to check it with (add {path}.secret)")
-        return
-    if isinstance(secret, dict):  # {"type": "Secret", "value": "NAME"}: from FLOWENGINE_SECRET_NAME
-        reference = decode_value(secret, f"{path}.secret", strict=True, allow_secret=True)
-        if reference.type != "Secret":
-            raise ValidationError(f"{path}.secret: expected a string or a Secret reference")
-        if isinstance(reference, SecretRef) and reference.format is not None:
-            raise ValidationError(f"{path}.secret: a webhook's Secret takes no format")
-        if lookup(reference.value) is None:
-            raise ValidationError(
-                f"{path}.secret: secret {reference.value!r} is not set: define the environment variable"
-                f" {secret_env_name(reference.value)} on the server"
-            )
-    elif not isinstance(secret, str) or not secret:
-        raise ValidationError(f"{path}.secret: expected a non-empty string or a Secret reference")
-    elif not encodable(secret):
-        raise ValidationError(f"{path}.secret: must be valid Unicode text")
-    elif secret == MASK:
-        raise ValidationError(
-            f"{path}.secret: {MASK!r} is how GET shows a secret, not a secret: send the real one,"
-            ' or refer to one with {"type": "Secret", "value": "NAME"}'
-        )
-
-
-def _check_cron(trigger_type: dict[str, Any], path: str) -> None:
-    zone = trigger_type.get("timezone")
-    if zone is not None and not isinstance(zone, str):
-        raise ValidationError(f"{path}.timezone: expected a time zone name such as Europe/Paris")
-    try:
-        # Finding the next fire time proves the expression can fire at all.
-        CronSchedule.parse(trigger_type["expression"], zone or "UTC").next_after(datetime.now(timezone.utc))
-    except CronError as exc:
-        raise ValidationError(f"{path}.expression: {exc}") from None
-
-
-def _check_event(trigger_type: dict[str, Any], path: str) -> None:
-    from ..core.events import EVENT_TYPES
-
-    if trigger_type["event_type"] not in EVENT_TYPES:
-        raise ValidationError(
-            f"{path}.event_type: unknown event type {trigger_type['event_type']!r} (known: {', '.join(EVENT_TYPES)})"
-        )
-    source = trigger_type.get("workflow_id")
-    if source is not None and not isinstance(source, str):
-        raise ValidationError(f"{path}.workflow_id: expected a string")
-
-
-TRIGGER_CHECKS.update({"Webhook": _check_webhook, "Cron": _check_cron, "Event": _check_event})
 
 
 @dataclass
@@ -164,11 +99,11 @@ class TriggerService:
         still_running = {}
         for key in [key for key in self.cron_jobs if key[0] == workflow_id]:
             still_running[key] = self.cron_jobs.pop(key).running
-        for event_type, entries in self.event_triggers.items():
+        for entries in self.event_triggers.values():
             entries[:] = [entry for entry in entries if entry[0] != workflow_id]
         if workflow is not None:
             self.workflows[workflow_id] = workflow
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             for trigger in workflow.triggers:
                 kind, spec = trigger.type, trigger.trigger_type
                 if kind == "Webhook":
@@ -204,7 +139,6 @@ class TriggerService:
                     # An Event trigger's workflow_id names the workflow it listens to.
                     entry["source_workflow_id" if key == "workflow_id" else key] = value
                 if trigger.type == "Webhook":
-                    entry["url"] = f"/api/hooks/{webhook_path(trigger.trigger_type)}"
                     entry["signed"] = "secret" in trigger.trigger_type
                     if entry["signed"]:
                         entry["signature"] = self.signature_scheme(trigger)
@@ -242,16 +176,18 @@ class TriggerService:
         return trigger.trigger_type.get("signature") or DEFAULT_SCHEME
 
     @staticmethod
-    def webhook_inputs(request: web.Request, fields: dict[str, Any]) -> dict[str, Value]:
+    def webhook_inputs(
+        query: Mapping[str, str], headers: Mapping[str, str], fields: dict[str, Any]
+    ) -> dict[str, Value]:
         """An unsigned webhook's inputs: query parameters, body fields and the headers that
         carry no credentials."""
-        inputs: dict[str, Value] = {name: Value("String", value) for name, value in request.query.items()}
+        inputs: dict[str, Value] = {name: Value("String", value) for name, value in query.items()}
         inputs.update({name: to_value(value) for name, value in fields.items()})
         inputs["headers"] = Value(
             "Object",
             {
                 name: Value("String", value)
-                for name, value in request.headers.items()
+                for name, value in headers.items()
                 if name.lower() not in _PRIVATE_HEADERS and not _PRIVATE_HEADER_WORDS.search(name)
             },
         )
@@ -263,13 +199,13 @@ class TriggerService:
         """Fire cron triggers on time until cancelled."""
         while True:
             self._changed.clear()
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             for job in [job for job in self.cron_jobs.values() if job.next_fire <= now]:
                 self._fire(job, now)
             delay = None
             if self.cron_jobs:
                 upcoming = min(job.next_fire for job in self.cron_jobs.values())
-                delay = max(0.0, (upcoming - datetime.now(timezone.utc)).total_seconds())
+                delay = max(0.0, (upcoming - datetime.now(UTC)).total_seconds())
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout=delay)
             except TimeoutError:
@@ -354,9 +290,9 @@ class TriggerService:
             self._chain_started[root] = self._chain_started.get(root, 0) + 1
             self._chain_running[root] = self._chain_running.get(root, 0) + 1
             task = self.runs.run_in_background(execution)
-            task.add_done_callback(lambda _task, key=execution.id: self._chain_member_done(key))
+            task.add_done_callback(functools.partial(self._chain_member_done, execution.id))
 
-    def _chain_member_done(self, execution_id: str) -> None:
+    def _chain_member_done(self, execution_id: str, _task: asyncio.Task[Any] | None = None) -> None:
         root, _ = self._chain_of.pop(execution_id)
         self._chain_running[root] -= 1
         if not self._chain_running[root]:  # the chain has died out: forget it

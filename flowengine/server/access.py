@@ -1,8 +1,10 @@
 """Who may call what: bearer authentication with scopes, and per-client rate limits.
 
 Both are off unless configured (FLOWENGINE_API_KEYS / FLOWENGINE_JWT_SECRET,
-FLOWENGINE_RATE_LIMIT), and then the middleware is not even installed. ``/health`` is always
-open; a webhook whose trigger has a ``secret`` is authenticated by its signature instead.
+FLOWENGINE_RATE_LIMIT), and then the middleware is not even installed. Which scope a route
+needs, which routes are open or exempt from the rate limit, and where a signature or a
+``?token=`` may stand in for the Authorization header, all come from the route table
+(flowengine.server.routes).
 """
 
 from __future__ import annotations
@@ -10,48 +12,37 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ..lib.auth import AuthError, Authenticator, Principal, bearer_token
 from ..config import Config
-from .http_json import ClientError
+from ..lib.auth import Authenticator, AuthError, Principal, bearer_token
 from ..lib.ratelimit import RateLimiter, retry_after_seconds
+from .http_json import ClientError
 from .keys import TRIGGERS
+from .routes import ROUTES, Scope, matched_route
 
 __all__ = ["required_scope", "make_access_middleware"]
 
-OPEN_PATHS = frozenset({"/health"})
-RATE_EXEMPT_PATHS = frozenset({"/health", "/metrics"})
-# POST routes that run workflows; every other write needs admin.
-EXECUTE_ROUTES = frozenset(
-    {
-        "/api/workflows/{id}/execute",
-        "/api/executions/{id}/cancel",
-        "/api/executions/{id}/retry",
-        "/api/hooks/{path}",
-    }
-)
+# Open, rate-exempt and token routes are found by path whatever the method, so that a method
+# such a path does not take is refused (405) as freely as the path is served.
+OPEN_PATHS = frozenset(route.path for route in ROUTES if route.scope is None)
+RATE_EXEMPT_PATHS = frozenset(route.path for route in ROUTES if not route.rate_limited)
+TOKEN_IN_QUERY_PATHS = frozenset(route.path for route in ROUTES if route.token_in_query)
 
 
-def _route_template(request: web.Request) -> str | None:
-    resource = request.match_info.route.resource
-    if resource is None:
-        return None
-    return resource.canonical.replace("{path:.+}", "{path}")
-
-
-def required_scope(request: web.Request) -> str | None:
+def required_scope(request: web.Request) -> Scope | None:
     """The scope a request needs, or None for open routes."""
     if request.path in OPEN_PATHS or request.method == "OPTIONS":
         return None
-    template = _route_template(request)
-    if template == "/api/hooks/{path}":
-        return "execute"
-    if request.method in ("GET", "HEAD"):
-        return "read"
-    return "execute" if template in EXECUTE_ROUTES else "admin"
+    route = matched_route(request)
+    if route is not None:
+        return route.scope
+    # Nothing routes it (404, 405). Still guarded, so that without credentials a path that does
+    # not exist answers 401 like one that does: the route map is not told to strangers.
+    return "read" if request.method in ("GET", "HEAD") else "admin"
 
 
 def _signed_webhook(request: web.Request) -> bool:
-    if _route_template(request) != "/api/hooks/{path}":
+    route = matched_route(request)
+    if route is None or not route.signed:
         return False
     found = request.app[TRIGGERS].webhook(request.match_info["path"])
     return found is not None and "secret" in found[1].trigger_type
@@ -104,7 +95,7 @@ def make_access_middleware(config: Config) -> web.middleware | None:  # type: ig
 
 def _authenticate(authenticator: Authenticator, request: web.Request) -> Principal:
     token = bearer_token(request.headers.get("Authorization"))
-    if token is None and request.path == "/api/events":
+    if token is None and request.path in TOKEN_IN_QUERY_PATHS:
         token = request.query.get("token")  # browsers cannot set headers on WebSockets
     try:
         return authenticator.authenticate(token)

@@ -6,27 +6,26 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
-from ..lib import cron
-from . import executions, openapi, webhooks, websocket, workflows
-from ..runtime.catalog import WorkflowCatalog
 from ..config import Config
-from ..core.engine import Engine
 from ..core.events import EventBus, utc_timestamp
-from .access import make_access_middleware
-from .middleware import make_middleware
-from ..lib.netguard import GuardedConnector
-from ..nodes import builtin_registry
 from ..core.redaction import install_log_redaction
+from ..lib import cron
+from ..nodes import builtin_registry
+from ..runtime.build import build_engine
+from ..runtime.catalog import WorkflowCatalog
 from ..runtime.executions import ExecutionService
-from .keys import BUS, CATALOG, CONFIG, ENGINE, HTTP_CLIENT, REGISTRY, RUNS, SOCKETS, STORE, TELEMETRY, TRIGGERS
 from ..runtime.store import Store
-from .telemetry import Telemetry
 from ..runtime.triggers import TriggerService
+from . import websocket
+from .access import make_access_middleware
+from .keys import BUS, CATALOG, CONFIG, ENGINE, HTTP_CLIENT, REGISTRY, RUNS, SOCKETS, STORE, TELEMETRY, TRIGGERS
+from .middleware import make_middleware
+from .routes import add_routes
+from .telemetry import Telemetry
 
 __all__ = ["make_app"]
 
@@ -55,31 +54,7 @@ def make_app(config: Config | None = None) -> web.Application:
     app[BUS] = EventBus(queue_size=config.ws_queue)
     telemetry.watch_bus(app[BUS])
     app[SOCKETS] = weakref.WeakSet()
-    app.router.add_routes(
-        [
-            web.get("/health", workflows.health),
-            web.get("/metrics", telemetry.handler),
-            web.get("/openapi.json", openapi.openapi_handler),
-            web.get("/api/workflows", workflows.list_workflows),
-            web.post("/api/workflows", workflows.create_workflow),
-            web.get("/api/workflows/{id}", workflows.get_workflow),
-            web.put("/api/workflows/{id}", workflows.replace_workflow),
-            web.delete("/api/workflows/{id}", workflows.delete_workflow),
-            web.post("/api/workflows/{id}/execute", workflows.execute_workflow),
-            web.get("/api/workflows/{id}/versions", executions.list_versions),
-            web.get("/api/executions", executions.list_executions),
-            web.get("/api/executions/{id}", executions.get_execution),
-            web.delete("/api/executions/{id}", executions.delete_execution),
-            web.get("/api/executions/{id}/events", executions.get_execution_events),
-            web.post("/api/executions/{id}/cancel", executions.cancel_execution),
-            web.post("/api/executions/{id}/retry", executions.retry_execution),
-            web.get("/api/nodes", workflows.list_nodes),
-            web.get("/api/triggers", webhooks.list_triggers),
-            web.post("/api/hooks/{path:.+}", webhooks.receive_webhook),
-            web.get("/api/hooks/{path:.+}", webhooks.receive_webhook),
-            web.get("/api/events", websocket.events_handler),
-        ]
-    )
+    add_routes(app)  # the table in routes.py, which access control and the OpenAPI document read too
     app.cleanup_ctx.append(_store_and_engine)
     app.cleanup_ctx.append(_triggers)
     app.on_shutdown.append(_interrupt_executions)
@@ -106,29 +81,27 @@ async def _store_and_engine(app: web.Application) -> AsyncIterator[None]:
         store, app[REGISTRY], max_nodes=config.max_nodes, max_connections=config.max_workflow_connections
     )
     await catalog.load()
-    # One pooled client for every http.request node; it refuses private networks if told to.
-    connector = GuardedConnector() if config.http_block_private else aiohttp.TCPConnector()
-    http_client = aiohttp.ClientSession(connector=connector)
-    engine = Engine(app[REGISTRY], app[BUS], http=http_client)
-    catalog.listeners.append(lambda workflow_id, _workflow: engine.forget(workflow_id))
-    catalog.listeners.append(app[TELEMETRY].workflow_changed)  # a deleted workflow's series go
-    app[STORE], app[CATALOG], app[HTTP_CLIENT], app[ENGINE] = store, catalog, http_client, engine
-    app[RUNS] = ExecutionService(
-        engine,
-        store,
-        max_executions=config.max_executions,
-        max_concurrent=config.max_concurrent_executions,
-        max_queued=config.max_queued_executions,
-        durable=config.history_ack == "commit",
-        record_limit=config.max_recorded_events,
-    )
-    app[TELEMETRY].attach(app[RUNS])
-    log.info("database %s: %d workflow(s) loaded", config.db, len(catalog.all()))
     try:
-        yield
+        async with build_engine(config, app[REGISTRY], app[BUS]) as engine:
+            catalog.listeners.append(lambda workflow_id, _workflow: engine.forget(workflow_id))
+            catalog.listeners.append(app[TELEMETRY].workflow_changed)  # a deleted workflow's series go
+            app[STORE], app[CATALOG], app[HTTP_CLIENT], app[ENGINE] = store, catalog, engine.http, engine
+            app[RUNS] = ExecutionService(
+                engine,
+                store,
+                max_executions=config.max_executions,
+                max_concurrent=config.max_concurrent_executions,
+                max_queued=config.max_queued_executions,
+                durable=config.history_ack == "commit",
+                record_limit=config.max_recorded_events,
+            )
+            app[TELEMETRY].attach(app[RUNS])
+            log.info("database %s: %d workflow(s) loaded", config.db, len(catalog.all()))
+            try:
+                yield
+            finally:
+                await app[RUNS].shutdown()
     finally:
-        await app[RUNS].shutdown()
-        await http_client.close()
         await store.close()
 
 

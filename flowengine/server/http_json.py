@@ -16,6 +16,7 @@ __all__ = [
     "json_object",
     "json_response",
     "json_text_response",
+    "link",
     "parse_json_text",
     "query_bool",
     "query_int",
@@ -160,3 +161,9 @@ def query_int(request: web.Request, name: str, default: int | None = None) -> in
         raise ClientError(400, f"{name}: expected a whole number from 1 to {MAX_QUERY_INT}, got {text!r}")
     return int(text)
 
+
+def link(request: web.Request, operation: str, **parts: str) -> str:
+    """The path of the route named ``operation`` (its OpenAPI operation id, routes.py) with
+    ``parts`` filled in, so that no handler spells a route's path. Not ``url_for``: that
+    percent-encodes characters such as ``:`` that workflow ids may hold."""
+    return request.app.router[operation].canonical.format(**parts)

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import aiohttp
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from ..runtime.catalog import WorkflowCatalog
     from ..config import Config
     from ..core.engine import Engine
     from ..core.events import EventBus
     from ..nodes.registry import NodeRegistry
+    from ..runtime.catalog import WorkflowCatalog
     from ..runtime.executions import ExecutionService
     from ..runtime.store import Store
-    from .telemetry import Telemetry
     from ..runtime.triggers import TriggerService
+    from .telemetry import Telemetry
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 REGISTRY: web.AppKey[NodeRegistry] = web.AppKey("registry")
@@ -27,6 +27,6 @@ CATALOG: web.AppKey[WorkflowCatalog] = web.AppKey("catalog")
 ENGINE: web.AppKey[Engine] = web.AppKey("engine")
 RUNS: web.AppKey[ExecutionService] = web.AppKey("runs")
 HTTP_CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("http_client")
-SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse[Literal[True]]]] = web.AppKey("sockets")
 TRIGGERS: web.AppKey[TriggerService] = web.AppKey("triggers")
 TELEMETRY: web.AppKey[Telemetry] = web.AppKey("telemetry")

@@ -16,8 +16,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
-from .http_json import ClientError, error_response
+from ..errors import Conflict, NotFound, Unavailable, ValidationError
 from ..lib.metrics import Counter
+from .http_json import ClientError, error_response
 from .keys import CONFIG
 
 __all__ = ["make_middleware"]
@@ -67,6 +68,22 @@ def _message_for(request: web.Request, exception: web.HTTPException) -> str:
     return exception.reason or exception.text or "error"
 
 
+# Each kind of domain error and the status it is answered with (errors.py); the first match wins.
+_DOMAIN_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (ValidationError, 400),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unavailable, 503),
+)
+_DOMAIN_ERRORS = tuple(kind for kind, _ in _DOMAIN_STATUS)
+
+
+def _domain_error(exc: Exception) -> web.Response:
+    status = next(status for kind, status in _DOMAIN_STATUS if isinstance(exc, kind))
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return error_response(status, str(exc), headers=headers)
+
+
 def make_middleware(requests: Counter) -> Any:
     """The middleware, counting answered requests in ``requests`` (route, method, status)."""
 
@@ -81,6 +98,8 @@ def make_middleware(requests: Counter) -> Any:
                 response = await handler(request)
         except ClientError as exc:
             response = error_response(exc.status, exc.message, headers=exc.headers)
+        except _DOMAIN_ERRORS as exc:
+            response = _domain_error(exc)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -128,10 +147,7 @@ def _unreadable_body(exc: Exception) -> str:
 
 # The IANA HTTP Method Registry: methods a server can be expected to recognise.
 REGISTERED_METHODS = frozenset(
-    "ACL BASELINE-CONTROL BIND CHECKIN CHECKOUT CONNECT COPY DELETE GET HEAD LABEL LINK LOCK MERGE"
-    " MKACTIVITY MKCALENDAR MKCOL MKREDIRECTREF MKWORKSPACE MOVE OPTIONS ORDERPATCH PATCH POST PRI"
-    " PROPFIND PROPPATCH PUT QUERY REBIND REPORT SEARCH TRACE UNBIND UNCHECKOUT UNLINK UNLOCK UPDATE"
-    " UPDATEREDIRECTREF VERSION-CONTROL".split()
+    ["ACL", "BASELINE-CONTROL", "BIND", "CHECKIN", "CHECKOUT", "CONNECT", "COPY", "DELETE", "GET", "HEAD", "LABEL", "LINK", "LOCK", "MERGE", "MKACTIVITY", "MKCALENDAR", "MKCOL", "MKREDIRECTREF", "MKWORKSPACE", "MOVE", "OPTIONS", "ORDERPATCH", "PATCH", "POST", "PRI", "PROPFIND", "PROPPATCH", "PUT", "QUERY", "REBIND", "REPORT", "SEARCH", "TRACE", "UNBIND", "UNCHECKOUT", "UNLINK", "UNLOCK", "UPDATE", "UPDATEREDIRECTREF", "VERSION-CONTROL"]
 )
 
 

@@ -23,7 +23,8 @@ import logging
 import re
 import signal
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import (
@@ -126,7 +127,7 @@ def _json_bytes(message: str) -> bytes:
 class JsonErrorRequestHandler(RequestHandler):
     """aiohttp's connection handler, answering its own errors as JSON and timing request heads."""
 
-    __slots__ = ("_head_timeout", "_head_timer", "_head_bytes_seen")
+    __slots__ = ("_head_bytes_seen", "_head_timeout", "_head_timer")
 
     def __init__(self, manager: web.Server, *, head_timeout: float, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -251,7 +252,7 @@ class _Server(web.Server):
             self._released = self._loop.create_future()
         try:
             await asyncio.wait_for(asyncio.shield(self._released), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 
@@ -336,7 +337,7 @@ class ListeningSite(web.BaseSite):
     """A TCP site with its own accept loop: at most ``max_connections`` open (the rest wait in
     the listen backlog), and a pause instead of a busy retry when descriptors run out."""
 
-    __slots__ = ("_host", "_port", "_max_connections", "_warn")
+    __slots__ = ("_host", "_max_connections", "_port", "_warn")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, max_connections: int, backlog: int = 128) -> None:
         super().__init__(runner, backlog=backlog)

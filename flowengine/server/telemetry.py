@@ -47,7 +47,7 @@ class Telemetry:
         registry.gauge("flowengine_executions_queued", "Executions waiting for a slot.", callback=lambda: self._count("queued"))
         register_process_metrics(registry)
 
-    def watch_bus(self, bus: "EventBus") -> None:
+    def watch_bus(self, bus: EventBus) -> None:
         registry = self.registry
         registry.gauge("flowengine_websocket_listeners", "Connected event-stream listeners.", callback=lambda: len(bus.listeners))
         # Totals the bus keeps and only ever increments: counters whose value is read at scrape.
@@ -60,7 +60,7 @@ class Telemetry:
             callback=lambda: bus.listeners_dropped,
         )
 
-    def attach(self, runs: "ExecutionService") -> None:
+    def attach(self, runs: ExecutionService) -> None:
         self._runs = runs
         runs.on_finished.append(self.record_execution)
 
@@ -78,7 +78,7 @@ class Telemetry:
             return 0
         return self._runs.running_count if what == "running" else self._runs.queued_count
 
-    def record_execution(self, result: "ExecutionResult") -> None:
+    def record_execution(self, result: ExecutionResult) -> None:
         # Called for every execution: the label values are strings already, so the unchecked
         # *_labels forms are used.
         workflow = (result.workflow_id,)

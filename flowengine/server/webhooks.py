@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
-from .workflows import answer_execution, start_execution
-from .http_json import ClientError, json_object, json_response, query_bool
 from ..core.model import Trigger, Workflow
+from ..core.triggerchecks import webhook_path
 from ..lib.signatures import (
     GITHUB_DELIVERY_HEADER,
     GITHUB_EVENT_HEADER,
@@ -21,9 +21,11 @@ from ..lib.signatures import (
     check_timestamped,
     delivery_id,
 )
-from .keys import CONFIG, TRIGGERS
-from ..runtime.triggers import TriggerService, webhook_path
+from ..runtime.triggers import TriggerService
 from ..values import Value, to_value
+from .http_json import ClientError, json_object, json_response, link, query_bool
+from .keys import CONFIG, TRIGGERS
+from .workflows import answer_execution, start_execution
 
 __all__ = ["receive_webhook", "list_triggers"]
 
@@ -40,7 +42,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     path = request.match_info["path"]
     found = triggers.webhook(path)
     if found is None:
-        raise ClientError(404, f"no enabled webhook at /api/hooks/{path}")
+        raise ClientError(404, f"no enabled webhook at {request.path}")
     workflow, trigger = found
     try:
         secret = triggers.webhook_secret(trigger)
@@ -50,7 +52,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     body = await request.read()
     if secret is None:
         fields = json_object(body, allow_empty=True, not_object=_NOT_OBJECT)
-        inputs = triggers.webhook_inputs(request, fields)
+        inputs = triggers.webhook_inputs(request.query, request.headers, fields)
         return await _run(request, workflow, trigger, inputs, wait, lambda: None)
     unsigned = sorted(set(request.query) - _CONTROL_PARAMETERS)
     if unsigned:
@@ -128,4 +130,8 @@ async def _run(
 
 
 async def list_triggers(request: web.Request) -> web.Response:
-    return json_response(request.app[TRIGGERS].describe())
+    described = request.app[TRIGGERS].describe()
+    for entry in described:
+        if entry["type"] == "Webhook":
+            entry["url"] = link(request, "getWebhook", path=webhook_path(entry))
+    return json_response(described)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable
+from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -116,8 +118,9 @@ async def _recorded_events(request: web.Request, execution_id: str, listener: Li
     overlap nor leave a gap; a finished execution emits nothing more, so its recorded events
     are simply read from the store."""
     running = request.app[RUNS].get(execution_id)
-    if running is not None and running.events.recorded is not None:
-        texts = running.events.recorded_texts()
+    recorded = None if running is None else running.recorded_events()
+    if recorded is not None:
+        texts = recorded
     else:
         stored = await request.app[STORE].get_execution_events(execution_id)
         if stored is None:
@@ -198,13 +201,16 @@ async def events_handler(request: web.Request) -> web.WebSocketResponse:
 
 async def close_all(app: web.Application) -> None:
     """On shutdown: every listener gets 1001 (going away), all at once, each within CLOSE_TIMEOUT."""
-    sockets = list(app[SOCKETS])
-    closes = []
+    open_sockets = app[SOCKETS]
+    sockets = list(open_sockets)
+    closes: list[Awaitable[Any]] = []
     for ws in sockets:
         if isinstance(ws, EventSocket):
             closes.append(ws.close_or_abort(WSCloseCode.GOING_AWAY, "server shutting down"))
         else:
-            closes.append(asyncio.wait_for(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"), CLOSE_TIMEOUT))
+            closes.append(
+                asyncio.wait_for(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"), CLOSE_TIMEOUT)
+            )
     for outcome in await asyncio.gather(*closes, return_exceptions=True):
         if isinstance(outcome, Exception) and not isinstance(outcome, (ConnectionError, TimeoutError)):
             log.warning("closing a WebSocket listener on shutdown failed: %r", outcome)

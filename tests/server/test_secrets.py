@@ -445,21 +445,23 @@ async def test_a_stored_workflow_with_a_secret_out_of_place_no_longer_loads_and_
 def test_masking_covers_json_escaping_at_any_depth_and_url_encoding_of_it(depth):
     from urllib.parse import quote, quote_plus
 
-    from flowengine.core.redaction import redact_text, remember
+    from flowengine.core.redaction import Redactor
 
+    redactor = Redactor()
     secret = 'tok\\\\en"\n\té😀/end q+'  # backslashes, a quote, control characters, non-ASCII
-    remember(secret)
+    redactor.remember(secret)
     escaped = secret
     for _ in range(depth):
         escaped = json.dumps(escaped, ensure_ascii=depth % 2 == 0)
     for form in (escaped, quote(escaped, safe=""), quote_plus(escaped), quote(escaped)):
-        masked = redact_text(f"<{form}>")
+        masked = redactor.redact_text(f"<{form}>")
         assert "***" in masked and "tok" not in masked and "end" not in masked, (form, masked)
 
 
 def test_masking_a_long_run_of_backslashes_finishes():
-    from flowengine.core.redaction import redact_text, remember
+    from flowengine.core.redaction import Redactor
 
-    remember("back\\\\\\slashes")
+    redactor = Redactor()
+    redactor.remember("back\\\\\\slashes")
     # With a backtracking pattern this would take longer than the test run.
-    assert redact_text("\\" * 100_000 + "x") == "\\" * 100_000 + "x"
+    assert redactor.redact_text("\\" * 100_000 + "x") == "\\" * 100_000 + "x"
