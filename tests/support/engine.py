@@ -210,7 +210,7 @@ async def register_large(client, document: dict[str, Any]) -> str:
     return body["id"]
 
 
-async def finish(task: "asyncio.Task[Any]", probe: Probe | None = None, timeout: float = 5.0) -> Any:
+async def finish(task: asyncio.Task[Any], probe: Probe | None = None, timeout: float = 5.0) -> Any:
     """Await a request task, failing (not hanging) the test when the engine never answers;
     the probe's gate is opened whatever happens so nothing is left waiting."""
     try:
