@@ -12,19 +12,9 @@ from typing import Any
 import pytest
 
 from flowengine.config import Config
-from flowengine.lib.logthrottle import ThrottledLog
-from flowengine.runtime import triggers
 from flowengine.server.app import make_app
 
 from support.server import FlowengineTestServer
-
-
-@pytest.fixture(autouse=True)
-def fresh_trigger_log_throttle(monkeypatch) -> None:
-    """The trigger service's log throttle is module state, shared by every app in the process:
-    without a fresh one per test, one test's refusal warnings silence the next test's for a
-    minute, and the outcome depends on the order the tests run in."""
-    monkeypatch.setattr(triggers, "throttled_log", ThrottledLog(triggers.log))
 
 
 @pytest.fixture

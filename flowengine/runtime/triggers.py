@@ -32,8 +32,6 @@ from .executions import ExecutionService, Overloaded
 __all__ = ["TriggerService", "MAX_CHAIN_EXECUTIONS", "MAX_EVENT_DEPTH", "SIGNATURE_HEADER"]
 
 log = logging.getLogger("flowengine.runtime.triggers")
-# Refusals and skipped ticks can repeat many times a second: one line per kind a minute.
-throttled_log = ThrottledLog(log)
 
 MAX_EVENT_DEPTH = 8
 MAX_CHAIN_EXECUTIONS = 64  # executions one root execution's events may start, all levels together
@@ -57,6 +55,8 @@ class _CronJob:
 
 class TriggerService:
     def __init__(self, runs: ExecutionService, bus: EventBus) -> None:
+        # Refusals and skipped ticks can repeat many times a second: one line per kind a minute.
+        self.throttled_log = ThrottledLog(log)
         self.runs = runs
         self.bus = bus
         self.workflows: dict[str, Workflow] = {}
@@ -219,7 +219,7 @@ class TriggerService:
         # down) are not run late.
         job.next_fire = job.schedule.next_after(now)
         if job.running is not None and not job.running.done():
-            throttled_log.warning(
+            self.throttled_log.warning(
                 ("cron skipped", job.workflow_id, job.trigger.id),
                 "cron trigger %s of workflow %s: skipped the tick of %s, the previous run is still going",
                 job.trigger.id,
@@ -237,7 +237,7 @@ class TriggerService:
                 trigger={"type": "cron", "id": job.trigger.id},
             )
         except Overloaded as exc:
-            throttled_log.warning(
+            self.throttled_log.warning(
                 ("cron overloaded", job.workflow_id, job.trigger.id),
                 "cron trigger %s of workflow %s: tick skipped: %s",
                 job.trigger.id,
@@ -282,7 +282,7 @@ class TriggerService:
                     trigger={"type": "event", "id": trigger.id, "source_execution_id": source_execution, "depth": depth + 1},
                 )
             except Overloaded as exc:
-                throttled_log.warning(
+                self.throttled_log.warning(
                     ("event overloaded",), "event trigger %s of workflow %s: not started: %s", trigger.id, workflow_id, exc
                 )
                 continue
@@ -299,9 +299,8 @@ class TriggerService:
             del self._chain_running[root]
             self._chain_started.pop(root, None)
 
-    @staticmethod
-    def _refuse(trigger: Trigger, workflow_id: str, why: str, source_execution: str) -> None:
-        throttled_log.warning(
+    def _refuse(self, trigger: Trigger, workflow_id: str, why: str, source_execution: str) -> None:
+        self.throttled_log.warning(
             ("event refused", why),
             "event trigger %s of workflow %s: not started, %s of event-triggered executions (from execution %s)",
             trigger.id,
