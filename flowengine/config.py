@@ -55,6 +55,7 @@ class Config:
     jwt_audience: tuple[str, ...] = ()
     max_connections: int = 1000
     head_timeout: float = 20.0
+    history_queue_wait: float = 10.0
 
     @property
     def auth_enabled(self) -> bool:
@@ -218,12 +219,13 @@ SETTINGS = (
     Setting("FLOWENGINE_MAX_QUEUED_EXECUTIONS", "--max-queued-executions", "1000", _count("max_queued_executions"), "executions waiting for a slot before 503"),
     Setting("FLOWENGINE_HISTORY_ACK", "--history-ack", "commit", _choice("history_ack", ("commit", "async")), "commit: answer an execution only once its record is committed; async: answer at once (a crash may lose the last 20 ms of answered executions)"),
     Setting("FLOWENGINE_DB_SYNCHRONOUS", "--db-synchronous", "normal", _choice("db_synchronous", SYNCHRONOUS_MODES), "SQLite synchronous mode: normal survives a process crash, full also a power loss (slower commits)"),
-    Setting("FLOWENGINE_HISTORY_QUEUE_BYTES", "--history-queue-bytes", str(64 * 1024 * 1024), _positive_int("history_queue_bytes"), "history not yet written to disk beyond which new executions wait (503 after 10 s)"),
+    Setting("FLOWENGINE_HISTORY_QUEUE_BYTES", "--history-queue-bytes", str(64 * 1024 * 1024), _positive_int("history_queue_bytes"), "history not yet written to disk beyond which new executions wait (503 after FLOWENGINE_HISTORY_QUEUE_WAIT)"),
     Setting("FLOWENGINE_MAX_RECORDED_EVENTS", "--max-recorded-events", "10000", _positive_int("max_recorded_events"), "events kept in one execution's record (the first and last half; all are still streamed live)"),
     Setting("FLOWENGINE_MAX_WORKFLOW_CONNECTIONS", "--max-workflow-connections", "20000", _positive_int("max_workflow_connections"), "largest workflow accepted, in connections"),
     Setting("FLOWENGINE_WEBHOOK_TOLERANCE", "--webhook-tolerance", "300", _positive_int("webhook_tolerance_s"), "seconds a signed webhook's timestamp may be off the server's clock"),
     Setting("FLOWENGINE_JWT_AUDIENCE", "--jwt-audience", "", _jwt_audience, "audiences (comma-separated) a JWT's aud claim must name; unset, tokens with aud are refused"),
     Setting("FLOWENGINE_MAX_CONNECTIONS", "--max-connections", "1000", _positive_int("max_connections"), "client connections open at once; more wait to be accepted (lowered to fit ulimit -n)"),
+    Setting("FLOWENGINE_HISTORY_QUEUE_WAIT", "--history-queue-wait", "10", _positive_float("history_queue_wait"), "seconds a new execution waits for room in the history queue before 503"),
     Setting("FLOWENGINE_HEAD_TIMEOUT", "--head-timeout", "20", _positive_float("head_timeout"), "seconds a client has to send a whole request head (line and headers) before it is closed (408)"),
 )
 

@@ -25,13 +25,12 @@ from ..errors import Conflict, HistoryUnavailable, Overloaded, ValidationError
 from ..values import Value, decode_value
 from .store import Store
 
-__all__ = ["ExecutionService", "HistoryUnavailable", "Overloaded", "MANUAL_TRIGGER_JSON", "PRUNE_EVERY", "ROOM_WAIT_SECONDS"]
+__all__ = ["ExecutionService", "HistoryUnavailable", "Overloaded", "MANUAL_TRIGGER_JSON", "PRUNE_EVERY"]
 
 log = logging.getLogger("flowengine.runtime.executions")
 
 MANUAL_TRIGGER_JSON = serialise({"type": "manual", "id": None})  # what an API call starts
 PRUNE_EVERY = 100  # finished executions between two retention passes
-ROOM_WAIT_SECONDS = 10.0  # how long a new execution waits for the history writer before 503
 
 
 class _Slots:
@@ -88,7 +87,9 @@ class ExecutionService:
         max_queued: int = 1000,
         durable: bool = True,
         record_limit: int = 10_000,
+        room_wait: float = 10.0,
     ) -> None:
+        self.room_wait = room_wait  # seconds a new execution waits for the history writer before 503
         self.engine = engine
         self.store = store
         self.durable = durable
@@ -170,9 +171,9 @@ class ExecutionService:
 
     async def admit(self, workflow: Workflow, inputs: dict[str, Value], **options: Any) -> Execution:
         """``start``, once the history writer has room for more (Overloaded if it has none
-        after ROOM_WAIT_SECONDS): under a load the disk cannot follow, executions wait here
+        after ``room_wait`` seconds): under a load the disk cannot follow, executions wait here
         rather than pile up in memory."""
-        if not await self.store.wait_for_room(ROOM_WAIT_SECONDS):
+        if not await self.store.wait_for_room(self.room_wait):
             raise Overloaded(
                 f"the history writer is {self.store.uncommitted_bytes} bytes behind"
                 " (FLOWENGINE_HISTORY_QUEUE_BYTES): try again later"

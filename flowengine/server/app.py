@@ -94,6 +94,7 @@ async def _store_and_engine(app: web.Application) -> AsyncIterator[None]:
                 max_queued=config.max_queued_executions,
                 durable=config.history_ack == "commit",
                 record_limit=config.max_recorded_events,
+                room_wait=config.history_queue_wait,
             )
             app[TELEMETRY].attach(app[RUNS])
             log.info("database %s: %d workflow(s) loaded", config.db, len(catalog.all()))

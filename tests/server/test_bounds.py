@@ -12,7 +12,6 @@ import threading
 from contextlib import closing
 
 from flowengine.lib.logthrottle import ThrottledLog
-from flowengine.runtime import executions as runs
 from flowengine.server.keys import CATALOG, RUNS, STORE
 
 from support.api import execute, link, node, register
@@ -158,8 +157,7 @@ class _StalledWriter:
 
 
 async def test_answers_wait_for_the_history_and_a_full_queue_makes_new_work_wait(make_client, monkeypatch):
-    monkeypatch.setattr(runs, "ROOM_WAIT_SECONDS", 0.3)
-    client = await make_client(history_queue_bytes=64 * 1024)
+    client = await make_client(history_queue_bytes=64 * 1024, history_queue_wait=0.3)
     workflow_id = await register(client, {"name": "w", "nodes": [node("a", "time.delay", delay_ms=0)]})
     writer = _StalledWriter(client.app[STORE])
     url = f"/api/workflows/{workflow_id}/execute"
