@@ -1,4 +1,5 @@
-# Two commands set everything up on a fresh machine: `make run` and `make test`.
+# Two commands set everything up on a fresh machine: `make run` and `make test`. They install
+# the distribution flowengine-server (setup.cfg; it imports as flowengine) into .venv.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -192,8 +192,13 @@ def decode_value(obj: Any, path: str, *, strict: bool, allow_secret: bool = Fals
     if tag == "Secret":
         return _decode_secret(obj, path)
     if tag == "Bytes":
+        if isinstance(payload, list):
+            return Value(tag, _byte_array(payload, path))
         if not isinstance(payload, str):
-            raise ValidationError(f"{path}.value: Bytes must hold a base64 string")
+            raise ValidationError(
+                f"{path}.value: Bytes must hold a base64 string or an array of byte numbers 0-255,"
+                f" got {json_kind(payload)}"
+            )
         try:
             return Value(tag, base64.b64decode(payload, validate=True))
         except (binascii.Error, ValueError):
@@ -220,6 +225,23 @@ def decode_value(obj: Any, path: str, *, strict: bool, allow_secret: bool = Fals
             for key, item in payload.items()
         },
     )
+
+
+def _byte_array(payload: list[Any], path: str) -> bytes:
+    """Bytes in the upstream server's serde form, a list of byte numbers (``[104, 105]``).
+    Accepted on input only: Bytes are always sent back as base64."""
+    for i, item in enumerate(payload):
+        # bool is an int in Python, but true is not a byte; 1.0 is not one either (serde's u8 refuses it).
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item <= 255:
+            raise ValidationError(f"{path}.value[{i}]: a Bytes array holds byte numbers 0-255, got {_shown(item)}")
+    return bytes(payload)
+
+
+def _shown(item: Any) -> str:
+    # Only short numbers are quoted back: a huge integer's text is long (or refused by Python).
+    if isinstance(item, (int, float)) and not isinstance(item, bool) and abs(item) < 1e15:
+        return repr(item)
+    return json_kind(item)
 
 
 def _decode_secret(obj: dict[str, Any], path: str) -> SecretRef:

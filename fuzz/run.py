@@ -151,11 +151,12 @@ def write_config(path: Path, known: dict[str, list[str]]) -> None:
     ]
     # A document can be schema-valid and still not a workflow: an unknown node type, a connection
     # to a node or port that does not exist, a cycle, a cron expression that never fires. Those
-    # graph rules are beyond JSON Schema; the server answers them 400 naming the JSON path.
+    # graph rules are beyond JSON Schema; the server answers them 400 naming the JSON path. The
+    # state decides 409 (a webhook path taken) and 412 (If-None-Match: * on an id that is taken).
     lines += [
         "[[operations]]",
         'include-operation-id = ["createWorkflow", "replaceWorkflow"]',
-        'checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx"]',
+        'checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "412", "429", "5xx"]',
         "",
     ]
     bindings = (

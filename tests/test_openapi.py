@@ -297,7 +297,7 @@ async def test_workflow_answers_fit_the_document(api):
     w = "/api/workflows"
     await _conforms(api, "GET", "/health", "/health", 200)
     await _conforms(api, "POST", w, w, 201, json=_echo_workflow("echo"))
-    await _conforms(api, "POST", w, w, 409, json=_echo_workflow("echo"))
+    await _conforms(api, "POST", w, w, 412, json=_echo_workflow("echo"), headers={"If-None-Match": "*"})
     await _conforms(api, "POST", w, w, 400, json={"name": ""})
     await _conforms(api, "POST", w, w, 400, data=b"[1")
     await _conforms(api, "GET", w, w, 200)

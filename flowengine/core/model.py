@@ -152,7 +152,8 @@ class Settings:
 class Workflow:
     id: str
     name: str
-    description: str
+    # None when the document has none: read back as null, as the upstream server does.
+    description: str | None
     nodes: list[Node]
     connections: list[Connection]
     triggers: list[Trigger] = field(default_factory=list)
@@ -293,7 +294,8 @@ def _parse_workflow(
         raise ValidationError("name: is required")
     name = _string(document["name"], "name", non_empty=True)
     description = _optional(document, "description")
-    description = "" if description is None else _string(description, "description")
+    if description is not None:
+        description = _string(description, "description")
 
     raw_nodes = _optional(document, "nodes")
     raw_nodes = [] if raw_nodes is None else _list(raw_nodes, "nodes")

@@ -245,8 +245,10 @@ class NodeContext:
     def progress(self, percent: float, message: str = "") -> None:
         self._emit(self.node_id, "Progress", {"percent": percent, "message": message})
 
-    def data(self, value: Any) -> None:
-        self._emit(self.node_id, "Data", {"value": to_value(value).to_json()})
+    def data(self, value: Any, port: str = "output") -> None:
+        """Stream a piece of data before the node finishes, as a ``Data`` NodeEvent naming the
+        ``port`` it belongs to (the upstream event's fields: ``port``, ``value``)."""
+        self._emit(self.node_id, "Data", {"port": str(port), "value": to_value(value).to_json()})
 
     def stdout(self, line: str) -> None:
         self._emit(self.node_id, "StdoutLine", {"line": line})

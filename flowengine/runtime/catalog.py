@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from collections.abc import Collection
+from typing import Any, Literal
 
 from ..core.events import utc_timestamp
 from ..core.model import Workflow, parse_workflow
@@ -13,9 +14,12 @@ from ..errors import ValidationError, WorkflowConflict, WorkflowExists, Workflow
 from ..nodes.registry import NodeRegistry
 from .store import Store
 
-__all__ = ["WorkflowCatalog", "WorkflowConflict", "WorkflowExists", "WorkflowNotFound"]
+__all__ = ["Registered", "WorkflowCatalog", "WorkflowConflict", "WorkflowExists", "WorkflowNotFound"]
 
 log = logging.getLogger("flowengine.runtime.catalog")
+
+# What a registration did: a new id, a new version of a taken one, or nothing (same document).
+Registered = Literal["created", "updated", "unchanged"]
 
 
 class WorkflowCatalog:
@@ -36,9 +40,10 @@ class WorkflowCatalog:
         self._workflows: dict[str, Workflow] = {}
         self.listeners: list[Any] = []  # callables(workflow_id, Workflow | None) on every change
         self.conflict_checks: list[Any] = []  # callables(Workflow) -> reason | None, before a write
+        # Held from a write's checks to its publication, so versions of one id never interleave.
         self._writing = asyncio.Lock()
         # Stored workflows that no longer validate: id -> (version, created_at, why).
-        self.unloadable: dict[str, tuple[int, str, str]] = {}  # versions must not interleave between concurrent PUTs
+        self.unloadable: dict[str, tuple[int, str, str]] = {}
 
     async def load(self) -> None:
         # Oldest first, so the list keeps the order workflows were registered in across restarts.
@@ -94,8 +99,29 @@ class WorkflowCatalog:
         return list(self._workflows.values())
 
     async def create(self, workflow: Workflow) -> Workflow:
+        """Store a new id as version 1; WorkflowExists if the id is taken."""
         async with self._writing:
             return await self._create(workflow)
+
+    async def register(
+        self, workflow: Workflow, *, create_only: bool = False, unnamed_triggers: Collection[int] = ()
+    ) -> tuple[Workflow, Registered]:
+        """``POST /api/workflows``: store a new id as version 1, or a taken one as its next
+        version (as ``replace`` does, an unloadable one included), or nothing when the document
+        is the one already current. Clients re-post fixed-id documents on every run, and runs
+        are pinned to their version, so replacing loses nothing. With ``create_only`` a taken
+        id raises WorkflowExists instead. One lock covers the check and the write, so concurrent
+        registrations of one id get consecutive versions. ``unnamed_triggers``: the positions of
+        triggers the document gave no id (parsing made one up), which do not make it differ."""
+        async with self._writing:
+            if not self.exists(workflow.id):
+                return await self._create(workflow), "created"
+            if create_only:
+                raise WorkflowExists(workflow.id)
+            current = self._workflows.get(workflow.id)
+            if current is not None and _same(current, workflow, unnamed_triggers):
+                return current, "unchanged"
+            return await self._replace(workflow), "updated"
 
     async def replace(self, workflow: Workflow) -> Workflow:
         async with self._writing:
@@ -173,3 +199,14 @@ def _stored(workflow: Workflow) -> dict[str, Any]:
     for key in ("version", "created_at", "updated_at"):
         document.pop(key, None)
     return document
+
+
+def _same(current: Workflow, workflow: Workflow, unnamed_triggers: Collection[int]) -> bool:
+    """Whether ``workflow`` is the ``current`` document again. A trigger the new document left
+    without an id got a random one, so it is compared as if it had the current one's."""
+    document = _stored(workflow)
+    triggers = document["triggers"]
+    if len(triggers) == len(current.triggers):
+        for index in unnamed_triggers:
+            triggers[index]["id"] = current.triggers[index].id
+    return document == _stored(current)

@@ -146,7 +146,8 @@ def _schemas(find: Find) -> dict[str, Schema]:
             },
             ("type",),
             description='A typed value, {"type": T, "value": v} (DESIGN.md section 3). Secret values are'
-            " names of environment variables, never the secret itself.",
+            " names of environment variables, never the secret itself. Bytes hold base64, or on input"
+            " an array of byte numbers 0-255 (the upstream form), which is sent back as base64.",
         ),
         "InputValue": {
             "description": "A typed value, or plain JSON mapped to String/Number/Bool/Null or Json.",
@@ -252,7 +253,7 @@ def _schemas(find: Find) -> dict[str, Schema]:
             {
                 "id": _STRING,
                 "name": _STRING,
-                "description": _STRING,
+                "description": _nullable(_STRING),
                 "nodes": {
                     "type": "array",
                     "items": _object(
@@ -294,15 +295,25 @@ def _schemas(find: Find) -> dict[str, Schema]:
             {
                 "id": _STRING,
                 "name": _STRING,
-                "description": _STRING,
+                "description": _nullable(_STRING),
                 "nodes": {"type": "integer", "minimum": 0, "description": "how many nodes"},
                 "connections": {"type": "integer", "minimum": 0, "description": "how many connections"},
                 "version": {"type": "integer", "minimum": 1},
             },
             ("id", "name", "description", "nodes", "connections"),
         ),
-        "WorkflowCreated": _object(
-            {"id": _STRING, "message": {"const": "Workflow created successfully"}}, ("id", "message")
+        "WorkflowRegistered": _object(
+            {
+                "id": _STRING,
+                "version": {"type": "integer", "minimum": 1, "description": "the version now current"},
+                "message": {
+                    "type": "string",
+                    "enum": ["Workflow created successfully", "Workflow updated successfully", "Workflow unchanged"],
+                    "description": "created: a new id (version 1); updated: a taken id, stored as its next"
+                    " version; unchanged: the document is the current version's, nothing was stored",
+                },
+            },
+            ("id", "version", "message"),
         ),
         "WorkflowUpdated": _object(
             {"id": _STRING, "version": {"type": "integer", "minimum": 1}, "message": _STRING},
@@ -670,6 +681,11 @@ def _descriptions(find: Find) -> dict[str, dict[str, Any]]:
             },
         },
         "openapi": {"responses": {"200": _json({"type": "object"}, "The OpenAPI 3.1 document.")}},
+        "openapiUpstreamPath": {
+            "responses": {"200": _json({"type": "object"}, "The OpenAPI 3.1 document.")},
+            "description": f"The same document as {_spelled(find('openapi'))}, at the path the upstream"
+            " server serves it on.",
+        },
         "listWorkflows": {
             "responses": {
                 "200": _json({"type": "array", "items": _ref("WorkflowSummary")}, "Every workflow, summarised.")
@@ -677,13 +693,29 @@ def _descriptions(find: Find) -> dict[str, dict[str, Any]]:
         },
         "createWorkflow": {
             "responses": {
-                "201": _json(_ref("WorkflowCreated"), "Registered.", _LOCATION),
+                "201": _json(_ref("WorkflowRegistered"), "Registered: created, updated or unchanged.", _LOCATION),
                 "400": _use("BadRequest"),
                 "409": _use("Conflict"),
+                "412": _error("If-None-Match: * was sent and the id is already taken."),
                 "413": _use("PayloadTooLarge"),
             },
+            "parameters": [
+                {
+                    "name": "If-None-Match",
+                    "in": "header",
+                    "required": False,
+                    "description": "* makes the request create-only: 412 if the id is taken. No other"
+                    " value is accepted (400).",
+                    "schema": {"type": "string", "enum": ["*"]},
+                }
+            ],
             "body": _ref("WorkflowInput"),
             "body_required": True,
+            "description": "A new id is created as version 1. A taken id is replaced, as"
+            f" {_spelled(find('replaceWorkflow'))} does (the document is stored as the next version, and"
+            " a stored workflow that no longer loads is replaced too); when the document is the current"
+            " version's, nothing is stored. Executions keep the version they started with. 409: a"
+            " webhook path another workflow uses.",
         },
         "getWorkflow": {
             "path_parameters": workflow_id,

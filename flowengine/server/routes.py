@@ -65,7 +65,7 @@ async def _metrics(request: web.Request) -> web.StreamResponse:
 
 
 async def _openapi_json(request: web.Request) -> web.StreamResponse:
-    """``GET /openapi.json``: the document describing this table. It lives here rather than in
+    """``GET /openapi.json`` (and ``/api-docs/openapi.json``): the document describing this table. It lives here rather than in
     flowengine.server.openapi because that module would otherwise import this one, which
     imports it for the handlers: a cycle."""
     return openapi.document_response(ROUTES)
@@ -79,6 +79,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/health", workflows.health, None, "health", "Liveness: always open, never rate limited", "service", rate_limited=False),
     Route("GET", "/metrics", _metrics, "read", "metrics", "Prometheus metrics (text exposition format 0.0.4)", "service", rate_limited=False),
     Route("GET", "/openapi.json", _openapi_json, "read", "openapi", "This document", "service"),
+    # Where the upstream server serves its document, for the clients and tools written for it.
+    Route("GET", "/api-docs/openapi.json", _openapi_json, "read", "openapiUpstreamPath", "This document (the upstream path)", "service"),
     Route("GET", "/api/workflows", workflows.list_workflows, "read", "listWorkflows", "List workflows", "workflows"),
     Route("POST", "/api/workflows", workflows.create_workflow, "admin", "createWorkflow", "Register a workflow", "workflows"),
     Route("GET", _WORKFLOW, workflows.get_workflow, "read", "getWorkflow", "Get a workflow (its current version, or ?version=N)", "workflows"),

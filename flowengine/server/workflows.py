@@ -11,9 +11,9 @@ from .. import __version__
 from ..core.engine import Execution, ExecutionResult, decode_inputs
 from ..core.model import Workflow
 from ..core.redaction import MASK
-from ..errors import NotFound, ValidationError, WorkflowNotFound
+from ..errors import NotFound, ValidationError, WorkflowExists, WorkflowNotFound
 from ..values import Value
-from .http_json import json_response, json_text_response, link, query_bool, query_int, read_json
+from .http_json import ClientError, json_response, json_text_response, link, query_bool, query_int, read_json
 from .keys import CATALOG, REGISTRY, RUNS, STORE
 
 __all__ = [
@@ -39,15 +39,51 @@ async def list_workflows(request: web.Request) -> web.Response:
     return json_response([workflow.summary() for workflow in request.app[CATALOG].all()])
 
 
+_REGISTERED_MESSAGES = {
+    "created": "Workflow created successfully",
+    "updated": "Workflow updated successfully",
+    "unchanged": "Workflow unchanged",
+}
+
+
 async def create_workflow(request: web.Request) -> web.Response:
+    """201 in every successful case: upstream clients re-post fixed-id documents on each run
+    (DESIGN.md section 6). ``If-None-Match: *`` keeps it to creating a new id."""
+    create_only = _create_only(request)
     catalog = request.app[CATALOG]
-    workflow = catalog.parse(await read_json(request))
-    await catalog.create(workflow)
+    document = await read_json(request)
+    workflow = catalog.parse(document)
+    try:
+        workflow, outcome = await catalog.register(
+            workflow, create_only=create_only, unnamed_triggers=_unnamed_triggers(document)
+        )
+    except WorkflowExists:
+        # Only a create-only registration raises it; a failed precondition is HTTP's 412.
+        raise ClientError(
+            412, f"Workflow {workflow.id} already exists (If-None-Match: * asks to create a new id only)"
+        ) from None
     return json_response(
-        {"id": workflow.id, "message": "Workflow created successfully"},
+        {"id": workflow.id, "version": workflow.version, "message": _REGISTERED_MESSAGES[outcome]},
         status=201,
         headers={"Location": link(request, "getWorkflow", id=workflow.id)},
     )
+
+
+def _create_only(request: web.Request) -> bool:
+    """``If-None-Match: *``: create, never replace. Workflows carry no entity tags, so no other
+    value can be checked; it is refused rather than ignored, which would replace unasked."""
+    value = request.headers.get("If-None-Match")
+    if value is None:
+        return False
+    if value.strip() != "*":
+        raise ClientError(400, f"header If-None-Match: only * is supported (create-only), got {value!r}")
+    return True
+
+
+def _unnamed_triggers(document: dict[str, Any]) -> list[int]:
+    """Positions of the triggers the document gives no id (parsing has checked the shape)."""
+    triggers = document.get("triggers") or []
+    return [index for index, trigger in enumerate(triggers) if trigger.get("id") is None]
 
 
 async def get_workflow(request: web.Request) -> web.Response:

@@ -386,7 +386,7 @@ async def test_node_event_kinds_and_odd_event_data(client):
         {"event_type": "Info", "message": "plain info", "count": 3},
         {"event_type": "Warning", "message": "odd data", "when": "2026-01-02 03:04:05+00:00", "ratio": "nan", "tags": "{'b'}"},
         {"event_type": "Progress", "percent": 50.0, "message": "half way"},
-        {"event_type": "Data", "value": {"type": "Json", "value": {"rows": [1, 2]}}},
+        {"event_type": "Data", "port": "output", "value": {"type": "Json", "value": {"rows": [1, 2]}}},
         {"event_type": "StdoutLine", "line": "out line"},
         {"event_type": "StderrLine", "line": "err line"},
     ]

@@ -46,7 +46,8 @@ async def test_workflow_survives_a_restart(make_client, config):
     assert (restored["name"], restored["version"]) == ("Replaced", 2)
     assert restored["created_at"] == registered["created_at"]
     # The id is still taken after the restart, and versions go on from where they were.
-    assert (await third.post("/api/workflows", json=document("Again"))).status == 409
+    create_only = {"If-None-Match": "*"}
+    assert (await third.post("/api/workflows", json=document("Again"), headers=create_only)).status == 412
     response = await third.put("/api/workflows/kept", json=document("Third"))
     assert (await response.json())["version"] == 3
 
@@ -86,8 +87,8 @@ async def test_a_stored_workflow_that_no_longer_loads_can_be_replaced_or_deleted
     second = await aiohttp_client(make_app(config))
     shown = await second.get("/api/workflows/hooked")
     assert shown.status == 404 and "cannot be loaded" in (await shown.json())["error"]
-    again = await second.post("/api/workflows", json={**document, "triggers": []})
-    assert again.status == 409  # the id is still taken, not a 500
+    again = await second.post("/api/workflows", json={**document, "triggers": []}, headers={"If-None-Match": "*"})
+    assert again.status == 412  # the id is still taken, not a 500
     replaced = await second.put("/api/workflows/hooked", json={**document, "triggers": []})
     assert replaced.status == 200 and (await replaced.json())["version"] == 2
     assert (await second.get("/api/workflows/hooked")).status == 200

@@ -25,7 +25,7 @@ async def test_list_is_empty_at_first(client):
 async def test_create_answers_201_with_id_and_message(client):
     response = await client.post("/api/workflows", json=two_node_workflow(id="wf-1"))
     assert response.status == 201
-    assert await response.json() == {"id": "wf-1", "message": "Workflow created successfully"}
+    assert await response.json() == {"id": "wf-1", "version": 1, "message": "Workflow created successfully"}
     assert response.headers["Location"] == "/api/workflows/wf-1"
 
 
@@ -55,7 +55,7 @@ async def test_list_shows_counts(client):
     first = listed["wf-1"]
     assert (first["name"], first["description"], first["nodes"], first["connections"]) == ("greet", "first", 2, 1)
     second = listed["wf-2"]
-    assert (second["name"], second["description"], second["nodes"], second["connections"]) == ("Empty", "", 0, 0)
+    assert (second["name"], second["description"], second["nodes"], second["connections"]) == ("Empty", None, 0, 0)
 
 
 async def test_get_returns_the_document_with_defaults(client):
@@ -74,7 +74,7 @@ async def test_get_returns_the_document_with_defaults(client):
     assert document == {
         "id": "wf-1",
         "name": "Defaults",
-        "description": "",
+        "description": None,
         "nodes": [
             {
                 "id": "a",
@@ -196,10 +196,10 @@ async def test_get_unknown_is_404(client):
     assert await response.json() == {"error": "Workflow 550e8400-e29b-41d4-a716-446655440000 not found"}
 
 
-async def test_duplicate_id_is_409_and_keeps_the_first(client):
+async def test_create_only_duplicate_id_is_412_and_keeps_the_first(client):
     await register(client, two_node_workflow(id="wf-1", name="First"))
-    response = await client.post("/api/workflows", json=two_node_workflow(id="wf-1", name="Second"))
-    assert response.status == 409
+    response = await client.post("/api/workflows", json=two_node_workflow(id="wf-1", name="Second"), headers={"If-None-Match": "*"})
+    assert response.status == 412
     assert "wf-1" in (await response.json())["error"]
     document = await (await client.get("/api/workflows/wf-1")).json()
     assert (document["name"], document["version"]) == ("First", 1)
@@ -259,7 +259,7 @@ async def test_null_optional_fields_are_accepted(client):
         },
     )
     document = await (await client.get("/api/workflows/wf-null")).json()
-    assert document["description"] == ""
+    assert document["description"] is None
     assert document["nodes"][0]["retry_policy"] is None
     assert document["nodes"][0]["name"] == "a"
     assert document["settings"] == {"max_execution_time_ms": None, "max_parallel_nodes": 10, "on_error": "StopWorkflow"}
@@ -328,9 +328,12 @@ async def test_github_zen_example_registers(client):
 
 async def test_concurrent_posts_with_one_id_register_it_once(client):
     responses = await asyncio.gather(
-        *(client.post("/api/workflows", json=two_node_workflow(id="race", name=f"n{i}")) for i in range(6))
+        *(
+            client.post("/api/workflows", json=two_node_workflow(id="race", name=f"n{i}"), headers={"If-None-Match": "*"})
+            for i in range(6)
+        )
     )
-    assert sorted(response.status for response in responses) == [201] + [409] * 5
+    assert sorted(response.status for response in responses) == [201] + [412] * 5
     listed = await (await client.get("/api/workflows")).json()
     assert [item["id"] for item in listed] == ["race"]
 
