@@ -83,6 +83,8 @@ def _object(properties: dict[str, Schema], required: tuple[str, ...] = (), **ext
 _STRING = {"type": "string"}
 _INTEGER = {"type": "integer"}
 _NUMBER = {"type": "number"}
+_DURATION_MS = {"type": "integer", "minimum": 0, "description": "whole milliseconds, truncated"}
+_DURATION_US = {"type": "integer", "minimum": 0, "description": "the same duration in whole microseconds"}
 _BOOLEAN = {"type": "boolean"}
 _TIMESTAMP = {"type": "string", "description": "RFC 3339 UTC with milliseconds, e.g. 2026-11-28T10:13:13.123Z"}
 _MESSAGE = _object({"message": _STRING}, ("message",))
@@ -342,7 +344,8 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "completed_nodes": {"type": "integer", "minimum": 0},
                 "total_nodes": {"type": "integer", "minimum": 0},
                 "status": {"type": "string", "enum": EXECUTION_STATUSES},
-                "duration_ms": _NUMBER,
+                "duration_ms": _DURATION_MS,
+                "duration_us": _DURATION_US,
                 "attempts": {"type": "integer", "minimum": 0},
                 "outputs": {
                     "type": "object",
@@ -359,6 +362,7 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "total_nodes",
                 "status",
                 "duration_ms",
+                "duration_us",
                 "attempts",
                 "outputs",
                 "failed_nodes",
@@ -393,7 +397,8 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "status": {"type": "string", "enum": EXECUTION_STATUSES},
                 "started_at": _TIMESTAMP,
                 "finished_at": _nullable(_TIMESTAMP),
-                "duration_ms": _nullable(_NUMBER),
+                "duration_ms": _nullable(_DURATION_MS),
+                "duration_us": _nullable(_DURATION_US),
                 "error": _nullable(_STRING),
                 "attempts": _nullable(_INTEGER),
                 "retry_of": _nullable(_STRING),
@@ -407,6 +412,7 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "started_at",
                 "finished_at",
                 "duration_ms",
+                "duration_us",
                 "error",
                 "attempts",
                 "retry_of",
@@ -428,7 +434,8 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "status": {"type": "string", "enum": NODE_STATUSES},
                 "attempts": _INTEGER,
                 "started_at": _nullable(_TIMESTAMP),
-                "duration_ms": _nullable(_NUMBER),
+                "duration_ms": _nullable(_DURATION_MS),
+                "duration_us": _nullable(_DURATION_US),
                 "outputs": _nullable({"type": "object", "additionalProperties": _ref("TypedValue")}),
                 "error": _nullable(_STRING),
                 "cached": _BOOLEAN,
