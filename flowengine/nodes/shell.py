@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import NodeError
+from ..values import Value
 from .api import MAX_DURATION_MS, ConfigKey, NodeContext, NodeType, Port, check_duration
 
 HOW_TO_ENABLE = "set FLOWENGINE_ENABLE_SHELL=1 (or --enable-shell) to allow running programs"
@@ -124,12 +125,13 @@ def _environment(ctx: NodeContext) -> dict[str, str]:
     return environment
 
 
-def _parsed_output(text: str) -> Any:
-    """Standard output parsed as JSON when it is JSON, else the text (upstream's ``output``)."""
+def _parsed_output(text: str) -> Value:
+    """Standard output parsed as JSON when it is JSON (a Json value, whatever it holds), else
+    the text (upstream's ``output``)."""
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return Value("Json", json.loads(text, parse_constant=_not_json))
     except ValueError:
-        return text
+        return Value("String", text)
 
 
 def _not_json(name: str) -> Any:

@@ -491,8 +491,17 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "config": {"type": "array", "items": _ref("ConfigKeyDescription")},
                 "any_inputs": _BOOLEAN,
                 "any_outputs": _BOOLEAN,
+                "port_aliases": {
+                    "type": "object",
+                    "description": "what ports 'input' and 'output' (wired by the upstream SDK's Flow >>) mean on this"
+                    " type when it has no port of that name: 'input' -> an input port, 'output' -> an output"
+                    " port or '*' (all of the node's outputs as one Object); a name left out is refused unless"
+                    " the type accepts any port name",
+                    "properties": {"input": _STRING, "output": _STRING},
+                    "additionalProperties": False,
+                },
             },
-            ("type", "description", "category", "inputs", "outputs", "config"),
+            ("type", "description", "category", "inputs", "outputs", "config", "port_aliases"),
         ),
         "TriggerDescription": _object(
             {
