@@ -157,3 +157,11 @@ async def test_upstream_shaped_node_stays_off_unless_enabled(client):
     response = await client.post("/api/workflows", json=document)
     assert response.status == 400
     assert "node type 'shell.exec' is disabled" in (await response.json())["error"]
+
+
+async def test_args_as_a_string_are_split_on_whitespace_and_other_types_refused(shell_client):
+    body = await _run(shell_client, [node("sh", "shell.exec", command=PY, args="-c print(6*7)")])
+    assert body["outputs"]["sh"]["output"] == {"type": "Json", "value": 42}
+    response = await shell_client.post("/api/workflows", json={"name": "bad", "nodes": [node("sh", "shell.exec", command=PY, args={"a": 1})]})
+    assert response.status == 400
+    assert "args must be an Array" in (await response.json())["error"]

@@ -117,3 +117,28 @@ async def test_input_on_a_type_without_inputs_is_refused(client):
     assert (await response.json())["error"] == (
         "connections[0].to_port: node 'consts' (transform.set) has no input port 'input' (known: none)"
     )
+
+
+async def test_http_request_input_is_the_body_and_output_all_outputs(client, aiohttp_server):
+    from aiohttp import web
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response({"got": await request.json()})
+
+    app = web.Application()
+    app.router.add_post("/echo", echo)
+    server = await aiohttp_server(app)
+    document = {
+        "name": "http",
+        "nodes": [
+            node("payload", "transform.json_parse", json='{"n": 1}'),
+            node("call", "http.request", url=f"http://127.0.0.1:{server.port}/echo", method="POST"),
+            node("log", "debug.log"),
+        ],
+        "connections": [link("payload", "output", "call", "input"), link("call", "output", "log", "message")],
+    }
+    body = await execute(client, await register(client, document))
+    everything = body["outputs"]["log"]["message"]
+    assert everything["type"] == "Object"
+    assert set(everything["value"]) == {"status", "body", "headers", "json"}
+    assert everything["value"]["json"] == {"type": "Json", "value": {"got": {"n": 1}}}

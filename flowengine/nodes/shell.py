@@ -238,6 +238,9 @@ def _captured(lines: list[str], capture: bool | None, strip: bool | None) -> str
 
 def _check(config: Mapping[str, Any]) -> None:
     check_duration(config, "timeout_ms", minimum=1)
+    args = config.get("args")
+    if args is not None and not (args.type in ("Array", "String") or isinstance(args.to_python(), list)):
+        raise ValueError(f"args must be an Array (or a String of arguments separated by spaces), got {args.type}")
     if config.get("timeout") is not None:
         if config.get("timeout_ms") is not None:
             raise ValueError("give either timeout_ms (milliseconds) or timeout (seconds), not both")
