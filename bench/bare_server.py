@@ -27,7 +27,8 @@ _DEFAULT_TEMPLATE = {
     "completed_nodes": 1,
     "total_nodes": 1,
     "status": "succeeded",
-    "duration_ms": 0.0,
+    "duration_ms": 0,
+    "duration_us": 0,
     "attempts": 1,
     "outputs": {"n0": {"x": _OUTPUT}},
     "failed_nodes": [],
@@ -64,7 +65,8 @@ async def execute(request: web.Request) -> web.Response:
     await _chain(count)
     body = dict(_TEMPLATE)
     body["execution_id"] = str(uuid.uuid4())
-    body["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    body["duration_us"] = int((time.perf_counter() - started) * 1_000_000)
+    body["duration_ms"] = body["duration_us"] // 1000
     if count:
         body["completed_nodes"] = body["total_nodes"] = count
         body["outputs"] = {f"n{count - 1}": {"out": _OUTPUT}}

@@ -200,6 +200,8 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
 
 def _print_event(event: dict[str, Any]) -> None:
     kind, node = event["type"], event.get("node_id")
+    if "duration_ms" in event:  # microseconds when given, for the fraction the integer drops
+        event = {**event, "duration_ms": event.get("duration_us", event["duration_ms"] * 1000) / 1000}
     if kind == "NodeStarted":
         line = f"start  {node} ({event['node_type']})"
     elif kind == "NodeCompleted":

@@ -75,7 +75,7 @@ class ExecutionResult:
     status: ExecutionStatus
     started_at: str
     finished_at: str
-    duration_ms: float
+    duration_us: int  # whole microseconds; duration_ms is derived from it
     completed_nodes: int
     total_nodes: int
     attempts: int
@@ -85,14 +85,24 @@ class ExecutionResult:
     skipped_nodes: list[str]
     cancelled_nodes: list[str]
     error: str | None
-    # Every node's type, status and duration_ms, in plan order, for the metrics
+    # Every node's type, status and duration in microseconds, in plan order, for the metrics
     node_types: list[str]
     node_statuses: list[NodeStatus]
-    node_durations: list[float | None]
+    node_durations_us: list[int | None]
 
     @property
     def success(self) -> bool:
         return self.status == "succeeded"
+
+    @property
+    def duration_ms(self) -> int:
+        """Whole milliseconds, truncated (as the upstream's ``Duration::as_millis``)."""
+        return self.duration_us // 1000
+
+    @property
+    def node_durations(self) -> list[float | None]:
+        """Each node's duration in (fractional) milliseconds, for the metrics histograms."""
+        return [None if us is None else us / 1000 for us in self.node_durations_us]
 
     def response_json(self) -> str:
         """The execute response body as JSON text (``wire.execute_response``)."""
@@ -302,7 +312,7 @@ class Execution:
             attempt.close()
             result = self.result = self._result(attempt, started_at, started_wall, time.perf_counter() - self.started)
             events.emit_text(
-                "WorkflowCompleted", wire.workflow_completed(result.success, result.status, result.duration_ms),
+                "WorkflowCompleted", wire.workflow_completed(result.success, result.status, result.duration_us),
                 result.finished_at,
             )
             self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
@@ -351,7 +361,7 @@ class Execution:
             status,
             started_at,
             utc_timestamp(started_wall + elapsed),
-            round(elapsed * 1000, 3),
+            microseconds(elapsed),
             completed,
             len(nodes),
             self.attempts,
@@ -411,7 +421,7 @@ class _Attempt:
         self.status: list[NodeStatus] = [PENDING] * count
         self.node_attempts = [0] * count
         self.started_at: list[float | None] = [None] * count
-        self.durations: list[float | None] = [None] * count
+        self.durations: list[int | None] = [None] * count  # microseconds
         self.errors: dict[int, str] = {}
         self.cached: set[int] = set()
         self.encoded: list[dict[str, Any] | None] = [None] * count  # outputs in wire form, once
@@ -499,7 +509,8 @@ class _Attempt:
             for source, from_port, to_port in plan.incoming[first:end]:
                 produced = self.outputs[source]
                 if produced is not None:
-                    value = produced.get(from_port)
+                    # from_port None: all of the source's outputs as one Object (plan.py)
+                    value = produced.get(from_port) if from_port is not None else _all_outputs(produced)
                     if value is not None:
                         inputs[to_port] = value
             if not inputs:
@@ -680,9 +691,9 @@ class _Attempt:
     def _complete(self, index: int, status: NodeStatus, payload: Any, elapsed: float) -> None:
         """Record a node's outcome and queue successors whose predecessors have all finished."""
         node = self.plan.nodes[index]
-        duration_ms = round(elapsed * 1000, 3)
+        duration_us = microseconds(elapsed)
         self.status[index] = status
-        self.durations[index] = duration_ms
+        self.durations[index] = duration_us
         events = self.events
         if status == SUCCEEDED:
             self.outputs[index] = payload
@@ -690,7 +701,7 @@ class _Attempt:
                 events.emit_text(
                     "NodeCompleted",
                     wire.node_completed(
-                        node.id, self.outputs_json(index), duration_ms, self.node_attempts[index], index in self.cached
+                        node.id, self.outputs_json(index), duration_us, self.node_attempts[index], index in self.cached
                     ),
                 )
             else:
@@ -703,7 +714,8 @@ class _Attempt:
                     "node_id": node.id,
                     "node_type": node.node_type,
                     "error": payload,
-                    "duration_ms": duration_ms,
+                    "duration_ms": duration_us // 1000,
+                    "duration_us": duration_us,
                     "attempts": self.node_attempts[index],
                     **({"cancelled": True} if status == CANCELLED else {}),
                 },
@@ -727,6 +739,16 @@ class _Attempt:
             remaining[successor] -= 1
             if remaining[successor] == 0:
                 ready.append(successor)
+
+
+def _all_outputs(produced: dict[str, Value]) -> Value | None:
+    return Value("Object", dict(produced)) if produced else None
+
+
+def microseconds(seconds: float) -> int:
+    """A duration in whole microseconds, truncated: the wire carries integers (milliseconds
+    as the upstream's ``u64``, and microseconds beside them so no precision is lost)."""
+    return int(seconds * 1_000_000) if seconds > 0 else 0
 
 
 def _as_outputs(result: Any) -> dict[str, Value]:

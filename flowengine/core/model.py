@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ValidationError
-from ..nodes.api import MAX_DURATION_MS, NodeType
+from ..nodes.api import ALL_OUTPUTS, MAX_DURATION_MS, UPSTREAM_INPUT, UPSTREAM_OUTPUT, NodeType
 from ..nodes.registry import NodeRegistry
 from ..values import Value, decode_value, json_kind
 from .redaction import MIN_SECRET_LENGTH, lookup, secret_env_name, secret_names
 from .triggerchecks import TRIGGER_CHECKS
 
 __all__ = [
+    "resolve_port",
     "RetryPolicy",
     "Node",
     "Connection",
@@ -509,7 +510,7 @@ def _parse_connection(
         if node_type is None:
             raise ValidationError(f"{path}.{end}: unknown node {node_id!r}")
         allowed = port_names.of(node_id, node_type, outputs=outputs)
-        if allowed is not None and fields[port_end] not in allowed:
+        if allowed is not None and fields[port_end] not in allowed and not _aliased(node_type, fields[port_end], outputs):
             kind = "output" if outputs else "input"
             raise ValidationError(
                 f"{path}.{port_end}: node {node_id!r} ({node_type.type}) has no {kind} port"
@@ -536,6 +537,24 @@ class _PortNames:
         if key not in self._by_type:
             self._by_type[key] = _port_names(node_type, {}, outputs=outputs)
         return self._by_type[key]
+
+
+def _aliased(node_type: NodeType, port: str, outputs: bool) -> bool:
+    """Whether ``port`` is ``output`` (``input``) and the type gives that name a meaning."""
+    return port == (UPSTREAM_OUTPUT if outputs else UPSTREAM_INPUT) and port in node_type.port_aliases()
+
+
+def resolve_port(node_type: NodeType, config: dict[str, Value], port: str, *, outputs: bool) -> str | None:
+    """The port a connection end really uses: ``port`` itself when the node has a port of that
+    name (or accepts any name); else the type's main port for ``input``/``output``; None for
+    ``output`` meaning all of the node's outputs as one Object."""
+    if not _aliased(node_type, port, outputs):
+        return port
+    names = _port_names(node_type, config, outputs=outputs)
+    if names is None or port in names:
+        return port
+    target = node_type.port_aliases()[port]
+    return None if target == ALL_OUTPUTS else target
 
 
 def _port_names(node_type: NodeType, config: dict[str, Value], *, outputs: bool) -> frozenset[str] | None:

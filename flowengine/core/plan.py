@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..nodes.api import NodeType
+from ..nodes.api import UPSTREAM_INPUT, UPSTREAM_OUTPUT, NodeType
 from ..nodes.registry import NodeRegistry
 from ..values import Value, to_value
-from .model import Node, Workflow, collector_paused
+from .model import Node, Workflow, collector_paused, resolve_port
 from .redaction import secret_names
 
 __all__ = ["Plan"]
@@ -28,9 +28,10 @@ class Plan:
     # The graph in compressed rows, so that a 50,000-node plan is a few flat lists rather than
     # 100,000 small ones for the garbage collector to walk: node i's incoming connections are
     # incoming[incoming_start[i]:incoming_start[i + 1]] as (source index, from_port, to_port),
-    # its distinct successors successors[successor_start[i]:successor_start[i + 1]].
+    # with ports named ``output``/``input`` resolved to what they mean on the node's type
+    # (from_port None: all of the source's outputs as one Object), its distinct successors successors[successor_start[i]:successor_start[i + 1]].
     incoming_start: list[int]
-    incoming: list[tuple[int, str, str]]
+    incoming: list[tuple[int, str | None, str]]
     successor_start: list[int]
     successors: list[int]
     predecessor_count: list[int]
@@ -56,7 +57,12 @@ class Plan:
         place = incoming_start[:-1]
         for connection in connections:
             target = connection.to_index
-            incoming[place[target]] = (connection.from_index, connection.from_port, connection.to_port)
+            from_port, to_port = connection.from_port, connection.to_port
+            if from_port == UPSTREAM_OUTPUT or to_port == UPSTREAM_INPUT:
+                ends = _resolve_ends(registry, nodes[connection.from_index], from_port, nodes[target], to_port)
+                incoming[place[target]] = (connection.from_index, *ends)
+            else:
+                incoming[place[target]] = (connection.from_index, from_port, to_port)
             place[target] += 1
         # Two connections between the same pair of nodes are one dependency: distinct pairs,
         # kept as one number each (source * count + target) rather than a tuple.
@@ -126,6 +132,15 @@ class Plan:
             base_config=base_config,
             has_secrets=has_secrets,
         )
+
+
+def _resolve_ends(registry: NodeRegistry, source: Node, from_port: str, target: Node, to_port: str) -> tuple[str | None, str]:
+    """A connection's ports with ``output``/``input`` resolved (model.resolve_port)."""
+    source_type, target_type = registry.get(source.node_type), registry.get(target.node_type)
+    source_port = from_port if source_type is None else resolve_port(source_type, source.config, from_port, outputs=True)
+    if target_type is not None:
+        to_port = resolve_port(target_type, target.config, to_port, outputs=False) or to_port
+    return source_port, to_port
 
 
 def _holds_secrets(config: dict[str, Value]) -> bool:

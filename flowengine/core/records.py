@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["node_records"]
+__all__ = ["durations_of", "node_records", "with_integer_durations"]
 
 
 def node_records(events: list[dict[str, Any]], nodes: list[tuple[str, str]] | None) -> list[dict[str, Any]]:
@@ -37,7 +37,8 @@ def node_records(events: list[dict[str, Any]], nodes: list[tuple[str, str]] | No
         if kind == "NodeStarted":
             entry.update(node_type=event.get("node_type"), status="running", started_at=event.get("timestamp"), attempts=1)
             continue
-        entry.update(status=_NODE_OUTCOMES[kind], duration_ms=event.get("duration_ms"))
+        duration_ms, duration_us = durations_of(event.get("duration_ms"), event.get("duration_us"))
+        entry.update(status=_NODE_OUTCOMES[kind], duration_ms=duration_ms, duration_us=duration_us)
         if "attempts" in event:
             entry["attempts"] = event["attempts"]
         if kind == "NodeCompleted":
@@ -65,7 +66,28 @@ def _pending(node_id: str, node_type: str | None) -> dict[str, Any]:
         "attempts": 0,
         "started_at": None,
         "duration_ms": None,
+        "duration_us": None,
         "outputs": None,
         "error": None,
         "cached": False,
     }
+
+
+def durations_of(duration_ms: Any, duration_us: Any) -> tuple[int | None, int | None]:
+    """Integer ``duration_ms`` and ``duration_us`` from what a record holds. History written
+    before durations were integers holds fractional milliseconds (three decimals) and no
+    microseconds: the milliseconds are truncated and the microseconds recovered from them."""
+    if isinstance(duration_us, int):
+        return duration_us // 1000, duration_us
+    if not isinstance(duration_ms, (int, float)) or isinstance(duration_ms, bool):
+        return None, None
+    micro = max(round(duration_ms * 1000), 0)
+    return micro // 1000, micro
+
+
+def with_integer_durations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored per-node records with integer durations (old ones hold fractional milliseconds)."""
+    for record in records:
+        if "duration_ms" in record:
+            record["duration_ms"], record["duration_us"] = durations_of(record["duration_ms"], record.get("duration_us"))
+    return records

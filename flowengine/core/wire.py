@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .engine import ExecutionResult
 
 __all__ = [
+    "durations",
     "execute_response",
     "member",
     "node_completed",
@@ -37,8 +38,13 @@ def workflow_started(trigger_json: str | None) -> str:
     return "" if trigger_json is None else f'"trigger":{trigger_json}'
 
 
-def workflow_completed(success: bool, status: str, duration_ms: float) -> str:
-    return f'"success":{"true" if success else "false"},"status":"{status}","duration_ms":{duration_ms!r}'
+def durations(duration_us: int) -> str:
+    """``duration_ms`` (whole milliseconds, truncated) and ``duration_us`` beside it."""
+    return f'"duration_ms":{duration_us // 1000},"duration_us":{duration_us}'
+
+
+def workflow_completed(success: bool, status: str, duration_us: int) -> str:
+    return f'"success":{"true" if success else "false"},"status":"{status}",{durations(duration_us)}'
 
 
 def node_started(node_id: str, node_type: str) -> str:
@@ -46,8 +52,8 @@ def node_started(node_id: str, node_type: str) -> str:
     return f'"node_id":{quote(node_id)},"node_type":"{node_type}"'
 
 
-def node_completed(node_id: str, outputs_json: str, duration_ms: float, attempts: int, cached: bool) -> str:
-    fields = f'"node_id":{quote(node_id)},"outputs":{outputs_json},"duration_ms":{duration_ms!r},"attempts":{attempts}'
+def node_completed(node_id: str, outputs_json: str, duration_us: int, attempts: int, cached: bool) -> str:
+    fields = f'"node_id":{quote(node_id)},"outputs":{outputs_json},{durations(duration_us)},"attempts":{attempts}'
     return fields + ',"cached":true' if cached else fields
 
 
@@ -57,7 +63,7 @@ def execute_response(result: ExecutionResult) -> str:
     head = "{" if result.error is None else f'{{"error":{quote(result.error)},'
     text = (
         f'{head}"execution_id":{quote(result.execution_id)},"completed_nodes":{result.completed_nodes},'
-        f'"total_nodes":{result.total_nodes},"status":"{result.status}","duration_ms":{result.duration_ms!r},'
+        f'"total_nodes":{result.total_nodes},"status":"{result.status}",{durations(result.duration_us)},'
         f'"attempts":{result.attempts},"outputs":{result.outputs_json},"failed_nodes":{_list(result.failed_nodes)},'
         f'"skipped_nodes":{_list(result.skipped_nodes)},"cancelled_nodes":{_list(result.cancelled_nodes)}}}'
     )

@@ -26,7 +26,17 @@ __all__ = [
     "VALUE_TYPES",
     "MAX_DURATION_MS",
     "check_duration",
+    "ALL_OUTPUTS",
+    "UPSTREAM_INPUT",
+    "UPSTREAM_OUTPUT",
 ]
+
+# The port names the upstream SDK's ``Flow >>`` wires on every node type. A type whose ports
+# are fixed gives them a meaning with ``main_input`` / ``main_output`` (see NodeType).
+UPSTREAM_INPUT = "input"
+UPSTREAM_OUTPUT = "output"
+# ``main_output`` value meaning: every output the node produced, as one Object.
+ALL_OUTPUTS = "*"
 
 # The longest duration (timeouts, delays) a workflow may ask for: about 24.8 days. Larger ones
 # overflow the event loop's timers; they are refused when the workflow is registered.
@@ -125,6 +135,12 @@ class NodeType:
     ``dynamic_outputs`` derive the port names from the node's config (a template's placeholders,
     a set node's entries). ``check_config`` raises ValueError for config the declarations cannot
     express (an invalid regex, say); its message is reported with the node's path.
+
+    ``main_input`` names the input port a connection to port ``input`` reaches, and
+    ``main_output`` the output port a connection from port ``output`` reads (``ALL_OUTPUTS``:
+    all of the node's outputs as one Object), for clients that wire ``output`` -> ``input``
+    whatever the type (the upstream SDK). They apply only when the type has no port of that
+    name and does not accept any name.
     """
 
     type: str
@@ -139,6 +155,8 @@ class NodeType:
     dynamic_inputs: PortNames | None = None
     dynamic_outputs: PortNames | None = None
     check_config: Callable[[Mapping[str, Value]], None] | None = None
+    main_input: str | None = None
+    main_output: str | None = None
     is_async: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -175,6 +193,20 @@ class NodeType:
                     f"node type {self.type!r}: config key {key.name!r} default {key.default!r}"
                     " is not one of its choices"
                 )
+        if self.main_input is not None and self.main_input not in {port.name for port in self.inputs}:
+            raise ValueError(f"node type {self.type!r}: main_input {self.main_input!r} is not one of its inputs")
+        if self.main_output is not None and self.main_output not in {port.name for port in self.outputs} | {ALL_OUTPUTS}:
+            raise ValueError(f"node type {self.type!r}: main_output {self.main_output!r} is not one of its outputs")
+
+    def port_aliases(self) -> dict[str, str]:
+        """What ports ``input`` and ``output`` mean on this type when it has no port of that
+        name: {"input": port} and/or {"output": port or ALL_OUTPUTS}."""
+        aliases = {}
+        if self.main_input is not None:
+            aliases[UPSTREAM_INPUT] = self.main_input
+        if self.main_output is not None:
+            aliases[UPSTREAM_OUTPUT] = self.main_output
+        return aliases
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -186,6 +218,7 @@ class NodeType:
             "config": [key.describe() for key in self.config],
             "any_inputs": self.any_inputs or self.dynamic_inputs is not None,
             "any_outputs": self.any_outputs or self.dynamic_outputs is not None,
+            "port_aliases": self.port_aliases(),
         }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import NodeError
 from ..values import Value, json_kind
-from .api import ConfigKey, NodeContext, NodeType, Port
+from .api import ALL_OUTPUTS, ConfigKey, NodeContext, NodeType, Port
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -112,6 +112,8 @@ IF = NodeType(
     category="control",
     run=_if,
     inputs=(Port("value", "The value to test"),),
+    main_input="value",
+    main_output=ALL_OUTPUTS,
     outputs=(
         Port("true", "The value, when the condition holds"),
         Port("false", "The value, when it does not"),
@@ -130,6 +132,7 @@ MERGE = NodeType(
     run=_merge,
     outputs=(Port("merged", "An Object of the inputs that arrived, by port name", type="Object"),),
     any_inputs=True,
+    main_output="merged",
 )
 
 NODE_TYPES = [IF, MERGE]

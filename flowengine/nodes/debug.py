@@ -32,6 +32,7 @@ DEBUG_LOG = NodeType(
     inputs=(Port("message", "The value to log"),),
     outputs=(Port("message", "The message, passed through"),),
     any_inputs=True,
+    main_output="message",
 )
 
 NODE_TYPES = [DEBUG_LOG]

@@ -11,7 +11,7 @@ import aiohttp
 
 from ..errors import NodeError
 from ..values import Value
-from .api import ConfigKey, NodeContext, NodeType, Port, check_duration
+from .api import ALL_OUTPUTS, ConfigKey, NodeContext, NodeType, Port, check_duration
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 
@@ -129,6 +129,8 @@ HTTP_REQUEST = NodeType(
         Port("url", "The URL to request (or config 'url')", required=True, type="String"),
         Port("body", "Request body: Json is sent as JSON, String as text, Bytes as bytes"),
     ),
+    main_input="body",
+    main_output=ALL_OUTPUTS,
     outputs=(
         Port("status", "Response status code", type="Number"),
         Port("body", "Response body as text", type="String"),

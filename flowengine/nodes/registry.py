@@ -11,11 +11,28 @@ from typing import Any
 from ..errors import ValidationError
 from .api import NodeType
 
-__all__ = ["NodeRegistry", "PluginError", "ENTRY_POINT_GROUP"]
+__all__ = ["NodeRegistry", "PluginError", "ENTRY_POINT_GROUP", "UPSTREAM_ONLY"]
 
 ENTRY_POINT_GROUP = "flowengine.nodes"
 
 log = logging.getLogger("flowengine.nodes")
+
+
+# Node types of the upstream Rust server that flowengine does not provide: each needs a service
+# outside this process. Workflows written for upstream use them, so refusing one says what it
+# is and what it would take, rather than just "unknown". The README lists the same table.
+UPSTREAM_ONLY: dict[str, str] = {
+    "api.call": "runs a Python script with pip packages inside a Zypi (Firecracker microVM) sandbox"
+    " and needs the Zypi service",
+    "docker.run": "runs a Docker container and needs a Docker daemon",
+    "zypi.exec": "runs a command inside a Zypi (Firecracker microVM) sandbox and needs the Zypi service",
+    "browser.render": "renders HTML or a URL in a headless Chromium browser inside a Zypi sandbox"
+    " and needs a browser and the Zypi service",
+}
+UPSTREAM_ONLY_HELP = (
+    "flowengine does not provide it (README: 'Upstream node types flowengine does not provide');"
+    " a plugin can register a node type of that name"
+)
 
 
 class PluginError(RuntimeError):
@@ -53,6 +70,8 @@ class NodeRegistry:
             return node_type
         if name in self._disabled:
             raise ValidationError(f"{path}: node type {name!r} is disabled; {self._disabled[name]}")
+        if name in UPSTREAM_ONLY:
+            raise ValidationError(f"{path}: node type {name!r} {UPSTREAM_ONLY[name]}; {UPSTREAM_ONLY_HELP}")
         raise ValidationError(f"{path}: unknown node type {name!r} (known: {', '.join(self.names())})")
 
     def names(self) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import NodeError
 from ..values import Value, to_value
-from .api import ConfigKey, NodeContext, NodeType, Port
+from .api import ALL_OUTPUTS, ConfigKey, NodeContext, NodeType, Port
 
 
 def _json_parse(ctx: NodeContext) -> dict[str, Any]:
@@ -127,6 +127,8 @@ JSON_PARSE = NodeType(
     run=_json_parse,
     inputs=(Port("json", "JSON text", required=True, type="String"),),
     outputs=(Port("parsed", "The parsed value", type="Json"),),
+    main_input="json",
+    main_output="parsed",
 )
 
 JSON_STRINGIFY = NodeType(
@@ -136,6 +138,8 @@ JSON_STRINGIFY = NodeType(
     run=_json_stringify,
     inputs=(Port("value", "The value to write", required=True),),
     outputs=(Port("json", "JSON text", type="String"),),
+    main_input="value",
+    main_output="json",
     config=(ConfigKey("pretty", "Bool", False, "Indent the JSON"),),
 )
 
@@ -145,6 +149,7 @@ TEMPLATE = NodeType(
     category="transform",
     run=_template,
     outputs=(Port("text", "The filled-in template", type="String"),),
+    main_output="text",
     config=(ConfigKey("template", "String", None, "Text with ${name} placeholders", required=True),),
     dynamic_inputs=_placeholders,
     check_config=_check_template,
@@ -157,6 +162,8 @@ GET = NodeType(
     run=_get,
     inputs=(Port("value", "The structure to look into", required=True),),
     outputs=(Port("value", "The value at the path"),),
+    main_input="value",
+    main_output="value",
     config=(
         ConfigKey("path", "String", None, "Path like items[0].name", required=True),
         ConfigKey("default", "Any", None, "Output when the path is missing (else the node fails)"),
@@ -170,6 +177,7 @@ SET = NodeType(
     category="transform",
     run=_set,
     dynamic_outputs=_config_keys,
+    main_output=ALL_OUTPUTS,
 )
 
 NODE_TYPES = [JSON_PARSE, JSON_STRINGIFY, TEMPLATE, GET, SET]

@@ -19,7 +19,7 @@ from typing import Any
 from ..core.engine import Engine, Execution, ExecutionResult
 from ..core.events import serialise, utc_timestamp
 from ..core.model import Workflow
-from ..core.records import node_records
+from ..core.records import durations_of, node_records, with_integer_durations
 from ..core.redaction import reusable_outputs
 from ..errors import Conflict, HistoryUnavailable, Overloaded, ValidationError
 from ..values import Value, decode_value
@@ -131,7 +131,7 @@ class ExecutionService:
                 for node_id, node_type, status in running.node_statuses()
             ]
         if row["nodes"] is not None:
-            return json.loads(row["nodes"])
+            return with_integer_durations(json.loads(row["nodes"]))
         return node_records(json.loads(row["events"] or "[]"), await self._workflow_nodes(row))
 
     async def _workflow_nodes(self, row: dict[str, Any]) -> list[tuple[str, str]] | None:
@@ -330,9 +330,9 @@ def _records_of(execution: Execution, result: ExecutionResult, events_json: str)
     """Per-node records of an execution whose record dropped events: folded from what was kept,
     with the status and duration of each node taken from the result."""
     records = node_records(json.loads(events_json), _node_list(execution))
-    for record, status, duration_ms in zip(records, result.node_statuses, result.node_durations):
+    for record, status, duration_us in zip(records, result.node_statuses, result.node_durations_us):
         record["status"] = status
-        record["duration_ms"] = duration_ms
+        record["duration_ms"], record["duration_us"] = durations_of(None, duration_us)
     return records
 
 

@@ -23,6 +23,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..core.records import durations_of
 from ..errors import StoreError
 
 if TYPE_CHECKING:
@@ -76,12 +77,13 @@ CREATE TABLE IF NOT EXISTS executions (
     status TEXT NOT NULL,
     started_at TEXT NOT NULL,
     finished_at TEXT,
-    duration_ms REAL,
+    duration_ms REAL,  -- whole milliseconds since durations are integers; older rows hold fractions
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     nodes TEXT,  -- per-node records, only when the events cannot give them (records.py)
     events TEXT,
-    retry_of TEXT
+    retry_of TEXT,
+    duration_us INTEGER
 );
 CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow_id, position);
 -- No index on status: each index costs the writer time on every execution (insert and
@@ -91,7 +93,7 @@ DROP INDEX IF EXISTS executions_by_status;
 
 _EXECUTION_COLUMNS = (
     "position, id, workflow_id, workflow_version, trigger, inputs, status, started_at, finished_at,"
-    " duration_ms, error, attempts, retry_of"
+    " duration_ms, duration_us, error, attempts, retry_of"
 )
 
 
@@ -106,6 +108,13 @@ def _resolve(future: asyncio.Future[None]) -> None:
 def _storable(text: str | None) -> str | None:
     """Text SQLite can store: a lone surrogate (from a node's output) becomes its escape."""
     return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _integer_durations(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's ``duration_ms`` and ``duration_us`` as integers: the REAL column gives floats
+    back, and rows written before durations were integers hold fractional milliseconds."""
+    row["duration_ms"], row["duration_us"] = durations_of(row["duration_ms"], row["duration_us"])
+    return row
 
 
 class Store:
@@ -146,6 +155,9 @@ class Store:
         db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(executions)")}
+        if "duration_us" not in columns:  # a database made before durations were integers
+            db.execute("ALTER TABLE executions ADD COLUMN duration_us INTEGER")
         self._db = db
         self._count_finished()
 
@@ -468,6 +480,7 @@ class Store:
             result.started_at,
             result.finished_at,
             result.duration_ms,
+            result.duration_us,
             _storable(result.error),
             result.attempts,
             nodes_json,
@@ -480,14 +493,14 @@ class Store:
             _, started, _ = self._pending[position]
             self._pending[position] = (
                 "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, retry_of, status,"
-                " started_at, finished_at, duration_ms, error, attempts, nodes, events)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " started_at, finished_at, duration_ms, duration_us, error, attempts, nodes, events)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 started[:6] + outcome,
                 1,
             )
             return
         self.write(
-            "UPDATE executions SET status = ?, started_at = ?, finished_at = ?, duration_ms = ?, error = ?,"
+            "UPDATE executions SET status = ?, started_at = ?, finished_at = ?, duration_ms = ?, duration_us = ?, error = ?,"
             " attempts = ?, nodes = ?, events = ? WHERE id = ?",
             (*outcome, result.execution_id),
             finished_delta=1,
@@ -534,17 +547,18 @@ class Store:
             conditions.append("position < ?")
             params.append(before)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        return await self._query(
+        rows = await self._query(
             f"SELECT {_EXECUTION_COLUMNS} FROM executions {where} ORDER BY position DESC LIMIT ?",
             (*params, limit),
         )
+        return [_integer_durations(row) for row in rows]
 
     async def get_execution(self, execution_id: str) -> dict[str, Any] | None:
         """The execution's row, with its inputs, events and stored node records (JSON text)."""
         rows = await self._query(
             f"SELECT {_EXECUTION_COLUMNS}, inputs, events, nodes FROM executions WHERE id = ?", (execution_id,)
         )
-        return rows[0] if rows else None
+        return _integer_durations(rows[0]) if rows else None
 
     async def get_execution_events(self, execution_id: str) -> str | None:
         """The recorded events as JSON array text, or None for an unknown execution."""

@@ -38,6 +38,7 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
         "started_at": row["started_at"],
         "finished_at": row["finished_at"],
         "duration_ms": row["duration_ms"],
+        "duration_us": row["duration_us"],
         "error": row["error"],
         "attempts": row["attempts"],
         "retry_of": row["retry_of"],

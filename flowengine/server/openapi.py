@@ -83,6 +83,8 @@ def _object(properties: dict[str, Schema], required: tuple[str, ...] = (), **ext
 _STRING = {"type": "string"}
 _INTEGER = {"type": "integer"}
 _NUMBER = {"type": "number"}
+_DURATION_MS = {"type": "integer", "minimum": 0, "description": "whole milliseconds, truncated"}
+_DURATION_US = {"type": "integer", "minimum": 0, "description": "the same duration in whole microseconds"}
 _BOOLEAN = {"type": "boolean"}
 _TIMESTAMP = {"type": "string", "description": "RFC 3339 UTC with milliseconds, e.g. 2026-11-28T10:13:13.123Z"}
 _MESSAGE = _object({"message": _STRING}, ("message",))
@@ -353,7 +355,8 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "completed_nodes": {"type": "integer", "minimum": 0},
                 "total_nodes": {"type": "integer", "minimum": 0},
                 "status": {"type": "string", "enum": EXECUTION_STATUSES},
-                "duration_ms": _NUMBER,
+                "duration_ms": _DURATION_MS,
+                "duration_us": _DURATION_US,
                 "attempts": {"type": "integer", "minimum": 0},
                 "outputs": {
                     "type": "object",
@@ -370,6 +373,7 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "total_nodes",
                 "status",
                 "duration_ms",
+                "duration_us",
                 "attempts",
                 "outputs",
                 "failed_nodes",
@@ -404,7 +408,8 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "status": {"type": "string", "enum": EXECUTION_STATUSES},
                 "started_at": _TIMESTAMP,
                 "finished_at": _nullable(_TIMESTAMP),
-                "duration_ms": _nullable(_NUMBER),
+                "duration_ms": _nullable(_DURATION_MS),
+                "duration_us": _nullable(_DURATION_US),
                 "error": _nullable(_STRING),
                 "attempts": _nullable(_INTEGER),
                 "retry_of": _nullable(_STRING),
@@ -418,6 +423,7 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "started_at",
                 "finished_at",
                 "duration_ms",
+                "duration_us",
                 "error",
                 "attempts",
                 "retry_of",
@@ -439,7 +445,8 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "status": {"type": "string", "enum": NODE_STATUSES},
                 "attempts": _INTEGER,
                 "started_at": _nullable(_TIMESTAMP),
-                "duration_ms": _nullable(_NUMBER),
+                "duration_ms": _nullable(_DURATION_MS),
+                "duration_us": _nullable(_DURATION_US),
                 "outputs": _nullable({"type": "object", "additionalProperties": _ref("TypedValue")}),
                 "error": _nullable(_STRING),
                 "cached": _BOOLEAN,
@@ -495,8 +502,17 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "config": {"type": "array", "items": _ref("ConfigKeyDescription")},
                 "any_inputs": _BOOLEAN,
                 "any_outputs": _BOOLEAN,
+                "port_aliases": {
+                    "type": "object",
+                    "description": "what ports 'input' and 'output' (wired by the upstream SDK's Flow >>) mean on this"
+                    " type when it has no port of that name: 'input' -> an input port, 'output' -> an output"
+                    " port or '*' (all of the node's outputs as one Object); a name left out is refused unless"
+                    " the type accepts any port name",
+                    "properties": {"input": _STRING, "output": _STRING},
+                    "additionalProperties": False,
+                },
             },
-            ("type", "description", "category", "inputs", "outputs", "config"),
+            ("type", "description", "category", "inputs", "outputs", "config", "port_aliases"),
         ),
         "TriggerDescription": _object(
             {

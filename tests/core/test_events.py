@@ -466,7 +466,7 @@ async def test_execute_response_text_is_canonical_json(client):
     canonical = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     assert text == canonical.encode("utf-8", "backslashreplace").decode("utf-8")
     assert list(body) == [
-        "execution_id", "completed_nodes", "total_nodes", "status", "duration_ms", "attempts",
+        "execution_id", "completed_nodes", "total_nodes", "status", "duration_ms", "duration_us", "attempts",
         "outputs", "failed_nodes", "skipped_nodes", "cancelled_nodes",
     ]
     assert body["outputs"] == {'ok "é"': {"text": {"type": "String", "value": "fine \ud800"}}}

@@ -55,8 +55,9 @@ async def test_enabled_shell_is_listed(shell_client):
     nodes = {n["type"]: n for n in await (await shell_client.get("/api/nodes")).json()}
     shell = nodes["shell.exec"]
     assert shell["category"] == "shell"
-    assert [p["name"] for p in shell["outputs"]] == ["stdout", "stderr", "exit_code"]
-    assert [k["name"] for k in shell["config"]] == ["command", "args", "cwd", "env", "stdin", "timeout_ms"]
+    assert [p["name"] for p in shell["outputs"]] == ["stdout", "stderr", "exit_code", "output", "success"]
+    assert [k["name"] for k in shell["config"]][:3] == ["command", "args", "cwd"]
+    assert {"env", "stdin", "timeout_ms"} <= {k["name"] for k in shell["config"]}
 
 
 # -- running --------------------------------------------------------------------------------
@@ -81,6 +82,8 @@ async def test_outputs_and_lines_in_order(shell_client):
         "stdout": {"type": "String", "value": "out 0\nout 1\nout 2\nout 3\nout 4\nno newline"},
         "stderr": {"type": "String", "value": "err a\nerr b"},
         "exit_code": {"type": "Number", "value": 0},
+        "output": {"type": "String", "value": "out 0\nout 1\nout 2\nout 3\nout 4\nno newline"},
+        "success": {"type": "Bool", "value": True},
     }
 
 

@@ -438,6 +438,7 @@ async def test_node_records_of_every_outcome_in_workflow_order(client):
         "attempts": 1,
         "started_at": started["ok"]["timestamp"],
         "duration_ms": by_id["ok"]["duration_ms"],
+        "duration_us": by_id["ok"]["duration_us"],
         "outputs": {"text": {"type": "String", "value": "{}"}},
         "error": None,
         "cached": False,
@@ -452,6 +453,7 @@ async def test_node_records_of_every_outcome_in_workflow_order(client):
         "attempts": 0,
         "started_at": None,
         "duration_ms": None,
+        "duration_us": None,
         "outputs": None,
         "error": None,
         "cached": False,
@@ -550,4 +552,4 @@ async def test_rows_with_stored_node_records_are_still_read(client):
         1,
     )])
     record = await (await client.get("/api/executions/legacy")).json()
-    assert record["nodes"] == legacy
+    assert record["nodes"] == [{**legacy[0], "duration_ms": 0, "duration_us": 500}]
