@@ -83,13 +83,13 @@ class Telemetry:
         # *_labels forms are used.
         workflow = (result.workflow_id,)
         self.executions.inc_labels((result.workflow_id, result.status))
-        self.execution_seconds.observe_labels(workflow, result.duration_ms / 1000)
-        for node_type, status, duration_ms in zip(result.node_types, result.node_statuses, result.node_durations):
+        self.execution_seconds.observe_labels(workflow, result.duration_us / 1e6)
+        for node_type, status, duration_us in zip(result.node_types, result.node_statuses, result.node_durations_us):
             if status == "pending":
                 continue
             self.nodes.inc_labels((node_type, status))
-            if duration_ms is not None:
-                self.node_seconds.observe_labels((node_type,), duration_ms / 1000)
+            if duration_us is not None:
+                self.node_seconds.observe_labels((node_type,), duration_us / 1e6)
 
     async def handler(self, request: web.Request) -> web.Response:
         return web.Response(body=self.registry.render().encode("utf-8"), headers={"Content-Type": CONTENT_TYPE})

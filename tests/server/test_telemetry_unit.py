@@ -28,10 +28,10 @@ def result(workflow_id: str, status: str = "succeeded") -> SimpleNamespace:
     return SimpleNamespace(
         workflow_id=workflow_id,
         status=status,
-        duration_ms=12.0,
+        duration_us=12_000,
         node_types=["debug.log"],
         node_statuses=["succeeded"],
-        node_durations=[1.0],
+        node_durations_us=[1_000],
     )
 
 

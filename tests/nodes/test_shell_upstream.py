@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 
 PY = sys.executable
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import node
+from support.api import node
 from flowengine.nodes import registry
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 from flowengine.runtime.store import _SCHEMA
 from flowengine.server.keys import STORE
 

@@ -4,7 +4,7 @@ names on types that accept any name, and every other unknown port still refused.
 
 from __future__ import annotations
 
-from conftest import execute, link, node, register
+from support.api import execute, link, node, register
 
 EXPECTED_ALIASES = {
     "control.if": {"input": "value", "output": "*"},
