@@ -43,9 +43,6 @@ _PRUNE = "-- prune --"  # marker statement: delete the surplus of finished execu
 # this many seconds (see Store._pause). It bounds how much history a crash of the process (not
 # of the machine) can lose in that mode.
 COMMIT_INTERVAL = 0.02
-# A commit that someone waits for starts at most this long after the previous one began, so that
-# under load the answers of concurrent requests share a commit (PostgreSQL's commit_delay).
-GROUP_COMMIT_DELAY = 0.002
 
 # What a queued statement costs beyond its text parameters, for the byte bound of the queue.
 _STATEMENT_OVERHEAD = 200
@@ -254,9 +251,11 @@ class Store:
                     # gather first. A waiter, or a read, cuts the pause short.
                     await self._pause(loop, began + COMMIT_INTERVAL - loop.time())
                 else:
-                    # Someone waits: commit at once if the last commit is not recent; under load,
-                    # a short wait lets the answers of concurrent requests share one commit.
-                    await self._pause(loop, began + GROUP_COMMIT_DELAY - loop.time())
+                    # Someone waits: first let the handlers that are ready to run this turn of
+                    # the loop queue their records too, so concurrent answers share one commit,
+                    # without ever leaving the loop idle (a timed delay would, when every
+                    # connection is waiting for this very commit).
+                    await asyncio.sleep(0)
                 began = loop.time()
                 batch, self._pending = self._pending, []
                 size, self._pending_bytes = self._pending_bytes, 0
