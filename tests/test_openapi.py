@@ -405,7 +405,7 @@ async def test_guard_answers_fit_the_document(aiohttp_client, config):
     # Registered straight in the catalog: creating needs the admin scope, not under test here.
     slow = {"id": "slow", "name": "Slow", "nodes": [node("wait", "time.delay", delay_ms=60_000)]}
     catalog = api.app[CATALOG]
-    await catalog.create(catalog.parse(slow))
+    await catalog.register(catalog.parse(slow), create_only=True)
     execute = "/api/workflows/{id}/execute"
     await _conforms(api, "POST", "/api/workflows/slow/execute?wait=false", execute, 202, headers=runner)
     await _conforms(api, "POST", "/api/workflows/slow/execute?wait=false", execute, 503, headers=runner)

@@ -53,8 +53,8 @@ _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 
 def _make_dumps() -> Callable[[Any], str]:
     """``_encoder.encode``, minus its set-up. For a small document most of json.dumps's time
-    goes into building the C encoder it then calls once; here the C
-    encoder is built once and reused. It is the one json.dumps builds, but with no
+    goes into building the C encoder it then calls once; here the C encoder is built once and
+    reused. It is the one json.dumps builds, but with no
     circular-reference check (``markers=None``), which is what makes it reusable: a circular
     structure then fails with RecursionError instead of ValueError, and cannot come from JSON or
     from typed values anyway. Without the C accelerator, the encoder's own ``encode``."""

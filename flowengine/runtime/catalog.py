@@ -98,11 +98,6 @@ class WorkflowCatalog:
     def all(self) -> list[Workflow]:
         return list(self._workflows.values())
 
-    async def create(self, workflow: Workflow) -> Workflow:
-        """Store a new id as version 1; WorkflowExists if the id is taken."""
-        async with self._writing:
-            return await self._create(workflow)
-
     async def register(
         self, workflow: Workflow, *, create_only: bool = False, unnamed_triggers: Collection[int] = ()
     ) -> tuple[Workflow, Registered]:

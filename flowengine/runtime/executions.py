@@ -104,8 +104,6 @@ class ExecutionService:
         self._prune_every = min(PRUNE_EVERY, max(1, max_executions // 10))
         self.on_finished: list[Callable[[ExecutionResult], None]] = []
         self.closing = False  # set by shutdown(): no new executions from then on
-        # Executions whose final record someone waits for (a cancel's answer): id -> futures.
-        self._record_waiters: dict[str, list[asyncio.Future[None]]] = {}
 
     @property
     def running_count(self) -> int:
@@ -148,10 +146,8 @@ class ExecutionService:
         """The recorded events as a JSON array: from memory while it runs, else from the store;
         None for an unknown execution."""
         running = self.get(execution_id)
-        if running is not None:
-            recorded = running.recorded_events()
-            if recorded is not None:
-                return "[" + ",".join(recorded) + "]"
+        if running is not None and running.events.recorded is not None:
+            return running.events.recorded_json()
         return await self.store.get_execution_events(execution_id)
 
     async def retry(self, row: dict[str, Any], workflow: Workflow, *, from_failure: bool) -> Execution:
@@ -236,12 +232,9 @@ class ExecutionService:
             raise HistoryUnavailable(f"the execution's record could not be written: {outcome}")
 
     async def wait_recorded(self, execution: Execution) -> None:
-        """Wait until a running execution's final record is queued, then (when ``durable``)
-        committed: for answers about how it ended."""
-        if execution.id in self._admitted:
-            waiter = asyncio.get_running_loop().create_future()
-            self._record_waiters.setdefault(execution.id, []).append(waiter)
-            await waiter
+        """Once ``execution.finished`` is done, wait (when ``durable``) until its final record is
+        committed: for answers about how it ended. ``run`` queues that record in the same step
+        in which the execution's result is set, before anyone awaiting ``finished`` resumes."""
         await self._committed()
 
     async def run(self, execution: Execution, *, acknowledge: bool = False) -> ExecutionResult:
@@ -272,8 +265,6 @@ class ExecutionService:
             # records, with each node's final status and duration from the result.
             nodes_json = serialise(_records_of(execution, result, events_json))
         self.store.execution_finished(result, events_json, nodes_json)
-        for waiter in self._record_waiters.pop(execution.id, ()):
-            waiter.set_result(None)
         self._since_prune += 1
         if self._since_prune >= self._prune_every:
             self._since_prune = 0

@@ -4,9 +4,9 @@ All SQLite work runs on one dedicated thread, so the event loop never waits on t
 Writes of execution history are queued and committed in batches: one transaction for
 everything queued while the previous commit ran (group commit). A caller that must not answer
 before its rows are on disk awaits ``committed()``, which starts a commit at once; writes nobody
-waits for are committed within COMMIT_INTERVAL (see ``Store._pause``). Workflow writes, and every read, commit
-what is queued first. The queue is bounded in bytes: ``wait_for_room`` lets new executions wait
-while the writer catches up. The database is in WAL mode. An execution's row holds its events;
+waits for are committed within COMMIT_INTERVAL (see ``Store._pause``). Workflow writes, and
+every read, commit what is queued first. The queue is bounded in bytes: ``wait_for_room`` lets
+new executions wait while the writer catches up. The database is in WAL mode. An execution's row holds its events;
 its per-node records are folded from them when read (records.py), or stored too when they
 cannot be.
 """
@@ -46,8 +46,6 @@ COMMIT_INTERVAL = 0.02
 
 # What a queued statement costs beyond its text parameters, for the byte bound of the queue.
 _STATEMENT_OVERHEAD = 200
-
-
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS workflows (
