@@ -22,11 +22,12 @@ from ..nodes.api import NodeContext, NodeType
 from ..nodes.registry import NodeRegistry
 from ..values import Value, decode_value, to_value
 from . import wire
-from .events import EventBus, ExecutionEvents, serialise, utc_timestamp
+from .events import EventBus, ExecutionEvents, serialise
 from .ids import new_execution_id
 from .model import Node, Workflow
 from .plan import Plan
 from .redaction import Redactor, resolve_secrets
+from .timestamps import epoch_millis, millis_timestamp
 
 __all__ = [
     "Plan",
@@ -270,10 +271,11 @@ class Execution:
         settings = plan.workflow.settings
         started_wall = time.time()
         self.started = time.perf_counter()
-        started_at = utc_timestamp(started_wall)
+        started_millis = epoch_millis(started_wall)
+        started_at = millis_timestamp(started_millis)
         engine.running[self.id] = self
         # The first and last events carry the execution's started_at and finished_at exactly.
-        events.emit_text("WorkflowStarted", wire.workflow_started(self.trigger_json), started_at)
+        events.emit_text("WorkflowStarted", wire.workflow_started(self.trigger_json), started_millis)
         timer = None
         max_attempts = settings.retry_workflow_attempts if settings.on_error == "RetryWorkflow" else 1
         attempt = self.attempt = _Attempt(self)
@@ -310,17 +312,19 @@ class Execution:
                 timer.cancel()
             engine.running.pop(self.id, None)
             attempt.close()
-            result = self.result = self._result(attempt, started_at, started_wall, time.perf_counter() - self.started)
+            elapsed = time.perf_counter() - self.started
+            finished_millis = epoch_millis(started_wall + elapsed)
+            result = self.result = self._result(attempt, started_at, millis_timestamp(finished_millis), elapsed)
             events.emit_text(
                 "WorkflowCompleted", wire.workflow_completed(result.success, result.status, result.duration_us),
-                result.finished_at,
+                finished_millis,
             )
             self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
             if self._finished is not None:
                 self._finished.set_result(result)
         return result
 
-    def _result(self, attempt: _Attempt, started_at: str, started_wall: float, elapsed: float) -> ExecutionResult:
+    def _result(self, attempt: _Attempt, started_at: str, finished_at: str, elapsed: float) -> ExecutionResult:
         plan = self.plan
         nodes = plan.nodes
         statuses = attempt.status
@@ -360,7 +364,7 @@ class Execution:
             plan.workflow.version,
             status,
             started_at,
-            utc_timestamp(started_wall + elapsed),
+            finished_at,
             microseconds(elapsed),
             completed,
             len(nodes),

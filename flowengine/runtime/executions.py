@@ -254,17 +254,16 @@ class ExecutionService:
             self._admitted.pop(execution.id, None)
         for listener in self.on_finished:
             listener(result)
-        events_json = execution.events.recorded_json()
         nodes_json = None
         if "pending" in result.node_statuses:
             # It ended before every node ran, so the events do not name every node, and the
             # workflow's document may be gone by the time someone reads the record: store it.
-            nodes_json = serialise(node_records(json.loads(events_json), _node_list(execution)))
+            nodes_json = serialise(node_records(json.loads(execution.events.recorded_json()), _node_list(execution)))
         elif execution.events.dropped:
             # The record lost events in the middle, so folding it may miss nodes: store the
             # records, with each node's final status and duration from the result.
-            nodes_json = serialise(_records_of(execution, result, events_json))
-        self.store.execution_finished(result, events_json, nodes_json)
+            nodes_json = serialise(_records_of(execution, result, execution.events.recorded_json()))
+        self.store.execution_finished(result, execution.events.record(), nodes_json)
         self._since_prune += 1
         if self._since_prune >= self._prune_every:
             self._since_prune = 0

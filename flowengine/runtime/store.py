@@ -23,6 +23,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..core.eventlog import expand_json
 from ..core.records import durations_of
 from ..errors import StoreError
 
@@ -469,9 +470,10 @@ class Store:
             size=len(inputs_json) + len(trigger_json),
         )
 
-    def execution_finished(self, result: ExecutionResult, events_json: str, nodes_json: str | None) -> None:
-        """Record how an execution ended, with its events and, when they cannot be folded back
-        from the events (see records.py), its per-node records (JSON text)."""
+    def execution_finished(self, result: ExecutionResult, events_record: str, nodes_json: str | None) -> None:
+        """Record how an execution ended, with its events (``ExecutionEvents.record()``, the
+        compact form of core/eventlog.py) and, when they cannot be folded back from the events
+        (see records.py), its per-node records (JSON text)."""
         outcome = (
             result.status,
             result.started_at,
@@ -481,9 +483,9 @@ class Store:
             _storable(result.error),
             result.attempts,
             nodes_json,
-            events_json,
+            events_record,
         )
-        size = len(events_json) + (len(nodes_json) if nodes_json is not None else 0)
+        size = len(events_record) + (len(nodes_json) if nodes_json is not None else 0)
         position = self._unwritten_starts.pop(result.execution_id, None)
         if position is not None:
             self._count_queued(size)
@@ -555,14 +557,19 @@ class Store:
         rows = await self._query(
             f"SELECT {_EXECUTION_COLUMNS}, inputs, events, nodes FROM executions WHERE id = ?", (execution_id,)
         )
-        return _integer_durations(rows[0]) if rows else None
-
-    async def get_execution_events(self, execution_id: str) -> str | None:
-        """The recorded events as JSON array text, or None for an unknown execution."""
-        rows = await self._query("SELECT events FROM executions WHERE id = ?", (execution_id,))
         if not rows:
             return None
-        return rows[0]["events"] or "[]"
+        row = rows[0]
+        row["events"] = expand_json(row["events"], row["id"], row["workflow_id"])
+        return _integer_durations(row)
+
+    async def get_execution_events(self, execution_id: str) -> str | None:
+        """The recorded events as JSON array text (as they were published), or None for an
+        unknown execution."""
+        rows = await self._query("SELECT events, workflow_id FROM executions WHERE id = ?", (execution_id,))
+        if not rows:
+            return None
+        return expand_json(rows[0]["events"], execution_id, rows[0]["workflow_id"]) or "[]"
 
     async def delete_execution(self, execution_id: str) -> None:
         # Only finished executions are deleted (the API refuses running ones).
