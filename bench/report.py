@@ -18,6 +18,7 @@ ENGINE_TARGET = 4.0  # at most 4x asyncio.gather per node
 SCALING_BAND = (7.0, 13.0)  # time per 10x more nodes: "near 10"
 THROUGHPUT_TARGET = 0.5  # at least half the bare handler, SQLite history on
 LISTENER_TARGET = 0.7  # 100 listeners cost at most 30% of throughput
+LONG_CHAIN_TARGET = 4.0  # the 10,000-node time.delay chain: at most 4x bare asyncio per node
 MEMORY_TARGET = 0.10  # under 10% RSS growth from 1,000 to 20,000 executions
 
 
@@ -176,6 +177,21 @@ def render(profile: Profile, results: dict[str, Any], elapsed: float) -> str:
                         f"{fe40.p50_ms / bare40.p50_ms:.2f}x bare", "(no target)", "-"])
         sections.append("### 6. Sequential chain of 40 async no-op nodes over HTTP (one client)\n\n"
                         + table(["case", "p50 ms", "p99 ms", "µs/node end to end", "µs per extra node"], detail))
+
+    if "long-chain" in results:
+        chain = results["long-chain"]
+        fe_us, bare_us = median(chain.flowengine_us), median(chain.bare_us)
+        summary.append(["8. 10,000-node time.delay 0 chain over HTTP", f"{fe_us:.1f} µs/node, {chain.ratio:.2f}x the bare"
+                        " asyncio chain", f"≤ {LONG_CHAIN_TARGET:.0f}x", _holds(chain.ratio <= LONG_CHAIN_TARGET)])
+        summary.append(["8. its history", f"{chain.stored_bytes / chain.events:.0f} bytes stored per event"
+                        f" ({chain.published_bytes / chain.events:.0f} as published)", "(no target)", "-"])
+        sections.append("### 8. A 10,000-node chain of time.delay 0 over HTTP (one client), and its history\n\n"
+                        + table(["case", "µs/node (median)", "runs"],
+                                [["flowengine, SQLite history", f"{fe_us:.1f}", ", ".join(f"{v:.1f}" for v in chain.flowengine_us)],
+                                 ["bare handler + 10,000 chained asyncio tasks", f"{bare_us:.1f}",
+                                  ", ".join(f"{v:.1f}" for v in chain.bare_us)]])
+                        + f"\n\nHistory of one execution: {chain.events:,} events, {chain.stored_bytes:,} bytes stored"
+                        f" ({chain.stored_bytes / chain.events:.0f} per event), {chain.published_bytes:,} bytes as published.")
 
     if "memory" in results:
         memory = results["memory"]
