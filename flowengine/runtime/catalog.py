@@ -158,8 +158,8 @@ class WorkflowCatalog:
 
     async def _publish(self, workflow: Workflow, previous: Workflow | None, *, created: bool = False) -> None:
         """Make a stored version visible. If that fails (a listener's bug), the write is
-        undone, so a registration is all or nothing (a ``created`` workflow is deleted again,
-        keeping the versions an earlier workflow of that id left)."""
+        undone, so a registration is all or nothing (a ``created`` workflow is removed again,
+        but not the versions an earlier workflow of that id left)."""
         self._workflows[workflow.id] = workflow
         try:
             self._changed(workflow.id, workflow)
@@ -171,10 +171,7 @@ class WorkflowCatalog:
             try:
                 self._changed(workflow.id, previous)
             finally:
-                if created:
-                    await self.store.delete_workflow(workflow.id)
-                else:
-                    await self.store.revert_workflow(workflow.id, workflow.version)
+                await self.store.revert_workflow(workflow.id, workflow.version, created=created)
             raise
 
     async def _delete(self, workflow_id: str) -> None:

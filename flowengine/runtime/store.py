@@ -488,11 +488,17 @@ class Store:
         )
         self._kept_versions = True
 
-    async def revert_workflow(self, workflow_id: str, version: int) -> None:
+    async def revert_workflow(self, workflow_id: str, version: int, *, created: bool = False) -> None:
         """Undo the write of ``version`` (the latest): the workflow is back at the version
-        before it, or gone if it was the first."""
-        if version == 1:
-            await self.delete_workflow(workflow_id)
+        before it, or gone if that write ``created`` it (version 1 always did); versions an
+        earlier workflow of the id left stay."""
+        if created or version == 1:
+            await self._transaction(
+                [
+                    ("DELETE FROM workflows WHERE id = ?", (workflow_id,), 0),
+                    ("DELETE FROM workflow_versions WHERE workflow_id = ? AND version = ?", (workflow_id, version), 0),
+                ]
+            )
             return
         previous = (workflow_id, version - 1)
         await self._transaction(
