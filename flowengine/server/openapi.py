@@ -43,6 +43,7 @@ from ..nodes.api import MAX_DURATION_MS
 from ..values import CONFIG_ONLY_TAGS, TAGS
 from .executions import DEFAULT_PAGE, EXECUTION_TRIGGER_TYPES, MAX_EVENTS_PAGE, MAX_PAGE
 from .http_json import MAX_QUERY_INT
+from .websocket import EVENT_TYPES_PATTERN
 
 if TYPE_CHECKING:
     from .routes import Route
@@ -88,6 +89,7 @@ _DURATION_MS = {"type": "integer", "minimum": 0, "description": "whole milliseco
 _DURATION_US = {"type": "integer", "minimum": 0, "description": "the same duration in whole microseconds"}
 _BOOLEAN = {"type": "boolean"}
 _TIMESTAMP = {"type": "string", "description": "RFC 3339 UTC with milliseconds, e.g. 2026-11-28T10:13:13.123Z"}
+_EVENT_TYPES = {"type": "string", "pattern": EVENT_TYPES_PATTERN}
 _DATE_TIME = {"type": "string", "format": "date-time", "description": "RFC 3339, e.g. 2026-11-28T10:13:13.123Z"}
 _MESSAGE = _object({"message": _STRING}, ("message",))
 
@@ -873,7 +875,7 @@ def _descriptions(find: Find) -> dict[str, dict[str, Any]]:
                     {"type": "integer", "minimum": 1, "maximum": MAX_EVENTS_PAGE},
                     "at most this many events; a cut page has a Link header to the next",
                 ),
-                _query("types", _STRING, f"comma-separated event types ({', '.join(EVENT_TYPES)})"),
+                _query("types", _EVENT_TYPES, f"comma-separated event types ({', '.join(EVENT_TYPES)})"),
                 _query("node_id", _STRING, "only this node's events"),
             ],
         },
@@ -924,7 +926,7 @@ def _descriptions(find: Find) -> dict[str, dict[str, Any]]:
             "parameters": [
                 _query("execution_id", _STRING, "only this execution's events"),
                 _query("workflow_id", _STRING, "only this workflow's events"),
-                _query("types", _STRING, f"comma-separated event types ({', '.join(EVENT_TYPES)})"),
+                _query("types", _EVENT_TYPES, f"comma-separated event types ({', '.join(EVENT_TYPES)})"),
                 _query(
                     "replay",
                     {"type": "boolean", "default": False},

@@ -29,7 +29,7 @@ from ..core.events import EVENT_TYPES, Listener, text_frame
 from .http_json import ClientError, query_bool
 from .keys import BUS, CONFIG, RUNS, SOCKETS, STORE
 
-__all__ = ["events_handler", "close_all", "event_types", "EventSocket", "BatchingTransport", "CLOSE_TIMEOUT", "TRY_AGAIN_LATER"]
+__all__ = ["events_handler", "close_all", "event_types", "EVENT_TYPES_PATTERN", "EventSocket", "BatchingTransport", "CLOSE_TIMEOUT", "TRY_AGAIN_LATER"]
 
 log = logging.getLogger("flowengine.server.websocket")
 
@@ -154,10 +154,17 @@ def _reason_bytes(reason: str) -> bytes:
     return reason.encode("utf-8")[:_MAX_REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
 
 
+_EVENT_TYPE = "|".join(EVENT_TYPES)
+EVENT_TYPES_PATTERN = f"^[ ,]*(?:(?:{_EVENT_TYPE}) *(?:,[ ,]*|$))*$"
+
+
 def event_types(text: str) -> list[str]:
-    """The ``types`` query parameter (comma-separated event types) as a list, empty for none;
-    400 naming every unknown type."""
-    types = [part.strip() for part in text.split(",") if part.strip()]
+    """The ``types`` query parameter (comma-separated event types, spaces around them allowed)
+    as a list, empty for none; 400 naming every unknown type. Only spaces are stripped, so that
+    the pattern the OpenAPI document gives (EVENT_TYPES_PATTERN) says exactly what is taken;
+    and as a regex's ``$`` matches before a final newline, one final newline is ignored."""
+    parts = text.removesuffix("\n").split(",")
+    types = [part.strip(" ") for part in parts if part.strip(" ")]
     unknown = [name for name in types if name not in EVENT_TYPES]
     if unknown:
         raise ClientError(400, f"types: unknown event type(s) {', '.join(unknown)} (known: {', '.join(EVENT_TYPES)})")

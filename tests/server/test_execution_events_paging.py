@@ -154,3 +154,31 @@ async def test_a_running_execution_is_paged_from_memory(client):
     assert (await client.post(f"/api/executions/{execution_id}/cancel")).status == 200
     final = await (await client.get(f"/api/executions/{execution_id}/events?after_seq={started[0]['seq']}")).json()
     assert final[-1]["type"] == "WorkflowCompleted"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "NodeStarted",
+        " NodeStarted , NodeEvent ",
+        ",,NodeEvent,,",
+        "NodeEvent\n",
+        "NodeEvent\n\n",
+        "NodeStarted NodeEvent",
+        "NodeStartedNodeEvent",
+        "Bogus",
+        "NodeStarted,\tNodeEvent",
+        "Node",
+    ],
+)
+async def test_the_documented_pattern_says_exactly_which_types_are_taken(client, text):
+    # Schemathesis draws types from the OpenAPI pattern (Python's re, whose $ also matches before
+    # a final newline): what it calls valid must be taken, and the rest refused.
+    document = await (await client.get("/openapi.json")).json()
+    (parameter,) = [
+        p for p in document["paths"]["/api/executions/{id}/events"]["get"]["parameters"] if p["name"] == "types"
+    ]
+    documented = re.search(parameter["schema"]["pattern"], text) is not None
+    response = await client.get(f"/api/executions/no-such-execution/events?{urlencode({'types': text})}")
+    assert response.status == (404 if documented else 400), text
