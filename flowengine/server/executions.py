@@ -49,8 +49,10 @@ MAX_EVENTS_PAGE = 10_000  # the most events one page of GET /api/executions/{id}
 EXECUTION_TRIGGER_TYPES = tuple(kind.lower() for kind in TRIGGER_TYPES)
 
 # RFC 3339 date-time (section 5.6): "T" (or "t") between date and time, an offset or "Z" ("z").
+# ASCII digits only: \d would also take other scripts' digits, which int() reads.
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
 )
 _BEFORE_ALL = "0000"  # sorts before every started_at text
 _AFTER_ALL = "9999-12-31T23:59:59.999Z~"  # after every one ("~" sorts after "Z")

@@ -917,7 +917,8 @@ def _descriptions(find: Find) -> dict[str, dict[str, Any]]:
         "events": {
             "responses": {
                 "101": {
-                    "description": "Switched to a WebSocket: each text frame is one Event as JSON. A"
+                    "description": "Switched to a WebSocket: each text frame is one Event as JSON (with"
+                    " batch=true, a JSON array of the Events of one flush). A"
                     " listener that falls FLOWENGINE_WS_QUEUE events behind is closed with 1013;"
                     " on shutdown every listener gets 1001."
                 },

@@ -168,6 +168,7 @@ async def test_time_bounds_in_any_offset_and_precision(history):
         ({"until": "2026-11-28T24:00:00Z"}, "until: '2026-11-28T24:00:00Z' is not a valid date and time"),
         ({"until": "2026-11-28T10:00:00+24:00"}, "until: '2026-11-28T10:00:00+24:00' is not a valid date and time"),
         ({"since": ""}, "since: expected an RFC 3339 timestamp"),
+        ({"since": "٢٠٢٦-11-28T10:13:13Z"}, "since: expected an RFC 3339 timestamp"),  # Arabic-Indic digits
         ({"trigger": "Webhook"}, "trigger: unknown trigger type 'Webhook' (known: manual, cron, webhook, event)"),
         ({"trigger": "retry"}, "trigger: unknown trigger type 'retry'"),
     ],
