@@ -486,7 +486,9 @@ class Store:
                 (f"{_FORGET_VERSIONS} AND workflow_id = ?", (workflow_id,), 0),
             ]
         )
-        self._kept_versions = True
+        if not self._kept_versions:
+            kept = await self._query("SELECT 1 AS kept FROM workflow_versions WHERE workflow_id = ? LIMIT 1", (workflow_id,))
+            self._kept_versions = bool(kept)
 
     async def revert_workflow(self, workflow_id: str, version: int, *, created: bool = False) -> None:
         """Undo the write of ``version`` (the latest): the workflow is back at the version

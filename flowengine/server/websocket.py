@@ -29,7 +29,16 @@ from ..core.events import EVENT_TYPES, Listener, text_frame
 from .http_json import ClientError, query_bool
 from .keys import BUS, CONFIG, RUNS, SOCKETS, STORE
 
-__all__ = ["events_handler", "close_all", "event_types", "EVENT_TYPES_PATTERN", "EventSocket", "BatchingTransport", "CLOSE_TIMEOUT", "TRY_AGAIN_LATER"]
+__all__ = [
+    "events_handler",
+    "close_all",
+    "event_types",
+    "EVENT_TYPES_PATTERN",
+    "EventSocket",
+    "BatchingTransport",
+    "CLOSE_TIMEOUT",
+    "TRY_AGAIN_LATER",
+]
 
 log = logging.getLogger("flowengine.server.websocket")
 
@@ -91,9 +100,9 @@ class BatchingTransport(asyncio.Transport):
     as one text frame holding a JSON array of those frames' payloads, the events' JSON text.
 
     The listener bounds its backlog by the bytes it wrote (Listener's marks) and asks the
-    transport how many it still buffers; the socket buffers the array frames, which are not as
-    long. So the buffer is told in the listener's bytes: a write counts as sent once its whole
-    array frame is, as a frame partly sent counts as unsent for an unbatched listener."""
+    transport how many it still buffers; the socket buffers the array frames, whose lengths
+    differ. So the buffer is told in the listener's bytes: a write counts as sent once its
+    whole array frame is, as a frame partly sent counts as unsent for an unbatched listener."""
 
     def __init__(self, transport: asyncio.Transport) -> None:
         super().__init__()
