@@ -134,9 +134,9 @@ class ExecutionService:
 
     async def _workflow_nodes(self, row: dict[str, Any]) -> list[tuple[str, str]] | None:
         """(id, node type) of every node of the workflow version the execution ran, in document
-        order; None when that document is gone (the workflow was deleted, perhaps re-created
-        since: a re-created workflow starts again at version 1, so a version whose document is
-        younger than the execution is another workflow's)."""
+        order; None when that document is gone, or is another workflow's: a version whose
+        document is younger than the execution (an id deleted before deleted workflows kept
+        their executions' versions, and re-created since, started again at version 1)."""
         kept = await self.store.workflow_version(row["workflow_id"], row["workflow_version"])
         if kept is None or kept["created_at"] > row["started_at"]:
             return None

@@ -106,6 +106,62 @@ def _storable(text: str | None) -> str | None:
     return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def _lower(text: Any) -> Any:
+    return text.lower() if isinstance(text, str) else text
+
+
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') matching ``text`` anywhere, lower-cased."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _execution_filters(
+    workflow_id: str | None,
+    status: str | None,
+    since: str | None,
+    until: str | None,
+    trigger_type: str | None,
+    error: str | None,
+) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions and parameters of an execution search (see ``list_executions``)."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if workflow_id is not None:
+        conditions.append("workflow_id = ?")
+        params.append(workflow_id)
+    if status is not None:
+        conditions.append("status = ?")
+        params.append(status)
+    # started_at is always utc_timestamp text (fixed width, UTC, "Z"), so text order is time order.
+    if since is not None:
+        conditions.append("started_at >= ?")
+        params.append(since)
+    if until is not None:
+        conditions.append("started_at < ?")
+        params.append(until)
+    if trigger_type is not None:
+        conditions.append("json_extract(trigger, '$.type') = ?")
+        params.append(trigger_type)
+    if error is not None:
+        conditions.append("lower(error) LIKE ? ESCAPE '\\'")
+        params.append(_like_pattern(error))
+    return conditions, params
+
+
+# Versions of a deleted workflow are kept while executions need them: a version an execution
+# ran, and the latest version while any execution of the id remains, so that a re-created id
+# continues the numbering (catalog.py) and no number ever names two documents in the history.
+_FORGET_VERSIONS = (
+    "DELETE FROM workflow_versions WHERE workflow_id NOT IN (SELECT id FROM workflows)"
+    " AND NOT EXISTS (SELECT 1 FROM executions WHERE executions.workflow_id = workflow_versions.workflow_id"
+    " AND executions.workflow_version = workflow_versions.version)"
+    " AND (version < (SELECT MAX(latest.version) FROM workflow_versions AS latest"
+    " WHERE latest.workflow_id = workflow_versions.workflow_id)"
+    " OR NOT EXISTS (SELECT 1 FROM executions WHERE executions.workflow_id = workflow_versions.workflow_id))"
+)
+
+
 def _integer_durations(row: dict[str, Any]) -> dict[str, Any]:
     """A row's ``duration_ms`` and ``duration_us`` as integers: the REAL column gives floats
     back, and rows written before durations were integers hold fractional milliseconds."""
@@ -135,6 +191,9 @@ class Store:
         self._flush: asyncio.Future[None] | None = None
         self._hurry: asyncio.Future[None] | None = None  # ends the pause between two commits
         self._urgent = False  # someone waits in flush(): commit without pauses
+        # Versions of deleted workflows may be kept (see _FORGET_VERSIONS): retention passes
+        # then also forget those no execution needs any more.
+        self._kept_versions = False
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -150,6 +209,9 @@ class Store:
         # WAL + NORMAL: a crash of the process loses nothing committed; FULL: nor a power loss.
         db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
         db.execute("PRAGMA foreign_keys=ON")
+        # SQLite's own lower() folds ASCII only; the error search is case-insensitive for every
+        # script, as PostgreSQL's lower() is.
+        db.create_function("lower", 1, _lower, deterministic=True)
         db.executescript(_SCHEMA)
         columns = {row[1] for row in db.execute("PRAGMA table_info(executions)")}
         if "duration_us" not in columns:  # a database made before durations were integers
@@ -367,7 +429,18 @@ class Store:
     # -- workflows -----------------------------------------------------------------------
 
     async def load_workflows(self) -> list[dict[str, Any]]:
+        kept = await self._query(
+            "SELECT 1 AS kept FROM workflow_versions WHERE workflow_id NOT IN (SELECT id FROM workflows) LIMIT 1"
+        )
+        self._kept_versions = bool(kept)
         return await self._query("SELECT id, version, document, created_at, updated_at FROM workflows")
+
+    async def latest_version(self, workflow_id: str) -> int:
+        """The highest version number kept for the id (of a deleted workflow too), 0 if none."""
+        rows = await self._query(
+            "SELECT MAX(version) AS latest FROM workflow_versions WHERE workflow_id = ?", (workflow_id,)
+        )
+        return rows[0]["latest"] or 0
 
     async def insert_workflow(self, workflow_id: str, version: int, document: dict[str, Any], now: str) -> None:
         text = json.dumps(document)
@@ -406,18 +479,29 @@ class Store:
         )
 
     async def delete_workflow(self, workflow_id: str) -> None:
+        """Delete the workflow and the versions its executions do not need (_FORGET_VERSIONS):
+        those stay until the executions are pruned or deleted."""
         await self._transaction(
             [
                 ("DELETE FROM workflows WHERE id = ?", (workflow_id,), 0),
-                ("DELETE FROM workflow_versions WHERE workflow_id = ?", (workflow_id,), 0),
+                (f"{_FORGET_VERSIONS} AND workflow_id = ?", (workflow_id,), 0),
             ]
         )
+        if not self._kept_versions:
+            kept = await self._query("SELECT 1 AS kept FROM workflow_versions WHERE workflow_id = ? LIMIT 1", (workflow_id,))
+            self._kept_versions = bool(kept)
 
-    async def revert_workflow(self, workflow_id: str, version: int) -> None:
+    async def revert_workflow(self, workflow_id: str, version: int, *, created: bool = False) -> None:
         """Undo the write of ``version`` (the latest): the workflow is back at the version
-        before it, or gone if it was the first."""
-        if version == 1:
-            await self.delete_workflow(workflow_id)
+        before it, or gone if that write ``created`` it (version 1 always did); versions an
+        earlier workflow of the id left stay."""
+        if created or version == 1:
+            await self._transaction(
+                [
+                    ("DELETE FROM workflows WHERE id = ?", (workflow_id,), 0),
+                    ("DELETE FROM workflow_versions WHERE workflow_id = ? AND version = ?", (workflow_id, version), 0),
+                ]
+            )
             return
         previous = (workflow_id, version - 1)
         await self._transaction(
@@ -507,8 +591,11 @@ class Store:
         )
 
     def prune_executions(self, keep: int) -> None:
-        """Delete the oldest finished executions beyond ``keep`` (with the next batch)."""
+        """Delete the oldest finished executions beyond ``keep`` (with the next batch), and the
+        versions of deleted workflows that only they needed."""
         self.write(_PRUNE, (keep,))
+        if self._kept_versions:
+            self.write(_FORGET_VERSIONS, ())
 
     async def mark_interrupted(self, error: str, now: str) -> int:
         rows = await self._query("SELECT COUNT(*) AS n FROM executions WHERE status = 'running'")
@@ -533,15 +620,16 @@ class Store:
         status: str | None = None,
         before: int | None = None,
         limit: int = 50,
+        since: str | None = None,
+        until: str | None = None,
+        trigger_type: str | None = None,
+        error: str | None = None,
     ) -> list[dict[str, Any]]:
-        conditions: list[str] = []
-        params: list[Any] = []
-        if workflow_id is not None:
-            conditions.append("workflow_id = ?")
-            params.append(workflow_id)
-        if status is not None:
-            conditions.append("status = ?")
-            params.append(status)
+        """Executions newest first (by position), at most ``limit``, matching every filter given:
+        ``position < before``; ``started_at >= since`` and ``started_at < until`` (utc_timestamp
+        text); the trigger's ``type`` equal to ``trigger_type``; ``error`` a case-insensitive
+        substring of the error text."""
+        conditions, params = _execution_filters(workflow_id, status, since, until, trigger_type, error)
         if before is not None:
             conditions.append("position < ?")
             params.append(before)
@@ -551,6 +639,22 @@ class Store:
             (*params, limit),
         )
         return [_integer_durations(row) for row in rows]
+
+    async def count_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        trigger_type: str | None = None,
+        error: str | None = None,
+    ) -> int:
+        """How many executions ``list_executions`` would give with these filters and no page."""
+        conditions, params = _execution_filters(workflow_id, status, since, until, trigger_type, error)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = await self._query(f"SELECT COUNT(*) AS n FROM executions {where}", tuple(params))
+        return int(rows[0]["n"])
 
     async def get_execution(self, execution_id: str) -> dict[str, Any] | None:
         """The execution's row, with its inputs, events and stored node records (JSON text)."""
@@ -573,5 +677,8 @@ class Store:
 
     async def delete_execution(self, execution_id: str) -> None:
         # Only finished executions are deleted (the API refuses running ones).
-        await self._transaction([("DELETE FROM executions WHERE id = ? AND status != 'running'", (execution_id,), -1)])
+        statements: list[_Statement] = [("DELETE FROM executions WHERE id = ? AND status != 'running'", (execution_id,), -1)]
+        if self._kept_versions:
+            statements.append((_FORGET_VERSIONS, (), 0))
+        await self._transaction(statements)
 
