@@ -18,7 +18,6 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..core.eventlog import expand_json
 from ..core.records import durations_of
 from ..errors import StoreError
+from ..lib.worker_thread import WorkerThread
 
 if TYPE_CHECKING:
     from ..core.engine import ExecutionResult
@@ -176,7 +176,7 @@ class Store:
         self.path = path
         self.synchronous = synchronous
         self.queue_bytes = queue_bytes  # history not yet committed, beyond which new work waits
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowengine-db")
+        self._thread: WorkerThread | None = None  # started by open()
         self._db: sqlite3.Connection | None = None
         self._pending: list[_Statement] = []
         self._pending_bytes = 0
@@ -198,7 +198,9 @@ class Store:
     # -- plumbing ------------------------------------------------------------------------
 
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        if self._thread is None:
+            self._thread = WorkerThread("flowengine-db")
+        return await self._thread.call(function, *args)
 
     async def open(self) -> None:
         await self._call(self._open)
@@ -228,7 +230,9 @@ class Store:
     async def close(self) -> None:
         await self.flush()
         await self._call(self._close)
-        self._executor.shutdown(wait=True)
+        if self._thread is not None:
+            self._thread.stop()
+            self._thread = None
 
     def _close(self) -> None:
         if self._db is not None:
