@@ -9,7 +9,7 @@ import subprocess
 import sys
 from typing import Any, Sequence
 
-from .common import PINNING, REPO, Profile
+from .common import PINNING, REPO, Profile, median
 from .loadgen import GENERATOR
 
 __all__ = ["render", "machine"]
