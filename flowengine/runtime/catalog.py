@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Literal
 
 from ..core.events import utc_timestamp
 from ..core.model import Workflow, parse_workflow
 from ..errors import ValidationError, WorkflowConflict, WorkflowExists, WorkflowNotFound
 from ..nodes.registry import NodeRegistry
-from .store import Store
+from .storage import HistoryStore
 
 __all__ = ["Registered", "WorkflowCatalog", "WorkflowConflict", "WorkflowExists", "WorkflowNotFound"]
 
@@ -27,7 +27,7 @@ class WorkflowCatalog:
 
     def __init__(
         self,
-        store: Store,
+        store: HistoryStore,
         registry: NodeRegistry,
         *,
         max_nodes: int | None = None,
@@ -177,6 +177,41 @@ class WorkflowCatalog:
         self._workflows.pop(workflow_id, None)
         self.unloadable.pop(workflow_id, None)
         self._changed(workflow_id, None)
+
+    async def follow(self, workflow_id: str, read: Callable[[], Awaitable[dict[str, Any] | None]]) -> bool:
+        """Apply a change another process made to one workflow (a shared store): ``read`` gives
+        its stored row now, or None if it is gone. Under the write lock, so it never interleaves
+        with a local write; an older version than the one held is ignored. Whether anything
+        changed here."""
+        async with self._writing:
+            row = await read()
+            current = self._workflows.get(workflow_id)
+            if row is None:
+                if not self.exists(workflow_id):
+                    return False
+                self._workflows.pop(workflow_id, None)
+                self.unloadable.pop(workflow_id, None)
+                self._changed(workflow_id, None)
+                return True
+            held = current.version if current is not None else self.unloadable.get(workflow_id, (0, "", ""))[0]
+            if held >= row["version"]:
+                return False
+            try:
+                workflow = parse_workflow(json.loads(row["document"]), self.registry, workflow_id=workflow_id)
+                workflow.version, workflow.created_at, workflow.updated_at = row["version"], row["created_at"], row["updated_at"]
+                self._workflows[workflow_id] = workflow
+                self.unloadable.pop(workflow_id, None)
+                self._changed(workflow_id, workflow)
+            except Exception as exc:  # a plugin this process lacks, say: hidden here, not fatal
+                self.set_unloadable(workflow_id, row["version"], row["created_at"], str(exc))
+                self._changed(workflow_id, None)
+            return True
+
+    def known_versions(self) -> dict[str, int]:
+        """Every id this process holds (loadable or not) and its version."""
+        versions = {workflow_id: version for workflow_id, (version, _, _) in self.unloadable.items()}
+        versions.update((workflow_id, workflow.version) for workflow_id, workflow in self._workflows.items())
+        return versions
 
     def _check_conflicts(self, workflow: Workflow) -> None:
         for check in self.conflict_checks:

@@ -1,0 +1,893 @@
+"""The PostgreSQL store: what several flowengine processes share (SCALE-OUT.md).
+
+Same interface as the SQLite ``Store`` (storage.py names it), plus what sharing needs:
+
+- History goes through one writer task on the event loop with the SQLite store's pacing:
+  quiet, a batch is committed at once; busy, at most one commit per COMMIT_INTERVAL for writes
+  nobody waits on; a caller about to answer a client awaits ``committed()``, which joins the
+  next group commit (no statement of its own). Every connection commits with
+  ``synchronous_commit=on``, so a committed record survives a crash of the database server too.
+- Workflow changes are one transaction each, bump a generation counter and NOTIFY the other
+  processes, which reload that workflow; a write returns once every live process acknowledged
+  the new generation (bounded by the node timeout). Webhook paths are a unique table: two
+  processes racing for one path, the loser gets WorkflowConflict (409).
+- Liveness: one row per process in ``nodes`` (heartbeat from the database clock), the epoch of
+  that registration stamped on every execution it starts; a completion is written only
+  ``WHERE owner = me AND epoch = e AND status = 'running'`` (fencing), so a process that was
+  declared dead while paused cannot overwrite ``interrupted``. liveness.py drives it.
+- asyncpg is imported only here, and this module only for a ``postgresql://`` URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import asyncpg  # the optional extra "postgres"; build.py imports this module only for a URL
+
+from ..core.records import durations_of
+from ..core.triggerchecks import webhook_path
+from ..errors import StoreError, StoreRefused, StoreUnavailable, WorkflowConflict
+
+if TYPE_CHECKING:
+    from ..core.engine import ExecutionResult
+
+__all__ = ["PgStore", "SCHEMA_VERSION", "COMMIT_INTERVAL"]
+
+log = logging.getLogger("flowengine.runtime.pgstore")
+
+SCHEMA_VERSION = 1
+COMMIT_INTERVAL = 0.02  # as the SQLite store: the window of writes nobody waits for
+_STATEMENT_OVERHEAD = 200
+_COPY_AT = 32  # finished rows in one batch from which binary COPY beats executemany
+CATALOG_CHANNEL = "flowengine_catalog"
+# Key of the transaction-level advisory lock that serialises schema creation and migration.
+_SCHEMA_LOCK = 0x666C6F77  # "flow"
+_PRUNE_LOCK = 0x70727565  # one process prunes at a time; the others skip that pass
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS flowengine_schema (
+        id integer PRIMARY KEY CHECK (id = 1),
+        version integer NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS workflows (
+        id text PRIMARY KEY,
+        version integer NOT NULL,
+        document text NOT NULL,
+        created_at text NOT NULL,
+        updated_at text NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS workflow_versions (
+        workflow_id text NOT NULL,
+        version integer NOT NULL,
+        document text NOT NULL,
+        created_at text NOT NULL,
+        PRIMARY KEY (workflow_id, version))""",
+    """CREATE TABLE IF NOT EXISTS webhook_paths (
+        path text PRIMARY KEY,
+        workflow_id text NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS webhook_paths_by_workflow ON webhook_paths (workflow_id)",
+    """CREATE TABLE IF NOT EXISTS catalog_state (
+        id integer PRIMARY KEY CHECK (id = 1),
+        generation bigint NOT NULL)""",
+    "INSERT INTO catalog_state (id, generation) VALUES (1, 0) ON CONFLICT DO NOTHING",
+    # Events as text, not jsonb: jsonb doubles PostgreSQL's CPU per row and nothing queries
+    # inside them.
+    """CREATE TABLE IF NOT EXISTS executions (
+        position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id text NOT NULL UNIQUE,
+        workflow_id text NOT NULL,
+        workflow_version integer NOT NULL,
+        trigger text NOT NULL,
+        inputs text NOT NULL,
+        status text NOT NULL,
+        started_at text NOT NULL,
+        finished_at text,
+        duration_ms double precision,
+        duration_us bigint,
+        error text,
+        attempts integer NOT NULL DEFAULT 0,
+        nodes text,
+        events text,
+        retry_of text,
+        owner text,
+        epoch bigint)""",
+    "CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow_id, position)",
+    # The reaper looks only at running rows: a partial index keeps finished ones out of it.
+    "CREATE INDEX IF NOT EXISTS executions_running ON executions (owner, epoch) WHERE status = 'running'",
+    """CREATE TABLE IF NOT EXISTS nodes (
+        node_id text PRIMARY KEY,
+        epoch bigint NOT NULL,
+        name text NOT NULL,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        heartbeat_at timestamptz NOT NULL DEFAULT now(),
+        catalog_generation bigint NOT NULL DEFAULT 0)""",
+    "CREATE SEQUENCE IF NOT EXISTS node_epochs",
+]
+
+_EXECUTION_COLUMNS = (
+    "position, id, workflow_id, workflow_version, trigger, inputs, status, started_at, finished_at,"
+    " duration_ms, duration_us, error, attempts, retry_of"
+)
+_FULL_COLUMNS = (
+    "id", "workflow_id", "workflow_version", "trigger", "inputs", "retry_of", "owner", "epoch", "status",
+    "started_at", "finished_at", "duration_ms", "duration_us", "error", "attempts", "nodes", "events",
+)  # fmt: skip
+_INSERT_START = (
+    "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, retry_of, owner, epoch, status,"
+    " started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'running', $9)"
+)
+_INSERT_FULL = (
+    f"INSERT INTO executions ({', '.join(_FULL_COLUMNS)}) VALUES"
+    f" ({', '.join(f'${n}' for n in range(1, len(_FULL_COLUMNS) + 1))})"
+)
+# Fenced: only the registration that started it may finish it, and only while it runs.
+_FINISH = (
+    "UPDATE executions SET status = $1, started_at = $2, finished_at = $3, duration_ms = $4, duration_us = $5,"
+    " error = $6, attempts = $7, nodes = $8, events = $9"
+    " WHERE id = $10 AND owner = $11 AND epoch = $12 AND status = 'running'"
+)
+
+# A queued history write: (kind, parameters, bytes)
+_Write = tuple[str, tuple[Any, ...], int]
+
+
+def _text(value: str | None) -> str | None:
+    """Text PostgreSQL can store: lone surrogates and NUL characters written as escapes."""
+    if value is None:
+        return None
+    if not value.isascii():
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value.replace("\x00", "\\u0000") if "\x00" in value else value
+
+
+def _row(record: Any) -> dict[str, Any]:
+    row = dict(record)
+    if "duration_ms" in row:
+        row["duration_ms"], row["duration_us"] = durations_of(row["duration_ms"], row["duration_us"])
+    return row
+
+
+def _webhook_paths(document: dict[str, Any]) -> list[str]:
+    paths = []
+    for trigger in document.get("triggers") or ():
+        spec = trigger.get("trigger_type") or {}
+        if spec.get("type") == "Webhook":
+            paths.append(webhook_path(spec))
+    return paths
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached (rather than a statement failed)."""
+    return isinstance(
+        exc,
+        (
+            OSError,
+            asyncio.TimeoutError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            asyncpg.CannotConnectNowError,
+            asyncpg.AdminShutdownError,
+            asyncpg.TooManyConnectionsError,
+        ),
+    ) or (isinstance(exc, asyncpg.PostgresError) and str(getattr(exc, "sqlstate", "")).startswith(("08", "57P")))
+
+
+def node_name() -> str:
+    """How this process is named in the ``nodes`` table and in error messages."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class PgStore:
+    """PostgreSQL through an asyncpg pool. ``open`` before use, ``close`` at shutdown."""
+
+    kind = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        direct_url: str | None = None,
+        queue_bytes: int = 64 * 1024 * 1024,
+        node_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.direct_url = direct_url or url
+        self.pool_size = pool_size
+        self.queue_bytes = queue_bytes
+        self.node_timeout = node_timeout
+        self.node_id = f"{node_name()}:{uuid.uuid4().hex[:8]}"
+        self.epoch = 0
+        self.path = _redacted(url)  # what messages name
+        self._pool: asyncpg.Pool | None = None
+        self._writer: asyncpg.Connection | None = None
+        self._pending: list[_Write] = []
+        self._pending_bytes = 0
+        self._uncommitted_bytes = 0
+        self._pending_waiters: list[asyncio.Future[StoreError | None]] = []
+        self._writing_waiters: list[asyncio.Future[StoreError | None]] = []
+        self._room: asyncio.Future[None] | None = None
+        self._unwritten_starts: dict[str, int] = {}
+        self._epoch_of: dict[str, int] = {}  # running execution -> the epoch that started it
+        self._flush: asyncio.Future[None] | None = None
+        self._hurry: asyncio.Future[None] | None = None
+        self._urgent = False
+        self.healthy = True  # False while the database cannot be reached
+        self.problem: str | None = None
+        # Catalog following: the generation this process has applied, and who applies a change.
+        self.catalog_generation = 0
+        self.on_catalog_change: Callable[[str, int], None] | None = None
+        self.alive_nodes = 1
+        self.reaped_total = 0
+        self.oldest_transaction_seconds = 0.0
+        self.listener_reconnects = 0
+        self._listener: asyncpg.Connection | None = None
+
+    # -- connections -----------------------------------------------------------------------
+
+    async def _connect_settings(self, connection: asyncpg.Connection) -> None:
+        # Every commit is durable before it is acknowledged, whatever the server's default.
+        await connection.execute("SET synchronous_commit = on")
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=self.pool_size, init=self._connect_settings, timeout=10
+            )
+            self._writer = await asyncpg.connect(self.url, timeout=10)
+            await self._connect_settings(self._writer)
+            await self._migrate()
+            await self.register_node()
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            await self._close_connections()
+            raise StoreRefused(f"cannot open the PostgreSQL database {self.path}: {exc}") from None
+        except BaseException:
+            await self._close_connections()
+            raise
+
+    async def _migrate(self) -> None:
+        assert self._pool is not None
+        async with self._pool.acquire() as connection, connection.transaction():
+            # Transaction-level: released at commit, never held by an idle session (session
+            # locks break behind transaction poolers).
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+            exists = await connection.fetchval("SELECT to_regclass('flowengine_schema') IS NOT NULL")
+            version = await connection.fetchval("SELECT version FROM flowengine_schema") if exists else None
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreRefused(
+                    f"the database {self.path} has schema version {version}, newer than this flowengine"
+                    f" knows ({SCHEMA_VERSION}): upgrade flowengine on this machine"
+                )
+            if version == SCHEMA_VERSION:
+                return
+            for statement in _SCHEMA:
+                await connection.execute(statement)
+            await connection.execute(
+                "INSERT INTO flowengine_schema (id, version) VALUES (1, $1)"
+                " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+                SCHEMA_VERSION,
+            )
+
+    async def close(self) -> None:
+        try:
+            await self.flush()
+            if self._pool is not None:
+                await self._pool.execute("DELETE FROM nodes WHERE node_id = $1", self.node_id)
+        except Exception as exc:  # the database may be gone: the others will reap us
+            log.warning("could not write the last history to %s: %s", self.path, exc)
+        await self.stop_listening()
+        await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        if self._writer is not None:
+            self._writer.terminate() if self._writer.is_closed() else await self._writer.close()
+            self._writer = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        self.healthy = False
+        self.problem = f"the database cannot be reached: {exc}"
+        return StoreUnavailable(f"the database is unavailable, try again shortly ({type(exc).__name__})")
+
+    async def _run(self, work: Callable[[asyncpg.Connection], Any]) -> Any:
+        """Run ``work(connection)`` on a pooled connection; StoreUnavailable (503) in an outage."""
+        assert self._pool is not None
+        try:
+            async with self._pool.acquire(timeout=self.node_timeout) as connection:
+                result = await work(connection)
+        except Exception as exc:
+            if _is_outage(exc):
+                raise self._unavailable(exc) from None
+            raise
+        return result
+
+    async def _query(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        await self.flush()
+        records = await self._run(lambda connection: connection.fetch(sql, *params))
+        return [_row(record) for record in records]
+
+    # -- history writer (the SQLite store's pacing, on the loop) ----------------------------
+
+    def _queue(self, kind: str, params: tuple[Any, ...], size: int) -> None:
+        self._pending.append((kind, params, size))
+        self._count_queued(size)
+        if self._flush is None:
+            self._flush = asyncio.ensure_future(self._flush_pending())
+
+    def _count_queued(self, size: int) -> None:
+        self._pending_bytes += size
+        self._uncommitted_bytes += size
+
+    def committed(self) -> asyncio.Future[StoreError | None]:
+        """A future done once everything queued so far is committed (None, or the StoreError
+        that kept it from being written); cancelling it touches no one else."""
+        waiter: asyncio.Future[StoreError | None] = asyncio.get_running_loop().create_future()
+        if self._pending:
+            if not self._pending_waiters:
+                self._cut_pause()
+            self._pending_waiters.append(waiter)
+        elif self._flush is not None:
+            self._writing_waiters.append(waiter)
+        else:
+            waiter.set_result(None)
+        return waiter
+
+    @property
+    def uncommitted_bytes(self) -> int:
+        return self._uncommitted_bytes
+
+    async def wait_for_room(self, timeout: float) -> bool:
+        if self._uncommitted_bytes < self.queue_bytes:
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._cut_pause()
+        while self._uncommitted_bytes >= self.queue_bytes:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            if self._room is None:
+                self._room = loop.create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._room), remaining)
+            except TimeoutError:
+                return False
+        return True
+
+    async def flush(self) -> None:
+        """Commit everything queued so far, now (StoreUnavailable if the database is down)."""
+        while self._flush is not None:
+            self._urgent = True
+            self._cut_pause()
+            await asyncio.shield(self._flush)
+            if self._pending and not self.healthy:
+                raise StoreUnavailable("the database is unavailable, try again shortly")
+
+    def _cut_pause(self) -> None:
+        if self._hurry is not None and not self._hurry.done():
+            self._hurry.set_result(None)
+
+    async def _flush_pending(self) -> None:
+        await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            while self._pending:
+                if not self._pending_waiters:
+                    await self._pause(loop, began + COMMIT_INTERVAL - loop.time())
+                else:
+                    await asyncio.sleep(0)  # handlers ready this turn join the same commit
+                began = loop.time()
+                batch, self._pending = self._pending, []
+                size, self._pending_bytes = self._pending_bytes, 0
+                self._writing_waiters, self._pending_waiters = self._pending_waiters, []
+                self._unwritten_starts.clear()
+                outcome: StoreError | None = None
+                retry = False
+                try:
+                    await self._commit(batch)
+                    self.healthy, self.problem = True, None
+                except Exception as exc:
+                    if _is_outage(exc):
+                        # Keep the batch for when the database is back; who waits hears now.
+                        self._unavailable(exc)
+                        outcome = StoreError(f"the database {self.path} cannot be reached: {exc}")
+                        retry = True
+                    else:
+                        lost = await self._commit_each(batch)
+                        if lost:
+                            outcome = StoreError(
+                                f"{lost} of {len(batch)} history writes to {self.path} failed (the server log says why)"
+                            )
+                finally:
+                    if retry:
+                        self._pending[:0] = batch
+                        self._pending_bytes += size
+                    else:
+                        self._uncommitted_bytes -= size
+                    waiters, self._writing_waiters = self._writing_waiters, []
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_result(outcome)
+                    if self._room is not None:
+                        room, self._room = self._room, None
+                        room.set_result(None)
+                if retry:
+                    if self._urgent:
+                        return  # a flush() is waiting: it reports the outage
+                    await asyncio.sleep(min(1.0, self.node_timeout / 4))
+        finally:
+            self._flush = None
+            self._urgent = False
+
+    async def _pause(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        if seconds <= 0 or self._urgent or self._uncommitted_bytes >= self.queue_bytes:
+            return
+        hurry = self._hurry = loop.create_future()
+        timer = loop.call_later(seconds, _resolve, hurry)
+        try:
+            await hurry
+        finally:
+            timer.cancel()
+            self._hurry = None
+
+    async def _writer_connection(self) -> asyncpg.Connection:
+        if self._writer is None or self._writer.is_closed():
+            self._writer = await asyncpg.connect(self.url, timeout=self.node_timeout)
+            await self._connect_settings(self._writer)
+        return self._writer
+
+    async def _commit(self, batch: Sequence[_Write]) -> None:
+        starts = [params for kind, params, _ in batch if kind == "start"]
+        full = [params for kind, params, _ in batch if kind == "full"]
+        finishes = [params for kind, params, _ in batch if kind == "finish"]
+        deletes = [params for kind, params, _ in batch if kind == "delete"]
+        prune = [params[0] for kind, params, _ in batch if kind == "prune"]
+        connection = await self._writer_connection()
+        async with connection.transaction():
+            if starts:
+                await connection.executemany(_INSERT_START, starts)
+            if len(full) >= _COPY_AT:
+                await connection.copy_records_to_table("executions", records=full, columns=_FULL_COLUMNS)
+            elif full:
+                await connection.executemany(_INSERT_FULL, full)
+            if finishes:
+                await connection.executemany(_FINISH, finishes)
+            if deletes:
+                await connection.executemany("DELETE FROM executions WHERE id = $1 AND status <> 'running'", deletes)
+            if prune:
+                await self._prune(connection, min(prune))
+
+    async def _commit_each(self, batch: Sequence[_Write]) -> int:
+        lost = 0
+        for write in batch:
+            try:
+                await self._commit([write])
+            except Exception:
+                lost += 1
+                log.exception("could not write a queued change to %s; it is lost", self.path)
+        return lost
+
+    async def _prune(self, connection: asyncpg.Connection, keep: int) -> None:
+        # One process at a time (the others skip this pass); the lock goes with the transaction.
+        if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", _PRUNE_LOCK):
+            return
+        # The position of the newest finished row beyond ``keep``: an index walk of ``keep``
+        # rows from the newest end, no count of the whole table.
+        boundary = await connection.fetchval(
+            "SELECT position FROM executions WHERE status <> 'running' ORDER BY position DESC OFFSET $1 LIMIT 1", keep
+        )
+        if boundary is not None:
+            await connection.execute(
+                "DELETE FROM executions WHERE position <= $1 AND status <> 'running'", boundary
+            )
+
+    # -- executions --------------------------------------------------------------------------
+
+    def execution_started(
+        self,
+        execution_id: str,
+        workflow_id: str,
+        workflow_version: int,
+        trigger_json: str,
+        inputs_json: str,
+        started_at: str,
+        retry_of: str | None,
+    ) -> None:
+        self._epoch_of[execution_id] = self.epoch
+        self._unwritten_starts[execution_id] = len(self._pending)
+        self._queue(
+            "start",
+            (execution_id, workflow_id, workflow_version, _text(trigger_json), _text(inputs_json), retry_of,
+             self.node_id, self.epoch, started_at),
+            len(inputs_json) + len(trigger_json) + _STATEMENT_OVERHEAD,
+        )  # fmt: skip
+
+    def execution_finished(self, result: ExecutionResult, events_json: str, nodes_json: str | None) -> None:
+        epoch = self._epoch_of.pop(result.execution_id, None)
+        if epoch is None:
+            return  # fenced: this process was declared dead while it ran (see fence)
+        outcome = (
+            result.status,
+            result.started_at,
+            result.finished_at,
+            float(result.duration_ms),
+            result.duration_us,
+            _text(result.error),
+            result.attempts,
+            _text(nodes_json),
+            _text(events_json),
+        )
+        size = len(events_json) + (len(nodes_json) if nodes_json is not None else 0)
+        position = self._unwritten_starts.pop(result.execution_id, None)
+        if position is not None:
+            # Its start is still queued: write one complete row instead of an INSERT and an UPDATE.
+            self._count_queued(size)
+            _, started, start_size = self._pending[position]
+            self._pending[position] = ("full", started[:8] + outcome, start_size + size)
+            return
+        self._queue("finish", (*outcome, result.execution_id, self.node_id, epoch), size + _STATEMENT_OVERHEAD)
+
+    def fence(self) -> list[str]:
+        """This process was declared dead: nothing it started may be written any more. The
+        ids of those executions (the caller cancels them)."""
+        fenced = list(self._epoch_of)
+        self._epoch_of.clear()
+        return fenced
+
+    def prune_executions(self, keep: int) -> None:
+        self._queue("prune", (keep,), _STATEMENT_OVERHEAD)
+
+    async def mark_interrupted(self, error: str, now: str) -> int:
+        """At start-up: record the running executions of dead processes (not of live ones)."""
+        return len(await self.reap(now))
+
+    async def list_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        conditions: list[str] = []
+        params: list[Any] = []
+        for column, value in (("workflow_id =", workflow_id), ("status =", status), ("position <", before)):
+            if value is not None:
+                params.append(value)
+                conditions.append(f"{column} ${len(params)}")
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        params.append(limit)
+        return await self._query(
+            f"SELECT {_EXECUTION_COLUMNS} FROM executions {where} ORDER BY position DESC LIMIT ${len(params)}", *params
+        )
+
+    async def get_execution(self, execution_id: str) -> dict[str, Any] | None:
+        rows = await self._query(
+            f"SELECT {_EXECUTION_COLUMNS}, events, nodes FROM executions WHERE id = $1", execution_id
+        )
+        return rows[0] if rows else None
+
+    async def get_execution_events(self, execution_id: str) -> str | None:
+        rows = await self._query("SELECT events FROM executions WHERE id = $1", execution_id)
+        if not rows:
+            return None
+        return rows[0]["events"] or "[]"
+
+    async def delete_execution(self, execution_id: str) -> None:
+        await self._run(
+            lambda connection: connection.execute(
+                "DELETE FROM executions WHERE id = $1 AND status <> 'running'", execution_id
+            )
+        )
+
+    # -- workflows ---------------------------------------------------------------------------
+
+    async def load_workflows(self) -> list[dict[str, Any]]:
+        rows = await self._query("SELECT id, version, document, created_at, updated_at FROM workflows")
+        self.catalog_generation = max(self.catalog_generation, await self.stored_generation())
+        return rows
+
+    async def load_workflow(self, workflow_id: str) -> dict[str, Any] | None:
+        rows = await self._query(
+            "SELECT id, version, document, created_at, updated_at FROM workflows WHERE id = $1", workflow_id
+        )
+        return rows[0] if rows else None
+
+    async def workflow_heads(self) -> dict[str, int]:
+        """Every stored workflow's id and current version (for the missed-notification check)."""
+        rows = await self._query("SELECT id, version FROM workflows")
+        return {row["id"]: row["version"] for row in rows}
+
+    async def stored_generation(self) -> int:
+        return int(await self._run(lambda c: c.fetchval("SELECT generation FROM catalog_state WHERE id = 1")))
+
+    async def _catalog_write(self, workflow_id: str, body: Callable[[asyncpg.Connection], Any]) -> None:
+        """Run ``body`` and the generation bump + NOTIFY in one transaction, then wait until the
+        live processes applied it."""
+        async def work(connection: asyncpg.Connection) -> int:
+            async with connection.transaction():
+                await body(connection)
+                generation = await connection.fetchval(
+                    "UPDATE catalog_state SET generation = generation + 1 WHERE id = 1 RETURNING generation"
+                )
+                await connection.execute(
+                    "SELECT pg_notify($1, $2)", CATALOG_CHANNEL, f"{generation} {self.node_id} {workflow_id}"
+                )
+                await connection.execute(
+                    "UPDATE nodes SET catalog_generation = greatest(catalog_generation, $2) WHERE node_id = $1",
+                    self.node_id,
+                    generation,
+                )
+            return int(generation)
+
+        try:
+            generation = await self._run(work)
+        except asyncpg.UniqueViolationError as exc:
+            raise await self._conflict(workflow_id, exc) from None
+        if self.catalog_generation == generation - 1:
+            self.catalog_generation = generation
+        await self._wait_acknowledged(generation)
+
+    async def _conflict(self, workflow_id: str, exc: Exception) -> WorkflowConflict:
+        constraint = getattr(exc, "constraint_name", "") or ""
+        if constraint.startswith("webhook_paths"):
+            detail = getattr(exc, "detail", "") or ""
+            path = detail.partition("(path)=(")[2].rpartition(")")[0]
+            holder = await self._run(
+                lambda c: c.fetchval("SELECT workflow_id FROM webhook_paths WHERE path = $1", path)
+            )
+            return WorkflowConflict(f"webhook path {path!r} is already used by workflow {holder}")
+        return WorkflowConflict(
+            f"workflow {workflow_id} was changed by another process at the same time: read it again and retry"
+        )
+
+    async def _wait_acknowledged(self, generation: int) -> None:
+        """Wait (at most the node timeout) until every other live process has applied
+        ``generation``, so a write that returned is what the next execute runs anywhere."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.node_timeout
+        delay = 0.002
+        while loop.time() < deadline:
+            behind = await self._run(
+                lambda c: c.fetchval(
+                    "SELECT count(*) FROM nodes WHERE node_id <> $1 AND catalog_generation < $2"
+                    " AND heartbeat_at > now() - make_interval(secs => $3)",
+                    self.node_id,
+                    generation,
+                    self.node_timeout,
+                )
+            )
+            if not behind:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        log.warning("catalog change %d: not every live process acknowledged it within %.1f s", generation, self.node_timeout)
+
+    async def acknowledge_catalog(self, generation: int) -> None:
+        await self._run(
+            lambda c: c.execute(
+                "UPDATE nodes SET catalog_generation = greatest(catalog_generation, $2) WHERE node_id = $1",
+                self.node_id,
+                generation,
+            )
+        )
+
+    @staticmethod
+    async def _set_paths(connection: asyncpg.Connection, workflow_id: str, document: dict[str, Any]) -> None:
+        await connection.execute("DELETE FROM webhook_paths WHERE workflow_id = $1", workflow_id)
+        paths = _webhook_paths(document)
+        if paths:
+            await connection.executemany(
+                "INSERT INTO webhook_paths (path, workflow_id) VALUES ($1, $2)", [(path, workflow_id) for path in paths]
+            )
+
+    async def insert_workflow(self, workflow_id: str, version: int, document: dict[str, Any], now: str) -> None:
+        text = _text(json.dumps(document))
+
+        async def body(connection: asyncpg.Connection) -> None:
+            await connection.execute(
+                "INSERT INTO workflows (id, version, document, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+                workflow_id, version, text, now,
+            )  # fmt: skip
+            await connection.execute(
+                "INSERT INTO workflow_versions (workflow_id, version, document, created_at) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (workflow_id, version) DO UPDATE SET document = excluded.document,"
+                " created_at = excluded.created_at",
+                workflow_id, version, text, now,
+            )  # fmt: skip
+            await self._set_paths(connection, workflow_id, document)
+
+        await self._catalog_write(workflow_id, body)
+
+    async def update_workflow(self, workflow_id: str, version: int, document: dict[str, Any], now: str) -> None:
+        text = _text(json.dumps(document))
+
+        async def body(connection: asyncpg.Connection) -> None:
+            # Only on top of the version this process knew: two processes replacing one
+            # workflow at once, the second gets a 409 rather than a silent overwrite.
+            updated = await connection.execute(
+                "UPDATE workflows SET version = $2, document = $3, updated_at = $4 WHERE id = $1 AND version = $2 - 1",
+                workflow_id, version, text, now,
+            )  # fmt: skip
+            if updated != "UPDATE 1":
+                raise WorkflowConflict(
+                    f"workflow {workflow_id} was changed by another process at the same time: read it again and retry"
+                )
+            await connection.execute(
+                "INSERT INTO workflow_versions (workflow_id, version, document, created_at) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (workflow_id, version) DO UPDATE SET document = excluded.document,"
+                " created_at = excluded.created_at",
+                workflow_id, version, text, now,
+            )  # fmt: skip
+            await self._set_paths(connection, workflow_id, document)
+
+        await self._catalog_write(workflow_id, body)
+
+    async def delete_workflow(self, workflow_id: str) -> None:
+        async def body(connection: asyncpg.Connection) -> None:
+            await connection.execute("DELETE FROM workflows WHERE id = $1", workflow_id)
+            await connection.execute("DELETE FROM workflow_versions WHERE workflow_id = $1", workflow_id)
+            await connection.execute("DELETE FROM webhook_paths WHERE workflow_id = $1", workflow_id)
+
+        await self._catalog_write(workflow_id, body)
+
+    async def revert_workflow(self, workflow_id: str, version: int) -> None:
+        if version == 1:
+            await self.delete_workflow(workflow_id)
+            return
+
+        async def body(connection: asyncpg.Connection) -> None:
+            await connection.execute(
+                "DELETE FROM workflow_versions WHERE workflow_id = $1 AND version = $2", workflow_id, version
+            )
+            document = await connection.fetchval(
+                "UPDATE workflows w SET version = v.version, document = v.document, updated_at = v.created_at"
+                " FROM workflow_versions v WHERE w.id = $1 AND v.workflow_id = $1 AND v.version = $2"
+                " RETURNING v.document",
+                workflow_id,
+                version - 1,
+            )
+            if document is not None:
+                await self._set_paths(connection, workflow_id, json.loads(document))
+
+        await self._catalog_write(workflow_id, body)
+
+    async def workflow_versions(self, workflow_id: str) -> list[dict[str, Any]]:
+        return await self._query(
+            "SELECT version, created_at FROM workflow_versions WHERE workflow_id = $1 ORDER BY version", workflow_id
+        )
+
+    async def workflow_version(self, workflow_id: str, version: int) -> dict[str, Any] | None:
+        rows = await self._query(
+            "SELECT document, created_at FROM workflow_versions WHERE workflow_id = $1 AND version = $2",
+            workflow_id,
+            version,
+        )
+        return rows[0] if rows else None
+
+    # -- liveness (driven by liveness.py) ----------------------------------------------------
+
+    async def register_node(self) -> None:
+        """(Re-)register this process under a new epoch."""
+
+        async def work(connection: asyncpg.Connection) -> int:
+            return int(
+                await connection.fetchval(
+                    "INSERT INTO nodes (node_id, epoch, name, catalog_generation)"
+                    " VALUES ($1, nextval('node_epochs'), $2, $3)"
+                    " ON CONFLICT (node_id) DO UPDATE SET epoch = excluded.epoch, heartbeat_at = now()"
+                    " RETURNING epoch",
+                    self.node_id,
+                    node_name(),
+                    self.catalog_generation,
+                )
+            )
+
+        self.epoch = await self._run(work)
+
+    async def beat(self) -> bool:
+        """Renew this process's heartbeat; False if its registration is gone (declared dead)."""
+
+        async def work(connection: asyncpg.Connection) -> tuple[str, int]:
+            status = await connection.execute(
+                "UPDATE nodes SET heartbeat_at = now() WHERE node_id = $1 AND epoch = $2", self.node_id, self.epoch
+            )
+            alive = await connection.fetchval(
+                "SELECT count(*) FROM nodes WHERE heartbeat_at > now() - make_interval(secs => $1)", self.node_timeout
+            )
+            return status, int(alive)
+
+        status, self.alive_nodes = await self._run(work)
+        self.healthy, self.problem = True, None
+        return status == "UPDATE 1"
+
+    async def reap(self, now: str) -> list[dict[str, Any]]:
+        """Remove processes whose heartbeat is older than the node timeout and record every
+        running execution no live registration owns as ``interrupted`` (the error names the
+        process). The rows this call recorded (another process's reaper may take others)."""
+
+        async def work(connection: asyncpg.Connection) -> list[Any]:
+            async with connection.transaction():
+                await connection.execute(
+                    "DELETE FROM nodes WHERE heartbeat_at < now() - make_interval(secs => $1)", self.node_timeout
+                )
+                return await connection.fetch(
+                    "UPDATE executions e SET status = 'interrupted', finished_at = $1,"
+                    " error = 'the server stopped while the execution ran (process ' ||"
+                    " coalesce(e.owner, '?') || ' stopped answering)'"
+                    " WHERE e.status = 'running' AND NOT EXISTS"
+                    " (SELECT 1 FROM nodes n WHERE n.node_id = e.owner AND n.epoch = e.epoch)"
+                    " RETURNING e.id, e.workflow_id, e.started_at, e.owner",
+                    now,
+                )
+
+        rows = [dict(record) for record in await self._run(work)]
+        self.reaped_total += len(rows)
+        return rows
+
+    async def oldest_transaction(self) -> float:
+        value = await self._run(
+            lambda c: c.fetchval(
+                "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+            )
+        )
+        self.oldest_transaction_seconds = float(value)
+        return self.oldest_transaction_seconds
+
+    # -- the listener connection (never pooled) ----------------------------------------------
+
+    async def listen(self) -> None:
+        """(Re)open the LISTEN connection (FLOWENGINE_DB_DIRECT_URL behind a transaction pooler)."""
+        await self.stop_listening()
+        connection = await asyncpg.connect(self.direct_url, timeout=self.node_timeout)
+        await connection.add_listener(CATALOG_CHANNEL, self._notified)
+        self._listener = connection
+
+    async def ping_listener(self) -> bool:
+        """A self-ping (asyncpg does not notice a half-open connection); False if it failed."""
+        connection = self._listener
+        if connection is None or connection.is_closed():
+            return False
+        try:
+            await asyncio.wait_for(connection.fetchval("SELECT 1"), self.node_timeout)
+        except Exception:
+            return False
+        return True
+
+    async def stop_listening(self) -> None:
+        connection, self._listener = self._listener, None
+        if connection is not None:
+            try:
+                await asyncio.wait_for(connection.close(), 2)
+            except Exception:
+                connection.terminate()
+
+    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        generation, _, rest = payload.partition(" ")
+        writer, _, workflow_id = rest.partition(" ")
+        if writer == self.node_id or self.on_catalog_change is None:
+            return
+        self.on_catalog_change(workflow_id, int(generation))
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.partition(':')[0]}:***@{host}"
