@@ -14,7 +14,7 @@ import time
 from . import report
 from .common import FULL, QUICK
 
-MEASUREMENTS = ("engine", "scaling", "http", "memory", "retry-memory")
+MEASUREMENTS = ("engine", "scaling", "http", "memory", "retry-memory", "postgres")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
 
         progress("7. memory of a 1000 x 1000 retry workflow")
         results["retry-memory"] = measure_retry_memory(profile)
+    if "postgres" in selected:
+        from .postgres_bench import measure_postgres
+
+        progress("8. PostgreSQL vs SQLite (a throwaway cluster with fsync on)")
+        results["postgres"] = measure_postgres(profile, progress)
     progress("done")
     print(report.render(profile, results, time.monotonic() - started))
     return 0

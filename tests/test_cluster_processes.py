@@ -157,11 +157,16 @@ async def test_a_paused_process_declared_dead_does_not_overwrite_interrupted_and
         finally:
             a_process.send_signal(signal.SIGCONT)
         # Its delay ended long ago: A completes it as soon as it runs again, but the write is
-        # fenced. A synchronous execution on A afterwards goes through A's writer after it.
+        # fenced. Until A's next heartbeat finds it was declared dead and registers again, A
+        # acknowledges nothing (503); then it serves again.
         quick = {"name": "quick", "nodes": [node("a", "transform.set", greeting="back")]}
-        status, registered = await _post(session, f"{a}/api/workflows", quick)
+        status, registered = await _post(session, f"{b}/api/workflows", quick)
         assert status == 201, registered
-        status, result = await _post(session, f"{a}/api/workflows/{registered['id']}/execute")
+        for _ in range(int(WAIT * 10)):
+            status, result = await _post(session, f"{a}/api/workflows/{registered['id']}/execute")
+            if status != 503:
+                break
+            await asyncio.sleep(0.1)
         assert status == 200, result
         status, record = await get_execution(session, b, execution_id)
         assert record["status"] == "interrupted", record

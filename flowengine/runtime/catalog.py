@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Collection
@@ -90,6 +91,15 @@ class WorkflowCatalog:
             unloadable = self.unloadable.get(workflow_id)
             raise WorkflowNotFound(workflow_id, None if unloadable is None else unloadable[2])
         return workflow
+
+    async def lookup(self, workflow_id: str) -> Workflow:
+        """``require``; but on a shared store an id this process does not hold yet (its
+        notification may still be on the way) is first read from the database."""
+        if workflow_id not in self._workflows and self.store.kind != "sqlite":
+            load = getattr(self.store, "load_workflow", None)
+            if load is not None:
+                await self.follow(workflow_id, functools.partial(load, workflow_id))
+        return self.require(workflow_id)
 
     def exists(self, workflow_id: str) -> bool:
         """Whether the id is taken, by a loaded workflow or by one that can no longer load."""

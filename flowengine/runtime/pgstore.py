@@ -203,6 +203,7 @@ class PgStore:
         self.node_timeout = node_timeout
         self.node_id = f"{node_name()}:{uuid.uuid4().hex[:8]}"
         self.epoch = 0
+        self._last_beat = 0.0  # loop time of the last heartbeat or registration that succeeded
         self.path = _redacted(url)  # what messages name
         self._pool: asyncpg.Pool | None = None
         self._writer: asyncpg.Connection | None = None
@@ -328,7 +329,14 @@ class PgStore:
     def committed(self) -> asyncio.Future[StoreError | None]:
         """A future done once everything queued so far is committed (None, or the StoreError
         that kept it from being written); cancelling it touches no one else."""
-        waiter: asyncio.Future[StoreError | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[StoreError | None] = loop.create_future()
+        if loop.time() - self._last_beat > self.node_timeout:
+            # No heartbeat for a whole timeout: the others may have declared this process dead
+            # and recorded its executions interrupted, so it acknowledges nothing until its
+            # next heartbeat (or registration) succeeds.
+            waiter.set_result(StoreError("this process lost contact with the database for longer than FLOWENGINE_NODE_TIMEOUT"))
+            return waiter
         if self._pending:
             if not self._pending_waiters:
                 self._cut_pause()
@@ -791,7 +799,9 @@ class PgStore:
                 )
             )
 
+        began = asyncio.get_running_loop().time()
         self.epoch = await self._run(work)
+        self._last_beat = began
 
     async def beat(self) -> bool:
         """Renew this process's heartbeat; False if its registration is gone (declared dead)."""
@@ -805,9 +815,13 @@ class PgStore:
             )
             return status, int(alive)
 
+        began = asyncio.get_running_loop().time()
         status, self.alive_nodes = await self._run(work)
         self.healthy, self.problem = True, None
-        return status == "UPDATE 1"
+        if status == "UPDATE 1":
+            self._last_beat = began
+            return True
+        return False
 
     async def reap(self, now: str) -> list[dict[str, Any]]:
         """Remove processes whose heartbeat is older than the node timeout and record every

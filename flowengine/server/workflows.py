@@ -148,7 +148,7 @@ def execution_response(result: ExecutionResult) -> web.Response:
 
 
 async def execute_workflow(request: web.Request) -> web.Response:
-    workflow = request.app[CATALOG].require(request.match_info["id"])
+    workflow = await request.app[CATALOG].lookup(request.match_info["id"])
     wait = query_bool(request, "wait", default=True)
     body = await read_json(request, allow_empty=True)
     inputs = decode_inputs(body.get("inputs"))

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from flowengine.errors import StoreRefused
+from flowengine.server.keys import LIVENESS
 
 pytest.importorskip("asyncpg", reason="asyncpg is not installed (the test extra has it)")
 from flowengine.runtime.pgstore import SCHEMA_VERSION, PgStore
@@ -173,3 +174,14 @@ async def test_answers_wait_for_the_group_commit_without_a_statement_of_their_ow
     transactions = after[0]["xid"] - before[0]["xid"] - 1
     # Heartbeats write too: still far from one transaction per execution.
     assert transactions < len(answers) / 2, transactions
+
+
+async def test_a_process_that_missed_a_notification_reads_the_workflow_when_asked(make_client, pg_url):
+    writer = await make_client(db=pg_url, node_heartbeat=60.0, node_timeout=0.5)
+    reader = await make_client(db=pg_url, node_heartbeat=60.0, node_timeout=120.0)
+    # The reader hears no notification and checks for missed ones only every 60 s.
+    await reader.app[LIVENESS].store.stop_listening()
+    workflow_id = await register(writer, two_node_workflow())
+    assert (await reader.get("/api/workflows")).status == 200
+    result = await execute(reader, workflow_id)
+    assert result["status"] == "succeeded"

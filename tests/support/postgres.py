@@ -113,7 +113,9 @@ def run_admin(url: str, *statements: str) -> list[Any]:
 class PostgresCluster:
     """A running cluster (ours or the one FLOWENGINE_TEST_PG_URL names)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        # durable: keep PostgreSQL's fsync and synchronous commit (benchmarks); tests go without.
+        self.durable = durable
         self._counter = itertools.count(1)
         self._own = not os.environ.get("FLOWENGINE_TEST_PG_URL")
         self.data_dir: Path | None = None
@@ -169,7 +171,8 @@ class PostgresCluster:
         os.chmod(self.data_dir, 0o700)
         shutil.copytree(template, self.data_dir, dirs_exist_ok=True, symlinks=True)
         self._chown(self.data_dir)
-        options = " ".join(f"-c {setting}" for setting in (*_SETTINGS, "listen_addresses=127.0.0.1", f"port={self.port}"))
+        settings = [setting for setting in _SETTINGS if not (self.durable and setting.endswith("=off"))]
+        options = " ".join(f"-c {setting}" for setting in (*settings, "listen_addresses=127.0.0.1", f"port={self.port}"))
         result = subprocess.run(
             self._command("pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(self.data_dir / "server.log"), "-w", "-t", "60", "start"),
             stdout=subprocess.PIPE,
