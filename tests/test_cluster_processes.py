@@ -46,7 +46,8 @@ class Processes:
 async def processes(pg_url):
     started = Processes(pg_url)
     yield started
-    started.stop_all()
+    for output in started.stop_all():
+        assert "[killed:" not in output, output  # every process stops on SIGTERM
 
 
 def _versioned(text: str, workflow_id: str = "shared") -> dict:

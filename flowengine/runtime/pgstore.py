@@ -369,8 +369,14 @@ class PgStore:
                 return False
         return True
 
+    def _resume(self) -> None:
+        """Start the writer for history left queued by an outage."""
+        if self._pending and self._flush is None:
+            self._flush = asyncio.ensure_future(self._flush_pending())
+
     async def flush(self) -> None:
         """Commit everything queued so far, now (StoreUnavailable if the database is down)."""
+        self._resume()
         while self._flush is not None:
             self._urgent = True
             self._cut_pause()
@@ -418,6 +424,9 @@ class PgStore:
                     if retry:
                         self._pending[:0] = batch
                         self._pending_bytes += size
+                        # Starts queued meanwhile moved back by the re-queued batch.
+                        shift = len(batch)
+                        self._unwritten_starts = {key: place + shift for key, place in self._unwritten_starts.items()}
                     else:
                         self._uncommitted_bytes -= size
                     waiters, self._writing_waiters = self._writing_waiters, []
@@ -456,22 +465,33 @@ class PgStore:
         starts = [params for kind, params, _ in batch if kind == "start"]
         full = [params for kind, params, _ in batch if kind == "full"]
         finishes = [params for kind, params, _ in batch if kind == "finish"]
-        deletes = [params for kind, params, _ in batch if kind == "delete"]
         prune = [params[0] for kind, params, _ in batch if kind == "prune"]
         connection = await self._writer_connection()
+        if not prune and sum(map(bool, (starts, full, finishes))) == 1:
+            # One statement (executemany and COPY are atomic on their own): no BEGIN and
+            # COMMIT round trips. The usual batch of a busy server is one run of full rows.
+            await self._write_rows(connection, starts, full, finishes)
+            return
         async with connection.transaction():
-            if starts:
-                await connection.executemany(_INSERT_START, starts)
-            if len(full) >= _COPY_AT:
-                await connection.copy_records_to_table("executions", records=full, columns=_FULL_COLUMNS)
-            elif full:
-                await connection.executemany(_INSERT_FULL, full)
-            if finishes:
-                await connection.executemany(_FINISH, finishes)
-            if deletes:
-                await connection.executemany("DELETE FROM executions WHERE id = $1 AND status <> 'running'", deletes)
+            await self._write_rows(connection, starts, full, finishes)
             if prune:
                 await self._prune(connection, min(prune))
+
+    @staticmethod
+    async def _write_rows(
+        connection: asyncpg.Connection,
+        starts: list[tuple[Any, ...]],
+        full: list[tuple[Any, ...]],
+        finishes: list[tuple[Any, ...]],
+    ) -> None:
+        if starts:
+            await connection.executemany(_INSERT_START, starts)
+        if len(full) >= _COPY_AT:
+            await connection.copy_records_to_table("executions", records=full, columns=_FULL_COLUMNS)
+        elif full:
+            await connection.executemany(_INSERT_FULL, full)
+        if finishes:
+            await connection.executemany(_FINISH, finishes)
 
     async def _commit_each(self, batch: Sequence[_Write]) -> int:
         lost = 0
@@ -818,6 +838,7 @@ class PgStore:
         began = asyncio.get_running_loop().time()
         status, self.alive_nodes = await self._run(work)
         self.healthy, self.problem = True, None
+        self._resume()  # the database answers again: write what an outage held back
         if status == "UPDATE 1":
             self._last_beat = began
             return True

@@ -22,9 +22,11 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -110,6 +112,19 @@ def run_admin(url: str, *statements: str) -> list[Any]:
     return results
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is gone for our purposes.
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rpartition(")")[2].split()[0] != "Z"
+    return True
+
+
 class PostgresCluster:
     """A running cluster (ours or the one FLOWENGINE_TEST_PG_URL names)."""
 
@@ -185,11 +200,21 @@ class PostgresCluster:
     def stop(self) -> None:
         if not self._own or self.data_dir is None:
             return
+        postmaster = self.postmaster_pid()
         subprocess.run(
-            self._command("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"),
+            self._command("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "--no-wait", "stop"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            timeout=30,
         )
+        # Bounded: a postmaster that has not gone after a few seconds is killed outright.
+        for _ in range(100):
+            if postmaster is None or not _alive(postmaster):
+                break
+            time.sleep(0.05)
+        else:
+            with contextlib.suppress(OSError):
+                os.kill(postmaster, signal.SIGKILL)
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def url_for(self, database: str) -> str:
