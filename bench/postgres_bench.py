@@ -33,11 +33,15 @@ from . import workflows
 from .common import REPO, Profile, Server, cpu_seconds, flowengine_server, http_json, median
 from .loadgen import LoadResult, run_load, run_requests
 
-__all__ = ["PostgresResults", "measure_postgres", "render"]
+__all__ = ["MissingPostgres", "PostgresResults", "measure_postgres", "render", "summary_rows"]
 
 WORKFLOW_ID = "bench-one-node"
 BODY = {"inputs": {"message": "hello"}}
 LATENCY_CONNECTIONS = 8
+
+
+class MissingPostgres(RuntimeError):
+    """No PostgreSQL binaries (or asyncpg) on this machine."""
 
 
 @dataclass
@@ -105,7 +109,7 @@ def _cluster() -> Iterator[tuple[Any, int | None]]:
         os.environ.setdefault("FLOWENGINE_TEST_PG_URL", os.environ["BENCH_PG_URL"])
     reason = missing()
     if reason is not None:
-        raise RuntimeError(f"PostgreSQL benchmark cannot run: {reason}")
+        raise MissingPostgres(f"PostgreSQL benchmark cannot run: {reason}")
     cluster = PostgresCluster(durable=True)
     cluster.start()
     try:
