@@ -23,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import socket
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,6 +32,8 @@ import asyncpg  # the optional extra "postgres"; build.py imports this module on
 from ..core.records import durations_of
 from ..core.triggerchecks import webhook_path
 from ..errors import StoreError, StoreRefused, StoreUnavailable, WorkflowConflict
+from .pgliveness import CATALOG_CHANNEL, PgLiveness, node_name
+from .pgschema import SCHEMA_VERSION, migrate
 
 if TYPE_CHECKING:
     from ..core.engine import ExecutionResult
@@ -42,72 +42,10 @@ __all__ = ["PgStore", "SCHEMA_VERSION", "COMMIT_INTERVAL"]
 
 log = logging.getLogger("flowengine.runtime.pgstore")
 
-SCHEMA_VERSION = 1
 COMMIT_INTERVAL = 0.02  # as the SQLite store: the window of writes nobody waits for
 _STATEMENT_OVERHEAD = 200
 _COPY_AT = 32  # finished rows in one batch from which binary COPY beats executemany
-CATALOG_CHANNEL = "flowengine_catalog"
-# Key of the transaction-level advisory lock that serialises schema creation and migration.
-_SCHEMA_LOCK = 0x666C6F77  # "flow"
 _PRUNE_LOCK = 0x70727565  # one process prunes at a time; the others skip that pass
-
-_SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS flowengine_schema (
-        id integer PRIMARY KEY CHECK (id = 1),
-        version integer NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS workflows (
-        id text PRIMARY KEY,
-        version integer NOT NULL,
-        document text NOT NULL,
-        created_at text NOT NULL,
-        updated_at text NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS workflow_versions (
-        workflow_id text NOT NULL,
-        version integer NOT NULL,
-        document text NOT NULL,
-        created_at text NOT NULL,
-        PRIMARY KEY (workflow_id, version))""",
-    """CREATE TABLE IF NOT EXISTS webhook_paths (
-        path text PRIMARY KEY,
-        workflow_id text NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS webhook_paths_by_workflow ON webhook_paths (workflow_id)",
-    """CREATE TABLE IF NOT EXISTS catalog_state (
-        id integer PRIMARY KEY CHECK (id = 1),
-        generation bigint NOT NULL)""",
-    "INSERT INTO catalog_state (id, generation) VALUES (1, 0) ON CONFLICT DO NOTHING",
-    # Events as text, not jsonb: jsonb doubles PostgreSQL's CPU per row and nothing queries
-    # inside them.
-    """CREATE TABLE IF NOT EXISTS executions (
-        position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        id text NOT NULL UNIQUE,
-        workflow_id text NOT NULL,
-        workflow_version integer NOT NULL,
-        trigger text NOT NULL,
-        inputs text NOT NULL,
-        status text NOT NULL,
-        started_at text NOT NULL,
-        finished_at text,
-        duration_ms double precision,
-        duration_us bigint,
-        error text,
-        attempts integer NOT NULL DEFAULT 0,
-        nodes text,
-        events text,
-        retry_of text,
-        owner text,
-        epoch bigint)""",
-    "CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow_id, position)",
-    # The reaper looks only at running rows: a partial index keeps finished ones out of it.
-    "CREATE INDEX IF NOT EXISTS executions_running ON executions (owner, epoch) WHERE status = 'running'",
-    """CREATE TABLE IF NOT EXISTS nodes (
-        node_id text PRIMARY KEY,
-        epoch bigint NOT NULL,
-        name text NOT NULL,
-        started_at timestamptz NOT NULL DEFAULT now(),
-        heartbeat_at timestamptz NOT NULL DEFAULT now(),
-        catalog_generation bigint NOT NULL DEFAULT 0)""",
-    "CREATE SEQUENCE IF NOT EXISTS node_epochs",
-]
 
 _EXECUTION_COLUMNS = (
     "position, id, workflow_id, workflow_version, trigger, inputs, status, started_at, finished_at,"
@@ -177,12 +115,7 @@ def _is_outage(exc: BaseException) -> bool:
     ) or (isinstance(exc, asyncpg.PostgresError) and str(getattr(exc, "sqlstate", "")).startswith(("08", "57P")))
 
 
-def node_name() -> str:
-    """How this process is named in the ``nodes`` table and in error messages."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-class PgStore:
+class PgStore(PgLiveness):
     """PostgreSQL through an asyncpg pool. ``open`` before use, ``close`` at shutdown."""
 
     kind = "postgresql"
@@ -242,7 +175,9 @@ class PgStore:
             )
             self._writer = await asyncpg.connect(self.url, timeout=10)
             await self._connect_settings(self._writer)
-            await self._migrate()
+            assert self._pool is not None
+            async with self._pool.acquire() as connection:
+                await migrate(connection, self.path)
             await self.register_node()
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self._close_connections()
@@ -250,29 +185,6 @@ class PgStore:
         except BaseException:
             await self._close_connections()
             raise
-
-    async def _migrate(self) -> None:
-        assert self._pool is not None
-        async with self._pool.acquire() as connection, connection.transaction():
-            # Transaction-level: released at commit, never held by an idle session (session
-            # locks break behind transaction poolers).
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
-            exists = await connection.fetchval("SELECT to_regclass('flowengine_schema') IS NOT NULL")
-            version = await connection.fetchval("SELECT version FROM flowengine_schema") if exists else None
-            if version is not None and version > SCHEMA_VERSION:
-                raise StoreRefused(
-                    f"the database {self.path} has schema version {version}, newer than this flowengine"
-                    f" knows ({SCHEMA_VERSION}): upgrade flowengine on this machine"
-                )
-            if version == SCHEMA_VERSION:
-                return
-            for statement in _SCHEMA:
-                await connection.execute(statement)
-            await connection.execute(
-                "INSERT INTO flowengine_schema (id, version) VALUES (1, $1)"
-                " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
-                SCHEMA_VERSION,
-            )
 
     async def close(self) -> None:
         try:
@@ -800,118 +712,6 @@ class PgStore:
             version,
         )
         return rows[0] if rows else None
-
-    # -- liveness (driven by liveness.py) ----------------------------------------------------
-
-    async def register_node(self) -> None:
-        """(Re-)register this process under a new epoch."""
-
-        async def work(connection: asyncpg.Connection) -> int:
-            return int(
-                await connection.fetchval(
-                    "INSERT INTO nodes (node_id, epoch, name, catalog_generation)"
-                    " VALUES ($1, nextval('node_epochs'), $2, $3)"
-                    " ON CONFLICT (node_id) DO UPDATE SET epoch = excluded.epoch, heartbeat_at = now()"
-                    " RETURNING epoch",
-                    self.node_id,
-                    node_name(),
-                    self.catalog_generation,
-                )
-            )
-
-        began = asyncio.get_running_loop().time()
-        self.epoch = await self._run(work)
-        self._last_beat = began
-
-    async def beat(self) -> bool:
-        """Renew this process's heartbeat; False if its registration is gone (declared dead)."""
-
-        async def work(connection: asyncpg.Connection) -> tuple[str, int]:
-            status = await connection.execute(
-                "UPDATE nodes SET heartbeat_at = now() WHERE node_id = $1 AND epoch = $2", self.node_id, self.epoch
-            )
-            alive = await connection.fetchval(
-                "SELECT count(*) FROM nodes WHERE heartbeat_at > now() - make_interval(secs => $1)", self.node_timeout
-            )
-            return status, int(alive)
-
-        began = asyncio.get_running_loop().time()
-        status, self.alive_nodes = await self._run(work)
-        self.healthy, self.problem = True, None
-        self._resume()  # the database answers again: write what an outage held back
-        if status == "UPDATE 1":
-            self._last_beat = began
-            return True
-        return False
-
-    async def reap(self, now: str) -> list[dict[str, Any]]:
-        """Remove processes whose heartbeat is older than the node timeout and record every
-        running execution no live registration owns as ``interrupted`` (the error names the
-        process). The rows this call recorded (another process's reaper may take others)."""
-
-        async def work(connection: asyncpg.Connection) -> list[Any]:
-            async with connection.transaction():
-                await connection.execute(
-                    "DELETE FROM nodes WHERE heartbeat_at < now() - make_interval(secs => $1)", self.node_timeout
-                )
-                return await connection.fetch(
-                    "UPDATE executions e SET status = 'interrupted', finished_at = $1,"
-                    " error = 'the server stopped while the execution ran (process ' ||"
-                    " coalesce(e.owner, '?') || ' stopped answering)'"
-                    " WHERE e.status = 'running' AND NOT EXISTS"
-                    " (SELECT 1 FROM nodes n WHERE n.node_id = e.owner AND n.epoch = e.epoch)"
-                    " RETURNING e.id, e.workflow_id, e.started_at, e.owner",
-                    now,
-                )
-
-        rows = [dict(record) for record in await self._run(work)]
-        self.reaped_total += len(rows)
-        return rows
-
-    async def oldest_transaction(self) -> float:
-        value = await self._run(
-            lambda c: c.fetchval(
-                "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
-            )
-        )
-        self.oldest_transaction_seconds = float(value)
-        return self.oldest_transaction_seconds
-
-    # -- the listener connection (never pooled) ----------------------------------------------
-
-    async def listen(self) -> None:
-        """(Re)open the LISTEN connection (FLOWENGINE_DB_DIRECT_URL behind a transaction pooler)."""
-        await self.stop_listening()
-        connection = await asyncpg.connect(self.direct_url, timeout=self.node_timeout)
-        await connection.add_listener(CATALOG_CHANNEL, self._notified)
-        self._listener = connection
-
-    async def ping_listener(self) -> bool:
-        """A self-ping (asyncpg does not notice a half-open connection); False if it failed."""
-        connection = self._listener
-        if connection is None or connection.is_closed():
-            return False
-        try:
-            await asyncio.wait_for(connection.fetchval("SELECT 1"), self.node_timeout)
-        except Exception:
-            return False
-        return True
-
-    async def stop_listening(self) -> None:
-        connection, self._listener = self._listener, None
-        if connection is not None:
-            try:
-                await asyncio.wait_for(connection.close(), 2)
-            except Exception:
-                connection.terminate()
-
-    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        generation, _, rest = payload.partition(" ")
-        writer, _, workflow_id = rest.partition(" ")
-        if writer == self.node_id or self.on_catalog_change is None:
-            return
-        self.on_catalog_change(workflow_id, int(generation))
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
