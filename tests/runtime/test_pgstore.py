@@ -185,3 +185,24 @@ async def test_a_process_that_missed_a_notification_reads_the_workflow_when_aske
     assert (await reader.get("/api/workflows")).status == 200
     result = await execute(reader, workflow_id)
     assert result["status"] == "succeeded"
+
+
+async def test_a_lost_notification_connection_is_reopened_and_no_change_is_missed(make_client, pg_url):
+    writer = await make_client(db=pg_url, node_heartbeat=0.2)
+    reader = await make_client(db=pg_url, node_heartbeat=0.2)
+    document = {"id": "followed", "name": "followed", "nodes": [node("a", "transform.set", greeting="first")]}
+    await register(writer, document)
+    assert "first" in str((await execute(reader, "followed"))["outputs"])
+    # The database drops both processes' LISTEN connections (a restart of a pooler, say).
+    run_admin(pg_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
+    document["nodes"][0]["config"]["greeting"]["value"] = "second"
+    response = await writer.put("/api/workflows/followed", json=document)
+    assert response.status == 200, await response.text()
+    assert "second" in str((await execute(reader, "followed"))["outputs"])
+    for _ in range(100):
+        metrics = await (await reader.get("/metrics")).text()
+        if "flowengine_cluster_listener_reconnects_total 1" in metrics:
+            break
+        await asyncio.sleep(0.05)
+    assert "flowengine_cluster_listener_reconnects_total 1" in metrics
+    assert (await (await reader.get("/health")).json())["status"] == "healthy"
