@@ -1,7 +1,7 @@
 """Measurement 8: flowengine on PostgreSQL, against SQLite in the same run.
 
 a. One process, ``POST /api/workflows/{id}/execute`` (one no-op node, answers after the commit,
-   32 connections): SQLite vs PostgreSQL, requests per second and the flowengine process's CPU
+   32 connections): SQLite (default, and with an fsync per commit) vs PostgreSQL, requests per second and the flowengine process's CPU
    per request; for PostgreSQL also the database's own CPU per request (the postmaster and all
    its children, from /proc).
 b. One vs two flowengine processes on the same PostgreSQL database, the load split over both:
@@ -187,19 +187,23 @@ async def _bare_inserts(url: str, seconds: float, connections: int, size: int) -
 
 
 def measure_postgres(profile: Profile, progress: Callable[[str], None] = lambda _: None) -> PostgresResults:
-    cases = {name: Case(name) for name in ("sqlite-1", "postgres-1", "postgres-2", "postgres-async-202", "bare-insert")}
+    cases = {name: Case(name) for name in ("sqlite-1", "sqlite-full-1", "postgres-1", "postgres-2", "postgres-async-202", "bare-insert")}
     execute = f"/api/workflows/{WORKFLOW_ID}/execute"
     with _cluster() as (cluster, postmaster), tempfile.TemporaryDirectory(prefix="flowengine-bench-pg-") as tmp, contextlib.ExitStack() as stack:
         url = cluster.create_database()
         sqlite = stack.enter_context(flowengine_server("flowengine-sqlite", str(Path(tmp) / "history.db")))
+        # SQLite with an fsync per commit, as PostgreSQL does: the like-for-like durability.
+        sqlite_full = stack.enter_context(
+            flowengine_server("flowengine-sqlite-full", str(Path(tmp) / "full.db"), FLOWENGINE_DB_SYNCHRONOUS="full")
+        )
         first = stack.enter_context(flowengine_server("flowengine-pg-a", url))
         second = stack.enter_context(flowengine_server("flowengine-pg-b", url))
-        for server in (sqlite, first):
+        for server in (sqlite, sqlite_full, first):
             status, body = http_json("POST", f"{server.url}/api/workflows", workflows.one_node_set(WORKFLOW_ID))
             if status != 201:
                 raise RuntimeError(f"{server.name}: registering gave {status}: {body}")
         progress("8. warm-up (SQLite and PostgreSQL, 2,000 executions each)")
-        for server in (sqlite, first, second):
+        for server in (sqlite, sqlite_full, first, second):
             warm = run_requests(f"{server.url}{execute}", BODY, requests=2_000, connections=profile.connections)
             if warm.errors:
                 raise RuntimeError(f"{server.name}: {warm.errors} failed requests while warming up")
@@ -207,6 +211,7 @@ def measure_postgres(profile: Profile, progress: Callable[[str], None] = lambda 
         for round_number in range(profile.repeats):
             progress(f"8. PostgreSQL vs SQLite, 1 vs 2 processes, repeat {round_number + 1}/{profile.repeats}")
             _run(cases["sqlite-1"], [(sqlite, execute)], None, seconds, connections)
+            _run(cases["sqlite-full-1"], [(sqlite_full, execute)], None, seconds, connections)
             _run(cases["postgres-1"], [(first, execute)], postmaster, seconds, connections)
             _run(cases["postgres-2"], [(first, execute), (second, execute)], postmaster, seconds, connections)
             _run(cases["postgres-async-202"], [(first, f"{execute}?wait=false")], postmaster, seconds, LATENCY_CONNECTIONS)
@@ -220,6 +225,7 @@ def render(results: PostgresResults, table: Callable[[list[str], list[list[Any]]
     rows = []
     labels = {
         "sqlite-1": "SQLite, 1 process, execute (32 connections)",
+        "sqlite-full-1": "SQLite with FLOWENGINE_DB_SYNCHRONOUS=full (fsync per commit), same",
         "postgres-1": "PostgreSQL, 1 process, execute (32 connections)",
         "postgres-2": "PostgreSQL, 2 processes, execute (16 + 16 connections)",
         "postgres-async-202": f"PostgreSQL, 1 process, execute ?wait=false ({LATENCY_CONNECTIONS} connections)",
@@ -237,6 +243,7 @@ def render(results: PostgresResults, table: Callable[[list[str], list[list[Any]]
     ratios = [
         ["PostgreSQL / SQLite, requests per second (target ≥ 0.9x)", f"{pg1.figure('rps') / sqlite.figure('rps'):.2f}x"],
         ["SQLite / PostgreSQL, flowengine CPU per request (target ≥ 0.9x)", f"{sqlite.figure('server_us') / pg1.figure('server_us'):.2f}x"],
+        ["PostgreSQL / SQLite with an fsync per commit (synchronous=full), requests per second", f"{pg1.figure('rps') / cases['sqlite-full-1'].figure('rps'):.2f}x"],
         ["SQLite / PostgreSQL, flowengine + database CPU per request", f"{sqlite.figure('server_us') / (pg1.figure('server_us') + pg1.figure('db_us')):.2f}x" if pg1.db_us else "n/a"],
         ["2 processes / 1 process, flowengine CPU per request (target ≤ 1.1x)", f"{pg2.figure('server_us') / pg1.figure('server_us'):.2f}x"],
         ["?wait=false p50 / bare durable INSERT p50", f"{cases['postgres-async-202'].figure('p50_ms') / cases['bare-insert'].figure('p50_ms'):.2f}x"],
