@@ -70,6 +70,35 @@ _FINISH = (
     " WHERE id = $10 AND owner = $11 AND epoch = $12 AND status = 'running'"
 )
 
+_FULL_TYPES = (
+    "text", "text", "int4", "text", "text", "text", "text", "int8", "text",
+    "text", "text", "float8", "int8", "text", "int4", "text", "text",
+)  # fmt: skip
+_FINISH_COLUMNS = (
+    ("status", "text"), ("started_at", "text"), ("finished_at", "text"), ("duration_ms", "float8"),
+    ("duration_us", "int8"), ("error", "text"), ("attempts", "int4"), ("nodes", "text"), ("events", "text"),
+    ("id", "text"), ("owner", "text"), ("epoch", "int8"),
+)  # fmt: skip
+_FENCED = "e.id = u.id AND e.owner = u.owner AND e.epoch = u.epoch AND e.status = 'running'"
+# New rows and fenced finishes in one statement (arrays, one per column).
+_WRITE_BOTH = (
+    f"WITH inserted AS (INSERT INTO executions ({', '.join(_FULL_COLUMNS)})"
+    f" SELECT * FROM unnest({', '.join(f'${n + 1}::{kind}[]' for n, kind in enumerate(_FULL_TYPES))})),"
+    " finished AS (UPDATE executions e SET"
+    f" {', '.join(f'{name} = u.{name}' for name, _ in _FINISH_COLUMNS[:9])}"
+    " FROM unnest("
+    + ", ".join(f"${len(_FULL_TYPES) + n + 1}::{kind}[]" for n, (_, kind) in enumerate(_FINISH_COLUMNS))
+    + f") AS u({', '.join(name for name, _ in _FINISH_COLUMNS)})"
+    f" WHERE {_FENCED})"
+    " SELECT 1"
+)
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as one list per column (for unnest)."""
+    return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
+
+
 # A queued history write: (kind, parameters, bytes)
 _Write = tuple[str, tuple[Any, ...], int]
 
@@ -383,6 +412,13 @@ class PgStore(PgLiveness):
             # One statement (executemany and COPY are atomic on their own): no BEGIN and
             # COMMIT round trips. The usual batch of a busy server is one run of full rows.
             await self._write_rows(connection, starts, full, finishes)
+            return
+        if not prune and not {row[9] for row in finishes} & {row[0] for row in starts}:
+            # New rows and finishes of earlier ones: one statement too (the UPDATE cannot see
+            # rows the same statement inserts, hence the check; a start re-queued after an
+            # outage may share a batch with its finish).
+            rows = full + [(*start[:8], "running", start[8], None, None, None, None, 0, None, None) for start in starts]
+            await connection.execute(_WRITE_BOTH, *_columns(rows, len(_FULL_COLUMNS)), *_columns(finishes, len(_FINISH_COLUMNS)))
             return
         async with connection.transaction():
             await self._write_rows(connection, starts, full, finishes)
