@@ -7,7 +7,8 @@ import os
 import platform
 import subprocess
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .common import PINNING, REPO, Profile, median
 from .loadgen import GENERATOR
@@ -212,6 +213,13 @@ def render(profile: Profile, results: dict[str, Any], elapsed: float) -> str:
                         "bounded (FLOWENGINE_MAX_RECORDED_EVENTS)", _holds(retry.recorded_events <= 10_001)])
         sections.append("### 7. Memory of a 1000 x 1000 retry workflow (one execution, cancelled at the end)\n\n"
                         + table(["seconds", "VmRSS MiB"], [[f"{t:.0f}", f"{kib / 1024:.1f}"] for t, kib in retry.samples]))
+
+    if "postgres" in results:
+        from .postgres_bench import render as render_postgres
+        from .postgres_bench import summary_rows
+
+        summary.extend(summary_rows(results["postgres"], _holds))
+        sections.append(render_postgres(results["postgres"], table))
 
     out.append(f"## flowengine benchmarks ({profile.name} run: median of {profile.repeats} after warm-up, "
                f"{profile.load_seconds} s load runs; took {elapsed:.0f} s)\n")
