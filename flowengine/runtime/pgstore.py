@@ -2,10 +2,10 @@
 
 Same interface as the SQLite ``Store`` (storage.py names it), plus what sharing needs:
 
-- History goes through one writer task on the event loop with the SQLite store's pacing:
+- History goes through the writer both stores share (groupcommit.py), on the event loop:
   quiet, a batch is committed at once; busy, at most one commit per COMMIT_INTERVAL for writes
   nobody waits on; a caller about to answer a client awaits ``committed()``, which joins the
-  next group commit (no statement of its own). Every connection commits with
+  next group commit (no statement of its own). In an outage the batch stays queued. Every connection commits with
   ``synchronous_commit=on``, so a committed record survives a crash of the database server too.
 - Workflow changes are one transaction each, bump a generation counter and NOTIFY the other
   processes, which reload that workflow; a write returns once every live process acknowledged
@@ -33,6 +33,7 @@ from ..core.eventlog import expand_json
 from ..core.records import durations_of
 from ..core.triggerchecks import webhook_path
 from ..errors import StoreError, StoreRefused, StoreUnavailable, WorkflowConflict
+from .groupcommit import GroupCommit, RetryLater
 from .pgliveness import CATALOG_CHANNEL, PgLiveness, node_name
 from .pgschema import SCHEMA_VERSION, migrate
 from .storage import FORGET_VERSIONS, SearchDialect, execution_filters
@@ -40,11 +41,10 @@ from .storage import FORGET_VERSIONS, SearchDialect, execution_filters
 if TYPE_CHECKING:
     from ..core.engine import ExecutionResult
 
-__all__ = ["PgStore", "SCHEMA_VERSION", "COMMIT_INTERVAL"]
+__all__ = ["PgStore", "SCHEMA_VERSION"]
 
 log = logging.getLogger("flowengine.runtime.pgstore")
 
-COMMIT_INTERVAL = 0.02  # as the SQLite store: the window of writes nobody waits for
 _STATEMENT_OVERHEAD = 200
 _COPY_AT = 32  # finished rows in one batch from which binary COPY beats executemany
 _PG_SEARCH = SearchDialect(placeholder=lambda number: f"${number}", trigger_type="(trigger::jsonb ->> 'type')")
@@ -164,7 +164,6 @@ class PgStore(PgLiveness):
         self.url = url
         self.direct_url = direct_url or url
         self.pool_size = pool_size
-        self.queue_bytes = queue_bytes
         self.node_timeout = node_timeout
         self.node_id = f"{node_name()}:{uuid.uuid4().hex[:8]}"
         self.epoch = 0
@@ -172,17 +171,8 @@ class PgStore(PgLiveness):
         self.path = _redacted(url)  # what messages name
         self._pool: asyncpg.Pool | None = None
         self._writer: asyncpg.Connection | None = None
-        self._pending: list[_Write] = []
-        self._pending_bytes = 0
-        self._uncommitted_bytes = 0
-        self._pending_waiters: list[asyncio.Future[StoreError | None]] = []
-        self._writing_waiters: list[asyncio.Future[StoreError | None]] = []
-        self._room: asyncio.Future[None] | None = None
-        self._unwritten_starts: dict[str, int] = {}
+        self._history: GroupCommit[_Write] = GroupCommit(self._commit_batch, queue_bytes)
         self._epoch_of: dict[str, int] = {}  # running execution -> the epoch that started it
-        self._flush: asyncio.Future[None] | None = None
-        self._hurry: asyncio.Future[None] | None = None
-        self._urgent = False
         self.healthy = True  # False while the database cannot be reached
         self.problem: str | None = None
         # Catalog following: the generation this process has applied, and who applies a change.
@@ -260,144 +250,53 @@ class PgStore(PgLiveness):
 
     # -- history writer (the SQLite store's pacing, on the loop) ----------------------------
 
-    def _queue(self, kind: str, params: tuple[Any, ...], size: int) -> None:
-        self._pending.append((kind, params, size))
-        self._count_queued(size)
-        if self._flush is None:
-            self._flush = asyncio.ensure_future(self._flush_pending())
-
-    def _count_queued(self, size: int) -> None:
-        self._pending_bytes += size
-        self._uncommitted_bytes += size
+    def _queue(self, kind: str, params: tuple[Any, ...], size: int, *, start_of: str | None = None) -> None:
+        self._history.queue((kind, params, size), size, start_of=start_of)
 
     def committed(self) -> asyncio.Future[StoreError | None]:
-        """A future done once everything queued so far is committed (None, or the StoreError
-        that kept it from being written); cancelling it touches no one else."""
+        """See ``GroupCommit.committed``; refused while this process may have been declared dead."""
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[StoreError | None] = loop.create_future()
         if loop.time() - self._last_beat > self.node_timeout:
             # No heartbeat for a whole timeout: the others may have declared this process dead
             # and recorded its executions interrupted, so it acknowledges nothing until its
             # next heartbeat (or registration) succeeds.
+            waiter: asyncio.Future[StoreError | None] = loop.create_future()
             waiter.set_result(StoreError("this process lost contact with the database for longer than FLOWENGINE_NODE_TIMEOUT"))
             return waiter
-        if self._pending:
-            if not self._pending_waiters:
-                self._cut_pause()
-            self._pending_waiters.append(waiter)
-        elif self._flush is not None:
-            self._writing_waiters.append(waiter)
-        else:
-            waiter.set_result(None)
-        return waiter
+        return self._history.committed()
 
     @property
     def uncommitted_bytes(self) -> int:
-        return self._uncommitted_bytes
+        return self._history.uncommitted_bytes
 
     async def wait_for_room(self, timeout: float) -> bool:
-        if self._uncommitted_bytes < self.queue_bytes:
-            return True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        self._cut_pause()
-        while self._uncommitted_bytes >= self.queue_bytes:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            if self._room is None:
-                self._room = loop.create_future()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._room), remaining)
-            except TimeoutError:
-                return False
-        return True
+        return await self._history.wait_for_room(timeout)
 
     def _resume(self) -> None:
         """Start the writer for history left queued by an outage."""
-        if self._pending and self._flush is None:
-            self._flush = asyncio.ensure_future(self._flush_pending())
+        self._history.resume()
 
     async def flush(self) -> None:
         """Commit everything queued so far, now (StoreUnavailable if the database is down)."""
-        self._resume()
-        while self._flush is not None:
-            self._urgent = True
-            self._cut_pause()
-            await asyncio.shield(self._flush)
-            if self._pending and not self.healthy:
-                raise StoreUnavailable("the database is unavailable, try again shortly")
+        await self._history.flush()
+        if self._history.pending and not self.healthy:
+            raise StoreUnavailable("the database is unavailable, try again shortly")
 
-    def _cut_pause(self) -> None:
-        if self._hurry is not None and not self._hurry.done():
-            self._hurry.set_result(None)
-
-    async def _flush_pending(self) -> None:
-        await asyncio.sleep(0)
-        loop = asyncio.get_running_loop()
-        began = loop.time()
+    async def _commit_batch(self, batch: list[_Write]) -> StoreError | None:
         try:
-            while self._pending:
-                if not self._pending_waiters:
-                    await self._pause(loop, began + COMMIT_INTERVAL - loop.time())
-                else:
-                    await asyncio.sleep(0)  # handlers ready this turn join the same commit
-                began = loop.time()
-                batch, self._pending = self._pending, []
-                size, self._pending_bytes = self._pending_bytes, 0
-                self._writing_waiters, self._pending_waiters = self._pending_waiters, []
-                self._unwritten_starts.clear()
-                outcome: StoreError | None = None
-                retry = False
-                try:
-                    await self._commit(batch)
-                    self.healthy, self.problem = True, None
-                except Exception as exc:
-                    if _is_outage(exc):
-                        # Keep the batch for when the database is back; who waits hears now.
-                        self._unavailable(exc)
-                        outcome = StoreError(f"the database {self.path} cannot be reached: {exc}")
-                        retry = True
-                    else:
-                        lost = await self._commit_each(batch)
-                        if lost:
-                            outcome = StoreError(
-                                f"{lost} of {len(batch)} history writes to {self.path} failed (the server log says why)"
-                            )
-                finally:
-                    if retry:
-                        self._pending[:0] = batch
-                        self._pending_bytes += size
-                        # Starts queued meanwhile moved back by the re-queued batch.
-                        shift = len(batch)
-                        self._unwritten_starts = {key: place + shift for key, place in self._unwritten_starts.items()}
-                    else:
-                        self._uncommitted_bytes -= size
-                    waiters, self._writing_waiters = self._writing_waiters, []
-                    for waiter in waiters:
-                        if not waiter.done():
-                            waiter.set_result(outcome)
-                    if self._room is not None:
-                        room, self._room = self._room, None
-                        room.set_result(None)
-                if retry:
-                    if self._urgent:
-                        return  # a flush() is waiting: it reports the outage
-                    await asyncio.sleep(min(1.0, self.node_timeout / 4))
-        finally:
-            self._flush = None
-            self._urgent = False
-
-    async def _pause(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
-        if seconds <= 0 or self._urgent or self._uncommitted_bytes >= self.queue_bytes:
-            return
-        hurry = self._hurry = loop.create_future()
-        timer = loop.call_later(seconds, _resolve, hurry)
-        try:
-            await hurry
-        finally:
-            timer.cancel()
-            self._hurry = None
+            await self._commit(batch)
+        except Exception as exc:
+            if _is_outage(exc):
+                # Keep the batch for when the database is back; who waits hears now.
+                self._unavailable(exc)
+                error = StoreError(f"the database {self.path} cannot be reached: {exc}")
+                raise RetryLater(error, min(1.0, self.node_timeout / 4)) from None
+            lost = await self._commit_each(batch)
+            if lost:
+                return StoreError(f"{lost} of {len(batch)} history writes to {self.path} failed (the server log says why)")
+            return None
+        self.healthy, self.problem = True, None
+        return None
 
     async def _writer_connection(self) -> asyncpg.Connection:
         if self._writer is None or self._writer.is_closed():
@@ -482,12 +381,12 @@ class PgStore(PgLiveness):
         retry_of: str | None,
     ) -> None:
         self._epoch_of[execution_id] = self.epoch
-        self._unwritten_starts[execution_id] = len(self._pending)
         self._queue(
             "start",
             (execution_id, workflow_id, workflow_version, _text(trigger_json), _text(inputs_json), retry_of,
              self.node_id, self.epoch, started_at),
             len(inputs_json) + len(trigger_json) + _STATEMENT_OVERHEAD,
+            start_of=execution_id,
         )  # fmt: skip
 
     def execution_finished(self, result: ExecutionResult, events_record: str, nodes_json: str | None) -> None:
@@ -506,12 +405,10 @@ class PgStore(PgLiveness):
             _text(events_record),
         )
         size = len(events_record) + (len(nodes_json) if nodes_json is not None else 0)
-        position = self._unwritten_starts.pop(result.execution_id, None)
-        if position is not None:
-            # Its start is still queued: write one complete row instead of an INSERT and an UPDATE.
-            self._count_queued(size)
-            _, started, start_size = self._pending[position]
-            self._pending[position] = ("full", started[:8] + outcome, start_size + size)
+        # Its start still queued: one complete row instead of an INSERT and an UPDATE.
+        if self._history.replace_start(
+            result.execution_id, lambda start: ("full", start[1][:8] + outcome, start[2] + size), size
+        ):
             return
         self._queue("finish", (*outcome, result.execution_id, self.node_id, epoch), size + _STATEMENT_OVERHEAD)
 
@@ -691,6 +588,20 @@ class PgStore(PgLiveness):
                 "INSERT INTO webhook_paths (path, workflow_id) VALUES ($1, $2)", [(path, workflow_id) for path in paths]
             )
 
+    @classmethod
+    async def _keep_version(
+        cls, connection: asyncpg.Connection, workflow_id: str, version: int, text: str | None, now: str, document: dict[str, Any]
+    ) -> None:
+        """Keep the document as that version (replacing a kept one of the same number) and
+        take its webhook paths."""
+        await connection.execute(
+            "INSERT INTO workflow_versions (workflow_id, version, document, created_at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (workflow_id, version) DO UPDATE SET document = excluded.document,"
+            " created_at = excluded.created_at",
+            workflow_id, version, text, now,
+        )  # fmt: skip
+        await cls._set_paths(connection, workflow_id, document)
+
     async def insert_workflow(self, workflow_id: str, version: int, document: dict[str, Any], now: str) -> None:
         text = _text(json.dumps(document))
 
@@ -699,13 +610,7 @@ class PgStore(PgLiveness):
                 "INSERT INTO workflows (id, version, document, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
                 workflow_id, version, text, now,
             )  # fmt: skip
-            await connection.execute(
-                "INSERT INTO workflow_versions (workflow_id, version, document, created_at) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (workflow_id, version) DO UPDATE SET document = excluded.document,"
-                " created_at = excluded.created_at",
-                workflow_id, version, text, now,
-            )  # fmt: skip
-            await self._set_paths(connection, workflow_id, document)
+            await self._keep_version(connection, workflow_id, version, text, now, document)
 
         await self._catalog_write(workflow_id, body)
 
@@ -723,13 +628,7 @@ class PgStore(PgLiveness):
                 raise WorkflowConflict(
                     f"workflow {workflow_id} was changed by another process at the same time: read it again and retry"
                 )
-            await connection.execute(
-                "INSERT INTO workflow_versions (workflow_id, version, document, created_at) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT (workflow_id, version) DO UPDATE SET document = excluded.document,"
-                " created_at = excluded.created_at",
-                workflow_id, version, text, now,
-            )  # fmt: skip
-            await self._set_paths(connection, workflow_id, document)
+            await self._keep_version(connection, workflow_id, version, text, now, document)
 
         await self._catalog_write(workflow_id, body)
 
@@ -787,11 +686,6 @@ class PgStore(PgLiveness):
             version,
         )
         return rows[0] if rows else None
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def _redacted(url: str) -> str:

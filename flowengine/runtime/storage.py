@@ -103,7 +103,6 @@ FORGET_VERSIONS = (
 class HistoryStore(Protocol):
     kind: str  # "sqlite" or "postgresql"
     path: str
-    queue_bytes: int
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

@@ -1,12 +1,11 @@
 """The embedded SQLite store: workflows, their versions, and execution history.
 
 All SQLite work runs on one dedicated thread, so the event loop never waits on the disk.
-Writes of execution history are queued and committed in batches: one transaction for
-everything queued while the previous commit ran (group commit). A caller that must not answer
-before its rows are on disk awaits ``committed()``, which starts a commit at once; writes nobody
-waits for are committed within COMMIT_INTERVAL (see ``Store._pause``). Workflow writes, and
-every read, commit what is queued first. The queue is bounded in bytes: ``wait_for_room`` lets
-new executions wait while the writer catches up. The database is in WAL mode. An execution's row holds its events;
+Writes of execution history are queued and committed in batches by the writer both stores
+share (groupcommit.py): one transaction for everything queued while the previous commit ran. A
+caller that must not answer before its rows are on disk awaits ``committed()``; workflow writes,
+and every read, commit what is queued first; the queue is bounded in bytes
+(``wait_for_room``). The database is in WAL mode. An execution's row holds its events;
 its per-node records are folded from them when read (records.py), or stored too when they
 cannot be.
 """
@@ -26,6 +25,7 @@ from ..core.eventlog import expand_json
 from ..core.records import durations_of
 from ..errors import StoreError
 from ..lib.worker_thread import WorkerThread
+from .groupcommit import GroupCommit
 from .storage import FORGET_VERSIONS, SearchDialect, execution_filters
 
 if TYPE_CHECKING:
@@ -40,11 +40,6 @@ T = TypeVar("T")
 # A queued statement: SQL, parameters, and how each row it touches changes the finished count.
 _Statement = tuple[str, tuple[Any, ...], int]
 _PRUNE = "-- prune --"  # marker statement: delete the surplus of finished executions
-
-# Writes nobody waits for (all of them with FLOWENGINE_HISTORY_ACK=async) are committed within
-# this many seconds (see Store._pause). It bounds how much history a crash of the process (not
-# of the machine) can lose in that mode.
-COMMIT_INTERVAL = 0.02
 
 # What a queued statement costs beyond its text parameters, for the byte bound of the queue.
 _STATEMENT_OVERHEAD = 200
@@ -97,11 +92,6 @@ _EXECUTION_COLUMNS = (
 _sql_of = itemgetter(0)
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 def _storable(text: str | None) -> str | None:
     """Text SQLite can store: a lone surrogate (from a node's output) becomes its escape."""
     return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -129,22 +119,10 @@ class Store:
     def __init__(self, path: str, *, synchronous: str = "normal", queue_bytes: int = 64 * 1024 * 1024) -> None:
         self.path = path
         self.synchronous = synchronous
-        self.queue_bytes = queue_bytes  # history not yet committed, beyond which new work waits
         self._thread: WorkerThread | None = None  # started by open()
         self._db: sqlite3.Connection | None = None
-        self._pending: list[_Statement] = []
-        self._pending_bytes = 0
-        self._uncommitted_bytes = 0  # queued plus being committed
-        # Callers waiting for the queued batch, and for the batch being written: resolved with
-        # None, or the StoreError, once it is committed.
-        self._pending_waiters: list[asyncio.Future[StoreError | None]] = []
-        self._writing_waiters: list[asyncio.Future[StoreError | None]] = []
-        self._room: asyncio.Future[None] | None = None  # resolved after each commit, for waiters
+        self._history: GroupCommit[_Statement] = GroupCommit(self._commit_batch, queue_bytes)
         self._finished_rows = 0  # finished executions in the table; only the writer thread uses it
-        self._unwritten_starts: dict[str, int] = {}  # execution id -> its INSERT's place in _pending
-        self._flush: asyncio.Future[None] | None = None
-        self._hurry: asyncio.Future[None] | None = None  # ends the pause between two commits
-        self._urgent = False  # someone waits in flush(): commit without pauses
         # Versions of deleted workflows may be kept (see FORGET_VERSIONS): retention passes
         # then also forget those no execution needs any more.
         self._kept_versions = False
@@ -194,130 +172,37 @@ class Store:
             self._db.close()
             self._db = None
 
-    def write(self, sql: str, params: tuple[Any, ...], finished_delta: int = 0, size: int = 0) -> None:
+    def write(self, sql: str, params: tuple[Any, ...], finished_delta: int = 0, size: int = 0, *, start_of: str | None = None) -> None:
         """Queue a write; it is committed with the next batch without the caller waiting
         (``committed()`` waits). ``finished_delta`` is how each row it touches changes the count
-        of finished executions; ``size`` is roughly how many bytes its parameters hold."""
-        self._pending.append((sql, params, finished_delta))
-        self._count_queued(size + _STATEMENT_OVERHEAD)
-        if self._flush is None:
-            self._flush = asyncio.ensure_future(self._flush_pending())
-
-    def _count_queued(self, size: int) -> None:
-        self._pending_bytes += size
-        self._uncommitted_bytes += size
+        of finished executions; ``size`` is roughly how many bytes its parameters hold;
+        ``start_of`` names the execution whose start row it is."""
+        self._history.queue((sql, params, finished_delta), size + _STATEMENT_OVERHEAD, start_of=start_of)
 
     def committed(self) -> asyncio.Future[StoreError | None]:
-        """A future (this caller's own: cancelling it touches no one else) done once everything
-        queued so far is committed: its result is None, or the StoreError that kept some of it
-        from being written."""
-        waiter: asyncio.Future[StoreError | None] = asyncio.get_running_loop().create_future()
-        if self._pending:
-            if not self._pending_waiters:
-                self._cut_pause()  # someone waits now: no pause for unwaited writes
-            self._pending_waiters.append(waiter)
-        elif self._flush is not None:  # the last batch is being written
-            self._writing_waiters.append(waiter)
-        else:  # nothing queued nor being written: all committed already
-            waiter.set_result(None)
-        return waiter
+        """See ``GroupCommit.committed``."""
+        return self._history.committed()
 
     @property
     def uncommitted_bytes(self) -> int:
-        """Bytes of history queued or being committed (roughly)."""
-        return self._uncommitted_bytes
+        return self._history.uncommitted_bytes
 
     async def wait_for_room(self, timeout: float) -> bool:
-        """Wait until the history not yet committed is under ``queue_bytes``; False if it is
-        still over after ``timeout`` seconds."""
-        if self._uncommitted_bytes < self.queue_bytes:
-            return True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        self._cut_pause()  # the queue is full: write it now
-        while self._uncommitted_bytes >= self.queue_bytes:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            if self._room is None:
-                self._room = loop.create_future()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._room), remaining)
-            except TimeoutError:
-                return False
-        return True
+        return await self._history.wait_for_room(timeout)
 
     async def flush(self) -> None:
         """Commit everything queued so far, now."""
-        while self._flush is not None:
-            self._urgent = True  # no pause between commits from now until the queue is empty
-            self._cut_pause()  # and cut one under way short
-            await asyncio.shield(self._flush)
+        await self._history.flush()
 
-    def _cut_pause(self) -> None:
-        if self._hurry is not None and not self._hurry.done():
-            self._hurry.set_result(None)
-
-    async def _flush_pending(self) -> None:
-        await asyncio.sleep(0)  # let writes queued in the same loop iteration join the batch
-        loop = asyncio.get_running_loop()
-        began = loop.time()
+    async def _commit_batch(self, batch: list[_Statement]) -> StoreError | None:
         try:
-            while self._pending:
-                if not self._pending_waiters:
-                    # Nobody waits for these writes (a synchronous execution's start row, whose
-                    # final record will mostly replace it; a background run's end): let more
-                    # gather first. A waiter, or a read, cuts the pause short.
-                    await self._pause(loop, began + COMMIT_INTERVAL - loop.time())
-                else:
-                    # Someone waits: first let the handlers that are ready to run this turn of
-                    # the loop queue their records too, so concurrent answers share one commit,
-                    # without ever leaving the loop idle (a timed delay would, when every
-                    # connection is waiting for this very commit).
-                    await asyncio.sleep(0)
-                began = loop.time()
-                batch, self._pending = self._pending, []
-                size, self._pending_bytes = self._pending_bytes, 0
-                self._writing_waiters, self._pending_waiters = self._pending_waiters, []
-                self._unwritten_starts.clear()
-                outcome: StoreError | None = None
-                try:
-                    await self._call(self._commit, batch)
-                except (sqlite3.Error, UnicodeError):
-                    # One bad statement must not cost the whole batch: write them one by one.
-                    lost = await self._call(self._commit_each, batch)
-                    if lost:
-                        outcome = StoreError(
-                            f"{lost} of {len(batch)} history writes to {self.path} failed (the server log says why)"
-                        )
-                finally:
-                    self._uncommitted_bytes -= size
-                    waiters, self._writing_waiters = self._writing_waiters, []
-                    for waiter in waiters:
-                        if not waiter.done():  # its caller may have been cancelled
-                            waiter.set_result(outcome)
-                    if self._room is not None:
-                        room, self._room = self._room, None
-                        room.set_result(None)
-        finally:
-            self._flush = None
-            self._urgent = False
-
-    async def _pause(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
-        """Let writes nobody waits for gather before they are committed: a commit has a fixed
-        cost whatever it holds (and the hand-over to the writer thread as much again), so fewer,
-        larger batches leave more CPU for executions, and an execution that finishes within the
-        pause writes one complete row instead of an INSERT and an UPDATE. ``committed()`` and
-        ``flush`` cut the pause short."""
-        if seconds <= 0 or self._urgent or self._uncommitted_bytes >= self.queue_bytes:
-            return
-        hurry = self._hurry = loop.create_future()
-        timer = loop.call_later(seconds, _resolve, hurry)
-        try:
-            await hurry
-        finally:
-            timer.cancel()
-            self._hurry = None
+            await self._call(self._commit, batch)
+        except (sqlite3.Error, UnicodeError):
+            # One bad statement must not cost the whole batch: write them one by one.
+            lost = await self._call(self._commit_each, batch)
+            if lost:
+                return StoreError(f"{lost} of {len(batch)} history writes to {self.path} failed (the server log says why)")
+        return None
 
     def _commit(self, batch: list[_Statement]) -> None:
         db = self._db
@@ -502,14 +387,14 @@ class Store:
         retry_of: str | None,
     ) -> None:
         """Record a new execution as running. Trigger and inputs come as JSON text."""
-        # Remember where the row's INSERT waits: an execution that finishes before the batch is
-        # committed (most do) then writes one complete row instead of an INSERT and an UPDATE.
-        self._unwritten_starts[execution_id] = len(self._pending)
+        # Marked as a start: an execution that finishes before the batch is committed (most do)
+        # then writes one complete row instead of an INSERT and an UPDATE.
         self.write(
             "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, retry_of, status,"
             " started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
             (execution_id, workflow_id, workflow_version, trigger_json, inputs_json, retry_of, started_at),
             size=len(inputs_json) + len(trigger_json),
+            start_of=execution_id,
         )
 
     def execution_finished(self, result: ExecutionResult, events_record: str, nodes_json: str | None) -> None:
@@ -528,17 +413,17 @@ class Store:
             events_record,
         )
         size = len(events_record) + (len(nodes_json) if nodes_json is not None else 0)
-        position = self._unwritten_starts.pop(result.execution_id, None)
-        if position is not None:
-            self._count_queued(size)
-            _, started, _ = self._pending[position]
-            self._pending[position] = (
+
+        def complete(start: _Statement) -> _Statement:
+            return (
                 "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, retry_of, status,"
                 " started_at, finished_at, duration_ms, duration_us, error, attempts, nodes, events)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                started[:6] + outcome,
+                start[1][:6] + outcome,
                 1,
             )
+
+        if self._history.replace_start(result.execution_id, complete, size):
             return
         self.write(
             "UPDATE executions SET status = ?, started_at = ?, finished_at = ?, duration_ms = ?, duration_us = ?, error = ?,"

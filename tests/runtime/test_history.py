@@ -375,12 +375,13 @@ async def test_a_lone_surrogate_in_outputs_is_answered_and_recorded(make_client,
 
 
 async def test_history_commits_gather_under_load_and_flush_does_not_wait_for_the_pause(tmp_path, monkeypatch):
-    # Under load the store pauses between commits so batches grow (Store._pause); a reader
+    # Under load the store pauses between commits so batches grow (GroupCommit._pause); a reader
     # (every history query flushes first) must never wait for that pause. With a 60 s pause a
     # reader that waited would time out here.
+    from flowengine.runtime import groupcommit
     from flowengine.runtime import store as store_module
 
-    monkeypatch.setattr(store_module, "COMMIT_INTERVAL", 60)
+    monkeypatch.setattr(groupcommit, "COMMIT_INTERVAL", 60)
     store = store_module.Store(str(tmp_path / "paced.db"))
     await store.open()
     commits: list[int] = []
