@@ -23,7 +23,15 @@ from flowengine.server import websocket
 from flowengine.server.keys import BUS, REGISTRY, SOCKETS
 
 from support.api import execute, node, register
-from support.websocket import RECEIVE_TIMEOUT, raw_listener, receive_until, server_connections, wait_for_no_listeners
+from support.websocket import (
+    BIG,
+    BIG_EVENT,
+    RECEIVE_TIMEOUT,
+    raw_listener,
+    receive_until,
+    server_connections,
+    wait_for_no_listeners,
+)
 
 QUEUE = 50
 FLOOD = 500
@@ -126,21 +134,6 @@ async def test_lagging_listener_memory_is_released(flood_client):
 
 
 # -- a client that stops reading at the TCP level --------------------------------------------
-
-BIG_EVENT = "x" * 20_000
-
-
-async def _big_bursts(ctx: NodeContext) -> dict[str, Any]:
-    # Yields between bursts so the sender pushes frames until the socket stops draining.
-    for _ in range(15):
-        for _ in range(10):
-            ctx.info(BIG_EVENT)
-        await asyncio.sleep(0)
-    return {"done": True}
-
-
-BIG = NodeType("test.big", "Emits 150 events of 20 kB in bursts", "test", _big_bursts, any_outputs=True)
-
 
 async def test_client_that_stops_reading_tcp_cannot_hold_the_server(make_client, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)

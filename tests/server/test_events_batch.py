@@ -21,7 +21,7 @@ from flowengine.server import websocket
 from flowengine.server.keys import BUS, REGISTRY, SOCKETS
 
 from support.api import execute, link, node, register
-from support.websocket import RECEIVE_TIMEOUT, raw_listener, receive_until, server_connections, wait_for_no_listeners
+from support.websocket import BIG, RECEIVE_TIMEOUT, raw_listener, receive_until, server_connections, wait_for_no_listeners
 
 BURST = 300
 
@@ -131,21 +131,6 @@ async def test_a_batched_listener_that_never_reads_is_closed_with_1013(make_clie
     assert "fell 50 events behind" in message.extra
     await idle.close()
     await wait_for_no_listeners(client)
-
-
-BIG_EVENT = "x" * 20_000
-
-
-async def _big_bursts(ctx: NodeContext) -> dict[str, Any]:
-    # Yields between bursts, so that each burst is a flush of its own: many array frames.
-    for _ in range(15):
-        for _ in range(10):
-            ctx.info(BIG_EVENT)
-        await asyncio.sleep(0)
-    return {"done": True}
-
-
-BIG = NodeType("test.big", "Emits 150 events of 20 kB in bursts", "test", _big_bursts, any_outputs=True)
 
 
 async def test_a_batched_client_that_stops_reading_tcp_is_cut_off(make_client, monkeypatch, caplog):

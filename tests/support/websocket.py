@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType
 
+from flowengine.nodes import NodeContext, NodeType
 from flowengine.server.keys import BUS, SOCKETS
 
 __all__ = ["RECEIVE_TIMEOUT", "raw_listener", "receive_event", "receive_until", "server_connections", "wait_for_no_listeners"]
@@ -90,3 +91,20 @@ async def raw_listener(client, query: str = "", *, narrow: bool = False) -> sock
     assert client.app[SOCKETS]
     sock.settimeout(RECEIVE_TIMEOUT)
     return sock
+
+
+BIG_EVENT = "x" * 20_000
+
+
+async def _big_bursts(ctx: NodeContext) -> dict[str, Any]:
+    # Yields between bursts, so the sender pushes frames (each burst a flush of its own) until
+    # the socket stops draining.
+    for _ in range(15):
+        for _ in range(10):
+            ctx.info(BIG_EVENT)
+        await asyncio.sleep(0)
+    return {"done": True}
+
+
+# For tests of a client that stops reading at the TCP level.
+BIG = NodeType("test.big", "Emits 150 events of 20 kB in bursts", "test", _big_bursts, any_outputs=True)
