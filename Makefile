@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-test bench bench-quick clean
+.PHONY: run test test-browser lint install install-test bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest -q
+
+# Only the dashboard's browser tests (headless /usr/bin/chromium; `make test` runs them too).
+test-browser: install-test
+	$(BIN)/python -m pytest -q tests/browser
 
 # The linter and the type checker on flowengine/ (rules in pyproject.toml); zero findings.
 lint: install-test

@@ -56,6 +56,7 @@ class Config:
     max_connections: int = 1000
     head_timeout: float = 20.0
     history_queue_wait: float = 10.0
+    dashboard: bool = True
 
     @property
     def auth_enabled(self) -> bool:
@@ -226,6 +227,7 @@ SETTINGS = (
     Setting("FLOWENGINE_JWT_AUDIENCE", "--jwt-audience", "", _jwt_audience, "audiences (comma-separated) a JWT's aud claim must name; unset, tokens with aud are refused"),
     Setting("FLOWENGINE_MAX_CONNECTIONS", "--max-connections", "1000", _positive_int("max_connections"), "client connections open at once; more wait to be accepted (lowered to fit ulimit -n)"),
     Setting("FLOWENGINE_HISTORY_QUEUE_WAIT", "--history-queue-wait", "10", _positive_float("history_queue_wait"), "seconds a new execution waits for room in the history queue before 503"),
+    Setting("FLOWENGINE_DASHBOARD", "--dashboard", "1", _flag("dashboard"), "serve the built-in dashboard at / (0: / and /ui/* answer 404)"),
     Setting("FLOWENGINE_HEAD_TIMEOUT", "--head-timeout", "20", _positive_float("head_timeout"), "seconds a client has to send a whole request head (line and headers) before it is closed (408)"),
 )
 
