@@ -3,31 +3,11 @@ live updates driven by WebSocket frames, the actions, and no request leaving the
 
 from __future__ import annotations
 
-import json
 import re
 
 from playwright.sync_api import expect
 
-from workflows import failing, slow
-
-
-def _register(server, document) -> None:
-    status, body = server.call("POST", "/api/workflows", document)
-    assert status == 201, body
-
-
-def _start(server, workflow_id: str) -> str:
-    status, body = server.call("POST", f"/api/workflows/{workflow_id}/execute?wait=false", {"inputs": {}})
-    assert status == 202, body
-    return body["execution_id"]
-
-
-def _frames_of(tab, execution_id: str) -> list[dict]:
-    events = []
-    for text in tab.frames:
-        decoded = json.loads(text)
-        events.extend(event for event in (decoded if isinstance(decoded, list) else [decoded]) if event["execution_id"] == execution_id)
-    return events
+from support.dashboard import failing, frames_of, register, slow, start
 
 
 def test_first_page_renders_without_errors_or_requests_elsewhere(tab):
@@ -47,7 +27,7 @@ def test_first_page_renders_without_errors_or_requests_elsewhere(tab):
 
 
 def test_run_from_the_workflow_page_is_watched_live(tab, server):
-    _register(server, slow("slow-run", 1500))
+    register(server, slow("slow-run", 1500))
     page = tab.open("#/workflows/slow-run")
     expect(page.get_by_role("heading", name="Workflow Slow slow-run")).to_be_visible()
     page.get_by_role("button", name="Run").click()
@@ -62,7 +42,7 @@ def test_run_from_the_workflow_page_is_watched_live(tab, server):
     expect(page.locator("#exec-status")).to_have_text("✓ succeeded")
     # Driven by the socket: its frames carried the node's progress, and the execution's record
     # was not fetched over and over meanwhile (once at load, once when it finished).
-    seen = [(event["type"], event.get("node_id")) for event in _frames_of(tab, execution_id)]
+    seen = [(event["type"], event.get("node_id")) for event in frames_of(tab, execution_id)]
     assert ("NodeStarted", "wait") in seen and ("NodeCompleted", "wait") in seen
     fetched = [url for method, url, _ in tab.requests if method == "GET" and url.endswith(f"/api/executions/{execution_id}")]
     assert len(fetched) <= 2
@@ -70,11 +50,11 @@ def test_run_from_the_workflow_page_is_watched_live(tab, server):
 
 
 def test_executions_list_shows_runs_started_elsewhere_without_polling(tab, server):
-    _register(server, slow("elsewhere", 800))
+    register(server, slow("elsewhere", 800))
     page = tab.open("#/executions")
     expect(page.locator("#live")).to_have_text("live")
     listed = len([url for _, url, _ in tab.requests if "/api/executions?" in url])
-    execution_id = _start(server, "elsewhere")
+    execution_id = start(server, "elsewhere")
     row = page.locator(f'#executions tr[data-id="{execution_id}"]')
     expect(row).to_have_attribute("data-status", "running")
     expect(row).to_have_attribute("data-status", "succeeded")
@@ -83,11 +63,11 @@ def test_executions_list_shows_runs_started_elsewhere_without_polling(tab, serve
 
 
 def test_pause_live_holds_updates_until_resumed(tab, server):
-    _register(server, slow("paused", 10))
+    register(server, slow("paused", 10))
     page = tab.open("#/executions")
     expect(page.locator("#live")).to_have_text("live")
     page.get_by_role("button", name="Pause live").click()
-    execution_id = _start(server, "paused")
+    execution_id = start(server, "paused")
     expect(page.locator(".waiting")).to_contain_text("update(s) waiting")
     expect(page.locator(f'#executions tr[data-id="{execution_id}"]')).to_have_count(0)
     page.get_by_role("button", name="Resume live").click()
@@ -95,8 +75,8 @@ def test_pause_live_holds_updates_until_resumed(tab, server):
 
 
 def test_cancel_a_running_execution(tab, server):
-    _register(server, slow("to-cancel", 60_000))
-    execution_id = _start(server, "to-cancel")
+    register(server, slow("to-cancel", 60_000))
+    execution_id = start(server, "to-cancel")
     page = tab.open(f"#/executions/{execution_id}")
     expect(page.locator('#nodes tr[data-node="wait"]')).to_have_attribute("data-status", "running")
     page.get_by_role("button", name="Cancel").click()
@@ -106,7 +86,7 @@ def test_cancel_a_running_execution(tab, server):
 
 
 def test_failed_run_shows_the_error_and_reruns_from_the_failure(tab, server):
-    _register(server, failing("flaky", fixed=False))
+    register(server, failing("flaky", fixed=False))
     status, body = server.call("POST", "/api/workflows/flaky/execute", {"inputs": {}})
     assert status == 500, body
     failed_id = body["execution_id"]
@@ -127,7 +107,7 @@ def test_failed_run_shows_the_error_and_reruns_from_the_failure(tab, server):
 
 
 def test_node_panel_shows_derived_inputs_outputs_and_events(tab, server):
-    _register(server, slow("panel", 1))
+    register(server, slow("panel", 1))
     status, body = server.call("POST", "/api/workflows/panel/execute", {"inputs": {}})
     assert status == 200, body
     page = tab.open(f"#/executions/{body['execution_id']}")
@@ -142,7 +122,7 @@ def test_node_panel_shows_derived_inputs_outputs_and_events(tab, server):
 
 
 def test_keyboard_only_reaches_an_execution(tab, server):
-    _register(server, slow("keys", 1))
+    register(server, slow("keys", 1))
     assert server.call("POST", "/api/workflows/keys/execute", {"inputs": {}})[0] == 200
     page = tab.open("#/executions")
     expect(page.locator("#executions tbody tr").first).to_be_visible()

@@ -61,7 +61,8 @@ export async function call(method, path, body) {
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     if (response.status === 401) {
-      await askForToken(Boolean(current));
+      // Signed in again while this request was on its way: try with the new credentials.
+      if (token() === current) await askForToken(Boolean(current));
       continue;
     }
     const text = await response.text();

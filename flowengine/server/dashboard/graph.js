@@ -3,7 +3,7 @@
 // status changes once per animation frame.
 const SVG = "http://www.w3.org/2000/svg";
 const W = 150, H = 40, DX = 200, DY = 56, MARGIN = 120, MOST = 400;
-export const GLYPH = { pending: "○", running: "▶", succeeded: "✓", failed: "✗", skipped: "↷", cancelled: "⊘", queued: "…" };
+export const GLYPH = { pending: "○", running: "▶", succeeded: "✓", failed: "✗", skipped: "↷", cancelled: "⊘", queued: "…", interrupted: "↯", completed_with_errors: "⚠" };
 
 export function layout(nodes, connections) {
   const index = new Map(nodes.map((node, i) => [node.id, i]));
@@ -99,10 +99,11 @@ export class GraphView {
     const box = this.host.getBoundingClientRect();
     const w = box.width || 800, h = box.height || 400;
     const scale = Math.min(1, w / (this.graph.width + 40), h / (this.graph.height + 40));
-    // Far too small to read: start at a readable zoom on the first layers instead.
+    // Far too small to read: start at a readable zoom on the first layers, centred vertically.
     this.scale = scale < 0.25 ? 0.6 : scale;
     this.tx = 20;
-    this.ty = 20;
+    this.ty = Math.max(20, h / 2 - (this.graph.height / 2) * this.scale);
+    if (this.graph.height * this.scale > h) this.ty = h / 2 - (this.graph.height / 2) * this.scale;
     this.schedule();
   }
 
