@@ -14,7 +14,7 @@ import time
 from . import report
 from .common import FULL, QUICK
 
-MEASUREMENTS = ("engine", "scaling", "http", "memory", "retry-memory")
+MEASUREMENTS = ("engine", "scaling", "http", "memory", "retry-memory", "dashboard")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
 
         progress("7. memory of a 1000 x 1000 retry workflow")
         results["retry-memory"] = measure_retry_memory(profile)
+    if "dashboard" in selected:
+        from .dashboard_bench import measure_dashboard
+
+        progress("8. dashboard in headless Chromium")
+        results["dashboard"] = measure_dashboard(profile)
     progress("done")
     print(report.render(profile, results, time.monotonic() - started))
     return 0

@@ -18,6 +18,10 @@ from flowengine.config import Config
 
 from support.browser import LiveServer, launch, missing_browser
 
+# Needs GET /api/session, execution search, event paging, kept versions and ?batch=true on the
+# server; collected once those are merged (delete this line then).
+collect_ignore = ["test_dashboard_gaps.py"]
+
 # Playwright's waits: generous, since both cores may be busy; tests assert on DOM state, never
 # on how long it took.
 WAIT_MS = 30_000

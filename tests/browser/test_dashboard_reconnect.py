@@ -23,7 +23,8 @@ def test_execution_page_resumes_after_a_restart_without_duplicates(tab, server):
     expect(page.locator("#live")).to_have_text("finished")
     expect(page.locator('#nodes tr[data-node="wait"]')).not_to_have_attribute("data-status", "running")
     recorded = server.call("GET", f"/api/executions/{execution_id}/events")[1]
-    shown = page.locator("#log li").evaluate_all("items => items.map(item => Number(item.dataset.seq))")
+    expect(page.locator("#log")).to_contain_text("WorkflowCompleted")
+    shown = [int(line.split()[0]) for line in page.locator("#log").inner_text().splitlines()]
     assert shown == [event["seq"] for event in recorded]  # each once, in order, none missing
     seqs = [event["seq"] for event in frames_of(tab, execution_id)]
     assert seqs and set(seqs) <= set(shown)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +54,23 @@ class Asset:
     content_type: str
 
 
+_CSS_COMMENT = re.compile(rb"/\*.*?\*/", re.DOTALL)
+
+
+def _compact(name: str, source: bytes) -> bytes:
+    """The file as sent: comment lines and indentation are for the people reading the source,
+    not for browsers (a fifth of the bytes). No minifier, no build step: whole comment lines
+    only, which these files never start inside a string."""
+    if name.endswith(".css"):
+        source = _CSS_COMMENT.sub(b"", source)
+    elif not name.endswith(".js"):
+        return source
+    lines = (line.strip() for line in source.splitlines())
+    return b"\n".join(line for line in lines if line and not line.startswith(b"//")) + b"\n"
+
+
 def _load(name: str, content_type: str) -> Asset:
-    body = (_FOLDER / name).read_bytes()
+    body = _compact(name, (_FOLDER / name).read_bytes())
     digest = hashlib.sha256(body).hexdigest()[:32]
     # mtime=0: the same bytes on every start, so the gzip form is as stable as its ETag.
     gzipped = gzip.compress(body, compresslevel=9, mtime=0)

@@ -1,6 +1,7 @@
 // The shell: hash routes, the theme toggle, the live indicator, the rate-limit banner and who is
 // signed in. Each view returns a function that closes its socket when the route changes.
 import { hooks, signOut, token, whoAmI } from "./api.js";
+import { note } from "./graph.js";
 import { executionView } from "./run.js";
 import { executionsView, h, notice, triggersView, workflowView, workflowsView } from "./views.js";
 
@@ -57,6 +58,7 @@ async function showWho() {
 }
 
 async function route() {
+  const began = performance.now();
   const mine = ++generation;
   leave();
   leave = () => {};
@@ -80,6 +82,7 @@ async function route() {
     if (mine !== generation) done && done();
     else leave = done || (() => {});
     document.title = `${main.querySelector("h1")?.textContent || "flowengine"} · flowengine`;
+    note("route", began);
   } catch (error) {
     if (mine === generation) main.replaceChildren(h("h1", {}, "Something went wrong"), notice(error.message, "error"));
   } finally {

@@ -5,6 +5,9 @@ const SVG = "http://www.w3.org/2000/svg";
 const W = 150, H = 40, DX = 200, DY = 56, MARGIN = 120, MOST = 400;
 export const GLYPH = { pending: "○", running: "▶", succeeded: "✓", failed: "✗", skipped: "↷", cancelled: "⊘", queued: "…", interrupted: "↯", completed_with_errors: "⚠" };
 
+// Timings for bench/ (python -m bench --only dashboard), kept only when it sets window.feTiming.
+export const note = (name, start) => globalThis.feTiming?.push([name, performance.now() - start]);
+
 export function layout(nodes, connections) {
   const index = new Map(nodes.map((node, i) => [node.id, i]));
   const n = nodes.length;
@@ -176,6 +179,7 @@ export class GraphView {
 
   // Only the nodes within the viewport (plus a margin) get elements; the rest are removed.
   draw() {
+    const started = performance.now();
     const s = this.scale;
     this.root.setAttribute("transform", `translate(${this.tx} ${this.ty}) scale(${s})`);
     this.svg.classList.toggle("far", s < 0.4);
@@ -222,5 +226,6 @@ export class GraphView {
       }
     }
     this.host.dataset.crowded = crowded;
+    note("draw", started);
   }
 }

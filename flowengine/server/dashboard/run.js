@@ -3,7 +3,7 @@
 // Running executions are followed on one socket (execution_id=X&replay=true), events applied by
 // seq; everything redrawn at most once per animation frame.
 import { ApiError, LiveSocket, backoff, get, post } from "./api.js";
-import { GLYPH, GraphView, layout } from "./graph.js";
+import { GLYPH, GraphView, layout, note } from "./graph.js";
 import { action, badge, h, isFinished, link, notice, took, when } from "./views.js";
 
 const ROW = 30, ROWS = 40, LOG_LINES = 1000, BIG = 1000;
@@ -52,8 +52,8 @@ export async function executionView(main, id, setLive) {
   const table = h("table", { class: "list nodes" },
     h("thead", {}, h("tr", {}, ["Status", "Node", "Type", "Attempts", "Duration", "Timeline"].map((t) => h("th", { scope: "col" }, t)))), tbody);
   scroller.append(table);
-  const panel = h("section", { class: "panel", id: "panel", "aria-label": "Node details", tabindex: -1 });
-  const log = h("ol", { class: "log", id: "log", "aria-label": "Event log" });
+  const panel = h("section", { class: "panel", id: "panel", "aria-label": "Node details", tabindex: 0 });
+  const log = h("pre", { class: "log", id: "log", "aria-label": "Event log", tabindex: 0 });
   const download = h("button", { type: "button" }, "Download all events");
   main.replaceChildren(
     h("h1", {}, "Execution ", h("code", {}, id.slice(0, 13)), " ", statusBox),
@@ -63,7 +63,9 @@ export async function executionView(main, id, setLive) {
     h("h2", {}, "Event log"), h("div", { class: "bar" }, download), log);
   panel.append(h("p", {}, "Select a node in the graph or the table."));
 
+  const laidOut = performance.now();
   const graph = new GraphView(graphHost, layout(order, connections), (nodeId) => select(nodeId));
+  note("layout", laidOut);
 
   // --- state ---
   function fromRecords(record) {
@@ -127,6 +129,7 @@ export async function executionView(main, id, setLive) {
     });
   }
   function draw() {
+    const began = performance.now();
     statusBox.replaceChildren(badge(execution.status));
     const counts = {};
     for (const node of nodes.values()) counts[node.status] = (counts[node.status] || 0) + 1;
@@ -136,6 +139,7 @@ export async function executionView(main, id, setLive) {
     drawTable();
     drawLog();
     if (selected) drawPanel();
+    note("frame", began);
   }
   let actionsFor = null;
   function drawActions() {
@@ -198,13 +202,20 @@ export async function executionView(main, id, setLive) {
       bar.style.width = `${bar.dataset.width}%`;
     }
   }
-  let logged = 0;
+  let logged = 0, loggedAt = 0, later = null;
+  // The log is for reading, not watching: redrawn whole (the newest LOG_LINES) at most four
+  // times a second while the run goes on.
   function drawLog() {
     if (logged === events.length) return;
-    const fresh = events.slice(Math.max(logged, events.length - LOG_LINES));
+    const wait = 250 - (performance.now() - loggedAt);
+    if (wait > 0 && !isFinished(execution.status)) {
+      later ||= setTimeout(() => ((later = null), schedule(false)), wait);
+      return;
+    }
+    loggedAt = performance.now();
     logged = events.length;
-    log.append(...fresh.map((event) => h("li", { "data-seq": event.seq, class: event.type === "NodeFailed" ? "error-text" : null }, describe(event))));
-    while (log.childElementCount > LOG_LINES) log.firstElementChild.remove();
+    // One text node: a thousand elements cost a frame each time.
+    log.textContent = events.slice(-LOG_LINES).map(describe).join("\n");
   }
   // A node's inputs are not recorded: they are derived from what its predecessors output.
   function inputsOf(node) {
@@ -287,8 +298,10 @@ export async function executionView(main, id, setLive) {
     const params = { execution_id: id, replay: "true" };
     if (big) params.types = OUTCOMES;
     socket = new LiveSocket(params, (batch) => {
+      const began = performance.now();
       for (const event of batch) applyEvent(event);
       schedule();
+      note("events", began);
     }, setLive);
   }
   schedule();
