@@ -20,9 +20,10 @@ run: install
 	$(BIN)/python -m flowengine
 
 test: install-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/browser
 
-# Only the dashboard's browser tests (headless /usr/bin/chromium; `make test` runs them too).
+# The dashboard's browser tests (Debian's headless /usr/bin/chromium, about 90 s): apart from
+# `make test` to keep it quick; .ci/run runs both.
 test-browser: install-test
 	$(BIN)/python -m pytest -q tests/browser
 

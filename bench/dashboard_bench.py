@@ -24,11 +24,11 @@ from .common import REPO, Profile, median
 
 sys.path.insert(0, str(REPO / "tests"))  # the browser tests' server and workflow helpers
 
-from support.browser import LiveServer, launch, missing_browser  # noqa: E402
-from support.dashboard import layered, register  # noqa: E402
+from flowengine.config import Config
+from flowengine.server.dashboard import ASSETS
 
-from flowengine.config import Config  # noqa: E402
-from flowengine.server.dashboard import ASSETS  # noqa: E402
+from support.browser import LiveServer, launch, missing_browser
+from support.dashboard import layered, register
 
 # Counts every main-thread task over 50 ms, from before the page's own scripts run.
 _LONG_TASKS = """

@@ -9,14 +9,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import open_tab, start_server
 from playwright.sync_api import expect
 
 from flowengine.lib.ratelimit import parse_rate_limit
 
 from support.browser import LiveServer
 from support.dashboard import failing, register, slow
-
-from conftest import open_tab, start_server
 
 ADMIN = "admin-key-0123456789"
 READER = "reader-key-0123456789"

@@ -11,12 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import open_tab, start_server
 from playwright.sync_api import expect
 
 from support.browser import LiveServer
 from support.dashboard import failing, layered, register, slow, start
-
-from conftest import open_tab, start_server
 
 ADMIN = "gaps-admin-key-0123456789"
 READER = "gaps-reader-key-0123456789"

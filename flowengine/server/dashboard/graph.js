@@ -69,7 +69,8 @@ function el(name, attrs) {
 }
 
 export class GraphView {
-  constructor(host, graph, onSelect) {
+  // Without onSelect it is a workflow's graph: node types instead of states, nothing to select.
+  constructor(host, graph, onSelect = null) {
     this.host = host;
     this.graph = graph;
     this.onSelect = onSelect;
@@ -128,7 +129,7 @@ export class GraphView {
     }, { passive: false });
     this.svg.addEventListener("click", (event) => {
       const node = event.target.closest("g[data-id]");
-      if (node) this.onSelect(node.dataset.id);
+      if (node && this.onSelect) this.onSelect(node.dataset.id);
     });
     this.host.addEventListener("keydown", (event) => {
       const step = 60;
@@ -209,13 +210,13 @@ export class GraphView {
         this.layer.append(g);
         this.shown.set(p.id, g);
       }
-      const status = this.status.get(p.id) || "pending";
+      const status = this.onSelect ? this.status.get(p.id) || "pending" : "plain";
       if (g.dataset.status !== status) {
         g.dataset.status = status;
         g.setAttribute("class", `node s-${status}`);
         g.children[1].textContent = GLYPH[status] || "";
-        g.children[3].textContent = status;
-        g.children[4].textContent = `${p.id} (${p.type}): ${status}`;
+        g.children[3].textContent = this.onSelect ? status : p.type;
+        g.children[4].textContent = this.onSelect ? `${p.id} (${p.type}): ${status}` : `${p.id} (${p.type})`;
       }
       g.classList.toggle("selected", p.id === this.selected);
     }

@@ -71,7 +71,8 @@ export async function executionView(main, id, setLive) {
   function fromRecords(record) {
     for (const r of record.nodes || []) {
       const node = nodes.get(r.node_id);
-      if (!node) continue;
+      // A long run's record folds only the events it kept: never undo what was seen live.
+      if (!node || (["pending", "running"].includes(r.status) && !["pending", "running"].includes(node.status))) continue;
       Object.assign(node, { status: r.status, attempts: r.attempts, started: r.started_at, durationMs: r.duration_ms, outputs: r.outputs, error: r.error, cached: r.cached });
       graph.setStatus(node.id, node.status);
     }
@@ -285,6 +286,7 @@ export async function executionView(main, id, setLive) {
 
   let socket = null;
   if (isFinished(execution.status)) {
+    setLive("finished");
     fromRecords(execution);
     try {
       const recorded = await get(`/api/executions/${id}/events${big ? `?types=${OUTCOMES}` : ""}`);

@@ -103,7 +103,7 @@ export async function executionsView(main, query, setLive) {
 
   const rows = new Map();
   function row(execution) {
-    const actions = h("td", { class: "actions" });
+    const actions = h("td", { class: "cell-actions" });
     const tr = h("tr", { "data-id": execution.id, "data-status": execution.status },
       h("td", {}, badge(execution.status)),
       h("td", {}, link(`#/executions/${execution.id}`, execution.id.slice(0, 13))),
@@ -265,7 +265,7 @@ export async function workflowView(main, id) {
     h("p", {}, link(`#/executions?workflow_id=${encodeURIComponent(id)}`, "All executions of this workflow")),
     h("h2", {}, "Versions"),
     h("ul", {}, versions.map((v) => h("li", {}, `version ${v.version}, ${when(v.created_at)}${v.current ? " (current)" : ""}`))));
-  new GraphView(graphHost, layout(workflow.nodes, workflow.connections), () => {});
+  new GraphView(graphHost, layout(workflow.nodes, workflow.connections));
 }
 
 export async function triggersView(main) {
