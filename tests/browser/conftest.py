@@ -22,6 +22,15 @@ from support.browser import LiveServer, launch, missing_browser
 # server; collected once those are merged (delete this line then).
 collect_ignore = ["test_dashboard_gaps.py"]
 
+try:
+    import axe_playwright_python  # noqa: F401
+    import playwright  # noqa: F401
+except ImportError:
+    # The modules import them: without them nothing here can even be collected. In CI that is
+    # a failure (the import errors stay); elsewhere the folder is left out.
+    if os.environ.get("CI") != "true":
+        collect_ignore_glob = ["test_*.py"]
+
 # Playwright's waits: generous, since both cores may be busy; tests assert on DOM state, never
 # on how long it took.
 WAIT_MS = 30_000
@@ -29,24 +38,19 @@ WAIT_MS = 30_000
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     reason = missing_browser()
-    if reason is None:
-        return
+    if reason is None or os.environ.get("CI") == "true":
+        return  # in CI the browser fixture fails instead
     here = os.path.dirname(__file__)
     for item in items:
         if str(item.fspath).startswith(here):
-            if os.environ.get("CI") == "true":
-                item.add_marker(pytest.mark.usefixtures("_browser_required_in_ci"))
-            else:
-                item.add_marker(pytest.mark.skip(reason=reason))
-
-
-@pytest.fixture
-def _browser_required_in_ci() -> None:
-    pytest.fail(f"browser tests cannot run in CI: {missing_browser()}")
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    reason = missing_browser()
+    if reason is not None:
+        pytest.fail(f"the browser tests cannot run in CI: {reason}")
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=WAIT_MS)
