@@ -102,3 +102,17 @@ async def test_the_page_names_only_files_it_may_load():
         assert f"/ui/{name}" in index
     # No inline script or style (the policy would refuse them) and nothing from elsewhere.
     assert "<style" not in index and "style=" not in index and "http" not in index
+
+
+def test_every_file_ships_as_package_data():
+    """setup.cfg's package_data must name every file served, or an installed wheel would start
+    without them (checked by building a wheel once; this keeps the globs in step)."""
+    import configparser
+    import fnmatch
+    from pathlib import Path
+
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).parents[2] / "setup.cfg")
+    globs = [glob.strip() for glob in setup["options.package_data"]["flowengine.server.dashboard"].split(",")]
+    for name in ASSETS:
+        assert any(fnmatch.fnmatch(name, glob) for glob in globs), name

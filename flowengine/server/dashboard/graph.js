@@ -88,11 +88,15 @@ export class GraphView {
         edges.push(`M${a.x + W} ${a.y + H / 2}C${mx} ${a.y + H / 2} ${mx} ${b.y + H / 2} ${b.x} ${b.y + H / 2}`);
       }
     });
-    this.root.append(el("path", { class: "edges", d: edges.join("") }));
-    this.layer = el("g", {});
-    this.root.append(this.layer);
+    // The edges get an SVG of their own under the nodes': a node changing state then repaints
+    // the nodes only, not thousands of curves (without a GPU every repaint is rasterised).
+    this.edgeRoot = el("g", {});
+    this.edgeRoot.append(el("path", { class: "edges", d: edges.join("") }));
+    const under = el("svg", { class: "graph edges-layer", "aria-hidden": "true" });
+    under.append(this.edgeRoot);
+    this.layer = this.root;
     this.svg.append(this.root);
-    host.replaceChildren(this.svg);
+    host.replaceChildren(under, this.svg);
     host.tabIndex = 0;
     host.setAttribute("aria-label", "Graph: arrow keys pan, + and - zoom, 0 fits");
     this.fit();
@@ -182,7 +186,11 @@ export class GraphView {
   draw() {
     const started = performance.now();
     const s = this.scale;
-    this.root.setAttribute("transform", `translate(${this.tx} ${this.ty}) scale(${s})`);
+    const transform = `translate(${this.tx} ${this.ty}) scale(${s})`;
+    if (this.root.getAttribute("transform") !== transform) {
+      this.root.setAttribute("transform", transform);
+      this.edgeRoot.setAttribute("transform", transform);
+    }
     this.svg.classList.toggle("far", s < 0.4);
     const box = this.host.getBoundingClientRect();
     const left = (-this.tx - MARGIN) / s, top = (-this.ty - MARGIN) / s;

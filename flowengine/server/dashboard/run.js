@@ -129,15 +129,25 @@ export async function executionView(main, id, setLive) {
       draw();
     });
   }
+  // While events stream, the graph follows every frame; the counts and the table, which cost
+  // more on big runs, at most ten times a second (at once for the user's own scroll or filter).
+  let streamed = false, tableAt = 0, tableLater = null;
   function draw() {
     const began = performance.now();
     statusBox.replaceChildren(badge(execution.status));
-    const counts = {};
-    for (const node of nodes.values()) counts[node.status] = (counts[node.status] || 0) + 1;
-    summary.replaceChildren(h("li", { "data-status": "total" }, `${nodes.size} nodes`),
-      ...Object.keys(RANK).filter((s) => counts[s]).map((s) => h("li", { "data-status": s }, badge(s), ` ${counts[s]}`)));
     drawActions();
-    drawTable();
+    const wait = 100 - (began - tableAt);
+    if (streamed && wait > 0 && !isFinished(execution.status)) {
+      tableLater ||= setTimeout(() => ((tableLater = null), schedule(false)), wait);
+    } else {
+      streamed = false;
+      tableAt = began;
+      const counts = {};
+      for (const node of nodes.values()) counts[node.status] = (counts[node.status] || 0) + 1;
+      summary.replaceChildren(h("li", { "data-status": "total" }, `${nodes.size} nodes`),
+        ...Object.keys(RANK).filter((s) => counts[s]).map((s) => h("li", { "data-status": s }, badge(s), ` ${counts[s]}`)));
+      drawTable();
+    }
     drawLog();
     if (selected) drawPanel();
     note("frame", began);
@@ -302,6 +312,7 @@ export async function executionView(main, id, setLive) {
     socket = new LiveSocket(params, (batch) => {
       const began = performance.now();
       for (const event of batch) applyEvent(event);
+      streamed = true;
       schedule();
       note("events", began);
     }, setLive);
