@@ -30,7 +30,7 @@ def test_run_from_the_workflow_page_is_watched_live(tab, server):
     register(server, slow("slow-run", 1500))
     page = tab.open("#/workflows/slow-run")
     expect(page.get_by_role("heading", name="Workflow Slow slow-run")).to_be_visible()
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     expect(page).to_have_url(re.compile(r"#/executions/[0-9a-f-]{36}$"))
     execution_id = page.url.rsplit("/", 1)[1]
     row = page.locator('#nodes tr[data-node="wait"]')

@@ -46,7 +46,7 @@ def test_the_dialog_asks_once_and_later_requests_carry_the_key(tab, server):
     signed_in_at = len(tab.requests)
     page.get_by_role("link", name="Workflows").click()
     page.get_by_role("link", name="guarded").click()
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     expect(page.locator("#exec-status")).to_have_text("✓ succeeded")
     page.get_by_role("link", name="Executions").click()
     expect(page.locator("#executions tbody tr")).to_have_count(1)

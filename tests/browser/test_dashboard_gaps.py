@@ -98,7 +98,7 @@ def test_a_deleted_workflow_still_draws_its_graph(tab, server):
 def test_events_arrive_batched_and_a_big_runs_node_events_are_paged(tab, server):
     register(server, layered("gaps-big", 1200, delay_ms=2000))
     page = tab.open("#/workflows/gaps-big")
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     expect(page).to_have_url(re.compile(r"#/executions/[0-9a-f-]{36}$"))
     expect(page.locator("#exec-status")).to_have_text("✓ succeeded")
     decoded = [json.loads(frame) for frame in tab.frames]

@@ -21,7 +21,7 @@ def test_large_run_is_watched_to_the_end_with_a_bounded_dom(tab, server, count):
     register(server, layered(f"big-{count}", count, delay_ms=3000))
     page = tab.open(f"#/workflows/big-{count}")
     expect(page.get_by_role("heading", name=f"Workflow {count} nodes")).to_be_visible()
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     expect(page).to_have_url(re.compile(r"#/executions/[0-9a-f-]{36}$"))
     expect(page.locator('#summary li[data-status="total"]')).to_have_text(f"{count} nodes")
     expect(page.locator('#nodes tr[data-node="n1"]')).to_have_attribute("data-status", "running")
