@@ -13,11 +13,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "tests"))
 
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from flowengine.config import Config
-from support.browser import LiveServer, launch
-from support.dashboard import failing, layered, register, slow, start
+from flowengine.config import Config  # noqa: E402
+
+from support.browser import LiveServer, launch  # noqa: E402
+from support.dashboard import failing, layered, register, slow, start  # noqa: E402
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
+from support.api import webhook_workflow
 from support.dashboard import failing, frames_of, register, slow, start
 
 
@@ -139,3 +140,34 @@ def test_keyboard_only_reaches_an_execution(tab, server):
     assert outline != "none" or page.evaluate("document.activeElement === document.body")
 
 
+
+
+def test_triggers_list_webhook_urls(tab, server):
+    register(server, {"id": "hooked-page", **webhook_workflow("dashboard/incoming")})
+    page = tab.open("#/triggers")
+    row = page.locator("tr", has_text="hooked-page")
+    expect(row).to_contain_text("Webhook")
+    expect(row.locator("code")).to_have_text("/api/hooks/dashboard/incoming")
+    expect(row.get_by_role("button", name="Copy URL")).to_be_visible()
+
+
+def test_filters_and_older_pages(tab, server):
+    register(server, slow("many", 1))
+    register(server, failing("few", fixed=False))
+    for _ in range(52):
+        assert server.call("POST", "/api/workflows/many/execute", {"inputs": {}})[0] == 200
+    assert server.call("POST", "/api/workflows/few/execute", {"inputs": {}})[0] == 500
+    page = tab.open("#/executions")
+    page.get_by_label("Workflow").fill("many")
+    page.get_by_role("button", name="Apply").click()
+    rows = page.locator("#executions tbody tr")
+    expect(rows).to_have_count(50)
+    page.get_by_role("button", name="Older").click()
+    expect(rows).to_have_count(52)
+    expect(page.get_by_role("button", name="Older")).to_be_hidden()
+    expect(page.locator("#executions tbody tr", has_text="few")).to_have_count(0)
+    page.get_by_label("Workflow").fill("")
+    page.get_by_label("Status").select_option("failed")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator('#executions tbody tr[data-status="failed"]', has_text="few")).to_have_count(1)
+    expect(page.locator('#executions tbody tr:not([data-status="failed"])')).to_have_count(0)
