@@ -51,6 +51,8 @@ def test_no_serious_or_critical_issue_on_any_view(tab, routes, theme):
         tab.open(route)
         expect(page.locator("main h1")).to_be_visible()
         expect(page.locator("main[aria-busy]")).to_have_count(0)
+        if view == "running execution":  # replayed up to the node that waits
+            expect(page.locator('#nodes tr[data-node="wait"]')).to_have_attribute("data-status", "running")
         if "execution" in view and view != "executions":
             page.locator("#nodes tbody tr[data-node] button").first.click()  # the node panel too
             expect(page.locator("#panel h2")).to_be_visible()

@@ -184,34 +184,51 @@ export async function executionView(main, id, setLive) {
     return (sorted = list);
   }
   // Only the rows in sight are in the DOM; spacer rows keep the scrollbar honest.
+  // Rows whose content did not change are kept (a click on one is never lost to a redraw), and
+  // the rows are put back only when the window's order changed.
+  const drawn = new Map();
+  const topSpacer = h("tr", { class: "spacer", "aria-hidden": "true" }, h("td", { colspan: 6 }));
+  const bottomSpacer = h("tr", { class: "spacer", "aria-hidden": "true" }, h("td", { colspan: 6 }));
   function drawTable() {
     const list = rows();
     const first = Math.max(0, Math.floor(scroller.scrollTop / ROW) - 5);
     const shown = list.slice(first, first + ROWS);
     const start = Date.parse(execution.started_at), end = execution.finished_at ? Date.parse(execution.finished_at) : Date.now();
     const span = Math.max(1, end - start);
-    const spacer = (count) => h("tr", { class: "spacer", "aria-hidden": "true", style: null }, h("td", { colspan: 6, "data-rows": count }));
-    const top = spacer(first), bottom = spacer(list.length - first - shown.length);
-    tbody.replaceChildren(top, ...shown.map((node) => {
-      const bar = h("span", { class: `bar-fill s-${node.status}` });
+    // Sizes go through CSSOM: inline style attributes are refused by the page's CSP.
+    topSpacer.firstChild.style.height = `${first * ROW}px`;
+    bottomSpacer.firstChild.style.height = `${(list.length - first - shown.length) * ROW}px`;
+    const wanted = [topSpacer];
+    const keep = new Map();
+    for (const node of shown) {
+      let left = 0, width = 0;
       if (node.started) {
-        const from = Date.parse(node.started) - start;
         const length = node.durationMs ?? (node.status === "running" ? Date.now() - Date.parse(node.started) : 0);
-        bar.dataset.left = Math.round((100 * from) / span);
-        bar.dataset.width = Math.max(1, Math.round((100 * length) / span));
+        left = Math.round((100 * (Date.parse(node.started) - start)) / span);
+        width = Math.max(1, Math.round((100 * length) / span));
       }
-      return h("tr", { "data-node": node.id, "data-status": node.status, class: node.id === selected ? "selected" : null },
-        h("td", {}, badge(node.status), node.cached ? " (cached)" : ""),
-        h("td", {}, h("button", { type: "button", class: "link", onclick: () => select(node.id) }, node.id)),
-        h("td", {}, node.type), h("td", {}, node.attempts ?? "—"), h("td", {}, took(node.durationMs)),
-        h("td", { class: "timeline" }, bar));
-    }), bottom);
-    // Sizes from data attributes: inline styles are refused by the page's CSP, CSSOM is not.
-    for (const cell of tbody.querySelectorAll("td[data-rows]")) cell.style.height = `${Number(cell.dataset.rows) * ROW}px`;
-    for (const bar of tbody.querySelectorAll(".bar-fill[data-left]")) {
-      bar.style.marginLeft = `${bar.dataset.left}%`;
-      bar.style.width = `${bar.dataset.width}%`;
+      const key = [node.status, node.cached, node.attempts, node.durationMs, node.id === selected, left, width].join("|");
+      let row = drawn.get(node.id);
+      if (!row || row.key !== key) {
+        const bar = h("span", { class: `bar-fill s-${node.status}` });
+        if (node.started) {
+          bar.style.marginLeft = `${left}%`;
+          bar.style.width = `${width}%`;
+        }
+        row = { key, tr: h("tr", { "data-node": node.id, "data-status": node.status, class: node.id === selected ? "selected" : null },
+          h("td", {}, badge(node.status), node.cached ? " (cached)" : ""),
+          h("td", {}, h("button", { type: "button", class: "link", onclick: () => select(node.id) }, node.id)),
+          h("td", {}, node.type), h("td", {}, node.attempts ?? "—"), h("td", {}, took(node.durationMs)),
+          h("td", { class: "timeline" }, bar)) };
+      }
+      keep.set(node.id, row);
+      wanted.push(row.tr);
     }
+    wanted.push(bottomSpacer);
+    drawn.clear();
+    for (const [id, row] of keep) drawn.set(id, row);
+    const current = tbody.children;
+    if (current.length !== wanted.length || wanted.some((tr, i) => current[i] !== tr)) tbody.replaceChildren(...wanted);
   }
   let logged = 0, loggedAt = 0, later = null;
   // The log is for reading, not watching: redrawn whole (the newest LOG_LINES) at most four
