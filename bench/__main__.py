@@ -14,7 +14,7 @@ import time
 from . import report
 from .common import FULL, QUICK
 
-MEASUREMENTS = ("engine", "scaling", "http", "memory", "retry-memory", "dashboard")
+MEASUREMENTS = ("engine", "scaling", "http", "long-chain", "memory", "retry-memory", "dashboard")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
 
         progress("3/4/6. HTTP throughput, listeners, 40-node chain")
         results["http"] = measure_http(profile, progress)
+    if "long-chain" in selected:
+        from .long_chain_bench import measure_long_chain
+
+        progress("8. a 10,000-node time.delay chain over HTTP, and its history")
+        results["long-chain"] = measure_long_chain(profile)
     if "memory" in selected:
         from .memory_bench import measure_memory
 
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if "dashboard" in selected:
         from .dashboard_bench import measure_dashboard
 
-        progress("8. dashboard in headless Chromium")
+        progress("9. dashboard in headless Chromium")
         results["dashboard"] = measure_dashboard(profile)
     progress("done")
     print(report.render(profile, results, time.monotonic() - started))

@@ -6,7 +6,8 @@ BENCH_RESPONSE_TEMPLATE, and the handler fills in a fresh execution id and durat
 it first awaits a chain of N no-op asyncio tasks, each awaiting the one before (the least an
 orchestrator running N sequential tasks can do). ``GET /health`` tells the runner it is up.
 
-Run as ``python -m bench.bare_server`` with BIND_ADDRESS=127.0.0.1:PORT.
+Run as ``python -m bench.bare_server`` with BIND_ADDRESS=127.0.0.1:PORT (and BENCH_LOOP=uvloop to
+run on uvloop, as flowengine then does in the same benchmark run).
 """
 
 from __future__ import annotations
@@ -85,7 +86,12 @@ def main() -> None:
     host, _, port = os.environ.get("BIND_ADDRESS", "127.0.0.1:3001").rpartition(":")
     if host != "127.0.0.1":
         raise SystemExit("the baseline server only binds 127.0.0.1")
-    web.run_app(make_app(), host=host, port=int(port), print=None, access_log=None)
+    loop = None
+    if os.environ.get("BENCH_LOOP") == "uvloop":  # the loop flowengine runs on in the same run
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    web.run_app(make_app(), host=host, port=int(port), print=None, access_log=None, loop=loop)
 
 
 if __name__ == "__main__":

@@ -35,10 +35,14 @@ __all__ = [
     "flowengine_server",
     "bare_server",
     "PINNING",
+    "LOOP",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
+# The event loop every server of a run uses, flowengine's and the baseline's alike, so that the
+# ratios compare the same loop: asyncio's (the default install's) unless BENCH_LOOP=uvloop.
+LOOP = os.environ.get("BENCH_LOOP", "asyncio")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -180,11 +184,11 @@ def flowengine_server(name: str, db: str, *, plugins: str = "bench.noop_nodes", 
     return Server(
         name,
         [sys.executable, "-m", "flowengine"],
-        {"FLOWENGINE_DB": db, "LOG_LEVEL": "warn", "FLOWENGINE_PLUGINS": plugins, **env},
+        {"FLOWENGINE_DB": db, "LOG_LEVEL": "warn", "FLOWENGINE_PLUGINS": plugins, "FLOWENGINE_LOOP": LOOP, **env},
     )
 
 
 def bare_server(response_template: dict[str, Any] | None = None) -> Server:
     """The baseline; ``response_template`` is a real flowengine execute response to mimic."""
     env = {"BENCH_RESPONSE_TEMPLATE": json.dumps(response_template)} if response_template else {}
-    return Server("bare-aiohttp", [sys.executable, "-m", "bench.bare_server"], env)
+    return Server("bare-aiohttp", [sys.executable, "-m", "bench.bare_server"], {"BENCH_LOOP": LOOP, **env})

@@ -22,11 +22,12 @@ from ..nodes.api import NodeContext, NodeType
 from ..nodes.registry import NodeRegistry
 from ..values import Value, decode_value, to_value
 from . import wire
-from .events import EventBus, ExecutionEvents, serialise, utc_timestamp
+from .events import EventBus, ExecutionEvents, serialise
 from .ids import new_execution_id
 from .model import Node, Workflow
 from .plan import Plan
 from .redaction import Redactor, resolve_secrets
+from .timestamps import epoch_millis, millis_timestamp
 
 __all__ = [
     "Plan",
@@ -270,10 +271,11 @@ class Execution:
         settings = plan.workflow.settings
         started_wall = time.time()
         self.started = time.perf_counter()
-        started_at = utc_timestamp(started_wall)
+        started_millis = epoch_millis(started_wall)
+        started_at = millis_timestamp(started_millis)
         engine.running[self.id] = self
         # The first and last events carry the execution's started_at and finished_at exactly.
-        events.emit_text("WorkflowStarted", wire.workflow_started(self.trigger_json), started_at)
+        events.emit_text("WorkflowStarted", wire.workflow_started(self.trigger_json), started_millis)
         timer = None
         max_attempts = settings.retry_workflow_attempts if settings.on_error == "RetryWorkflow" else 1
         attempt = self.attempt = _Attempt(self)
@@ -310,17 +312,19 @@ class Execution:
                 timer.cancel()
             engine.running.pop(self.id, None)
             attempt.close()
-            result = self.result = self._result(attempt, started_at, started_wall, time.perf_counter() - self.started)
+            elapsed = time.perf_counter() - self.started
+            finished_millis = epoch_millis(started_wall + elapsed)
+            result = self.result = self._result(attempt, started_at, millis_timestamp(finished_millis), elapsed)
             events.emit_text(
                 "WorkflowCompleted", wire.workflow_completed(result.success, result.status, result.duration_us),
-                result.finished_at,
+                finished_millis,
             )
             self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
             if self._finished is not None:
                 self._finished.set_result(result)
         return result
 
-    def _result(self, attempt: _Attempt, started_at: str, started_wall: float, elapsed: float) -> ExecutionResult:
+    def _result(self, attempt: _Attempt, started_at: str, finished_at: str, elapsed: float) -> ExecutionResult:
         plan = self.plan
         nodes = plan.nodes
         statuses = attempt.status
@@ -360,7 +364,7 @@ class Execution:
             plan.workflow.version,
             status,
             started_at,
-            utc_timestamp(started_wall + elapsed),
+            finished_at,
             microseconds(elapsed),
             completed,
             len(nodes),
@@ -383,6 +387,7 @@ class _Attempt:
     released exactly once: O(nodes + connections) per pass."""
 
     __slots__ = (
+        "_on_body_done",
         "_on_task_done",
         "cached",
         "closed",
@@ -429,7 +434,9 @@ class _Attempt:
         self.ready = deque(plan.roots)
         self.tasks: dict[int, asyncio.Task[Any]] = {}
         self.task_index: dict[asyncio.Task[Any], int] = {}
-        self._on_task_done = self._task_done  # one bound method for every task's callback
+        # One bound method for every task's callback.
+        self._on_task_done = self._task_done
+        self._on_body_done = self._body_done
         self.finished_count = 0
         self.max_parallel = plan.workflow.settings.max_parallel_nodes
         self.stop_on_error = plan.workflow.settings.on_error != "ContinueOnError"
@@ -470,7 +477,8 @@ class _Attempt:
                 started = self.started_at[index] or elapsed_now
                 self._complete(index, CANCELLED, f"cancelled: {self.failure}", elapsed_now - started)
         self.closed = True
-        self._on_task_done = None  # type: ignore[assignment]  # no attempt <-> callback cycle left
+        # No attempt <-> callback cycle left.
+        self._on_task_done = self._on_body_done = None  # type: ignore[assignment]
 
     def _check_done(self) -> None:
         if not self.done.done() and (
@@ -565,10 +573,17 @@ class _Attempt:
             status, payload = outcome
             self._complete(index, status, payload, time.perf_counter() - started)
             return
-        task = asyncio.get_running_loop().create_task(self._run_node(index, node, node_type, context))
+        if node.retry_policy is None and node.timeout_ms is None:
+            # One attempt, no time limit: the body's own coroutine is the task, and _body_done
+            # reads its outcome (no wrapping coroutine to step through per node).
+            self.node_attempts[index] = 1
+            task = asyncio.get_running_loop().create_task(node_type.run(context))
+            task.add_done_callback(self._on_body_done)
+        else:
+            task = asyncio.get_running_loop().create_task(self._run_node(index, node, node_type, context))
+            task.add_done_callback(self._on_task_done)
         self.tasks[index] = task
         self.task_index[task] = index
-        task.add_done_callback(self._on_task_done)
 
     def _resolve_secrets(self, config: dict[str, Value]) -> dict[str, Value]:
         environ = self.execution.engine.environ
@@ -655,6 +670,7 @@ class _Attempt:
             await self.execution.engine.sleep(delay)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """A ``_run_node`` task ended: its result is the node's (status, payload)."""
         index = self.task_index.pop(task)
         del self.tasks[index]
         if self.closed:
@@ -669,6 +685,30 @@ class _Attempt:
         else:
             status, payload = task.result()
             self._complete(index, status, payload, elapsed)
+        self._pump()
+
+    def _body_done(self, task: asyncio.Task[Any]) -> None:
+        """A task running a body directly ended: its result or exception is the body's own,
+        judged as ``_run_node`` judges one attempt."""
+        index = self.task_index.pop(task)
+        del self.tasks[index]
+        if self.closed:
+            return
+        elapsed = time.perf_counter() - self.started_at[index]  # type: ignore[operator]
+        status: NodeStatus
+        payload: Any  # the outputs, or the error text
+        if task.cancelled():
+            status, payload = CANCELLED, f"cancelled: {self.failure or 'execution stopped'}"
+        elif (error := task.exception()) is None:
+            try:
+                status, payload = SUCCEEDED, _as_outputs(task.result())
+            except NodeError as exc:
+                status, payload = FAILED, str(exc) or type(exc).__name__
+        elif isinstance(error, NodeError):
+            status, payload = FAILED, str(error) or type(error).__name__
+        else:
+            status, payload = FAILED, _report_crash(error, self.plan.nodes[index])
+        self._complete(index, status, payload, elapsed)
         self._pump()
 
     # -- finishing a node ----------------------------------------------------------------

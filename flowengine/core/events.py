@@ -15,13 +15,13 @@ import json
 import logging
 import math
 import struct
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any
 
+from .eventlog import compact_event, event_head, expand, full_event, pack
 from .redaction import Redactor
+from .timestamps import now_millis, utc_timestamp
 
 __all__ = [
     "EVENT_TYPES",
@@ -115,32 +115,6 @@ def utf8_safe(text: str) -> str:
 # ``text`` as a JSON string, quotes included, for putting event text together: the C function
 # json.dumps itself uses with ensure_ascii=False (a lone surrogate passes through: see utf8_safe).
 quote: Callable[[str], str] = json.encoder.encode_basestring
-
-
-_second_prefix: tuple[int, str] = (-1, "")  # the formatted whole second last asked for
-_MILLIS = tuple(f"{millis:03d}Z" for millis in range(1000))
-
-
-def utc_timestamp(moment: datetime | float | None = None) -> str:
-    """RFC 3339 UTC with milliseconds and ``Z``, e.g. ``2026-11-28T10:13:13.123Z``.
-
-    ``moment`` is a datetime, a ``time.time()`` float, or None for now. Floats are the fast
-    path (every event has a timestamp): the text of the current second is formatted once, and
-    the milliseconds come from a table."""
-    global _second_prefix
-    if moment is None:
-        moment = time.time()
-    elif isinstance(moment, datetime):
-        if moment.utcoffset():
-            moment = moment.astimezone(UTC)
-        return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-    second = int(moment)
-    prefix = _second_prefix
-    if prefix[0] != second:
-        prefix = _second_prefix = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
-    # + 0.001: a float of today's time is only good to about 0.0003 ms, so x.123 may be stored
-    # as x.12299990...; min() keeps x.9999999 in range.
-    return prefix[1] + _MILLIS[min(int((moment - second) * 1000 + 0.001), 999)]
 
 
 _pack_len16 = struct.Struct("!BBH").pack
@@ -447,15 +421,17 @@ class EventBus:
 
 
 class ExecutionEvents:
-    """Numbers, builds and routes the events of one execution.
+    """Numbers, builds, records and routes the events of one execution.
 
-    Events are made as JSON text, not as dicts: the history stores the text, every WebSocket
-    frame carries it, and only observers get a dict (parsed from it). ``emit`` takes the fields
+    Events are made as JSON text, not as dicts: every WebSocket frame carries the text, the
+    history keeps its compact form (``eventlog``: the event without what all events of the
+    execution share), and only observers get a dict (parsed from it). ``emit`` takes the fields
     as a dict and encodes them; ``emit_text`` takes them already encoded, for the events every
     execution publishes (NodeStarted, NodeCompleted, ...), where a dict and a JSON encoder pass
     cost many times more than putting the text together (BENCHMARKS.md has the figures).
     Either way the text is the same: type, execution_id, workflow_id and seq first, then the
-    fields, then the timestamp.
+    fields, then the timestamp. The published text is built only when a listener or an
+    observer wants it.
 
     ``wanted`` tells the engine whether building an event's fields is worth it at all;
     ``seq`` advances regardless so recorded and live events always agree on numbering.
@@ -469,6 +445,7 @@ class ExecutionEvents:
         "_tail",
         "bus",
         "execution_id",
+        "origin",
         "record_limit",
         "recorded",
         "seq",
@@ -490,15 +467,18 @@ class ExecutionEvents:
         self.execution_id = execution_id
         self.workflow_id = workflow_id
         self.seq = 0
-        # The record keeps at most record_limit events: the first half in ``recorded``, then,
-        # once that is full, the latest ones in ``_tail``; how many fell out between is counted.
+        # The record keeps at most record_limit events (compact texts): the first half in
+        # ``recorded``, then, once that is full, the latest ones in ``_tail``; how many fell out
+        # between is counted.
         self.recorded: list[str] | None = [] if record else None
         self.record_limit = max(2, record_limit)
         self._tail: deque[str] | None = None
         self._dropped = 0
         self._observed = bus.observers
-        # What follows the type in every event of this execution, up to the seq number.
-        self._head = f'","execution_id":{quote(execution_id)},"workflow_id":{quote(workflow_id)},"seq":'
+        self.origin: int | None = None  # Unix milliseconds of the first event built
+        self._head = event_head(execution_id, workflow_id)
+        if not self._head.isascii():
+            self._head = utf8_safe(self._head)
 
     @property
     def wanted(self) -> bool:
@@ -515,37 +495,49 @@ class ExecutionEvents:
             return
         self.emit_text(event_type, serialise(fields)[1:-1] if fields else "")
 
-    def emit_text(self, event_type: str, fields: str, timestamp: str | None = None) -> None:
+    def emit_text(self, event_type: str, fields: str, millis: int | None = None) -> None:
         """Publish an event whose fields are given as JSON object members, already encoded
-        (``'"node_id":"a","duration_ms":1.5'``, or ``""`` for none). ``timestamp`` is now
-        unless given (``utc_timestamp`` text)."""
+        (``'"node_id":"a","duration_ms":1'``, or ``""`` for none). ``millis`` is its moment in
+        Unix milliseconds, now unless given."""
         self.seq += 1
         if self._unwanted(event_type):
             return
-        separator = "," if fields else ""
-        text = (
-            f'{{"type":"{event_type}{self._head}{self.seq}{separator}{fields},'
-            f'"timestamp":"{timestamp or utc_timestamp()}"}}'
-        )
-        if not text.isascii():
-            text = utf8_safe(text)
+        if millis is None:
+            millis = now_millis()
+        origin = self.origin
+        if origin is None:
+            origin = self.origin = millis
+        body = f"{self.seq},{fields}" if fields else str(self.seq)
+        if not fields.isascii():
+            body = utf8_safe(body)
+        bus = self.bus
         redactor = self._redactor
+        text = None
         if redactor is not None and redactor.active:
             # A node may have echoed a resolved secret into its outputs or messages: listeners,
-            # history and observers all get the masked event.
-            text = serialise(redactor.redact_json(json.loads(text)))
+            # history and observers all get the masked event, expanded from the masked record.
+            compact = serialise(redactor.redact_json(json.loads(compact_event(event_type, body, millis - origin))))
+            if bus.listeners or event_type in self._observed:
+                text = expand((compact,), origin, self.execution_id, self.workflow_id)[0]
+        else:
+            compact = compact_event(event_type, body, millis - origin) if self.recorded is not None else ""
+            if bus.listeners or event_type in self._observed:
+                text = full_event(event_type, self._head, body, millis)
         recorded = self.recorded
         if recorded is not None:
             if self._tail is None and len(recorded) < self.record_limit:
-                recorded.append(text)
+                recorded.append(compact)
             else:
-                self._record_beyond_limit(text)
-        self.bus.publish(text, event_type, self.execution_id, self.workflow_id)
+                self._record_beyond_limit(compact)
+        if text is not None:
+            bus.publish(text, event_type, self.execution_id, self.workflow_id)
+        else:
+            bus.published += 1
 
     def _unwanted(self, event_type: str) -> bool:
         return self.recorded is None and not self.bus.listeners and event_type not in self._observed
 
-    def _record_beyond_limit(self, text: str) -> None:
+    def _record_beyond_limit(self, compact: str) -> None:
         """The record is full: keep its first half and, from here on, the latest events."""
         tail = self._tail
         if tail is None:
@@ -556,15 +548,15 @@ class ExecutionEvents:
             del recorded[keep:]
         if len(tail) == tail.maxlen:
             self._dropped += 1
-        tail.append(text)
+        tail.append(compact)
 
     @property
     def dropped(self) -> int:
         """Events left out of the record (they were still published live)."""
         return self._dropped
 
-    def recorded_texts(self) -> list[str]:
-        """The record as a list of event texts: every event, or when more were emitted than
+    def _compact_record(self) -> list[str]:
+        """The record's compact events: every event, or when more were emitted than
         ``record_limit``, the first and the latest ones around a marker saying how many were
         left out (a NodeEvent of type Warning with ``events_dropped``)."""
         recorded = list(self.recorded or ())
@@ -579,16 +571,22 @@ class ExecutionEvents:
 
     def _dropped_marker(self, first_dropped: int) -> str:
         last_dropped = first_dropped + self._dropped - 1
-        return (
-            f'{{"type":"NodeEvent{self._head}{first_dropped},"node_id":null,"event":{{"event_type":"Warning",'
+        fields = (
+            f'"node_id":null,"event":{{"event_type":"Warning",'
             f'"message":"{self._dropped} events (seq {first_dropped} to {last_dropped}) are not in the record:'
             f' it keeps {self.record_limit} events per execution (FLOWENGINE_MAX_RECORDED_EVENTS)",'
-            f'"events_dropped":{self._dropped},"first_dropped_seq":{first_dropped},"last_dropped_seq":{last_dropped}}},'
-            f'"timestamp":"{utc_timestamp()}"}}'
+            f'"events_dropped":{self._dropped},"first_dropped_seq":{first_dropped},"last_dropped_seq":{last_dropped}}}'
         )
+        return compact_event("NodeEvent", f"{first_dropped},{fields}", now_millis() - (self.origin or 0))
+
+    def record(self) -> str:
+        """The record as the history stores it (``eventlog``'s compact form)."""
+        return pack(self._compact_record(), self.origin or 0)
+
+    def recorded_texts(self) -> list[str]:
+        """The record as the texts that were published (see ``_compact_record``)."""
+        return expand(self._compact_record(), self.origin or 0, self.execution_id, self.workflow_id)
 
     def recorded_json(self) -> str:
-        """The record (``recorded_texts``) as one JSON array."""
-        if self._tail is None:
-            return "[" + ",".join(self.recorded or ()) + "]"
+        """The record as one JSON array of the published texts."""
         return "[" + ",".join(self.recorded_texts()) + "]"

@@ -11,7 +11,8 @@ from .api import ConfigKey, NodeContext, NodeType, check_duration
 async def _delay(ctx: NodeContext) -> dict[str, Any]:
     delay_ms = ctx.setting("delay_ms", 1000)
     ctx.info(f"waiting {delay_ms:g} ms")
-    await asyncio.sleep(delay_ms / 1000)  # cancellation interrupts the wait
+    if delay_ms > 0:  # 0 waits for nothing: not even a turn of the event loop
+        await asyncio.sleep(delay_ms / 1000)  # cancellation interrupts the wait
     return dict(ctx.inputs)
 
 

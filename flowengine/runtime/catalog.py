@@ -131,9 +131,12 @@ class WorkflowCatalog:
             raise WorkflowExists(workflow.id)
         self._check_conflicts(workflow)
         now = utc_timestamp()
-        workflow.version, workflow.created_at, workflow.updated_at = 1, now, now
-        await self.store.insert_workflow(workflow.id, 1, _stored(workflow), now)
-        await self._publish(workflow, None)
+        # An id deleted before may still have versions its executions need (store.py): the new
+        # workflow continues their numbering, so that no version number names two documents.
+        version = await self.store.latest_version(workflow.id) + 1
+        workflow.version, workflow.created_at, workflow.updated_at = version, now, now
+        await self.store.insert_workflow(workflow.id, version, _stored(workflow), now)
+        await self._publish(workflow, None, created=True)
         return workflow
 
     async def _replace(self, workflow: Workflow) -> Workflow:
@@ -153,9 +156,10 @@ class WorkflowCatalog:
         self.unloadable.pop(workflow.id, None)
         return workflow
 
-    async def _publish(self, workflow: Workflow, previous: Workflow | None) -> None:
+    async def _publish(self, workflow: Workflow, previous: Workflow | None, *, created: bool = False) -> None:
         """Make a stored version visible. If that fails (a listener's bug), the write is
-        undone, so a registration is all or nothing."""
+        undone, so a registration is all or nothing (a ``created`` workflow is removed again,
+        but not the versions an earlier workflow of that id left)."""
         self._workflows[workflow.id] = workflow
         try:
             self._changed(workflow.id, workflow)
@@ -167,7 +171,7 @@ class WorkflowCatalog:
             try:
                 self._changed(workflow.id, previous)
             finally:
-                await self.store.revert_workflow(workflow.id, workflow.version)
+                await self.store.revert_workflow(workflow.id, workflow.version, created=created)
             raise
 
     async def _delete(self, workflow_id: str) -> None:

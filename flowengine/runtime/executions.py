@@ -134,9 +134,9 @@ class ExecutionService:
 
     async def _workflow_nodes(self, row: dict[str, Any]) -> list[tuple[str, str]] | None:
         """(id, node type) of every node of the workflow version the execution ran, in document
-        order; None when that document is gone (the workflow was deleted, perhaps re-created
-        since: a re-created workflow starts again at version 1, so a version whose document is
-        younger than the execution is another workflow's)."""
+        order; None when that document is gone, or is another workflow's: a version whose
+        document is younger than the execution (an id deleted before deleted workflows kept
+        their executions' versions, and re-created since, started again at version 1)."""
         kept = await self.store.workflow_version(row["workflow_id"], row["workflow_version"])
         if kept is None or kept["created_at"] > row["started_at"]:
             return None
@@ -254,17 +254,16 @@ class ExecutionService:
             self._admitted.pop(execution.id, None)
         for listener in self.on_finished:
             listener(result)
-        events_json = execution.events.recorded_json()
         nodes_json = None
         if "pending" in result.node_statuses:
             # It ended before every node ran, so the events do not name every node, and the
             # workflow's document may be gone by the time someone reads the record: store it.
-            nodes_json = serialise(node_records(json.loads(events_json), _node_list(execution)))
+            nodes_json = serialise(node_records(json.loads(execution.events.recorded_json()), _node_list(execution)))
         elif execution.events.dropped:
             # The record lost events in the middle, so folding it may miss nodes: store the
             # records, with each node's final status and duration from the result.
-            nodes_json = serialise(_records_of(execution, result, events_json))
-        self.store.execution_finished(result, events_json, nodes_json)
+            nodes_json = serialise(_records_of(execution, result, execution.events.recorded_json()))
+        self.store.execution_finished(result, execution.events.record(), nodes_json)
         self._since_prune += 1
         if self._since_prune >= self._prune_every:
             self._since_prune = 0

@@ -18,13 +18,14 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..core.eventlog import expand_json
 from ..core.records import durations_of
 from ..errors import StoreError
+from ..lib.worker_thread import WorkerThread
 
 if TYPE_CHECKING:
     from ..core.engine import ExecutionResult
@@ -105,6 +106,62 @@ def _storable(text: str | None) -> str | None:
     return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def _lower(text: Any) -> Any:
+    return text.lower() if isinstance(text, str) else text
+
+
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') matching ``text`` anywhere, lower-cased."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _execution_filters(
+    workflow_id: str | None,
+    status: str | None,
+    since: str | None,
+    until: str | None,
+    trigger_type: str | None,
+    error: str | None,
+) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions and parameters of an execution search (see ``list_executions``)."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if workflow_id is not None:
+        conditions.append("workflow_id = ?")
+        params.append(workflow_id)
+    if status is not None:
+        conditions.append("status = ?")
+        params.append(status)
+    # started_at is always utc_timestamp text (fixed width, UTC, "Z"), so text order is time order.
+    if since is not None:
+        conditions.append("started_at >= ?")
+        params.append(since)
+    if until is not None:
+        conditions.append("started_at < ?")
+        params.append(until)
+    if trigger_type is not None:
+        conditions.append("json_extract(trigger, '$.type') = ?")
+        params.append(trigger_type)
+    if error is not None:
+        conditions.append("lower(error) LIKE ? ESCAPE '\\'")
+        params.append(_like_pattern(error))
+    return conditions, params
+
+
+# Versions of a deleted workflow are kept while executions need them: a version an execution
+# ran, and the latest version while any execution of the id remains, so that a re-created id
+# continues the numbering (catalog.py) and no number ever names two documents in the history.
+_FORGET_VERSIONS = (
+    "DELETE FROM workflow_versions WHERE workflow_id NOT IN (SELECT id FROM workflows)"
+    " AND NOT EXISTS (SELECT 1 FROM executions WHERE executions.workflow_id = workflow_versions.workflow_id"
+    " AND executions.workflow_version = workflow_versions.version)"
+    " AND (version < (SELECT MAX(latest.version) FROM workflow_versions AS latest"
+    " WHERE latest.workflow_id = workflow_versions.workflow_id)"
+    " OR NOT EXISTS (SELECT 1 FROM executions WHERE executions.workflow_id = workflow_versions.workflow_id))"
+)
+
+
 def _integer_durations(row: dict[str, Any]) -> dict[str, Any]:
     """A row's ``duration_ms`` and ``duration_us`` as integers: the REAL column gives floats
     back, and rows written before durations were integers hold fractional milliseconds."""
@@ -119,7 +176,7 @@ class Store:
         self.path = path
         self.synchronous = synchronous
         self.queue_bytes = queue_bytes  # history not yet committed, beyond which new work waits
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowengine-db")
+        self._thread: WorkerThread | None = None  # started by open()
         self._db: sqlite3.Connection | None = None
         self._pending: list[_Statement] = []
         self._pending_bytes = 0
@@ -134,11 +191,16 @@ class Store:
         self._flush: asyncio.Future[None] | None = None
         self._hurry: asyncio.Future[None] | None = None  # ends the pause between two commits
         self._urgent = False  # someone waits in flush(): commit without pauses
+        # Versions of deleted workflows may be kept (see _FORGET_VERSIONS): retention passes
+        # then also forget those no execution needs any more.
+        self._kept_versions = False
 
     # -- plumbing ------------------------------------------------------------------------
 
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        if self._thread is None:
+            self._thread = WorkerThread("flowengine-db")
+        return await self._thread.call(function, *args)
 
     async def open(self) -> None:
         await self._call(self._open)
@@ -149,6 +211,9 @@ class Store:
         # WAL + NORMAL: a crash of the process loses nothing committed; FULL: nor a power loss.
         db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
         db.execute("PRAGMA foreign_keys=ON")
+        # SQLite's own lower() folds ASCII only; the error search is case-insensitive for every
+        # script, as PostgreSQL's lower() is.
+        db.create_function("lower", 1, _lower, deterministic=True)
         db.executescript(_SCHEMA)
         columns = {row[1] for row in db.execute("PRAGMA table_info(executions)")}
         if "duration_us" not in columns:  # a database made before durations were integers
@@ -165,7 +230,9 @@ class Store:
     async def close(self) -> None:
         await self.flush()
         await self._call(self._close)
-        self._executor.shutdown(wait=True)
+        if self._thread is not None:
+            self._thread.stop()
+            self._thread = None
 
     def _close(self) -> None:
         if self._db is not None:
@@ -366,7 +433,18 @@ class Store:
     # -- workflows -----------------------------------------------------------------------
 
     async def load_workflows(self) -> list[dict[str, Any]]:
+        kept = await self._query(
+            "SELECT 1 AS kept FROM workflow_versions WHERE workflow_id NOT IN (SELECT id FROM workflows) LIMIT 1"
+        )
+        self._kept_versions = bool(kept)
         return await self._query("SELECT id, version, document, created_at, updated_at FROM workflows")
+
+    async def latest_version(self, workflow_id: str) -> int:
+        """The highest version number kept for the id (of a deleted workflow too), 0 if none."""
+        rows = await self._query(
+            "SELECT MAX(version) AS latest FROM workflow_versions WHERE workflow_id = ?", (workflow_id,)
+        )
+        return rows[0]["latest"] or 0
 
     async def insert_workflow(self, workflow_id: str, version: int, document: dict[str, Any], now: str) -> None:
         text = json.dumps(document)
@@ -405,18 +483,29 @@ class Store:
         )
 
     async def delete_workflow(self, workflow_id: str) -> None:
+        """Delete the workflow and the versions its executions do not need (_FORGET_VERSIONS):
+        those stay until the executions are pruned or deleted."""
         await self._transaction(
             [
                 ("DELETE FROM workflows WHERE id = ?", (workflow_id,), 0),
-                ("DELETE FROM workflow_versions WHERE workflow_id = ?", (workflow_id,), 0),
+                (f"{_FORGET_VERSIONS} AND workflow_id = ?", (workflow_id,), 0),
             ]
         )
+        if not self._kept_versions:
+            kept = await self._query("SELECT 1 AS kept FROM workflow_versions WHERE workflow_id = ? LIMIT 1", (workflow_id,))
+            self._kept_versions = bool(kept)
 
-    async def revert_workflow(self, workflow_id: str, version: int) -> None:
+    async def revert_workflow(self, workflow_id: str, version: int, *, created: bool = False) -> None:
         """Undo the write of ``version`` (the latest): the workflow is back at the version
-        before it, or gone if it was the first."""
-        if version == 1:
-            await self.delete_workflow(workflow_id)
+        before it, or gone if that write ``created`` it (version 1 always did); versions an
+        earlier workflow of the id left stay."""
+        if created or version == 1:
+            await self._transaction(
+                [
+                    ("DELETE FROM workflows WHERE id = ?", (workflow_id,), 0),
+                    ("DELETE FROM workflow_versions WHERE workflow_id = ? AND version = ?", (workflow_id, version), 0),
+                ]
+            )
             return
         previous = (workflow_id, version - 1)
         await self._transaction(
@@ -469,9 +558,10 @@ class Store:
             size=len(inputs_json) + len(trigger_json),
         )
 
-    def execution_finished(self, result: ExecutionResult, events_json: str, nodes_json: str | None) -> None:
-        """Record how an execution ended, with its events and, when they cannot be folded back
-        from the events (see records.py), its per-node records (JSON text)."""
+    def execution_finished(self, result: ExecutionResult, events_record: str, nodes_json: str | None) -> None:
+        """Record how an execution ended, with its events (``ExecutionEvents.record()``, the
+        compact form of core/eventlog.py) and, when they cannot be folded back from the events
+        (see records.py), its per-node records (JSON text)."""
         outcome = (
             result.status,
             result.started_at,
@@ -481,9 +571,9 @@ class Store:
             _storable(result.error),
             result.attempts,
             nodes_json,
-            events_json,
+            events_record,
         )
-        size = len(events_json) + (len(nodes_json) if nodes_json is not None else 0)
+        size = len(events_record) + (len(nodes_json) if nodes_json is not None else 0)
         position = self._unwritten_starts.pop(result.execution_id, None)
         if position is not None:
             self._count_queued(size)
@@ -505,8 +595,11 @@ class Store:
         )
 
     def prune_executions(self, keep: int) -> None:
-        """Delete the oldest finished executions beyond ``keep`` (with the next batch)."""
+        """Delete the oldest finished executions beyond ``keep`` (with the next batch), and the
+        versions of deleted workflows that only they needed."""
         self.write(_PRUNE, (keep,))
+        if self._kept_versions:
+            self.write(_FORGET_VERSIONS, ())
 
     async def mark_interrupted(self, error: str, now: str) -> int:
         rows = await self._query("SELECT COUNT(*) AS n FROM executions WHERE status = 'running'")
@@ -531,15 +624,16 @@ class Store:
         status: str | None = None,
         before: int | None = None,
         limit: int = 50,
+        since: str | None = None,
+        until: str | None = None,
+        trigger_type: str | None = None,
+        error: str | None = None,
     ) -> list[dict[str, Any]]:
-        conditions: list[str] = []
-        params: list[Any] = []
-        if workflow_id is not None:
-            conditions.append("workflow_id = ?")
-            params.append(workflow_id)
-        if status is not None:
-            conditions.append("status = ?")
-            params.append(status)
+        """Executions newest first (by position), at most ``limit``, matching every filter given:
+        ``position < before``; ``started_at >= since`` and ``started_at < until`` (utc_timestamp
+        text); the trigger's ``type`` equal to ``trigger_type``; ``error`` a case-insensitive
+        substring of the error text."""
+        conditions, params = _execution_filters(workflow_id, status, since, until, trigger_type, error)
         if before is not None:
             conditions.append("position < ?")
             params.append(before)
@@ -550,21 +644,45 @@ class Store:
         )
         return [_integer_durations(row) for row in rows]
 
+    async def count_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        trigger_type: str | None = None,
+        error: str | None = None,
+    ) -> int:
+        """How many executions ``list_executions`` would give with these filters and no page."""
+        conditions, params = _execution_filters(workflow_id, status, since, until, trigger_type, error)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = await self._query(f"SELECT COUNT(*) AS n FROM executions {where}", tuple(params))
+        return int(rows[0]["n"])
+
     async def get_execution(self, execution_id: str) -> dict[str, Any] | None:
         """The execution's row, with its inputs, events and stored node records (JSON text)."""
         rows = await self._query(
             f"SELECT {_EXECUTION_COLUMNS}, inputs, events, nodes FROM executions WHERE id = ?", (execution_id,)
         )
-        return _integer_durations(rows[0]) if rows else None
-
-    async def get_execution_events(self, execution_id: str) -> str | None:
-        """The recorded events as JSON array text, or None for an unknown execution."""
-        rows = await self._query("SELECT events FROM executions WHERE id = ?", (execution_id,))
         if not rows:
             return None
-        return rows[0]["events"] or "[]"
+        row = rows[0]
+        row["events"] = expand_json(row["events"], row["id"], row["workflow_id"])
+        return _integer_durations(row)
+
+    async def get_execution_events(self, execution_id: str) -> str | None:
+        """The recorded events as JSON array text (as they were published), or None for an
+        unknown execution."""
+        rows = await self._query("SELECT events, workflow_id FROM executions WHERE id = ?", (execution_id,))
+        if not rows:
+            return None
+        return expand_json(rows[0]["events"], execution_id, rows[0]["workflow_id"]) or "[]"
 
     async def delete_execution(self, execution_id: str) -> None:
         # Only finished executions are deleted (the API refuses running ones).
-        await self._transaction([("DELETE FROM executions WHERE id = ? AND status != 'running'", (execution_id,), -1)])
+        statements: list[_Statement] = [("DELETE FROM executions WHERE id = ? AND status != 'running'", (execution_id,), -1)]
+        if self._kept_versions:
+            statements.append((_FORGET_VERSIONS, (), 0))
+        await self._transaction(statements)
 

@@ -18,6 +18,7 @@ from ..lib.ratelimit import RateLimiter, retry_after_seconds
 from .http_json import ClientError
 from .keys import TRIGGERS
 from .routes import ROUTES, Scope, matched_route
+from .session import PRINCIPAL
 
 __all__ = ["required_scope", "make_access_middleware"]
 
@@ -83,6 +84,7 @@ def make_access_middleware(config: Config) -> web.middleware | None:  # type: ig
         try:
             if authenticator is not None and scope is not None and not _signed_webhook(request):
                 principal = _authenticate(authenticator, request)
+                request[PRINCIPAL] = principal  # for GET /api/session
                 client = principal.subject
                 if not principal.allows(scope):
                     raise ClientError(

@@ -37,11 +37,13 @@ from ..core.model import (
     TRIGGER_TYPES,
     WORKFLOW_ID_PATTERN,
 )
+from ..lib.auth import SCOPES
 from ..lib.signatures import SCHEMES
 from ..nodes.api import MAX_DURATION_MS
 from ..values import CONFIG_ONLY_TAGS, TAGS
-from .executions import DEFAULT_PAGE, MAX_PAGE
+from .executions import DEFAULT_PAGE, EXECUTION_TRIGGER_TYPES, MAX_EVENTS_PAGE, MAX_PAGE
 from .http_json import MAX_QUERY_INT
+from .websocket import EVENT_TYPES_PATTERN
 
 if TYPE_CHECKING:
     from .routes import Route
@@ -58,7 +60,7 @@ _VALUE_TAGS = sorted(TAGS | CONFIG_ONLY_TAGS)
 _OBJECT_POLICY = "RetryWorkflow"
 _PLAIN_ON_ERROR_POLICIES = [policy for policy in ON_ERROR_POLICIES if policy != _OBJECT_POLICY]
 # An execution records what started it as the lower-case trigger type; an API call is "manual".
-_EXECUTION_TRIGGER_KINDS = [kind.lower() for kind in TRIGGER_TYPES]
+_EXECUTION_TRIGGER_KINDS = list(EXECUTION_TRIGGER_TYPES)
 
 
 def _ref(name: str) -> Schema:
@@ -87,6 +89,8 @@ _DURATION_MS = {"type": "integer", "minimum": 0, "description": "whole milliseco
 _DURATION_US = {"type": "integer", "minimum": 0, "description": "the same duration in whole microseconds"}
 _BOOLEAN = {"type": "boolean"}
 _TIMESTAMP = {"type": "string", "description": "RFC 3339 UTC with milliseconds, e.g. 2026-11-28T10:13:13.123Z"}
+_EVENT_TYPES = {"type": "string", "pattern": EVENT_TYPES_PATTERN}
+_DATE_TIME = {"type": "string", "format": "date-time", "description": "RFC 3339, e.g. 2026-11-28T10:13:13.123Z"}
 _MESSAGE = _object({"message": _STRING}, ("message",))
 
 # The fields of a workflow document a client sends, but its id.
@@ -435,8 +439,30 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "next": _nullable(
                     {"type": "integer", "description": "pass as ?before= for the next (older) page; null on the last page"}
                 ),
+                "total": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "how many executions the filters match, on every page (before and limit aside)",
+                },
             },
-            ("executions", "next"),
+            ("executions", "next", "total"),
+        ),
+        "Session": _object(
+            {
+                "authenticated": {"type": "boolean", "description": "false when authentication is off"},
+                "auth": {"type": "string", "enum": ["off", "api_key", "jwt"], "description": "what the credentials are"},
+                "subject": _nullable(
+                    {"type": "string", "description": "the JWT's sub, or key-<hash> for an API key; null when off"}
+                ),
+                "scopes": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": list(SCOPES)},
+                    "description": "every scope the credentials allow (each scope allows the ones before it);"
+                    " all of them when authentication is off",
+                },
+            },
+            ("authenticated", "auth", "subject", "scopes"),
+            example={"authenticated": True, "auth": "api_key", "subject": "key-3f2a9c1b7d10", "scopes": ["read"]},
         ),
         "NodeRecord": _object(
             {
@@ -726,6 +752,11 @@ def _descriptions(find: Find) -> dict[str, dict[str, Any]]:
             "description": f"The same document as {_spelled(find('openapi'))}, at the path the upstream"
             " server serves it on.",
         },
+        "getSession": {
+            "responses": {"200": _json(_ref("Session"), "The caller's identity and scopes.")},
+            "description": "Open to any credentials (read scope); with authentication off it answers"
+            " authenticated false and every scope.",
+        },
         "listWorkflows": {
             "responses": {
                 "200": _json({"type": "array", "items": _ref("WorkflowSummary")}, "Every workflow, summarised.")
@@ -821,7 +852,16 @@ def _descriptions(find: Find) -> dict[str, dict[str, Any]]:
                     {"type": "integer", "minimum": 1, "maximum": MAX_QUERY_INT},
                     "the cursor from the previous page's next",
                 ),
+                _query("since", _DATE_TIME, "only executions started at or after this time (RFC 3339)"),
+                _query("until", _DATE_TIME, "only executions started before this time (RFC 3339)"),
+                _query(
+                    "trigger",
+                    {"type": "string", "enum": [*EXECUTION_TRIGGER_TYPES, ""]},
+                    "only executions started by this trigger type (the record's trigger.type; empty: any)",
+                ),
+                _query("error", _STRING, "only executions whose error contains this text, in any case (empty: any)"),
             ],
+            "description": "Filters combine; total counts the executions they match on all pages.",
         },
         "getExecution": {
             "path_parameters": execution_id,
@@ -834,9 +874,34 @@ def _descriptions(find: Find) -> dict[str, dict[str, Any]]:
         "getExecutionEvents": {
             "path_parameters": execution_id,
             "responses": {
-                "200": _json({"type": "array", "items": _ref("Event")}, "The events."),
+                "200": _json(
+                    {"type": "array", "items": _ref("Event")},
+                    "The events, in seq order.",
+                    {
+                        "Link": {
+                            "description": '<...?after_seq=N&...>; rel="next" when limit cut the page: the'
+                            " next page, with the same filters",
+                            "schema": _STRING,
+                        }
+                    },
+                ),
+                "400": _use("BadRequest"),
                 "404": _use("NotFound"),
             },
+            "parameters": [
+                _query(
+                    "after_seq",
+                    {"type": "integer", "minimum": 0, "maximum": MAX_QUERY_INT},
+                    "only events with a greater seq",
+                ),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_EVENTS_PAGE},
+                    "at most this many events; a cut page has a Link header to the next",
+                ),
+                _query("types", _EVENT_TYPES, f"comma-separated event types ({', '.join(EVENT_TYPES)})"),
+                _query("node_id", _STRING, "only this node's events"),
+            ],
         },
         "cancelExecution": {
             "path_parameters": execution_id,
@@ -876,7 +941,8 @@ def _descriptions(find: Find) -> dict[str, dict[str, Any]]:
         "events": {
             "responses": {
                 "101": {
-                    "description": "Switched to a WebSocket: each text frame is one Event as JSON. A"
+                    "description": "Switched to a WebSocket: each text frame is one Event as JSON (with"
+                    " batch=true, a JSON array of the Events of one flush). A"
                     " listener that falls FLOWENGINE_WS_QUEUE events behind is closed with 1013;"
                     " on shutdown every listener gets 1001."
                 },
@@ -885,7 +951,18 @@ def _descriptions(find: Find) -> dict[str, dict[str, Any]]:
             "parameters": [
                 _query("execution_id", _STRING, "only this execution's events"),
                 _query("workflow_id", _STRING, "only this workflow's events"),
-                _query("types", _STRING, f"comma-separated event types ({', '.join(EVENT_TYPES)})"),
+                _query("types", _EVENT_TYPES, f"comma-separated event types ({', '.join(EVENT_TYPES)})"),
+                _query(
+                    "replay",
+                    {"type": "boolean", "default": False},
+                    "with execution_id: the execution's recorded events first, then its live ones",
+                ),
+                _query(
+                    "batch",
+                    {"type": "boolean", "default": False},
+                    "true: each text frame is a JSON array of the events of one flush (one event-loop"
+                    " iteration) instead of one event",
+                ),
                 _query("token", _STRING, "credentials for clients that cannot send an Authorization header"),
             ],
             "description": "Connect with a WebSocket client (e.g. wscat -c"

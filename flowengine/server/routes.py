@@ -16,7 +16,7 @@ from typing import Literal
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from . import dashboard, executions, openapi, webhooks, websocket, workflows
+from . import dashboard, executions, openapi, session, webhooks, websocket, workflows
 from .keys import TELEMETRY
 
 __all__ = ["Scope", "Route", "ROUTES", "add_routes", "matched_route"]
@@ -84,6 +84,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/openapi.json", _openapi_json, "read", "openapi", "This document", "service"),
     # Where the upstream server serves its document, for the clients and tools written for it.
     Route("GET", "/api-docs/openapi.json", _openapi_json, "read", "openapiUpstreamPath", "This document (the upstream path)", "service"),
+    Route("GET", "/api/session", session.get_session, "read", "getSession", "Who the credentials stand for, and the scopes they allow", "service"),
     Route("GET", "/api/workflows", workflows.list_workflows, "read", "listWorkflows", "List workflows", "workflows"),
     Route("POST", "/api/workflows", workflows.create_workflow, "admin", "createWorkflow", "Register a workflow", "workflows"),
     Route("GET", _WORKFLOW, workflows.get_workflow, "read", "getWorkflow", "Get a workflow (its current version, or ?version=N)", "workflows"),

@@ -1,6 +1,8 @@
 """The live event stream: ``GET /api/events``, a native aiohttp WebSocket.
 
-Filters (``execution_id``, ``workflow_id``, ``types``) are checked before the upgrade. Once the
+Filters (``execution_id``, ``workflow_id``, ``types``) are checked before the upgrade. With
+``batch=true`` each text frame is a JSON array: the events of one flush of the bus (see
+BatchingTransport), and the replay in arrays of at most REPLAY_BATCH events. Once the
 socket is open (and any replay sent), its listener is attached to the connection's transport and
 the event bus writes ready-made frames to it directly, once per event-loop iteration (see
 events.py); there is no sender task per connection. A listener that falls behind by
@@ -17,22 +19,33 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..core.events import EVENT_TYPES, Listener
+from ..core.events import EVENT_TYPES, Listener, text_frame
 from .http_json import ClientError, query_bool
 from .keys import BUS, CONFIG, RUNS, SOCKETS, STORE
 
-__all__ = ["events_handler", "close_all", "EventSocket", "CLOSE_TIMEOUT", "TRY_AGAIN_LATER"]
+__all__ = [
+    "events_handler",
+    "close_all",
+    "event_types",
+    "EVENT_TYPES_PATTERN",
+    "EventSocket",
+    "BatchingTransport",
+    "CLOSE_TIMEOUT",
+    "TRY_AGAIN_LATER",
+]
 
 log = logging.getLogger("flowengine.server.websocket")
 
 TRY_AGAIN_LATER = 1013
 CLOSE_TIMEOUT = 5.0  # seconds a close may take before the connection is cut
 _MAX_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes, 2 of them the code
+REPLAY_BATCH = 1000  # replayed events per frame with batch=true
 
 
 class EventSocket(web.WebSocketResponse):
@@ -81,9 +94,90 @@ class EventSocket(web.WebSocketResponse):
             asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, peer.abort)
 
 
+class BatchingTransport(asyncio.Transport):
+    """What a ``batch=true`` listener writes to instead of its socket: each write of the bus,
+    which is whole frames (the listener's events of one flush, events.py), goes to the socket
+    as one text frame holding a JSON array of those frames' payloads, the events' JSON text.
+
+    The listener bounds its backlog by the bytes it wrote (Listener's marks) and asks the
+    transport how many it still buffers; the socket buffers the array frames, whose lengths
+    differ. So the buffer is told in the listener's bytes: a write counts as sent once its
+    whole array frame is, as a frame partly sent counts as unsent for an unbatched listener."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        super().__init__()
+        self._transport = transport
+        # What the socket buffered before (the replay) counts the same for both, as it does for
+        # an unbatched listener.
+        self._written = self._given = transport.get_write_buffer_size()
+        self._given_sent = 0
+        # (bytes written to the socket, bytes the listener gave) after each write not yet sent.
+        self._marks: deque[tuple[int, int]] = deque()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        payloads = _payloads(bytes(data))
+        frame = text_frame("[" + ",".join(payload.decode("utf-8") for payload in payloads) + "]")
+        self._transport.write(frame)
+        self._written += len(frame)
+        self._given += len(data)
+        self._marks.append((self._written, self._given))
+
+    def get_write_buffer_size(self) -> int:
+        buffered = self._transport.get_write_buffer_size()
+        if not buffered:
+            self._marks.clear()
+            self._given_sent = self._given
+            return 0
+        sent = self._written - buffered
+        marks = self._marks
+        while marks and marks[0][0] <= sent:
+            self._given_sent = marks.popleft()[1]
+        return self._given - self._given_sent
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+
+def _payloads(data: bytes) -> list[bytes]:
+    """The payloads of consecutive unmasked WebSocket frames (as text_frame makes them)."""
+    payloads = []
+    at, end = 0, len(data)
+    while at < end:
+        size = data[at + 1] & 0x7F
+        if size == 126:
+            size, at = int.from_bytes(data[at + 2 : at + 4], "big"), at + 4
+        elif size == 127:
+            size, at = int.from_bytes(data[at + 2 : at + 10], "big"), at + 10
+        else:
+            at += 2
+        payloads.append(data[at : at + size])
+        at += size
+    return payloads
+
+
 def _reason_bytes(reason: str) -> bytes:
     # Cut to what a close frame holds, never inside a UTF-8 sequence.
     return reason.encode("utf-8")[:_MAX_REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
+
+
+_EVENT_TYPE = "|".join(EVENT_TYPES)
+EVENT_TYPES_PATTERN = f"^[ ,]*(?:(?:{_EVENT_TYPE}) *(?:,[ ,]*|$))*$"
+
+
+def event_types(text: str) -> list[str]:
+    """The ``types`` query parameter (comma-separated event types, spaces around them allowed)
+    as a list, empty for none; 400 naming every unknown type. Only spaces are stripped, so that
+    the pattern the OpenAPI document gives (EVENT_TYPES_PATTERN) says exactly what is taken;
+    and as a regex's ``$`` matches before a final newline, one final newline is ignored."""
+    parts = text.removesuffix("\n").split(",")
+    types = [part.strip(" ") for part in parts if part.strip(" ")]
+    unknown = [name for name in types if name not in EVENT_TYPES]
+    if unknown:
+        raise ClientError(400, f"types: unknown event type(s) {', '.join(unknown)} (known: {', '.join(EVENT_TYPES)})")
+    return types
 
 
 def _filters(request: web.Request) -> dict[str, object]:
@@ -92,13 +186,8 @@ def _filters(request: web.Request) -> dict[str, object]:
     for name in ("execution_id", "workflow_id"):
         if query.get(name):
             filters[name] = query[name]
-    if query.get("types"):
-        types = [part.strip() for part in query["types"].split(",") if part.strip()]
-        unknown = [name for name in types if name not in EVENT_TYPES]
-        if unknown:
-            raise ClientError(
-                400, f"types: unknown event type(s) {', '.join(unknown)} (known: {', '.join(EVENT_TYPES)})"
-            )
+    types = event_types(query.get("types", ""))
+    if types:
         filters["types"] = types
     return filters
 
@@ -138,9 +227,16 @@ def _replay_requested(request: web.Request, filters: dict[str, object]) -> bool:
     return replay
 
 
+def _replay_frames(history: list[str], batch: bool) -> list[str]:
+    if not batch:
+        return history
+    return ["[" + ",".join(history[at : at + REPLAY_BATCH]) + "]" for at in range(0, len(history), REPLAY_BATCH)]
+
+
 async def events_handler(request: web.Request) -> web.WebSocketResponse:
     filters = _filters(request)
     replay = _replay_requested(request, filters)
+    batch = query_bool(request, "batch", default=False)
     config = request.app[CONFIG]
     # compress=False: permessage-deflate would re-encode every frame once per listener, the very
     # per-listener cost the bus avoids by serialising each event once for everyone.
@@ -175,11 +271,11 @@ async def events_handler(request: web.Request) -> web.WebSocketResponse:
         # Replayed events go through aiohttp, which waits for the socket to drain: a long history
         # is paced by the client. Live events meanwhile are held by the listener (bounded).
         try:
-            for text in history:
+            for text in _replay_frames(history, batch):
                 await ws.send_str(text)
         except ConnectionError:
             return ws  # the client left during the replay
-        listener.attach(ws.peer)
+        listener.attach(BatchingTransport(ws.peer) if batch and ws.peer is not None else ws.peer)
         listener.on_lagging = on_lagging
         if listener.lagging:  # it overflowed while the replay was being sent
             on_lagging()

@@ -18,10 +18,6 @@ from flowengine.config import Config
 
 from support.browser import LiveServer, launch, missing_browser
 
-# Needs GET /api/session, execution search, event paging, kept versions and ?batch=true on the
-# server; collected once those are merged (delete this line then).
-collect_ignore = ["test_dashboard_gaps.py"]
-
 try:
     import axe_playwright_python  # noqa: F401
     import playwright  # noqa: F401

@@ -479,16 +479,16 @@ async def test_node_records_list_nodes_that_never_started_as_pending(client):
     by_id = _record_of(await (await client.get(f"/api/executions/{result['execution_id']}")).json())
     assert set(by_id) == {"bad", "later"}
 
-    # Deleted (its versions too): an execution that ended before every node ran kept its
-    # records, so nothing is lost.
+    # Deleted: an execution that ended before every node ran kept its records, so nothing is
+    # lost.
     assert (await client.delete(f"/api/workflows/{workflow_id}")).status == 200
     record = await (await client.get(f"/api/executions/{result['execution_id']}")).json()
     assert [(entry["node_id"], entry["status"]) for entry in record["nodes"]] == [("bad", "failed"), ("later", "pending")]
 
 
 async def test_node_records_do_not_borrow_nodes_from_a_recreated_workflow(client):
-    # A workflow deleted and created again under the same id starts again at version 1: its
-    # document is not the one the old execution ran.
+    # A workflow deleted and created again under the same id continues its version numbers
+    # (tests/runtime/test_deleted_workflow_versions.py): the old execution keeps its own nodes.
     document = {"id": "reborn", "name": "first life", "nodes": [node("a", "debug.log", message="hi")]}
     await register(client, document)
     old = await execute(client, "reborn")
