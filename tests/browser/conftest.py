@@ -83,11 +83,6 @@ class Tab:
         self.page.goto(f"{self.origin}/{route}")
         return self.page
 
-    def errors_besides(self, *paths: str) -> list[str]:
-        """Console errors other than failed loads of these API paths (an endpoint this server
-        does not have yet, which the dashboard tolerates)."""
-        return [error for error in self.errors if not any(error.endswith(f"{self.origin}{path})") for path in paths)]
-
     def off_origin(self) -> list[str]:
         return [url for _, url, _ in self.requests if not (url.startswith(self.origin + "/") or url.startswith("data:"))]
 

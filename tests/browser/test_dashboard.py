@@ -18,9 +18,7 @@ def test_first_page_renders_without_errors_or_requests_elsewhere(tab):
     for name in ("Workflows", "Triggers", "Executions"):
         page.get_by_role("link", name=name).click()
         expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
-    # GET /api/session may be missing on this server (404): the dashboard then learns the
-    # scopes from 403s; test_dashboard_gaps.py asserts no console error at all.
-    assert tab.errors_besides("/api/session") == []
+    assert tab.errors == []
     assert tab.off_origin() == []
     # The page itself and its files only: index, the stylesheet and five modules.
     files = {url for method, url, _ in tab.requests if method == "GET" and "/api/" not in url}
@@ -47,7 +45,7 @@ def test_run_from_the_workflow_page_is_watched_live(tab, server):
     assert ("NodeStarted", "wait") in seen and ("NodeCompleted", "wait") in seen
     fetched = [url for method, url, _ in tab.requests if method == "GET" and url.endswith(f"/api/executions/{execution_id}")]
     assert len(fetched) <= 2
-    assert tab.errors_besides("/api/session") == []
+    assert tab.errors == []
 
 
 def test_executions_list_shows_runs_started_elsewhere_without_polling(tab, server):
@@ -104,7 +102,7 @@ def test_failed_run_shows_the_error_and_reruns_from_the_failure(tab, server):
     expect(page.locator("#exec-status")).to_have_text("✓ succeeded")
     expect(page.locator('#nodes tr[data-node="first"]')).to_contain_text("(cached)")
     expect(page.get_by_role("link", name=failed_id[:13])).to_be_visible()  # the link to the original
-    assert tab.errors_besides("/api/session") == []
+    assert tab.errors == []
 
 
 def test_node_panel_shows_derived_inputs_outputs_and_events(tab, server):

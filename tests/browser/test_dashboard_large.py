@@ -45,4 +45,4 @@ def test_large_run_is_watched_to_the_end_with_a_bounded_dom(tab, server, count):
     for graph_nodes, rows in sizes:
         assert 0 < graph_nodes <= GRAPH_NODES_AT_MOST
         assert 0 < rows <= TABLE_ROWS_AT_MOST
-    assert tab.errors_besides("/api/session") == []
+    assert tab.errors == []
