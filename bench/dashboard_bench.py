@@ -1,4 +1,4 @@
-"""Measurement 9: the dashboard in headless Chromium (Debian's /usr/bin/chromium) against the
+"""Measurement 10: the dashboard in headless Chromium (Debian's /usr/bin/chromium) against the
 real application, for the budgets of DASHBOARD.md section 4.
 
 - page weight: raw and gzip bytes of every file the first page loads, and how many requests;

@@ -21,7 +21,7 @@ from .core.engine import decode_inputs
 from .core.events import EventBus
 from .core.model import Workflow, parse_workflow
 from .core.redaction import install_log_redaction
-from .errors import ValidationError
+from .errors import StoreRefused, ValidationError
 from .nodes import NodeRegistry, PluginError, builtin_registry
 from .runtime.build import build_engine
 from .server.http_json import parse_json_text
@@ -148,7 +148,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     def announce() -> None:
         # Called once the socket is bound, so the line never precedes a bind error.
-        log.info("flowengine %s listening on http://%s (database: %s)", __version__, config.bind_address, config.db)
+        log.info("flowengine %s listening on http://%s (database: %s)", __version__, config.bind_address, config.db_shown)
 
     try:
         run_server(
@@ -160,6 +160,9 @@ def _serve(args: argparse.Namespace) -> int:
             access_log_class=AccessLogger,
             shutdown_timeout=10,
         )
+    except StoreRefused as exc:
+        print(f"flowengine: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"flowengine: cannot listen on {config.bind_address}: {exc.strerror or exc} (set BIND_ADDRESS or --bind)", file=sys.stderr)
         return 2

@@ -57,10 +57,27 @@ class Config:
     head_timeout: float = 20.0
     history_queue_wait: float = 10.0
     dashboard: bool = True
+    node_heartbeat: float = 2.0
+    node_timeout: float = 10.0
+    db_pool_size: int = 10
+    db_direct_url: str | None = None
 
     @property
     def auth_enabled(self) -> bool:
         return bool(self.api_keys) or self.jwt_secret is not None
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.db.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def db_shown(self) -> str:
+        """FLOWENGINE_DB as logs may show it: a URL's password masked."""
+        scheme, sep, rest = self.db.partition("://")
+        credentials, at, host = rest.rpartition("@")
+        if not sep or not at or ":" not in credentials:
+            return self.db
+        return f"{scheme}{sep}{credentials.partition(':')[0]}:***@{host}"
 
     @property
     def bind_address(self) -> str:
@@ -204,7 +221,7 @@ def _count(name: str) -> Callable[[str], dict[str, Any]]:
 SETTINGS = (
     Setting("BIND_ADDRESS", "--bind", "0.0.0.0:3000", _bind, "address to listen on, HOST:PORT ([::1]:3000 for IPv6)"),
     Setting("LOG_LEVEL", "--log-level", "info", _log_level, "error, warn, info, debug or trace", "RUST_LOG"),
-    Setting("FLOWENGINE_DB", "--db", "flowengine.db", _text("db"), "SQLite database file (:memory: for a throwaway server)"),
+    Setting("FLOWENGINE_DB", "--db", "flowengine.db", _text("db"), "SQLite database file (:memory: for a throwaway server), or a postgresql:// URL that several processes share"),
     Setting("FLOWENGINE_MAX_BODY_BYTES", "--max-body-bytes", str(16 * 1024 * 1024), _positive_int("max_body_bytes"), "largest request body accepted (413 beyond)"),
     Setting("FLOWENGINE_WS_QUEUE", "--ws-queue", "10000", _positive_int("ws_queue"), "events in flight per WebSocket listener (not yet taken by its socket) before it is dropped (1013)"),
     Setting("FLOWENGINE_WS_HEARTBEAT", "--ws-heartbeat", "30", _positive_float("ws_heartbeat"), "seconds between WebSocket pings to idle listeners"),
@@ -228,6 +245,10 @@ SETTINGS = (
     Setting("FLOWENGINE_MAX_CONNECTIONS", "--max-connections", "1000", _positive_int("max_connections"), "client connections open at once; more wait to be accepted (lowered to fit ulimit -n)"),
     Setting("FLOWENGINE_HISTORY_QUEUE_WAIT", "--history-queue-wait", "10", _positive_float("history_queue_wait"), "seconds a new execution waits for room in the history queue before 503"),
     Setting("FLOWENGINE_DASHBOARD", "--dashboard", "1", _flag("dashboard"), "serve the built-in dashboard at / (0: / and /ui/* answer 404)"),
+    Setting("FLOWENGINE_NODE_HEARTBEAT", "--node-heartbeat", "2", _positive_float("node_heartbeat"), "PostgreSQL: seconds between two heartbeats of this process"),
+    Setting("FLOWENGINE_NODE_TIMEOUT", "--node-timeout", "10", _positive_float("node_timeout"), "PostgreSQL: seconds without a heartbeat after which a process is dead and its running executions are recorded interrupted"),
+    Setting("FLOWENGINE_DB_POOL_SIZE", "--db-pool-size", "10", _positive_int("db_pool_size"), "PostgreSQL: pooled connections per process (each process opens 2 more)"),
+    Setting("FLOWENGINE_DB_DIRECT_URL", "--db-direct-url", "", _optional(str, "db_direct_url"), "PostgreSQL: URL for the LISTEN connection when FLOWENGINE_DB goes through a transaction pooler", secret=True),
     Setting("FLOWENGINE_HEAD_TIMEOUT", "--head-timeout", "20", _positive_float("head_timeout"), "seconds a client has to send a whole request head (line and headers) before it is closed (408)"),
 )
 

@@ -13,6 +13,8 @@ __all__ = [
     "WorkflowNotFound",
     "WorkflowExists",
     "WorkflowConflict",
+    "StoreUnavailable",
+    "StoreRefused",
     "Overloaded",
     "HistoryUnavailable",
     "StoreError",
@@ -78,3 +80,12 @@ class HistoryUnavailable(Unavailable):
 
 class StoreError(Exception):
     """Queued history could not be written; the message says why."""
+
+
+class StoreUnavailable(Unavailable):
+    """The database cannot be reached right now (a PostgreSQL outage): try again shortly."""
+
+
+class StoreRefused(StoreError):
+    """This process cannot use the configured store at all (a missing driver, a SQLite file
+    another process holds, a newer schema): start-up stops with exit code 2."""

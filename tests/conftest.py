@@ -7,6 +7,7 @@ Helpers live in the ``support`` package next to this file; pytest puts this dire
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import pytest
@@ -14,12 +15,71 @@ import pytest
 from flowengine.config import Config
 from flowengine.server.app import make_app
 
+from support.postgres import PostgresCluster, missing, unavailable
 from support.server import FlowengineTestServer
+
+# Test modules whose tests run against both stores (each test once per store): the API,
+# history, trigger and durability suites. The rest run on SQLite only, unless
+# FLOWENGINE_TEST_STORE=postgresql runs everything that uses ``config`` on PostgreSQL.
+BOTH_STORES = {
+    "test_api_workflows",
+    "test_history",
+    "test_triggers",
+    "test_durability",
+    "test_reregister",
+    "test_persistence",
+    "test_kill_under_load",
+}
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if (
+        "store_kind" in metafunc.fixturenames
+        and metafunc.module.__name__.rpartition(".")[2] in BOTH_STORES
+        and metafunc.definition.get_closest_marker("sqlite_only") is None
+    ):
+        metafunc.parametrize("store_kind", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One throwaway PostgreSQL cluster for the session (support/postgres.py)."""
+    reason = missing()
+    if reason is not None:
+        unavailable(reason)
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+    except Exception as exc:
+        unavailable(f"the test PostgreSQL cluster could not start: {exc}")
+    yield cluster
+    cluster.drop_databases()
+    cluster.stop()
 
 
 @pytest.fixture
-def config(tmp_path) -> Config:
-    return Config(db=str(tmp_path / "flowengine.db"), port=3000)
+def pg_url(pg_cluster) -> Any:
+    """A fresh, empty database of the session's cluster: its URL. Databases are dropped at the
+    end of the session (a server a test started may still be closing when the test ends)."""
+    return pg_cluster.create_database()
+
+
+@pytest.fixture
+def store_kind(request) -> str:
+    return getattr(request, "param", os.environ.get("FLOWENGINE_TEST_STORE", "sqlite"))
+
+
+@pytest.fixture
+def db_location(request, tmp_path, store_kind) -> str:
+    """What FLOWENGINE_DB is for this test: a SQLite file, or a fresh PostgreSQL database."""
+    if store_kind == "postgresql":
+        return request.getfixturevalue("pg_url")
+    return str(tmp_path / "flowengine.db")
+
+
+@pytest.fixture
+def config(db_location) -> Config:
+    return Config(db=db_location, port=3000)
 
 
 @pytest.fixture

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Literal
 
 from ..core.events import utc_timestamp
 from ..core.model import Workflow, parse_workflow
 from ..errors import ValidationError, WorkflowConflict, WorkflowExists, WorkflowNotFound
 from ..nodes.registry import NodeRegistry
-from .store import Store
+from .storage import HistoryStore
 
 __all__ = ["Registered", "WorkflowCatalog", "WorkflowConflict", "WorkflowExists", "WorkflowNotFound"]
 
@@ -27,7 +28,7 @@ class WorkflowCatalog:
 
     def __init__(
         self,
-        store: Store,
+        store: HistoryStore,
         registry: NodeRegistry,
         *,
         max_nodes: int | None = None,
@@ -90,6 +91,15 @@ class WorkflowCatalog:
             unloadable = self.unloadable.get(workflow_id)
             raise WorkflowNotFound(workflow_id, None if unloadable is None else unloadable[2])
         return workflow
+
+    async def lookup(self, workflow_id: str) -> Workflow:
+        """``require``; but on a shared store an id this process does not hold yet (its
+        notification may still be on the way) is first read from the database."""
+        if workflow_id not in self._workflows and self.store.kind != "sqlite":
+            load = getattr(self.store, "load_workflow", None)
+            if load is not None:
+                await self.follow(workflow_id, functools.partial(load, workflow_id))
+        return self.require(workflow_id)
 
     def exists(self, workflow_id: str) -> bool:
         """Whether the id is taken, by a loaded workflow or by one that can no longer load."""
@@ -181,6 +191,41 @@ class WorkflowCatalog:
         self._workflows.pop(workflow_id, None)
         self.unloadable.pop(workflow_id, None)
         self._changed(workflow_id, None)
+
+    async def follow(self, workflow_id: str, read: Callable[[], Awaitable[dict[str, Any] | None]]) -> bool:
+        """Apply a change another process made to one workflow (a shared store): ``read`` gives
+        its stored row now, or None if it is gone. Under the write lock, so it never interleaves
+        with a local write; an older version than the one held is ignored. Whether anything
+        changed here."""
+        async with self._writing:
+            row = await read()
+            current = self._workflows.get(workflow_id)
+            if row is None:
+                if not self.exists(workflow_id):
+                    return False
+                self._workflows.pop(workflow_id, None)
+                self.unloadable.pop(workflow_id, None)
+                self._changed(workflow_id, None)
+                return True
+            held = current.version if current is not None else self.unloadable.get(workflow_id, (0, "", ""))[0]
+            if held >= row["version"]:
+                return False
+            try:
+                workflow = parse_workflow(json.loads(row["document"]), self.registry, workflow_id=workflow_id)
+                workflow.version, workflow.created_at, workflow.updated_at = row["version"], row["created_at"], row["updated_at"]
+                self._workflows[workflow_id] = workflow
+                self.unloadable.pop(workflow_id, None)
+                self._changed(workflow_id, workflow)
+            except Exception as exc:  # a plugin this process lacks, say: hidden here, not fatal
+                self.set_unloadable(workflow_id, row["version"], row["created_at"], str(exc))
+                self._changed(workflow_id, None)
+            return True
+
+    def known_versions(self) -> dict[str, int]:
+        """Every id this process holds (loadable or not) and its version."""
+        versions = {workflow_id: version for workflow_id, (version, _, _) in self.unloadable.items()}
+        versions.update((workflow_id, workflow.version) for workflow_id, workflow in self._workflows.items())
+        return versions
 
     def _check_conflicts(self, workflow: Workflow) -> None:
         for check in self.conflict_checks:

@@ -23,7 +23,7 @@ from ..core.records import durations_of, node_records, with_integer_durations
 from ..core.redaction import reusable_outputs
 from ..errors import Conflict, HistoryUnavailable, Overloaded, ValidationError
 from ..values import Value, decode_value
-from .store import Store
+from .storage import HistoryStore
 
 __all__ = ["ExecutionService", "HistoryUnavailable", "Overloaded", "MANUAL_TRIGGER_JSON", "PRUNE_EVERY"]
 
@@ -80,7 +80,7 @@ class ExecutionService:
     def __init__(
         self,
         engine: Engine,
-        store: Store,
+        store: HistoryStore,
         *,
         max_executions: int,
         max_concurrent: int = 64,

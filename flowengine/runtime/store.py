@@ -172,6 +172,8 @@ def _integer_durations(row: dict[str, Any]) -> dict[str, Any]:
 class Store:
     """SQLite on its own thread. ``open`` before use, ``close`` at shutdown."""
 
+    kind = "sqlite"  # what /health reports
+
     def __init__(self, path: str, *, synchronous: str = "normal", queue_bytes: int = 64 * 1024 * 1024) -> None:
         self.path = path
         self.synchronous = synchronous

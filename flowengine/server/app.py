@@ -15,14 +15,14 @@ from ..core.events import EventBus, utc_timestamp
 from ..core.redaction import install_log_redaction
 from ..lib import cron
 from ..nodes import builtin_registry
-from ..runtime.build import build_engine
+from ..runtime.build import build_engine, open_store
 from ..runtime.catalog import WorkflowCatalog
 from ..runtime.executions import ExecutionService
-from ..runtime.store import Store
+from ..runtime.liveness import follow_cluster
 from ..runtime.triggers import TriggerService
 from . import websocket
 from .access import make_access_middleware
-from .keys import BUS, CATALOG, CONFIG, ENGINE, HTTP_CLIENT, REGISTRY, RUNS, SOCKETS, STORE, TELEMETRY, TRIGGERS
+from .keys import BUS, CATALOG, CONFIG, ENGINE, HTTP_CLIENT, LIVENESS, REGISTRY, RUNS, SOCKETS, STORE, TELEMETRY, TRIGGERS
 from .middleware import make_middleware
 from .routes import add_routes
 from .telemetry import Telemetry
@@ -70,18 +70,19 @@ async def _interrupt_executions(app: web.Application) -> None:
 
 
 async def _store_and_engine(app: web.Application) -> AsyncIterator[None]:
-    """Open the store, load workflows, start the HTTP client; undo it all on the way out."""
+    """Open the store, load workflows, start the HTTP client (and, on a shared database, the
+    heartbeat); undo it all on the way out."""
     config = app[CONFIG]
-    store = Store(config.db, synchronous=config.db_synchronous, queue_bytes=config.history_queue_bytes)
-    await store.open()
-    interrupted = await store.mark_interrupted("the server stopped while the execution ran", utc_timestamp())
-    if interrupted:
-        log.warning("%d execution(s) were running when the server last stopped: marked interrupted", interrupted)
-    catalog = WorkflowCatalog(
-        store, app[REGISTRY], max_nodes=config.max_nodes, max_connections=config.max_workflow_connections
-    )
-    await catalog.load()
-    try:
+    async with open_store(config) as store:
+        # SQLite: whatever ran when this process last stopped. PostgreSQL: only what dead
+        # processes left running, never another live process's work.
+        interrupted = await store.mark_interrupted("the server stopped while the execution ran", utc_timestamp())
+        if interrupted:
+            log.warning("%d execution(s) were running when their server stopped: marked interrupted", interrupted)
+        catalog = WorkflowCatalog(
+            store, app[REGISTRY], max_nodes=config.max_nodes, max_connections=config.max_workflow_connections
+        )
+        await catalog.load()
         async with build_engine(config, app[REGISTRY], app[BUS]) as engine:
             catalog.listeners.append(lambda workflow_id, _workflow: engine.forget(workflow_id))
             catalog.listeners.append(app[TELEMETRY].workflow_changed)  # a deleted workflow's series go
@@ -97,13 +98,15 @@ async def _store_and_engine(app: web.Application) -> AsyncIterator[None]:
                 room_wait=config.history_queue_wait,
             )
             app[TELEMETRY].attach(app[RUNS])
-            log.info("database %s: %d workflow(s) loaded", config.db, len(catalog.all()))
-            try:
-                yield
-            finally:
-                await app[RUNS].shutdown()
-    finally:
-        await store.close()
+            log.info("database %s: %d workflow(s) loaded", config.db_shown, len(catalog.all()))
+            async with follow_cluster(
+                store, app[RUNS], catalog, app[BUS], heartbeat=config.node_heartbeat, registry=app[TELEMETRY].registry
+            ) as liveness:
+                app[LIVENESS] = liveness
+                try:
+                    yield
+                finally:
+                    await app[RUNS].shutdown()
 
 
 async def _triggers(app: web.Application) -> AsyncIterator[None]:

@@ -214,6 +214,8 @@ async def cancel_execution(request: web.Request) -> web.Response:
     execution = request.app[RUNS].get(execution_id)
     if execution is None or not execution.cancel():
         row = await _row_or_404(request)
+        if execution is None and row["status"] == "running":  # a shared database: another process runs it
+            raise Conflict(f"Execution {execution_id} runs on another flowengine process: cancel it there")
         raise Conflict(f"Execution {execution_id} has already finished (status {row['status']})")
     result = await execution.finished
     await request.app[RUNS].wait_recorded(execution)

@@ -15,14 +15,15 @@ if TYPE_CHECKING:
     from ..nodes.registry import NodeRegistry
     from ..runtime.catalog import WorkflowCatalog
     from ..runtime.executions import ExecutionService
-    from ..runtime.store import Store
+    from ..runtime.liveness import NodeLiveness
+    from ..runtime.storage import HistoryStore
     from ..runtime.triggers import TriggerService
     from .telemetry import Telemetry
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 REGISTRY: web.AppKey[NodeRegistry] = web.AppKey("registry")
 BUS: web.AppKey[EventBus] = web.AppKey("bus")
-STORE: web.AppKey[Store] = web.AppKey("store")
+STORE: web.AppKey[HistoryStore] = web.AppKey("store")
 CATALOG: web.AppKey[WorkflowCatalog] = web.AppKey("catalog")
 ENGINE: web.AppKey[Engine] = web.AppKey("engine")
 RUNS: web.AppKey[ExecutionService] = web.AppKey("runs")
@@ -30,3 +31,4 @@ HTTP_CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("http_client")
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse[Literal[True]]]] = web.AppKey("sockets")
 TRIGGERS: web.AppKey[TriggerService] = web.AppKey("triggers")
 TELEMETRY: web.AppKey[Telemetry] = web.AppKey("telemetry")
+LIVENESS: web.AppKey[NodeLiveness | None] = web.AppKey("liveness")  # None with SQLite

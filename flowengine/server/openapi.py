@@ -141,7 +141,13 @@ def _schemas(find: Find) -> dict[str, Schema]:
             example={"error": "Workflow demo not found"},
         ),
         "Health": _object(
-            {"status": {"const": "healthy"}, "version": _STRING, "service": {"const": "flowengine"}},
+            {
+                "status": {"enum": ["healthy", "degraded"], "description": "degraded: a shared database or its notification connection is down"},
+                "version": _STRING,
+                "service": {"const": "flowengine"},
+                "store": {"const": "postgresql", "description": "only on a shared PostgreSQL database"},
+                "problem": {**_STRING, "description": "why the process is degraded"},
+            },
             ("status", "version", "service"),
         ),
         "TypedValue": _object(

@@ -14,7 +14,7 @@ from ..core.redaction import MASK
 from ..errors import NotFound, ValidationError, WorkflowExists, WorkflowNotFound
 from ..values import Value
 from .http_json import ClientError, json_response, json_text_response, link, query_bool, query_int, read_json
-from .keys import CATALOG, REGISTRY, RUNS, STORE
+from .keys import CATALOG, LIVENESS, REGISTRY, RUNS, STORE
 
 __all__ = [
     "health",
@@ -32,7 +32,17 @@ __all__ = [
 
 
 async def health(request: web.Request) -> web.Response:
-    return json_response({"status": "healthy", "version": __version__, "service": "flowengine"})
+    """Always 200 while the process serves. On a shared PostgreSQL database it also names the
+    store, and says ``degraded`` (and why) while the database or its notification connection
+    is down; with SQLite the body keeps the upstream shape."""
+    body: dict[str, Any] = {"status": "healthy", "version": __version__, "service": "flowengine"}
+    liveness = request.app.get(LIVENESS)
+    if liveness is not None:
+        body["store"] = "postgresql"
+        problem = liveness.degraded
+        if problem:
+            body["status"], body["problem"] = "degraded", problem
+    return json_response(body)
 
 
 async def list_workflows(request: web.Request) -> web.Response:
@@ -138,7 +148,7 @@ def execution_response(result: ExecutionResult) -> web.Response:
 
 
 async def execute_workflow(request: web.Request) -> web.Response:
-    workflow = request.app[CATALOG].require(request.match_info["id"])
+    workflow = await request.app[CATALOG].lookup(request.match_info["id"])
     wait = query_bool(request, "wait", default=True)
     body = await read_json(request, allow_empty=True)
     inputs = decode_inputs(body.get("inputs"))

@@ -539,6 +539,7 @@ async def test_node_records_count_node_retries_and_keep_only_the_last_workflow_a
     assert by_id["second"]["status"] == "pending" and by_id["second"]["error"] is None
 
 
+@pytest.mark.sqlite_only
 async def test_rows_with_stored_node_records_are_still_read(client):
     # Rows written before node records were folded from the events kept them in a column.
     legacy = [{"node_id": "a", "node_type": "debug.log", "status": "succeeded", "attempts": 1, "started_at": "2026-11-28T10:00:00.000Z",

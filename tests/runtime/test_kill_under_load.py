@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from support.api import link, node
+from support.cluster import WAIT, running_ids, store_env
 from support.process import free_port, start_server, stop, wait_healthy
 
 CLIENTS = 48
@@ -39,8 +40,8 @@ async def _client_loop(
 
 
 @pytest.mark.parametrize("payload_bytes", [16, 64 * 1024], ids=["small-inputs", "64KB-inputs"])
-async def test_nothing_acknowledged_is_lost_when_the_server_is_killed_under_load(tmp_path, payload_bytes):
-    db = str(tmp_path / "killed.db")
+async def test_nothing_acknowledged_is_lost_when_the_server_is_killed_under_load(db_location, payload_bytes):
+    db = db_location
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     payload = "x" * payload_bytes
@@ -49,7 +50,7 @@ async def test_nothing_acknowledged_is_lost_when_the_server_is_killed_under_load
         "nodes": [node("wait", "time.delay", delay_ms=3), node("pass", "time.delay", delay_ms=0)],
         "connections": [link("wait", "payload", "pass", "payload")],
     }
-    server = start_server(db, port)
+    server = start_server(db, port, **store_env(db))
     answered: list[tuple[str, int, str]] = []
     try:
         connector = aiohttp.TCPConnector(limit=CLIENTS)
@@ -79,10 +80,16 @@ async def test_nothing_acknowledged_is_lost_when_the_server_is_killed_under_load
     background = [entry for entry in answered if entry[1] == 202]
     assert len(synchronous) > 50 and len(background) > 50, (len(synchronous), len(background))
 
-    restarted = start_server(db, port)
+    restarted = start_server(db, port, **store_env(db))
     try:
         async with aiohttp.ClientSession() as session:
             await wait_healthy(session, base, restarted)
+            # SQLite records the killed server's running executions at start-up; PostgreSQL
+            # once its heartbeat is older than the node timeout (bounded wait).
+            for _ in range(int(WAIT * 10)):
+                if not await running_ids(session, base):
+                    break
+                await asyncio.sleep(0.1)
             missing, contradicted = [], []
             for execution_id, http_status, told in answered:
                 async with session.get(f"{base}/api/executions/{execution_id}") as response:

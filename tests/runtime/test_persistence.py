@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
+import pytest
+
 from support.api import link, node, register
 
 
@@ -52,6 +54,7 @@ async def test_workflow_survives_a_restart(make_client, config):
     assert (await response.json())["version"] == 3
 
 
+@pytest.mark.sqlite_only
 async def test_database_is_in_wal_mode(make_client, config):
     client = await make_client()
     await register(client, document("Original"))

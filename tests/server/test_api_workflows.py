@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
 from support.api import TIMESTAMP, link, node, register, two_node_workflow
 from support.paths import example
 
 
+@pytest.mark.sqlite_only  # on PostgreSQL it also names the store (tests/runtime/test_pgstore.py)
 async def test_health_shape(client):
     response = await client.get("/health")
     assert response.status == 200

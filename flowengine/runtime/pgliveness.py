@@ -1,0 +1,159 @@
+"""The liveness half of the PostgreSQL store: this process's row in ``nodes`` (registration
+under a new epoch, heartbeats on the database clock), the reaper, catalog acknowledgements, and
+the LISTEN connection for catalog notifications (never pooled; self-pinged because asyncpg does
+not notice a half-open connection). ``PgStore`` inherits it; liveness.py drives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+__all__ = ["CATALOG_CHANNEL", "PgLiveness", "node_name"]
+
+CATALOG_CHANNEL = "flowengine_catalog"
+
+
+def node_name() -> str:
+    """How this process is named in the ``nodes`` table and in error messages."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class PgLiveness:
+    # Set by PgStore.__init__.
+    node_id: str
+    epoch: int
+    node_timeout: float
+    direct_url: str
+    catalog_generation: int
+    on_catalog_change: Callable[[str, int], None] | None
+    alive_nodes: int
+    reaped_total: int
+    oldest_transaction_seconds: float
+    listener_reconnects: int
+    healthy: bool
+    problem: str | None
+    _last_beat: float
+    _listener: asyncpg.Connection | None
+
+    async def _run(self, work: Callable[[asyncpg.Connection], Any]) -> Any:
+        raise NotImplementedError
+
+    def _resume(self) -> None:
+        raise NotImplementedError
+
+    async def register_node(self) -> None:
+        """(Re-)register this process under a new epoch."""
+
+        async def work(connection: asyncpg.Connection) -> int:
+            return int(
+                await connection.fetchval(
+                    "INSERT INTO nodes (node_id, epoch, name, catalog_generation)"
+                    " VALUES ($1, nextval('node_epochs'), $2, $3)"
+                    " ON CONFLICT (node_id) DO UPDATE SET epoch = excluded.epoch, heartbeat_at = now()"
+                    " RETURNING epoch",
+                    self.node_id,
+                    node_name(),
+                    self.catalog_generation,
+                )
+            )
+
+        began = asyncio.get_running_loop().time()
+        self.epoch = await self._run(work)
+        self._last_beat = began
+
+    async def beat(self) -> bool:
+        """Renew this process's heartbeat; False if its registration is gone (declared dead)."""
+
+        async def work(connection: asyncpg.Connection) -> tuple[str, int]:
+            status = await connection.execute(
+                "UPDATE nodes SET heartbeat_at = now() WHERE node_id = $1 AND epoch = $2", self.node_id, self.epoch
+            )
+            alive = await connection.fetchval(
+                "SELECT count(*) FROM nodes WHERE heartbeat_at > now() - make_interval(secs => $1)", self.node_timeout
+            )
+            return status, int(alive)
+
+        began = asyncio.get_running_loop().time()
+        status, self.alive_nodes = await self._run(work)
+        self.healthy, self.problem = True, None
+        self._resume()  # the database answers again: write what an outage held back
+        if status == "UPDATE 1":
+            self._last_beat = began
+            return True
+        return False
+
+    async def reap(self, now: str) -> list[dict[str, Any]]:
+        """Remove processes whose heartbeat is older than the node timeout and record every
+        running execution no live registration owns as ``interrupted`` (the error names the
+        process). The rows this call recorded (another process's reaper may take others)."""
+
+        async def work(connection: asyncpg.Connection) -> list[Any]:
+            async with connection.transaction():
+                await connection.execute(
+                    "DELETE FROM nodes WHERE heartbeat_at < now() - make_interval(secs => $1)", self.node_timeout
+                )
+                return await connection.fetch(
+                    "UPDATE executions e SET status = 'interrupted', finished_at = $1,"
+                    " error = 'the server stopped while the execution ran (process ' ||"
+                    " coalesce(e.owner, '?') || ' stopped answering)'"
+                    " WHERE e.status = 'running' AND NOT EXISTS"
+                    " (SELECT 1 FROM nodes n WHERE n.node_id = e.owner AND n.epoch = e.epoch)"
+                    " RETURNING e.id, e.workflow_id, e.started_at, e.owner",
+                    now,
+                )
+
+        rows = [dict(record) for record in await self._run(work)]
+        self.reaped_total += len(rows)
+        return rows
+
+    async def oldest_transaction(self) -> float:
+        value = await self._run(
+            lambda c: c.fetchval(
+                "SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+            )
+        )
+        self.oldest_transaction_seconds = float(value)
+        return self.oldest_transaction_seconds
+
+    # -- the listener connection (never pooled) ----------------------------------------------
+
+    async def listen(self) -> None:
+        """(Re)open the LISTEN connection (FLOWENGINE_DB_DIRECT_URL behind a transaction pooler)."""
+        await self.stop_listening()
+        connection = await asyncpg.connect(self.direct_url, timeout=self.node_timeout)
+        await connection.add_listener(CATALOG_CHANNEL, self._notified)
+        self._listener = connection
+
+    async def ping_listener(self) -> bool:
+        """A self-ping (asyncpg does not notice a half-open connection); False if it failed."""
+        connection = self._listener
+        if connection is None or connection.is_closed():
+            return False
+        try:
+            await asyncio.wait_for(connection.fetchval("SELECT 1"), self.node_timeout)
+        except Exception:
+            return False
+        return True
+
+    async def stop_listening(self) -> None:
+        connection, self._listener = self._listener, None
+        if connection is not None:
+            try:
+                await asyncio.wait_for(connection.close(), 2)
+            except Exception:
+                connection.terminate()
+
+    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        generation, _, rest = payload.partition(" ")
+        writer, _, workflow_id = rest.partition(" ")
+        if writer == self.node_id or self.on_catalog_change is None:
+            return
+        self.on_catalog_change(workflow_id, int(generation))
+

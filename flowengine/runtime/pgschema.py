@@ -1,0 +1,104 @@
+"""The PostgreSQL store's schema, created and migrated at start-up.
+
+Every process runs ``migrate`` when it opens the store: under a transaction-level advisory lock
+(released at commit, never held by an idle session: session locks break behind transaction
+poolers and outlive a partitioned client), it creates what is missing and records the schema
+version; a database whose version is newer than this code knows is refused, so an old process
+never writes into a layout it does not understand. A later version adds its steps to
+``_MIGRATIONS`` (version -> statements); the statements of version 1 are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from ..errors import StoreRefused
+
+__all__ = ["SCHEMA_VERSION", "migrate"]
+
+SCHEMA_VERSION = 1
+_SCHEMA_LOCK = 0x666C6F77  # the advisory lock key ("flow")
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS flowengine_schema (
+        id integer PRIMARY KEY CHECK (id = 1),
+        version integer NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS workflows (
+        id text PRIMARY KEY,
+        version integer NOT NULL,
+        document text NOT NULL,
+        created_at text NOT NULL,
+        updated_at text NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS workflow_versions (
+        workflow_id text NOT NULL,
+        version integer NOT NULL,
+        document text NOT NULL,
+        created_at text NOT NULL,
+        PRIMARY KEY (workflow_id, version))""",
+    """CREATE TABLE IF NOT EXISTS webhook_paths (
+        path text PRIMARY KEY,
+        workflow_id text NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS webhook_paths_by_workflow ON webhook_paths (workflow_id)",
+    """CREATE TABLE IF NOT EXISTS catalog_state (
+        id integer PRIMARY KEY CHECK (id = 1),
+        generation bigint NOT NULL)""",
+    "INSERT INTO catalog_state (id, generation) VALUES (1, 0) ON CONFLICT DO NOTHING",
+    # Events as text, not jsonb: jsonb doubles PostgreSQL's CPU per row and nothing queries
+    # inside them.
+    """CREATE TABLE IF NOT EXISTS executions (
+        position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id text NOT NULL UNIQUE,
+        workflow_id text NOT NULL,
+        workflow_version integer NOT NULL,
+        trigger text NOT NULL,
+        inputs text NOT NULL,
+        status text NOT NULL,
+        started_at text NOT NULL,
+        finished_at text,
+        duration_ms double precision,
+        duration_us bigint,
+        error text,
+        attempts integer NOT NULL DEFAULT 0,
+        nodes text,
+        events text,
+        retry_of text,
+        owner text,
+        epoch bigint)""",
+    "CREATE INDEX IF NOT EXISTS executions_by_workflow ON executions (workflow_id, position)",
+    # The reaper looks only at running rows: a partial index keeps finished ones out of it.
+    "CREATE INDEX IF NOT EXISTS executions_running ON executions (owner, epoch) WHERE status = 'running'",
+    """CREATE TABLE IF NOT EXISTS nodes (
+        node_id text PRIMARY KEY,
+        epoch bigint NOT NULL,
+        name text NOT NULL,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        heartbeat_at timestamptz NOT NULL DEFAULT now(),
+        catalog_generation bigint NOT NULL DEFAULT 0)""",
+    "CREATE SEQUENCE IF NOT EXISTS node_epochs",
+]
+
+_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA}
+
+
+async def migrate(connection: asyncpg.Connection, shown: str) -> None:
+    """Bring the database's schema to SCHEMA_VERSION (StoreRefused if it is newer);
+    ``shown`` names the database in the message."""
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+        exists = await connection.fetchval("SELECT to_regclass('flowengine_schema') IS NOT NULL")
+        version = await connection.fetchval("SELECT version FROM flowengine_schema") if exists else 0
+        if version > SCHEMA_VERSION:
+            raise StoreRefused(
+                f"the database {shown} has schema version {version}, newer than this flowengine"
+                f" knows ({SCHEMA_VERSION}): upgrade flowengine on this machine"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[step]:
+                await connection.execute(statement)
+        await connection.execute(
+            "INSERT INTO flowengine_schema (id, version) VALUES (1, $1)"
+            " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+            SCHEMA_VERSION,
+        )
