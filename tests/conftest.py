@@ -29,6 +29,7 @@ BOTH_STORES = {
     "test_reregister",
     "test_persistence",
     "test_kill_under_load",
+    "test_event_record",
 }
 
 
@@ -66,6 +67,8 @@ def pg_url(pg_cluster) -> Any:
 
 @pytest.fixture
 def store_kind(request) -> str:
+    if request.node.get_closest_marker("sqlite_only") is not None:
+        return "sqlite"  # it reads or writes the SQLite file itself, whichever store is asked for
     return getattr(request, "param", os.environ.get("FLOWENGINE_TEST_STORE", "sqlite"))
 
 

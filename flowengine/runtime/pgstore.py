@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg  # the optional extra "postgres"; build.py imports this module only for a URL
 
+from ..core.eventlog import expand_json
 from ..core.records import durations_of
 from ..core.triggerchecks import webhook_path
 from ..errors import StoreError, StoreRefused, StoreUnavailable, WorkflowConflict
 from .pgliveness import CATALOG_CHANNEL, PgLiveness, node_name
 from .pgschema import SCHEMA_VERSION, migrate
+from .storage import FORGET_VERSIONS, SearchDialect, execution_filters
 
 if TYPE_CHECKING:
     from ..core.engine import ExecutionResult
@@ -45,6 +47,7 @@ log = logging.getLogger("flowengine.runtime.pgstore")
 COMMIT_INTERVAL = 0.02  # as the SQLite store: the window of writes nobody waits for
 _STATEMENT_OVERHEAD = 200
 _COPY_AT = 32  # finished rows in one batch from which binary COPY beats executemany
+_PG_SEARCH = SearchDialect(placeholder=lambda number: f"${number}", trigger_type="(trigger::jsonb ->> 'type')")
 _PRUNE_LOCK = 0x70727565  # one process prunes at a time; the others skip that pass
 
 _EXECUTION_COLUMNS = (
@@ -464,6 +467,7 @@ class PgStore(PgLiveness):
             await connection.execute(
                 "DELETE FROM executions WHERE position <= $1 AND status <> 'running'", boundary
             )
+            await connection.execute(FORGET_VERSIONS)  # versions only those executions needed
 
     # -- executions --------------------------------------------------------------------------
 
@@ -486,7 +490,7 @@ class PgStore(PgLiveness):
             len(inputs_json) + len(trigger_json) + _STATEMENT_OVERHEAD,
         )  # fmt: skip
 
-    def execution_finished(self, result: ExecutionResult, events_json: str, nodes_json: str | None) -> None:
+    def execution_finished(self, result: ExecutionResult, events_record: str, nodes_json: str | None) -> None:
         epoch = self._epoch_of.pop(result.execution_id, None)
         if epoch is None:
             return  # fenced: this process was declared dead while it ran (see fence)
@@ -499,9 +503,9 @@ class PgStore(PgLiveness):
             _text(result.error),
             result.attempts,
             _text(nodes_json),
-            _text(events_json),
+            _text(events_record),
         )
-        size = len(events_json) + (len(nodes_json) if nodes_json is not None else 0)
+        size = len(events_record) + (len(nodes_json) if nodes_json is not None else 0)
         position = self._unwritten_starts.pop(result.execution_id, None)
         if position is not None:
             # Its start is still queued: write one complete row instead of an INSERT and an UPDATE.
@@ -532,37 +536,59 @@ class PgStore(PgLiveness):
         status: str | None = None,
         before: int | None = None,
         limit: int = 50,
+        since: str | None = None,
+        until: str | None = None,
+        trigger_type: str | None = None,
+        error: str | None = None,
     ) -> list[dict[str, Any]]:
-        conditions: list[str] = []
-        params: list[Any] = []
-        for column, value in (("workflow_id =", workflow_id), ("status =", status), ("position <", before)):
-            if value is not None:
-                params.append(value)
-                conditions.append(f"{column} ${len(params)}")
+        conditions, params = execution_filters(_PG_SEARCH, workflow_id, status, since, until, trigger_type, error)
+        if before is not None:
+            params.append(before)
+            conditions.append(f"position < ${len(params)}")
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         params.append(limit)
         return await self._query(
             f"SELECT {_EXECUTION_COLUMNS} FROM executions {where} ORDER BY position DESC LIMIT ${len(params)}", *params
         )
 
+    async def count_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        trigger_type: str | None = None,
+        error: str | None = None,
+    ) -> int:
+        conditions, params = execution_filters(_PG_SEARCH, workflow_id, status, since, until, trigger_type, error)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = await self._query(f"SELECT count(*) AS n FROM executions {where}", *params)
+        return int(rows[0]["n"])
+
     async def get_execution(self, execution_id: str) -> dict[str, Any] | None:
         rows = await self._query(
             f"SELECT {_EXECUTION_COLUMNS}, events, nodes FROM executions WHERE id = $1", execution_id
         )
-        return rows[0] if rows else None
-
-    async def get_execution_events(self, execution_id: str) -> str | None:
-        rows = await self._query("SELECT events FROM executions WHERE id = $1", execution_id)
         if not rows:
             return None
-        return rows[0]["events"] or "[]"
+        row = rows[0]
+        row["events"] = expand_json(row["events"], row["id"], row["workflow_id"])
+        return row
+
+    async def get_execution_events(self, execution_id: str) -> str | None:
+        rows = await self._query("SELECT events, workflow_id FROM executions WHERE id = $1", execution_id)
+        if not rows:
+            return None
+        return expand_json(rows[0]["events"], execution_id, rows[0]["workflow_id"]) or "[]"
 
     async def delete_execution(self, execution_id: str) -> None:
-        await self._run(
-            lambda connection: connection.execute(
-                "DELETE FROM executions WHERE id = $1 AND status <> 'running'", execution_id
-            )
-        )
+        async def work(connection: asyncpg.Connection) -> None:
+            async with connection.transaction():
+                await connection.execute("DELETE FROM executions WHERE id = $1 AND status <> 'running'", execution_id)
+                await connection.execute(FORGET_VERSIONS)
+
+        await self._run(work)
 
     # -- workflows ---------------------------------------------------------------------------
 
@@ -707,17 +733,30 @@ class PgStore(PgLiveness):
 
         await self._catalog_write(workflow_id, body)
 
+    async def latest_version(self, workflow_id: str) -> int:
+        rows = await self._query("SELECT max(version) AS latest FROM workflow_versions WHERE workflow_id = $1", workflow_id)
+        return rows[0]["latest"] or 0
+
     async def delete_workflow(self, workflow_id: str) -> None:
         async def body(connection: asyncpg.Connection) -> None:
             await connection.execute("DELETE FROM workflows WHERE id = $1", workflow_id)
-            await connection.execute("DELETE FROM workflow_versions WHERE workflow_id = $1", workflow_id)
+            await connection.execute(f"{FORGET_VERSIONS} AND workflow_id = $1", workflow_id)
             await connection.execute("DELETE FROM webhook_paths WHERE workflow_id = $1", workflow_id)
 
         await self._catalog_write(workflow_id, body)
 
-    async def revert_workflow(self, workflow_id: str, version: int) -> None:
-        if version == 1:
-            await self.delete_workflow(workflow_id)
+    async def revert_workflow(self, workflow_id: str, version: int, *, created: bool = False) -> None:
+        if created or version == 1:
+            # Gone again, with only the version this write made: versions an earlier workflow
+            # of the id left for its executions stay.
+            async def forget(connection: asyncpg.Connection) -> None:
+                await connection.execute("DELETE FROM workflows WHERE id = $1", workflow_id)
+                await connection.execute(
+                    "DELETE FROM workflow_versions WHERE workflow_id = $1 AND version = $2", workflow_id, version
+                )
+                await connection.execute("DELETE FROM webhook_paths WHERE workflow_id = $1", workflow_id)
+
+            await self._catalog_write(workflow_id, forget)
             return
 
         async def body(connection: asyncpg.Connection) -> None:

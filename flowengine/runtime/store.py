@@ -26,6 +26,7 @@ from ..core.eventlog import expand_json
 from ..core.records import durations_of
 from ..errors import StoreError
 from ..lib.worker_thread import WorkerThread
+from .storage import FORGET_VERSIONS, SearchDialect, execution_filters
 
 if TYPE_CHECKING:
     from ..core.engine import ExecutionResult
@@ -110,56 +111,7 @@ def _lower(text: Any) -> Any:
     return text.lower() if isinstance(text, str) else text
 
 
-def _like_pattern(text: str) -> str:
-    """A LIKE pattern (with ESCAPE '\\') matching ``text`` anywhere, lower-cased."""
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _execution_filters(
-    workflow_id: str | None,
-    status: str | None,
-    since: str | None,
-    until: str | None,
-    trigger_type: str | None,
-    error: str | None,
-) -> tuple[list[str], list[Any]]:
-    """The WHERE conditions and parameters of an execution search (see ``list_executions``)."""
-    conditions: list[str] = []
-    params: list[Any] = []
-    if workflow_id is not None:
-        conditions.append("workflow_id = ?")
-        params.append(workflow_id)
-    if status is not None:
-        conditions.append("status = ?")
-        params.append(status)
-    # started_at is always utc_timestamp text (fixed width, UTC, "Z"), so text order is time order.
-    if since is not None:
-        conditions.append("started_at >= ?")
-        params.append(since)
-    if until is not None:
-        conditions.append("started_at < ?")
-        params.append(until)
-    if trigger_type is not None:
-        conditions.append("json_extract(trigger, '$.type') = ?")
-        params.append(trigger_type)
-    if error is not None:
-        conditions.append("lower(error) LIKE ? ESCAPE '\\'")
-        params.append(_like_pattern(error))
-    return conditions, params
-
-
-# Versions of a deleted workflow are kept while executions need them: a version an execution
-# ran, and the latest version while any execution of the id remains, so that a re-created id
-# continues the numbering (catalog.py) and no number ever names two documents in the history.
-_FORGET_VERSIONS = (
-    "DELETE FROM workflow_versions WHERE workflow_id NOT IN (SELECT id FROM workflows)"
-    " AND NOT EXISTS (SELECT 1 FROM executions WHERE executions.workflow_id = workflow_versions.workflow_id"
-    " AND executions.workflow_version = workflow_versions.version)"
-    " AND (version < (SELECT MAX(latest.version) FROM workflow_versions AS latest"
-    " WHERE latest.workflow_id = workflow_versions.workflow_id)"
-    " OR NOT EXISTS (SELECT 1 FROM executions WHERE executions.workflow_id = workflow_versions.workflow_id))"
-)
+_SQLITE_SEARCH = SearchDialect(placeholder=lambda _: "?", trigger_type="json_extract(trigger, '$.type')")
 
 
 def _integer_durations(row: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +145,7 @@ class Store:
         self._flush: asyncio.Future[None] | None = None
         self._hurry: asyncio.Future[None] | None = None  # ends the pause between two commits
         self._urgent = False  # someone waits in flush(): commit without pauses
-        # Versions of deleted workflows may be kept (see _FORGET_VERSIONS): retention passes
+        # Versions of deleted workflows may be kept (see FORGET_VERSIONS): retention passes
         # then also forget those no execution needs any more.
         self._kept_versions = False
 
@@ -485,12 +437,12 @@ class Store:
         )
 
     async def delete_workflow(self, workflow_id: str) -> None:
-        """Delete the workflow and the versions its executions do not need (_FORGET_VERSIONS):
+        """Delete the workflow and the versions its executions do not need (FORGET_VERSIONS):
         those stay until the executions are pruned or deleted."""
         await self._transaction(
             [
                 ("DELETE FROM workflows WHERE id = ?", (workflow_id,), 0),
-                (f"{_FORGET_VERSIONS} AND workflow_id = ?", (workflow_id,), 0),
+                (f"{FORGET_VERSIONS} AND workflow_id = ?", (workflow_id,), 0),
             ]
         )
         if not self._kept_versions:
@@ -601,7 +553,7 @@ class Store:
         versions of deleted workflows that only they needed."""
         self.write(_PRUNE, (keep,))
         if self._kept_versions:
-            self.write(_FORGET_VERSIONS, ())
+            self.write(FORGET_VERSIONS, ())
 
     async def mark_interrupted(self, error: str, now: str) -> int:
         rows = await self._query("SELECT COUNT(*) AS n FROM executions WHERE status = 'running'")
@@ -635,7 +587,7 @@ class Store:
         ``position < before``; ``started_at >= since`` and ``started_at < until`` (utc_timestamp
         text); the trigger's ``type`` equal to ``trigger_type``; ``error`` a case-insensitive
         substring of the error text."""
-        conditions, params = _execution_filters(workflow_id, status, since, until, trigger_type, error)
+        conditions, params = execution_filters(_SQLITE_SEARCH, workflow_id, status, since, until, trigger_type, error)
         if before is not None:
             conditions.append("position < ?")
             params.append(before)
@@ -657,7 +609,7 @@ class Store:
         error: str | None = None,
     ) -> int:
         """How many executions ``list_executions`` would give with these filters and no page."""
-        conditions, params = _execution_filters(workflow_id, status, since, until, trigger_type, error)
+        conditions, params = execution_filters(_SQLITE_SEARCH, workflow_id, status, since, until, trigger_type, error)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = await self._query(f"SELECT COUNT(*) AS n FROM executions {where}", tuple(params))
         return int(rows[0]["n"])
@@ -685,6 +637,6 @@ class Store:
         # Only finished executions are deleted (the API refuses running ones).
         statements: list[_Statement] = [("DELETE FROM executions WHERE id = ? AND status != 'running'", (execution_id,), -1)]
         if self._kept_versions:
-            statements.append((_FORGET_VERSIONS, (), 0))
+            statements.append((FORGET_VERSIONS, (), 0))
         await self._transaction(statements)
 
