@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-test bench bench-quick clean
+.PHONY: run test test-browser lint install install-test bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ run: install
 	$(BIN)/python -m flowengine
 
 test: install-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/browser
+
+# The dashboard's browser tests (Debian's headless /usr/bin/chromium, about 90 s): apart from
+# `make test` to keep it quick; .ci/run runs both.
+test-browser: install-test
+	$(BIN)/python -m pytest -q tests/browser
 
 # The linter and the type checker on flowengine/ (rules in pyproject.toml); zero findings.
 lint: install-test

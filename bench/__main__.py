@@ -15,7 +15,7 @@ import time
 from . import report
 from .common import FULL, QUICK
 
-MEASUREMENTS = ("engine", "scaling", "http", "long-chain", "memory", "retry-memory", "postgres")
+MEASUREMENTS = ("engine", "scaling", "http", "long-chain", "memory", "retry-memory", "postgres", "dashboard")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
 
         progress("7. memory of a 1000 x 1000 retry workflow")
         results["retry-memory"] = measure_retry_memory(profile)
+    if "dashboard" in selected:
+        from .dashboard_bench import measure_dashboard
+
+        progress("10. dashboard in headless Chromium")
+        results["dashboard"] = measure_dashboard(profile)
     if "postgres" in selected:
         from .postgres_bench import MissingPostgres, measure_postgres
 

@@ -221,6 +221,26 @@ def render(profile: Profile, results: dict[str, Any], elapsed: float) -> str:
         summary.extend(summary_rows(results["postgres"], _holds))
         sections.append(render_postgres(results["postgres"], table))
 
+    if "dashboard" in results:
+        dash = results["dashboard"]
+        summary.append(["10. dashboard page weight", f"{dash.raw_bytes / 1024:.1f} KiB raw, {dash.gzip_bytes / 1024:.1f} KiB gzip,"
+                        f" {dash.requests} requests", "≤ 60 KB / 20 KB, ≤ 8", _holds(dash.raw_bytes <= 60_000 and dash.gzip_bytes <= 20_000 and dash.requests <= 8)])
+        summary.append(["10. first contentful paint (localhost)", f"{dash.first_paint_ms:.0f} ms", "≤ 300 ms", _holds(dash.first_paint_ms <= 300)])
+        summary.append(["10. a route with data (50 executions)", f"{dash.route_ms:.0f} ms", "≤ 1 s", _holds(dash.route_ms <= 1000)])
+        for graph in dash.graphs:
+            if graph["nodes"] == 1000:
+                summary.append(["10. 1,000-node execution page interactive", f"{graph['render_ms']:.0f} ms, {graph['dom_nodes']} graph nodes in the DOM",
+                                "≤ 1 s, ≤ 400", _holds(graph["render_ms"] <= 1000 and graph["dom_nodes"] <= 400)])
+                summary.append(["10. its slowest pan frame", f"{graph['pan_ms']:.1f} ms", "≤ 16 ms", _holds(graph["pan_ms"] <= 16)])
+        watch = dash.watch
+        summary.append(["10. main-thread tasks > 50 ms while a 5,000-node run streams", f"{watch['long_tasks']} (longest {watch['longest_ms']:.0f} ms)",
+                        "none", _holds(watch["long_tasks"] == 0)])
+        sections.append("### 10. Dashboard in headless Chromium (execution pages of finished runs; timings from the page)\n\n"
+                        + table(["nodes", "layout ms", "route + first render ms", "graph nodes in the DOM", "slowest pan frame ms"],
+                                [[f"{g['nodes']:,}", f"{g['layout_ms']:.1f}", f"{g['render_ms']:.0f}", g["dom_nodes"], f"{g['pan_ms']:.1f}"] for g in dash.graphs])
+                        + f"\n\nWatching a 5,000-node run (10,003 events) from the click on Run to the last node drawn: {watch['seconds']:.1f} s"
+                        f" (0.5 s of it a time.delay); {watch['long_tasks']} main-thread task(s) over 50 ms, the longest {watch['longest_ms']:.0f} ms.")
+
     out.append(f"## flowengine benchmarks ({profile.name} run: median of {profile.repeats} after warm-up, "
                f"{profile.load_seconds} s load runs; took {elapsed:.0f} s)\n")
     out.append(table(["machine", ""], machine()))

@@ -56,6 +56,7 @@ class Config:
     max_connections: int = 1000
     head_timeout: float = 20.0
     history_queue_wait: float = 10.0
+    dashboard: bool = True
     node_heartbeat: float = 2.0
     node_timeout: float = 10.0
     db_pool_size: int = 10
@@ -243,6 +244,7 @@ SETTINGS = (
     Setting("FLOWENGINE_JWT_AUDIENCE", "--jwt-audience", "", _jwt_audience, "audiences (comma-separated) a JWT's aud claim must name; unset, tokens with aud are refused"),
     Setting("FLOWENGINE_MAX_CONNECTIONS", "--max-connections", "1000", _positive_int("max_connections"), "client connections open at once; more wait to be accepted (lowered to fit ulimit -n)"),
     Setting("FLOWENGINE_HISTORY_QUEUE_WAIT", "--history-queue-wait", "10", _positive_float("history_queue_wait"), "seconds a new execution waits for room in the history queue before 503"),
+    Setting("FLOWENGINE_DASHBOARD", "--dashboard", "1", _flag("dashboard"), "serve the built-in dashboard at / (0: / and /ui/* answer 404)"),
     Setting("FLOWENGINE_NODE_HEARTBEAT", "--node-heartbeat", "2", _positive_float("node_heartbeat"), "PostgreSQL: seconds between two heartbeats of this process"),
     Setting("FLOWENGINE_NODE_TIMEOUT", "--node-timeout", "10", _positive_float("node_timeout"), "PostgreSQL: seconds without a heartbeat after which a process is dead and its running executions are recorded interrupted"),
     Setting("FLOWENGINE_DB_POOL_SIZE", "--db-pool-size", "10", _positive_int("db_pool_size"), "PostgreSQL: pooled connections per process (each process opens 2 more)"),

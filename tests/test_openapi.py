@@ -181,7 +181,7 @@ def test_errors_are_documented_as_error_objects():
                 assert schema == {"$ref": expected}, (method, path, status)
 
 
-def test_only_health_is_open():
+def test_only_health_and_the_dashboard_files_are_open():
     document = _document()
     open_operations = [
         (method, path)
@@ -189,7 +189,7 @@ def test_only_health_is_open():
         for method, operation in item.items()
         if method in HTTP_METHODS and operation["security"] == []
     ]
-    assert open_operations == [("get", "/health")]
+    assert open_operations == [("get", "/"), ("get", "/ui/{name}"), ("get", "/health")]
     for path in ("/api/workflows/{id}/execute", "/api/executions/{id}/retry", "/api/hooks/{path}"):
         assert "503" in document["paths"][path]["post"]["responses"], path
 

@@ -51,10 +51,13 @@ def test_table_is_consistent():
     assert len({(route.method, route.template) for route in ROUTES}) == len(ROUTES)
     assert len({route.operation_id for route in ROUTES}) == len(ROUTES)
     # Access control finds these by the request's path whatever the method, so their paths
-    # must be the literal paths requests carry.
+    # must be the literal paths requests carry; except an open GET with a parameter (the
+    # dashboard's files), which it finds through the route the router matched.
     for route in ROUTES:
-        if route.scope is None or not route.rate_limited or route.token_in_query:
+        if route.token_in_query:
             assert "{" not in route.path, route.path
+        if route.scope is None or not route.rate_limited:
+            assert "{" not in route.path or (route.method == "GET" and route.scope is None), route.path
 
 
 @pytest.mark.parametrize("request_", REQUESTS, ids=[_label(request) for request in REQUESTS])

@@ -41,6 +41,15 @@ def required_scope(request: web.Request) -> Scope | None:
     return "read" if request.method in ("GET", "HEAD") else "admin"
 
 
+def _rate_limited(request: web.Request) -> bool:
+    """Whether the request is charged to the rate budget: not on an exempt path, nor on an
+    exempt route with a parameter (the dashboard's files, ``/ui/{name}``)."""
+    if request.path in RATE_EXEMPT_PATHS:
+        return False
+    route = matched_route(request)
+    return route is None or route.rate_limited
+
+
 def _signed_webhook(request: web.Request) -> bool:
     route = matched_route(request)
     if route is None or not route.signed:
@@ -69,7 +78,7 @@ def make_access_middleware(config: Config) -> web.middleware | None:  # type: ig
     @web.middleware
     async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         scope = required_scope(request)
-        limited = limiter is not None and request.path not in RATE_EXEMPT_PATHS
+        limited = limiter is not None and _rate_limited(request)
         # Whom the request is charged to: the address until credentials name a subject.
         client = request.remote or "unknown"
         try:

@@ -719,6 +719,30 @@ def _descriptions(find: Find) -> dict[str, dict[str, Any]]:
         f" {_spelled(find('getExecution'))}); true, 1, yes, false, 0 and no are accepted, in any case",
     )
     return {
+        "dashboard": {
+            "responses": {
+                "200": {"description": "The dashboard's page.", "content": {"text/html": {"schema": _STRING}}},
+                "304": {"description": "If-None-Match named the current ETag."},
+                "404": _use("NotFound"),
+            },
+            "description": "Open and exempt from rate limits (code, no data; the data comes from this API"
+            " with the user's credentials). Strong ETag, Cache-Control: no-cache, gzip when asked, a strict"
+            " Content-Security-Policy. 404 when FLOWENGINE_DASHBOARD=0.",
+        },
+        "dashboardFile": {
+            "responses": {
+                "200": {
+                    "description": "The file (CSS or a JavaScript module).",
+                    "content": {"text/css": {"schema": _STRING}, "text/javascript": {"schema": _STRING}},
+                },
+                "304": {"description": "If-None-Match named the current ETag."},
+                "404": _use("NotFound"),
+            },
+            "path_parameters": [
+                {"name": "name", "in": "path", "required": True, "description": "a file of the dashboard (a fixed list)", "schema": _STRING}
+            ],
+            "description": f"As {_spelled(find('dashboard'))}: open, not rate limited; 404 for any other name.",
+        },
         "health": {"responses": {"200": _json(_ref("Health"), "The server is up.")}},
         "metrics": {
             "responses": {

@@ -16,7 +16,7 @@ from typing import Literal
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from . import executions, openapi, session, webhooks, websocket, workflows
+from . import dashboard, executions, openapi, session, webhooks, websocket, workflows
 from .keys import TELEMETRY
 
 __all__ = ["Scope", "Route", "ROUTES", "add_routes", "matched_route"]
@@ -76,6 +76,9 @@ _EXECUTION = "/api/executions/{id}"
 _WEBHOOK = "/api/hooks/{path:.+}"  # a webhook path may contain /
 
 ROUTES: tuple[Route, ...] = (
+    # The dashboard's files hold code, never data: open, and not charged to any rate budget.
+    Route("GET", "/", dashboard.index, None, "dashboard", "The built-in dashboard (HTML)", "dashboard", rate_limited=False),
+    Route("GET", "/ui/{name}", dashboard.asset, None, "dashboardFile", "One of the dashboard's files (a fixed list)", "dashboard", rate_limited=False),
     Route("GET", "/health", workflows.health, None, "health", "Liveness: always open, never rate limited", "service", rate_limited=False),
     Route("GET", "/metrics", _metrics, "read", "metrics", "Prometheus metrics (text exposition format 0.0.4)", "service", rate_limited=False),
     Route("GET", "/openapi.json", _openapi_json, "read", "openapi", "This document", "service"),
