@@ -15,12 +15,14 @@ from typing import Any
 from .lib.auth import parse_api_keys, parse_audiences
 from .lib.ratelimit import RateLimit, parse_rate_limit
 
-__all__ = ["Config", "ConfigError", "SETTINGS", "add_arguments", "load_config", "LOG_LEVELS"]
+__all__ = ["Config", "ConfigError", "SETTINGS", "add_arguments", "load_config", "LOG_LEVELS", "LOOPS"]
 
 LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
 # SQLite's PRAGMA synchronous in WAL mode: normal survives a crash of the process, full also a
 # loss of power (one fsync per commit).
 SYNCHRONOUS_MODES = ("normal", "full")
+# The server's event loop: auto is uvloop when it is installed (the extra ``fast``), else asyncio.
+LOOPS = ("auto", "asyncio", "uvloop")
 
 
 class ConfigError(ValueError):
@@ -56,6 +58,7 @@ class Config:
     max_connections: int = 1000
     head_timeout: float = 20.0
     history_queue_wait: float = 10.0
+    loop: str = "auto"
 
     @property
     def auth_enabled(self) -> bool:
@@ -227,6 +230,7 @@ SETTINGS = (
     Setting("FLOWENGINE_MAX_CONNECTIONS", "--max-connections", "1000", _positive_int("max_connections"), "client connections open at once; more wait to be accepted (lowered to fit ulimit -n)"),
     Setting("FLOWENGINE_HISTORY_QUEUE_WAIT", "--history-queue-wait", "10", _positive_float("history_queue_wait"), "seconds a new execution waits for room in the history queue before 503"),
     Setting("FLOWENGINE_HEAD_TIMEOUT", "--head-timeout", "20", _positive_float("head_timeout"), "seconds a client has to send a whole request head (line and headers) before it is closed (408)"),
+    Setting("FLOWENGINE_LOOP", "--loop", "auto", _choice("loop", LOOPS), "event loop: asyncio, uvloop (needs the extra flowengine-server[fast]) or auto (uvloop when installed, else asyncio)"),
 )
 
 

@@ -7,6 +7,7 @@ Helpers live in the ``support`` package next to this file; pytest puts this dire
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import pytest
@@ -15,6 +16,21 @@ from flowengine.config import Config
 from flowengine.server.app import make_app
 
 from support.server import FlowengineTestServer
+
+# The event loop the suite runs on: FLOWENGINE_TEST_LOOP=uvloop runs every test (the app in
+# process, and the servers tests start as processes) on uvloop; unset, on asyncio's own loop.
+TEST_LOOP = os.environ.get("FLOWENGINE_TEST_LOOP", "asyncio")
+if TEST_LOOP not in ("asyncio", "uvloop"):
+    raise pytest.UsageError(f"FLOWENGINE_TEST_LOOP={TEST_LOOP!r}: expected asyncio or uvloop")
+# Servers started as processes inherit it, unless a test sets FLOWENGINE_LOOP itself.
+os.environ.setdefault("FLOWENGINE_LOOP", TEST_LOOP)
+
+if TEST_LOOP == "uvloop":
+    import uvloop
+
+    def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+        """pytest-asyncio's hook: every async test and fixture runs on a uvloop loop."""
+        return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture
