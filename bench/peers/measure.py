@@ -55,6 +55,7 @@ class Side:
     rss_idle_kib: int = 0
     rss_after_kib: int = 0
     executions: int = 0  # counted by the load generator before the last RSS reading
+    errors: int = 0  # requests of the timed runs that failed or timed out
 
     def median(self, values: list[float]) -> float:
         return statistics.median(values) if values else float("nan")
@@ -90,8 +91,11 @@ def _timed_load(side: Side, url: str, seconds: int, connections: int) -> tuple[L
     before = tree_cpu_seconds(side.pid)
     result = run_load(url, BODY, seconds=seconds, connections=connections)
     cpu = tree_cpu_seconds(side.pid) - before
-    if result.errors or not result.requests:
-        raise RuntimeError(f"{side.name} {url}: {result.errors} failed requests of {result.requests} in {seconds} s")
+    if not result.requests:
+        raise RuntimeError(f"{side.name} {url}: no answer in {seconds} s ({result.errors} failed)")
+    # A server too slow for 32 clients has requests time out (wrk gives up after 10 s): counted
+    # and reported, not fatal; the run's other answers still measure it.
+    side.errors += result.errors
     _quiesce(side)
     return result, cpu
 
@@ -108,10 +112,15 @@ def _quiesce(side: Side) -> None:
             return
 
 
-def _long_enough(result: LoadResult, seconds: int, requests: int) -> int:
-    """Seconds for a run of at least ``requests`` answers at the warm-up's rate (a server that
-    answers 13 requests a second needs longer runs than one that answers thousands)."""
-    return min(MAX_RUN_SECONDS, max(seconds, math.ceil(requests / result.rps)))
+def _warm_up(side: Side, url: str, seconds: int, connections: int, requests: int, at_least: int) -> int:
+    """A run that is not measured; the seconds a timed run needs for at least ``requests``
+    answers at its rate (a server that answers 13 requests a second needs longer runs than one
+    that answers thousands)."""
+    result = run_load(url, BODY, seconds=seconds, connections=connections)
+    _quiesce(side)
+    if not result.requests:
+        return MAX_RUN_SECONDS
+    return min(MAX_RUN_SECONDS, max(at_least, math.ceil(requests / result.rps)))
 
 
 @contextlib.contextmanager
@@ -170,9 +179,10 @@ def measure_peers(
         progress("warm-up")
         durations = {}
         for side in sides:
-            warm = _timed_load(side, side.set_url, warmup_seconds, 32)[0]
-            warm_chain = _timed_load(side, side.chain_url, warmup_seconds, 1)[0]
-            durations[side.name] = (_long_enough(warm, seconds, MIN_REQUESTS), _long_enough(warm_chain, seconds, MIN_CHAIN_REQUESTS))
+            durations[side.name] = (
+                _warm_up(side, side.set_url, warmup_seconds, 32, MIN_REQUESTS, seconds),
+                _warm_up(side, side.chain_url, warmup_seconds, 1, MIN_CHAIN_REQUESTS, seconds),
+            )
         for repeat in range(repeats):
             progress(f"webhook -> set -> answer (32 clients) and the {workflows.CHAIN_STEPS}-step chain (1 client), "
                      f"repeat {repeat + 1}/{repeats}")
@@ -189,9 +199,9 @@ def measure_peers(
             while done < executions:
                 chunk = min(EXECUTION_CHUNK, executions - done)
                 result = run_requests(side.set_url, BODY, requests=chunk, connections=32)
-                if result.errors:
-                    raise RuntimeError(f"{side.name}: {result.errors} failed executions of {result.requests}")
-                done += result.requests
+                if result.errors == result.requests:
+                    raise RuntimeError(f"{side.name}: all {result.requests} executions failed")
+                done += result.requests - result.errors
             _quiesce(side)
             time.sleep(SETTLE_SECONDS)
             side.rss_after_kib = tree_rss_kib(side.pid)
@@ -203,6 +213,7 @@ def describe(sides: list[Side]) -> dict[str, Any]:
     """The figures as plain data (for a JSON dump next to the tables)."""
     return {side.name: {"rps": side.rps, "p50_ms": side.p50_ms, "p99_ms": side.p99_ms, "server_us": side.server_us,
                         "chain_p50_ms": side.chain_p50_ms, "rss_idle_kib": side.rss_idle_kib,
-                        "rss_after_kib": side.rss_after_kib, "executions": side.executions}
+                        "rss_after_kib": side.rss_after_kib, "executions": side.executions,
+                        "timed_run_errors": side.errors}
             for side in sides}
 
