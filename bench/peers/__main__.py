@@ -65,7 +65,7 @@ def render(sides: list[Side], versions: list[tuple[str, str]], args: argparse.Na
         values = [get(side) for side in sides]
         body.append([label, *[_number(value, digits) for value in values],
                      *[_ratio(values[0], value, higher) for value in values[1:]]])
-    body.append(["failed or timed-out requests in the timed runs (10 s timeout)", *[f"{side.errors:,}" for side in sides],
+    body.append(["failed or timed-out requests in the timed runs", *[f"{side.errors:,}" for side in sides],
                  *["" for _ in peers]])
     out = [
         f"# flowengine and its peers ({'quick' if args.quick else 'full'} run, {elapsed:.0f} s)",

@@ -93,8 +93,9 @@ def _timed_load(side: Side, url: str, seconds: int, connections: int) -> tuple[L
     cpu = tree_cpu_seconds(side.pid) - before
     if not result.requests:
         raise RuntimeError(f"{side.name} {url}: no answer in {seconds} s ({result.errors} failed)")
-    # A server too slow for 32 clients has requests time out (wrk gives up after 10 s): counted
-    # and reported, not fatal; the run's other answers still measure it.
+    # A server too slow for 32 clients has requests time out (wrk gives up after 10 s, the
+    # Python generator after 30 s): counted and reported, not fatal; the other answers of the
+    # run still measure it.
     side.errors += result.errors
     _quiesce(side)
     return result, cpu
