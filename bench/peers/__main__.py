@@ -87,7 +87,7 @@ def render(sides: list[Side], versions: list[tuple[str, str]], args: argparse.Na
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.peers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="3 repeats of 1 s and 1,000 executions (a few minutes)")
+    parser.add_argument("--quick", action="store_true", help="3 repeats of 2 s runs and 1,000 executions")
     parser.add_argument("--repeats", type=int, help="timed repeats (default 5, quick 3)")
     parser.add_argument("--seconds", type=int, help="seconds of one load run (default 5, quick 2)")
     parser.add_argument("--executions", type=int, help="executions before the last RSS reading (default 10,000, quick 1,000)")
