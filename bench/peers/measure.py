@@ -33,12 +33,12 @@ __all__ = ["Side", "describe", "measure_peers"]
 BODY = {"message": "hello"}
 SETTLE_SECONDS = 2.0  # idle before reading RSS: history writes land, collections run
 WEBHOOK_TIMEOUT = 120.0  # n8n answers 404 until its published workflows are registered
-EXECUTION_CHUNK = 2_000
+EXECUTION_CHUNK = 2_000  # executions per load-generator run (slow servers need many minutes)
 MIN_REQUESTS = 200  # answers in one timed run at least (32 clients)
 MIN_CHAIN_REQUESTS = 30  # answers in one timed chain run at least (1 client)
 MAX_RUN_SECONDS = 30
 QUIESCE_TIMEOUT = 120.0
-IDLE_CPU = 0.1  # share of a core below which a server counts as idle  # executions per load-generator run (slow servers need many minutes)
+IDLE_CPU = 0.1  # share of a core below which a server counts as idle
 
 
 @dataclass
