@@ -22,7 +22,8 @@ from support.server import FlowengineTestServer
 TEST_LOOP = os.environ.get("FLOWENGINE_TEST_LOOP", "asyncio")
 if TEST_LOOP not in ("asyncio", "uvloop"):
     raise pytest.UsageError(f"FLOWENGINE_TEST_LOOP={TEST_LOOP!r}: expected asyncio or uvloop")
-# Servers started as processes inherit it, unless a test sets FLOWENGINE_LOOP itself.
+# Servers started as processes inherit it, unless a test sets FLOWENGINE_LOOP itself (or clears
+# the FLOWENGINE_* variables, which gives the default: uvloop, since the test extra installs it).
 os.environ.setdefault("FLOWENGINE_LOOP", TEST_LOOP)
 
 if TEST_LOOP == "uvloop":

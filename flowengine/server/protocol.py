@@ -406,12 +406,11 @@ def run_server(
     ``loop_factory`` makes (None: asyncio's own, as ``asyncio.run`` makes it).
 
     Raises OSError when the address cannot be bound."""
-    serving = _serve(
-        app, host, port, on_listening, access_log=access_log, access_log_class=access_log_class, shutdown_timeout=shutdown_timeout
-    )
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(serving)
+            runner.run(
+                _serve(app, host, port, on_listening, access_log=access_log, access_log_class=access_log_class, shutdown_timeout=shutdown_timeout)
+            )
     except KeyboardInterrupt:  # Ctrl-C during start-up, before the signal handlers were set
         pass
 
