@@ -38,6 +38,12 @@ bench: install-test
 bench-quick: install-test
 	$(BIN)/python -m bench --quick
 
+# flowengine side by side with n8n (bench/peers/): downloads n8n and a Node.js for it from the
+# npm registry into ~/.cache/flowengine-bench on first use; never run by CI or make test.
+.PHONY: bench-peers
+bench-peers: install-test
+	$(BIN)/python -m bench.peers $(PEERS_ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info
 

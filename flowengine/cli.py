@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -26,7 +26,7 @@ from .nodes import NodeRegistry, PluginError, builtin_registry
 from .runtime.build import build_engine
 from .server.http_json import parse_json_text
 
-__all__ = ["main", "serve_main"]
+__all__ = ["choose_loop", "main", "serve_main"]
 
 log = logging.getLogger("flowengine")
 
@@ -48,6 +48,30 @@ class AccessLogger(AbstractAccessLogger):
         self.logger.info(
             "%s %s %s %s %.1f ms", request.remote, request.method, request.path, response.status, time * 1000
         )
+
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+# Printed when uvloop is asked for but not installed: the extra that brings it.
+_NO_UVLOOP = (
+    "flowengine: the uvloop event loop (--loop uvloop / FLOWENGINE_LOOP=uvloop) is not installed; "
+    "install it with: pip install 'flowengine-server[fast]'"
+)
+
+
+def choose_loop(choice: str) -> tuple[str, LoopFactory | None]:
+    """The event loop the server runs on: its name, and the factory that makes it (None for
+    asyncio's own loop, made as ``asyncio.run`` makes it). ``auto`` takes uvloop when it can
+    be imported; an explicit ``uvloop`` that cannot be raises ImportError."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise
+        else:
+            return "uvloop", uvloop.new_event_loop
+    return "asyncio", None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -139,6 +163,11 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"flowengine: {exc}", file=sys.stderr)
         return 2
+    try:
+        loop_name, loop_factory = choose_loop(config.loop)
+    except ImportError:
+        print(_NO_UVLOOP, file=sys.stderr)
+        return 2
     configure_logging(config.log_level)
     try:
         app = make_app(config)
@@ -148,7 +177,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     def announce() -> None:
         # Called once the socket is bound, so the line never precedes a bind error.
-        log.info("flowengine %s listening on http://%s (database: %s)", __version__, config.bind_address, config.db_shown)
+        log.info(
+            "flowengine %s listening on http://%s (database: %s, event loop: %s)",
+            __version__, config.bind_address, config.db_shown, loop_name,
+        )
 
     try:
         run_server(
@@ -156,6 +188,7 @@ def _serve(args: argparse.Namespace) -> int:
             host=config.host,
             port=config.port,
             on_listening=announce,
+            loop_factory=loop_factory,
             access_log=logging.getLogger("aiohttp.access") if config.log_level in ("debug", "trace") else None,
             access_log_class=AccessLogger,
             shutdown_timeout=10,

@@ -15,12 +15,14 @@ from typing import Any
 from .lib.auth import parse_api_keys, parse_audiences
 from .lib.ratelimit import RateLimit, parse_rate_limit
 
-__all__ = ["Config", "ConfigError", "SETTINGS", "add_arguments", "load_config", "LOG_LEVELS"]
+__all__ = ["Config", "ConfigError", "SETTINGS", "add_arguments", "load_config", "LOG_LEVELS", "LOOPS"]
 
 LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
 # SQLite's PRAGMA synchronous in WAL mode: normal survives a crash of the process, full also a
 # loss of power (one fsync per commit).
 SYNCHRONOUS_MODES = ("normal", "full")
+# The server's event loop: auto is uvloop when it is installed (the extra ``fast``), else asyncio.
+LOOPS = ("auto", "asyncio", "uvloop")
 
 
 class ConfigError(ValueError):
@@ -61,6 +63,7 @@ class Config:
     node_timeout: float = 10.0
     db_pool_size: int = 10
     db_direct_url: str | None = None
+    loop: str = "auto"
 
     @property
     def auth_enabled(self) -> bool:
@@ -250,6 +253,7 @@ SETTINGS = (
     Setting("FLOWENGINE_DB_POOL_SIZE", "--db-pool-size", "10", _positive_int("db_pool_size"), "PostgreSQL: pooled connections per process (each process opens 2 more)"),
     Setting("FLOWENGINE_DB_DIRECT_URL", "--db-direct-url", "", _optional(str, "db_direct_url"), "PostgreSQL: URL for the LISTEN connection when FLOWENGINE_DB goes through a transaction pooler", secret=True),
     Setting("FLOWENGINE_HEAD_TIMEOUT", "--head-timeout", "20", _positive_float("head_timeout"), "seconds a client has to send a whole request head (line and headers) before it is closed (408)"),
+    Setting("FLOWENGINE_LOOP", "--loop", "auto", _choice("loop", LOOPS), "event loop: asyncio, uvloop (needs the extra flowengine-server[fast]) or auto (uvloop when installed, else asyncio)"),
 )
 
 

@@ -18,6 +18,23 @@ from flowengine.server.app import make_app
 from support.postgres import PostgresCluster, missing, unavailable
 from support.server import FlowengineTestServer
 
+# The event loop the suite runs on: FLOWENGINE_TEST_LOOP=uvloop runs every test (the app in
+# process, and the servers tests start as processes) on uvloop; unset, on asyncio's own loop.
+TEST_LOOP = os.environ.get("FLOWENGINE_TEST_LOOP", "asyncio")
+if TEST_LOOP not in ("asyncio", "uvloop"):
+    raise pytest.UsageError(f"FLOWENGINE_TEST_LOOP={TEST_LOOP!r}: expected asyncio or uvloop")
+# Servers started as processes inherit it, unless a test sets FLOWENGINE_LOOP itself (or clears
+# the FLOWENGINE_* variables, which gives the default: uvloop, since the test extra installs it).
+os.environ.setdefault("FLOWENGINE_LOOP", TEST_LOOP)
+
+if TEST_LOOP == "uvloop":
+    import uvloop
+
+    def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+        """pytest-asyncio's hook: every async test and fixture runs on a uvloop loop."""
+        return {"uvloop": uvloop.new_event_loop}
+
+
 # Test modules whose tests run against both stores (each test once per store): the API,
 # history, trigger and durability suites. The rest run on SQLite only, unless
 # FLOWENGINE_TEST_STORE=postgresql runs everything that uses ``config`` on PostgreSQL.
