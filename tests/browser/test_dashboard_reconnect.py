@@ -4,6 +4,7 @@ event is applied twice, and the pages end in the right state."""
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.sync_api import expect
 
@@ -42,3 +43,25 @@ def test_executions_list_reconnects_and_keeps_showing_new_runs(tab, server):
     row = page.locator(f'#executions tr[data-id="{execution_id}"]')
     expect(row).to_have_attribute("data-status", "succeeded")
     expect(page.locator(f'#executions tr[data-id="{execution_id}"]')).to_have_count(1)
+
+
+def test_executions_list_shows_runs_it_missed_while_disconnected(tab, server):
+    register(server, slow("while-away", 10))
+    page = tab.open("#/executions")
+    expect(page.locator("#live")).to_have_text("live")
+    server.stop()
+    # Several failed attempts: the next one is seconds away, time enough for a whole run.
+    expect(page.locator("#live")).to_have_text(re.compile(r"retrying in ([3-9]|1[0-5]) s"), timeout=30_000)
+    server.start()
+    execution_id = start(server, "while-away")
+    for _ in range(100):
+        status, record = server.call("GET", f"/api/executions/{execution_id}")
+        if status == 200 and record["status"] != "running":
+            break
+        time.sleep(0.02)
+    assert record["status"] == "succeeded"
+    assert "retrying" in page.locator("#live").inner_text()  # it ran while the page was away
+    expect(page.locator("#live")).to_have_text("live", timeout=30_000)
+    row = page.locator(f'#executions tr[data-id="{execution_id}"]')
+    expect(row).to_have_attribute("data-status", "succeeded")
+    expect(row).to_have_count(1)

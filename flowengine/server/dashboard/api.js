@@ -125,6 +125,8 @@ export class LiveSocket {
     this.attempt = 0;
     this.closed = false;
     this.batch = true; // dropped if the server does not take ?batch=true
+    this.opened = 0; // sockets opened so far
+    this.onReconnect = null; // called when a socket opens again: fetch what was missed meanwhile
     this.open();
   }
 
@@ -145,6 +147,7 @@ export class LiveSocket {
     socket.onopen = () => {
       opened = true;
       this.onState("live");
+      if (this.opened++ > 0 && this.onReconnect) this.onReconnect();
     };
     socket.onmessage = (frame) => {
       this.attempt = 0;

@@ -186,6 +186,22 @@ export async function executionsView(main, query, setLive) {
       waiting.textContent = `${held.length} update(s) waiting`;
     } else apply(events);
   }, setLive);
+  // Runs that started or ended while the socket was down sent no event this page saw: after a
+  // reconnect the first page is read again and merged in.
+  socket.onReconnect = async () => {
+    let fresh;
+    try {
+      fresh = await get(`/api/executions?${params}`);
+    } catch {
+      return;
+    }
+    for (const execution of [...fresh.executions].reverse()) {
+      const known = rows.get(execution.id);
+      if (!known) body.prepend(row(execution));
+      else if (known.execution.status !== execution.status) known.tr.replaceWith(row(execution));
+    }
+    if (typeof fresh.total === "number") total.textContent = `${fresh.total} in all`;
+  };
   return () => socket.close();
 }
 
