@@ -610,11 +610,10 @@ class _Attempt:
 
     def _call_sync(self, node_type: NodeType, context: NodeContext, node: Node) -> tuple[NodeStatus, Any]:
         try:
-            return SUCCEEDED, _as_outputs(node_type.run(context))
-        except NodeError as exc:
-            return FAILED, str(exc) or type(exc).__name__
+            result = node_type.run(context)
         except Exception as exc:
-            return FAILED, _report_crash(exc, node)
+            return _body_outcome(node, None, exc)
+        return _body_outcome(node, result, None)
 
     async def _run_node(
         self, index: int, node: Node, node_type: NodeType, context: NodeContext
@@ -669,47 +668,46 @@ class _Attempt:
             )
             await self.execution.engine.sleep(delay)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        """A ``_run_node`` task ended: its result is the node's (status, payload)."""
+    def _ended(self, task: asyncio.Task[Any]) -> int | None:
+        """The index of the node whose task ended, forgotten; None once the execution has taken
+        its result from this attempt (a late callback then changes nothing)."""
         index = self.task_index.pop(task)
         del self.tasks[index]
-        if self.closed:
+        return None if self.closed else index
+
+    def _finish(self, index: int, status: NodeStatus, payload: Any) -> None:
+        self._complete(index, status, payload, time.perf_counter() - self.started_at[index])  # type: ignore[operator]
+        self._pump()
+
+    def _cancelled(self) -> tuple[NodeStatus, str]:
+        return CANCELLED, f"cancelled: {self.failure or 'execution stopped'}"
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """A ``_run_node`` task ended: its result is the node's (status, payload)."""
+        index = self._ended(task)
+        if index is None:
             return
-        elapsed = time.perf_counter() - self.started_at[index]  # type: ignore[operator]
         if task.cancelled():
-            self._complete(index, CANCELLED, f"cancelled: {self.failure or 'execution stopped'}", elapsed)
+            status, payload = self._cancelled()
         elif (crash := task.exception()) is not None:
             # Not the body (its errors are caught in _run_node) but the engine around it, e.g. an
             # injected sleep: fail the node rather than leave the attempt waiting for ever.
-            self._complete(index, FAILED, _report_crash(crash, self.plan.nodes[index]), elapsed)
+            status, payload = FAILED, _report_crash(crash, self.plan.nodes[index])
         else:
             status, payload = task.result()
-            self._complete(index, status, payload, elapsed)
-        self._pump()
+        self._finish(index, status, payload)
 
     def _body_done(self, task: asyncio.Task[Any]) -> None:
-        """A task running a body directly ended: its result or exception is the body's own,
-        judged as ``_run_node`` judges one attempt."""
-        index = self.task_index.pop(task)
-        del self.tasks[index]
-        if self.closed:
+        """A task running a body directly ended: its result or exception is the body's own."""
+        index = self._ended(task)
+        if index is None:
             return
-        elapsed = time.perf_counter() - self.started_at[index]  # type: ignore[operator]
-        status: NodeStatus
-        payload: Any  # the outputs, or the error text
         if task.cancelled():
-            status, payload = CANCELLED, f"cancelled: {self.failure or 'execution stopped'}"
-        elif (error := task.exception()) is None:
-            try:
-                status, payload = SUCCEEDED, _as_outputs(task.result())
-            except NodeError as exc:
-                status, payload = FAILED, str(exc) or type(exc).__name__
-        elif isinstance(error, NodeError):
-            status, payload = FAILED, str(error) or type(error).__name__
+            status, payload = self._cancelled()
         else:
-            status, payload = FAILED, _report_crash(error, self.plan.nodes[index])
-        self._complete(index, status, payload, elapsed)
-        self._pump()
+            error = task.exception()
+            status, payload = _body_outcome(self.plan.nodes[index], None if error else task.result(), error)
+        self._finish(index, status, payload)
 
     # -- finishing a node ----------------------------------------------------------------
 
@@ -797,6 +795,19 @@ def _as_outputs(result: Any) -> dict[str, Value]:
     if type(result) is not dict and not isinstance(result, abc.Mapping):
         raise NodeError(f"node body returned {type(result).__name__}, expected a mapping of output port to value")
     return {str(port): to_value(value) for port, value in result.items()}
+
+
+def _body_outcome(node: Node, result: Any, error: BaseException | None) -> tuple[NodeStatus, Any]:
+    """How one attempt of a body ended, from what it returned or raised: its outputs, or the
+    node's error text (a NodeError's message; anything else is a crash, logged)."""
+    if error is None:
+        try:
+            return SUCCEEDED, _as_outputs(result)
+        except NodeError as exc:
+            error = exc
+    if isinstance(error, NodeError):
+        return FAILED, str(error) or type(error).__name__
+    return FAILED, _report_crash(error, node)
 
 
 def _report_crash(exc: BaseException, node: Node) -> str:
