@@ -20,6 +20,7 @@ import math
 import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TypeVar
 
 __all__ = [
     "CONTENT_TYPE",
@@ -333,6 +334,9 @@ class Histogram(_Metric):
             yield f"{self.name}_count{labels} {series.count}"
 
 
+M = TypeVar("M", bound=_Metric)
+
+
 class Registry:
     """The metrics one app exposes, rendered in registration order."""
 
@@ -340,7 +344,7 @@ class Registry:
         self._metrics: list[_Metric] = []
         self._names: set[str] = set()
 
-    def register(self, metric: _Metric) -> _Metric:
+    def register(self, metric: M) -> M:
         names = metric.sample_names()
         clash = self._names.intersection(names)
         if clash:
@@ -356,9 +360,7 @@ class Registry:
         labelnames: Sequence[str] = (),
         callback: ValueCallback | None = None,
     ) -> Counter:
-        metric = Counter(name, help, labelnames, callback)
-        self.register(metric)
-        return metric
+        return self.register(Counter(name, help, labelnames, callback))
 
     def gauge(
         self,
@@ -367,9 +369,7 @@ class Registry:
         labelnames: Sequence[str] = (),
         callback: GaugeCallback | None = None,
     ) -> Gauge:
-        metric = Gauge(name, help, labelnames, callback)
-        self.register(metric)
-        return metric
+        return self.register(Gauge(name, help, labelnames, callback))
 
     def histogram(
         self,
@@ -378,9 +378,7 @@ class Registry:
         labelnames: Sequence[str] = (),
         buckets: Iterable[float] = DEFAULT_BUCKETS,
     ) -> Histogram:
-        metric = Histogram(name, help, labelnames, buckets)
-        self.register(metric)
-        return metric
+        return self.register(Histogram(name, help, labelnames, buckets))
 
     def forget(self, label: str, value: str) -> int:
         """Drop every kept series, in every metric, whose ``label`` equals ``value`` (e.g. all
