@@ -200,13 +200,19 @@ def _parse_frames(data: bytes) -> list[tuple[int, bytes]]:
 
 
 def _read_frames(sock: socket.socket, until: bytes | None = None) -> list[tuple[int, bytes]]:
-    """Every frame until the server cuts the connection, or until ``until`` has been read
-    (blocking: run it in a thread)."""
+    """Every frame until the server cuts the connection, or until a whole frame containing
+    ``until`` has been read (blocking: run it in a thread)."""
     received = b""
+    marker_seen = False
     try:
         while chunk := sock.recv(1 << 16):
             received += chunk
-            if until is not None and until in received[-len(chunk) - len(until) :]:
+            if until is None:
+                continue
+            # The marker's bytes can arrive before the rest of its frame: stop on a whole frame only.
+            marker_seen = marker_seen or until in received[-len(chunk) - len(until) :]
+            whole_frames = _parse_frames(received.split(b"\r\n\r\n", 1)[1]) if marker_seen else []
+            if whole_frames and until in whole_frames[-1][1]:
                 break
     except ConnectionResetError:
         pass
