@@ -215,7 +215,9 @@ class PostgresCluster:
         else:
             with contextlib.suppress(OSError):
                 os.kill(postmaster, signal.SIGKILL)
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        # A session's databases come to hundreds of megabytes: removed by a detached process, so
+        # the test run does not wait seconds for it.
+        subprocess.run(["sh", "-c", 'rm -rf "$1" >/dev/null 2>&1 &', "sh", str(self.data_dir)], check=False)
 
     def url_for(self, database: str) -> str:
         base, _, _ = self.admin_url.rpartition("/")
@@ -224,7 +226,11 @@ class PostgresCluster:
     def create_database(self) -> str:
         """A new empty database; its URL."""
         name = f"{self.prefix}{next(self._counter)}"
-        run_admin(self.admin_url, f'CREATE DATABASE "{name}" TEMPLATE template0')
+        # FILE_COPY copies template0's files as they are, which is faster for a small template
+        # than PostgreSQL 15's default (writing every page to the WAL); its checkpoint costs
+        # little with fsync off. The benchmarks' durable cluster keeps the default.
+        strategy = "" if self.durable else " STRATEGY FILE_COPY"
+        run_admin(self.admin_url, f'CREATE DATABASE "{name}" TEMPLATE template0{strategy}')
         return self.url_for(name)
 
     def drop_databases(self) -> None:
