@@ -334,11 +334,23 @@ class ExecutionService:
             await self.acknowledge_start(execution)
             return "queued"
         # Its running row must be committed before it is turned into a queued one.
-        await self.acknowledge_start(execution)
+        try:
+            await self.acknowledge_start(execution)
+        except HistoryUnavailable:
+            self.run_in_background(execution)  # cancelled: it ends at once, recorded so
+            raise
         try:
             await self.queue.hand_off(execution, execution.cached_outputs)
-        finally:
-            self._admitted.pop(execution.id, None)
+        except Overloaded:
+            self._admitted.pop(execution.id, None)  # its row is gone: it never existed
+            raise
+        except Exception as exc:
+            # The database failed in the middle: the running row stays this process's, so it
+            # waits here for a slot as on a store of its own.
+            log.warning("execution %s could not be queued for the cluster (%s): it waits for a slot here", execution.id, exc)
+            self.run_in_background(execution)
+            return "queued"
+        self._admitted.pop(execution.id, None)
         return "queued"
 
     def take_slots(self, most: int) -> int:
