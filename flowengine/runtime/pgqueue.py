@@ -107,7 +107,7 @@ class RunQueue:
 
     async def start(self) -> None:
         await self.store.subscribe(QUEUE_CHANNEL, self._notified)
-        await self.store.subscribe(CANCEL_CHANNEL, self._cancel_notified)
+        await self.store.subscribe(CANCEL_CHANNEL, self._cancel_here)
         self.runs.queue = self
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
@@ -438,9 +438,6 @@ class RunQueue:
                 return status
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
-
-    def _cancel_notified(self, payload: str) -> None:
-        self._cancel_here(payload)
 
     def _cancel_here(self, execution_id: str) -> None:
         execution = self.runs.get(execution_id)
