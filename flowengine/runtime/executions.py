@@ -333,12 +333,13 @@ class ExecutionService:
             self.run_in_background(execution)
             await self.acknowledge_start(execution)
             return "queued"
-        # Its running row must be committed before it is turned into a queued one.
-        try:
-            await self.acknowledge_start(execution)
-        except HistoryUnavailable:
+        # Its running row must be committed before it is turned into a queued one, even when
+        # answers do not wait for commits (FLOWENGINE_HISTORY_ACK=async).
+        problem = await self.store.committed()
+        if problem is not None:
+            execution.cancel("its record could not be written")
             self.run_in_background(execution)  # cancelled: it ends at once, recorded so
-            raise
+            raise HistoryUnavailable(f"the execution's record could not be written: {problem}")
         try:
             await self.queue.hand_off(execution, execution.cached_outputs)
         except Overloaded:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 
 from support.api import node
 from support.cluster import get_execution, wait_for_status
@@ -47,9 +48,13 @@ async def test_a_queued_202_survives_kill_9_of_its_process_and_runs_on_another(p
         assert record["nodes"][0]["status"] == "succeeded", record
 
 
-async def test_a_queued_execution_is_cancelled_in_the_database_and_the_queue_is_bounded(processes):
+# With answers that do not wait for commits too: the running row is committed before it is queued.
+@pytest.mark.parametrize("ack", ["commit", "async"])
+async def test_a_queued_execution_is_cancelled_in_the_database_and_the_queue_is_bounded(processes, ack):
     async with aiohttp.ClientSession() as session:
-        _, a = await processes.start(session, FLOWENGINE_MAX_CLUSTER_QUEUED_EXECUTIONS="1", **ONE_SLOT)
+        _, a = await processes.start(
+            session, FLOWENGINE_MAX_CLUSTER_QUEUED_EXECUTIONS="1", FLOWENGINE_HISTORY_ACK=ack, **ONE_SLOT
+        )
         await _occupy_the_slot(session, a)
         status, queued, _ = await post(session, f"{a}/api/workflows/quick/execute?wait=false")
         assert status == 202 and queued["status"] == "queued", queued
