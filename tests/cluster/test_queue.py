@@ -10,7 +10,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from support.api import node
+from support.api import link, node
 from support.cluster import get_execution, wait_for_status
 from support.clusterprocs import kill, metric, post, until
 
@@ -113,3 +113,36 @@ async def test_an_event_chain_run_by_two_processes_keeps_its_budget_of_64(proces
         assert all(row["status"] == "succeeded" for row in everything)
         claimed = [await metric(session, base, "flowengine_cluster_queue_claimed_total") for base in (a, b)]
         assert sum(claimed) == 64, claimed
+
+
+def _flaky(version: int) -> dict:
+    """Version 1 fails at ``parse``; version 2 replaces it with a node that takes any text."""
+    step = node("parse", "transform.json_parse") if version == 1 else node("parse", "debug.log")
+    port = "json" if version == 1 else "message"
+    return {
+        "id": "flaky",
+        "name": "flaky",
+        "nodes": [node("source", "transform.set", text="{not json"), step],
+        "connections": [link("source", "text", "parse", port)],
+    }
+
+
+async def test_a_queued_retry_from_failure_keeps_its_cached_outputs_on_the_process_that_runs_it(processes):
+    async with aiohttp.ClientSession() as session:
+        _, a = await processes.start(session, **ONE_SLOT)
+        status, body, _ = await post(session, f"{a}/api/workflows", _flaky(1))
+        assert status == 201, body
+        status, failed, _ = await post(session, f"{a}/api/workflows/flaky/execute")
+        assert status == 500, failed
+        await _occupy_the_slot(session, a)
+        async with session.put(f"{a}/api/workflows/flaky", json=_flaky(2)) as response:
+            assert response.status == 200, await response.text()
+        retry = f"{a}/api/executions/{failed['execution_id']}/retry?wait=false"
+        status, queued, _ = await post(session, retry, {"from_failure": True})
+        assert status == 202 and queued["status"] == "queued" and queued["retry_of"] == failed["execution_id"], queued
+
+        _, b = await processes.start(session)
+        record = await wait_for_status(session, b, queued["execution_id"], "succeeded")
+        assert record["status"] == "succeeded" and record["retry_of"] == failed["execution_id"], record
+        nodes = {entry["node_id"]: entry for entry in record["nodes"]}
+        assert nodes["source"]["cached"] is True and nodes["parse"]["cached"] is False, nodes
