@@ -57,7 +57,7 @@ class _Slots:
 
     def take_many(self, most: int) -> int:
         """Take up to ``most`` free slots nobody queues for; how many were taken."""
-        taken = min(most, self.free) if not self._waiters else 0
+        taken = max(0, min(most, self.free)) if not self._waiters else 0
         self.free -= taken
         return taken
 

@@ -3,6 +3,8 @@ the 202 and in the history while it waits, and ``queued`` is a status the search
 
 from __future__ import annotations
 
+from flowengine.runtime.executions import _Slots
+
 from support.api import node, register
 
 
@@ -35,3 +37,15 @@ async def test_queued_is_a_status_the_search_accepts(client):
     response = await client.get("/api/executions?status=waiting")
     assert response.status == 400
     assert "queued" in (await response.json())["error"]
+
+
+async def test_slots_for_a_claim_are_taken_only_when_free_and_nobody_waits():
+    slots = _Slots(3)
+    assert slots.take_many(2) == 2 and slots.free == 1
+    assert slots.take_many(5) == 1 and slots.free == 0
+    assert slots.take_many(-1) == 0 and slots.free == 0  # a negative room never frees slots
+    slots.give_back()
+    waiter = slots.queue()
+    assert slots.take_many(1) == 0  # a waiter is first
+    slots.give_back()
+    assert waiter.done()
