@@ -48,6 +48,7 @@ class Config:
     http_block_private: bool = False
     max_concurrent_executions: int = 64
     max_queued_executions: int = 1000
+    max_cluster_queued_executions: int = 10_000
     history_ack: str = "commit"
     db_synchronous: str = "normal"
     history_queue_bytes: int = 64 * 1024 * 1024
@@ -238,6 +239,7 @@ SETTINGS = (
     Setting("FLOWENGINE_HTTP_BLOCK_PRIVATE", "--http-block-private", "0", _flag("http_block_private"), "http.request refuses loopback, private and reserved addresses", switch=True),
     Setting("FLOWENGINE_MAX_CONCURRENT_EXECUTIONS", "--max-concurrent-executions", "64", _positive_int("max_concurrent_executions"), "executions running at once; more wait in a queue"),
     Setting("FLOWENGINE_MAX_QUEUED_EXECUTIONS", "--max-queued-executions", "1000", _count("max_queued_executions"), "executions waiting for a slot before 503"),
+    Setting("FLOWENGINE_MAX_CLUSTER_QUEUED_EXECUTIONS", "--max-cluster-queued-executions", "10000", _count("max_cluster_queued_executions"), "PostgreSQL: executions waiting in the shared run queue before 503"),
     Setting("FLOWENGINE_HISTORY_ACK", "--history-ack", "commit", _choice("history_ack", ("commit", "async")), "commit: answer an execution only once its record is committed; async: answer at once (a crash may lose the last 20 ms of answered executions)"),
     Setting("FLOWENGINE_DB_SYNCHRONOUS", "--db-synchronous", "normal", _choice("db_synchronous", SYNCHRONOUS_MODES), "SQLite synchronous mode: normal survives a process crash, full also a power loss (slower commits)"),
     Setting("FLOWENGINE_HISTORY_QUEUE_BYTES", "--history-queue-bytes", str(64 * 1024 * 1024), _positive_int("history_queue_bytes"), "history not yet written to disk beyond which new executions wait (503 after FLOWENGINE_HISTORY_QUEUE_WAIT)"),

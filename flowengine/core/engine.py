@@ -47,7 +47,7 @@ log = logging.getLogger("flowengine.core.engine")
 
 # Node and execution statuses (DESIGN.md section 5).
 NodeStatus = Literal["pending", "running", "succeeded", "failed", "skipped", "cancelled"]
-ExecutionStatus = Literal["running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted"]
+ExecutionStatus = Literal["queued", "running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted"]
 NODE_STATUSES: tuple[NodeStatus, ...] = get_args(NodeStatus)
 EXECUTION_STATUSES: tuple[ExecutionStatus, ...] = get_args(ExecutionStatus)
 StopReason = Literal["cancelled", "interrupted", "timeout"]

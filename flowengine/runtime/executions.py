@@ -5,7 +5,11 @@ Durable acknowledgement: with ``durable`` (FLOWENGINE_HISTORY_ACK=commit, the de
 that answer a client first wait for the record they answer about to be committed
 (``acknowledge_start`` before a 202, ``run(..., acknowledge=True)`` before a result), so nothing
 a client was told survives only in memory. New executions wait while the history writer is
-behind (``admit``)."""
+behind (``admit``).
+
+Executions nobody waits on that find no free slot here (``dispatch``) move to the cluster's run
+queue on a PostgreSQL store (pgqueue.py), which hands this service the executions it claims
+(``take_slots``, ``adopt``, ``run_claimed``); on SQLite they wait here for a slot."""
 
 from __future__ import annotations
 
@@ -50,6 +54,12 @@ class _Slots:
             self.free -= 1
             return True
         return False
+
+    def take_many(self, most: int) -> int:
+        """Take up to ``most`` free slots nobody queues for; how many were taken."""
+        taken = max(0, min(most, self.free)) if not self._waiters else 0
+        self.free -= taken
+        return taken
 
     def queue(self) -> asyncio.Future[None]:
         """A place in the queue: done when a slot is handed to it."""
@@ -104,6 +114,8 @@ class ExecutionService:
         self._prune_every = min(PRUNE_EVERY, max(1, max_executions // 10))
         self.on_finished: list[Callable[[ExecutionResult], None]] = []
         self.closing = False  # set by shutdown(): no new executions from then on
+        # The shared run queue (pgqueue.RunQueue) on a PostgreSQL store, set while it serves.
+        self.queue: Any = None
 
     @property
     def running_count(self) -> int:
@@ -116,6 +128,10 @@ class ExecutionService:
     def get(self, execution_id: str) -> Execution | None:
         """An execution that is queued or running."""
         return self._admitted.get(execution_id)
+
+    def waits_for_slot(self, execution_id: str) -> bool:
+        """Whether this execution was admitted here and waits for a slot (shown ``queued``)."""
+        return execution_id in self._admitted and execution_id not in self.engine.running
 
     # -- reading the history -------------------------------------------------------------
 
@@ -237,19 +253,21 @@ class ExecutionService:
         in which the execution's result is set, before anyone awaiting ``finished`` resumes."""
         await self._committed()
 
-    async def run(self, execution: Execution, *, acknowledge: bool = False) -> ExecutionResult:
+    async def run(self, execution: Execution, *, acknowledge: bool = False, holds_slot: bool = False) -> ExecutionResult:
         """Run the execution and queue its final record; with ``acknowledge`` also wait (when
-        ``durable``) until that record is committed, for a caller about to answer with it."""
+        ``durable``) until that record is committed, for a caller about to answer with it.
+        ``holds_slot``: the caller took a slot for it."""
         try:
-            if execution.stop_reason is None and self._slots.take():
-                holds_slot = True
-            else:
-                holds_slot = await self._wait_for_slot(execution)
+            if not holds_slot:
+                if execution.stop_reason is None and self._slots.take():
+                    holds_slot = True
+                else:
+                    holds_slot = await self._wait_for_slot(execution)
             try:
                 result = await execution.run()
             finally:
                 if holds_slot:
-                    self._slots.give_back()
+                    self._give_back()
         finally:
             self._admitted.pop(execution.id, None)
         for listener in self.on_finished:
@@ -290,11 +308,87 @@ class ExecutionService:
         self._slots.leave(waiter)
         return False
 
-    def run_in_background(self, execution: Execution) -> asyncio.Task[ExecutionResult]:
-        task = asyncio.get_running_loop().create_task(self.run(execution))
+    def _give_back(self) -> None:
+        self._slots.give_back()
+        if self.queue is not None:
+            self.queue.slot_freed()
+
+    def run_in_background(self, execution: Execution, *, holds_slot: bool = False) -> asyncio.Task[ExecutionResult]:
+        task = asyncio.get_running_loop().create_task(self.run(execution, holds_slot=holds_slot))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+    async def dispatch(self, execution: Execution) -> str:
+        """Run a started execution in the background for a client that does not wait
+        (``?wait=false``), once its start is acknowledged: ``running`` when a slot is free here.
+        Otherwise ``queued``: on a shared store it moves to the cluster's run queue, where any
+        process with a free slot claims it (Overloaded when that queue is full); alone, it
+        waits here for a slot."""
+        if execution.stop_reason is None and self._slots.take():
+            self.run_in_background(execution, holds_slot=True)
+            await self.acknowledge_start(execution)
+            return "running"
+        if self.queue is None or self.closing:
+            self.run_in_background(execution)
+            await self.acknowledge_start(execution)
+            return "queued"
+        # Its running row must be committed before it is turned into a queued one, even when
+        # answers do not wait for commits (FLOWENGINE_HISTORY_ACK=async).
+        problem = await self.store.committed()
+        if problem is not None:
+            execution.cancel("its record could not be written")
+            self.run_in_background(execution)  # cancelled: it ends at once, recorded so
+            raise HistoryUnavailable(f"the execution's record could not be written: {problem}")
+        try:
+            await self.queue.hand_off(execution, execution.cached_outputs)
+        except Overloaded:
+            self._admitted.pop(execution.id, None)  # its row is gone: it never existed
+            raise
+        except Exception as exc:
+            # The database failed in the middle: the running row stays this process's, so it
+            # waits here for a slot as on a store of its own.
+            log.warning("execution %s could not be queued for the cluster (%s): it waits for a slot here", execution.id, exc)
+            self.run_in_background(execution)
+            return "queued"
+        self._admitted.pop(execution.id, None)
+        return "queued"
+
+    def take_slots(self, most: int) -> int:
+        """Take up to ``most`` free slots for executions claimed from the run queue."""
+        if self.closing:
+            return 0
+        return self._slots.take_many(min(most, self.capacity - len(self._admitted)))
+
+    def give_back_slots(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.give_back()
+
+    def adopt(
+        self,
+        workflow: Workflow,
+        execution_id: str,
+        inputs: dict[str, Value],
+        *,
+        trigger_json: str,
+        cached_outputs: dict[str, dict[str, Value]] | None = None,
+    ) -> Execution:
+        """An execution claimed from the run queue, whose row the claim made running here."""
+        execution = self.engine.start(
+            workflow,
+            inputs,
+            execution_id=execution_id,
+            record=True,
+            record_limit=self.record_limit,
+            trigger_json=trigger_json,
+            cached_outputs=cached_outputs,
+        )
+        self._admitted[execution.id] = execution
+        return execution
+
+    def run_claimed(self, execution: Execution) -> asyncio.Task[ExecutionResult]:
+        """Run an adopted execution on the slot taken for it by ``take_slots``."""
+        return self.run_in_background(execution, holds_slot=True)
 
     async def shutdown(self) -> None:
         """Stop what still runs (recorded as ``interrupted``) and wait for it to be recorded.

@@ -24,6 +24,10 @@ def node_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _payload_only(callback: Callable[[str], None]) -> Callable[[Any, int, str, str], None]:
+    return lambda _connection, _pid, _channel, payload: callback(payload)
+
+
 class PgLiveness:
     # Set by PgStore.__init__.
     node_id: str
@@ -40,6 +44,7 @@ class PgLiveness:
     problem: str | None
     _last_beat: float
     _listener: asyncpg.Connection | None
+    _subscriptions: dict[str, Callable[[str], None]]
 
     async def _run(self, work: Callable[[asyncpg.Connection], Any]) -> Any:
         raise NotImplementedError
@@ -129,7 +134,16 @@ class PgLiveness:
         await self.stop_listening()
         connection = await asyncpg.connect(self.direct_url, timeout=self.node_timeout)
         await connection.add_listener(CATALOG_CHANNEL, self._notified)
+        for channel, callback in self._subscriptions.items():
+            await connection.add_listener(channel, _payload_only(callback))
         self._listener = connection
+
+    async def subscribe(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(payload)`` for every notification on ``channel``, on this LISTEN
+        connection and on every one that replaces it after a loss."""
+        self._subscriptions[channel] = callback
+        if self._listener is not None and not self._listener.is_closed():
+            await self._listener.add_listener(channel, _payload_only(callback))
 
     async def ping_listener(self) -> bool:
         """A self-ping (asyncpg does not notice a half-open connection); False if it failed."""

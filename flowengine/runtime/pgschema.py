@@ -16,7 +16,7 @@ from ..errors import StoreRefused
 
 __all__ = ["SCHEMA_VERSION", "migrate"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA_LOCK = 0x666C6F77  # the advisory lock key ("flow")
 
 _SCHEMA = [
@@ -77,7 +77,45 @@ _SCHEMA = [
     "CREATE SEQUENCE IF NOT EXISTS node_epochs",
 ]
 
-_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA}
+# The run queue (pgqueue.py): queued executions are rows of ``executions`` with status
+# 'queued' and a row here, which leaves when a process claims it. Tick and event-start claims
+# make cron and event triggers fire once whatever the number of processes.
+_QUEUE_SCHEMA = [
+    "ALTER TABLE executions ADD COLUMN IF NOT EXISTS trigger_key text",
+    "ALTER TABLE executions ADD COLUMN IF NOT EXISTS cancel_requested boolean NOT NULL DEFAULT false",
+    # "Skip while the previous run goes" asks for a trigger's unfinished executions.
+    "CREATE INDEX IF NOT EXISTS executions_unfinished_by_trigger ON executions (trigger_key)"
+    " WHERE status IN ('queued', 'running') AND trigger_key IS NOT NULL",
+    # Rows leave at the claim, so the table stays small; a low fillfactor and eager autovacuum
+    # keep its dead rows from piling up under a steady flow.
+    """CREATE TABLE IF NOT EXISTS run_queue (
+        execution_id text PRIMARY KEY REFERENCES executions (id) ON DELETE CASCADE,
+        queued_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        cached_outputs text)
+        WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0)""",
+    "CREATE INDEX IF NOT EXISTS run_queue_by_age ON run_queue (queued_at)",
+    """CREATE TABLE IF NOT EXISTS trigger_fires (
+        trigger_key text NOT NULL,
+        scheduled_at text NOT NULL,
+        execution_id text,
+        fired_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (trigger_key, scheduled_at))""",
+    """CREATE TABLE IF NOT EXISTS event_starts (
+        source_execution_id text NOT NULL,
+        trigger_key text NOT NULL,
+        execution_id text,
+        root_execution_id text NOT NULL,
+        depth integer NOT NULL,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (source_execution_id, trigger_key))""",
+    "CREATE INDEX IF NOT EXISTS event_starts_by_execution ON event_starts (execution_id)",
+    """CREATE TABLE IF NOT EXISTS event_chains (
+        root_execution_id text PRIMARY KEY,
+        started integer NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now())""",
+]
+
+_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA, 2: _QUEUE_SCHEMA}
 
 
 async def migrate(connection: asyncpg.Connection, shown: str) -> None:

@@ -183,6 +183,7 @@ class PgStore(PgLiveness):
         self.oldest_transaction_seconds = 0.0
         self.listener_reconnects = 0
         self._listener: asyncpg.Connection | None = None
+        self._subscriptions: dict[str, Callable[[str], None]] = {}
 
     # -- connections -----------------------------------------------------------------------
 
@@ -360,11 +361,13 @@ class PgStore(PgLiveness):
         # The position of the newest finished row beyond ``keep``: an index walk of ``keep``
         # rows from the newest end, no count of the whole table.
         boundary = await connection.fetchval(
-            "SELECT position FROM executions WHERE status <> 'running' ORDER BY position DESC OFFSET $1 LIMIT 1", keep
+            "SELECT position FROM executions WHERE status NOT IN ('running', 'queued')"
+            " ORDER BY position DESC OFFSET $1 LIMIT 1",
+            keep,
         )
         if boundary is not None:
             await connection.execute(
-                "DELETE FROM executions WHERE position <= $1 AND status <> 'running'", boundary
+                "DELETE FROM executions WHERE position <= $1 AND status NOT IN ('running', 'queued')", boundary
             )
             await connection.execute(FORGET_VERSIONS)  # versions only those executions needed
 
@@ -418,6 +421,14 @@ class PgStore(PgLiveness):
         fenced = list(self._epoch_of)
         self._epoch_of.clear()
         return fenced
+
+    def adopt(self, execution_id: str, epoch: int) -> None:
+        """An execution this registration claimed from the run queue: its completion is written."""
+        self._epoch_of[execution_id] = epoch
+
+    def disown(self, execution_id: str) -> None:
+        """An execution handed to the run queue: this process writes nothing more of it."""
+        self._epoch_of.pop(execution_id, None)
 
     def prune_executions(self, keep: int) -> None:
         self._queue("prune", (keep,), _STATEMENT_OVERHEAD)
@@ -482,7 +493,7 @@ class PgStore(PgLiveness):
     async def delete_execution(self, execution_id: str) -> None:
         async def work(connection: asyncpg.Connection) -> None:
             async with connection.transaction():
-                await connection.execute("DELETE FROM executions WHERE id = $1 AND status <> 'running'", execution_id)
+                await connection.execute("DELETE FROM executions WHERE id = $1 AND status NOT IN ('running', 'queued')", execution_id)
                 await connection.execute(FORGET_VERSIONS)
 
         await self._run(work)

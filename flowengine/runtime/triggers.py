@@ -6,6 +6,12 @@ it is created, replaced or deleted, so webhooks, the scheduler and event trigger
 changes at once. The scheduler is one task that sleeps until the next fire time (or until the
 index changes); it never backfills ticks missed while the server was down and never starts a
 trigger's run while its previous run is still going.
+
+On a shared PostgreSQL store (the run queue of pgqueue.py is set on the ExecutionService) cron
+ticks and event-triggered starts go into the cluster's run queue instead of starting here:
+every process fires every tick, and the database lets one of them queue it; every process
+sees the events of the executions it runs, and the database lets each (source execution,
+trigger) start once and counts the depth and the budget of each chain.
 """
 
 from __future__ import annotations
@@ -218,6 +224,12 @@ class TriggerService:
         # The next tick strictly after now: ticks missed (the loop was busy, or the server was
         # down) are not run late.
         job.next_fire = job.schedule.next_after(now)
+        queue = self.runs.queue
+        if queue is not None:
+            workflow = self.workflows.get(job.workflow_id)
+            if workflow is not None:
+                queue.spawn(self._fire_shared(queue, workflow, job.trigger, utc_timestamp(scheduled)))
+            return
         if job.running is not None and not job.running.done():
             self.throttled_log.warning(
                 ("cron skipped", job.workflow_id, job.trigger.id),
@@ -247,22 +259,48 @@ class TriggerService:
             return
         job.running = self.runs.run_in_background(execution)
 
+    async def _fire_shared(self, queue: Any, workflow: Workflow, trigger: Trigger, scheduled_at: str) -> None:
+        try:
+            outcome = await queue.fire_cron(workflow, trigger, scheduled_at)
+        except Exception as exc:
+            self.throttled_log.warning(
+                ("cron failed", workflow.id, trigger.id),
+                "cron trigger %s of workflow %s: the tick of %s could not be queued: %s",
+                trigger.id, workflow.id, scheduled_at, exc,
+            )  # fmt: skip
+            return
+        if outcome == "busy":
+            self.throttled_log.warning(
+                ("cron skipped", workflow.id, trigger.id),
+                "cron trigger %s of workflow %s: skipped the tick of %s, the previous run is still going",
+                trigger.id, workflow.id, scheduled_at,
+            )  # fmt: skip
+        elif outcome == "full":
+            self.throttled_log.warning(
+                ("cron overloaded", workflow.id, trigger.id),
+                "cron trigger %s of workflow %s: tick skipped: the cluster's run queue is full"
+                " (FLOWENGINE_MAX_CLUSTER_QUEUED_EXECUTIONS)",
+                trigger.id, workflow.id,
+            )  # fmt: skip
+
     # -- events --------------------------------------------------------------------------
 
     def _on_event(self, event: dict[str, Any]) -> None:
         if self.runs.closing:
             return  # executions interrupted by a shutdown start nothing
         source_execution = event["execution_id"]
+        queue = self.runs.queue
+        if queue is not None:
+            for workflow_id, trigger in self._wanting(event):
+                workflow = self.workflows.get(workflow_id)
+                if workflow is not None:
+                    queue.spawn(self._start_shared(queue, workflow, trigger, event))
+            return
         # A chain is every execution started, directly or not, by the events of one root
         # execution. Depth bounds its length; the budget bounds its width, since several
         # workflows listening to each other would otherwise multiply at every level.
         root, depth = self._chain_of.get(source_execution, (source_execution, 0))
-        for workflow_id, trigger in self.event_triggers.get(event["type"], ()):
-            if workflow_id == event["workflow_id"]:
-                continue  # a workflow never triggers on its own events
-            wanted_source = trigger.trigger_type.get("workflow_id")
-            if wanted_source is not None and wanted_source != event["workflow_id"]:
-                continue
+        for workflow_id, trigger in self._wanting(event):
             if depth + 1 > MAX_EVENT_DEPTH:
                 self._refuse(trigger, workflow_id, f"the chain reached depth {MAX_EVENT_DEPTH}", source_execution)
                 continue
@@ -291,6 +329,43 @@ class TriggerService:
             self._chain_running[root] = self._chain_running.get(root, 0) + 1
             task = self.runs.run_in_background(execution)
             task.add_done_callback(functools.partial(self._chain_member_done, execution.id))
+
+    def _wanting(self, event: dict[str, Any]) -> list[tuple[str, Trigger]]:
+        """The event triggers this event starts: of other workflows, and of any source or this one."""
+        wanting = []
+        for workflow_id, trigger in self.event_triggers.get(event["type"], ()):
+            if workflow_id == event["workflow_id"]:
+                continue  # a workflow never triggers on its own events
+            wanted_source = trigger.trigger_type.get("workflow_id")
+            if wanted_source is not None and wanted_source != event["workflow_id"]:
+                continue
+            wanting.append((workflow_id, trigger))
+        return wanting
+
+    async def _start_shared(self, queue: Any, workflow: Workflow, trigger: Trigger, event: dict[str, Any]) -> None:
+        source_execution = event["execution_id"]
+        try:
+            outcome = await queue.start_event(
+                workflow, trigger, event, max_depth=MAX_EVENT_DEPTH, max_chain=MAX_CHAIN_EXECUTIONS
+            )
+        except Exception as exc:
+            self.throttled_log.warning(
+                ("event failed",),
+                "event trigger %s of workflow %s: not started (from execution %s): %s",
+                trigger.id, workflow.id, source_execution, exc,
+            )  # fmt: skip
+            return
+        if outcome == "deep":
+            self._refuse(trigger, workflow.id, f"the chain reached depth {MAX_EVENT_DEPTH}", source_execution)
+        elif outcome == "budget":
+            self._refuse(trigger, workflow.id, f"the chain already started {MAX_CHAIN_EXECUTIONS} executions", source_execution)
+        elif outcome == "full":
+            self.throttled_log.warning(
+                ("event overloaded",),
+                "event trigger %s of workflow %s: not started: the cluster's run queue is full"
+                " (FLOWENGINE_MAX_CLUSTER_QUEUED_EXECUTIONS)",
+                trigger.id, workflow.id,
+            )  # fmt: skip
 
     def _chain_member_done(self, execution_id: str, _task: asyncio.Task[Any] | None = None) -> None:
         root, _ = self._chain_of.pop(execution_id)

@@ -19,6 +19,7 @@ from ..runtime.build import build_engine, open_store
 from ..runtime.catalog import WorkflowCatalog
 from ..runtime.executions import ExecutionService
 from ..runtime.liveness import follow_cluster
+from ..runtime.pgqueue import serve_queue
 from ..runtime.triggers import TriggerService
 from . import websocket
 from .access import make_access_middleware
@@ -101,7 +102,14 @@ async def _store_and_engine(app: web.Application) -> AsyncIterator[None]:
             log.info("database %s: %d workflow(s) loaded", config.db_shown, len(catalog.all()))
             async with follow_cluster(
                 store, app[RUNS], catalog, app[BUS], heartbeat=config.node_heartbeat, registry=app[TELEMETRY].registry
-            ) as liveness:
+            ) as liveness, serve_queue(
+                store,
+                app[RUNS],
+                catalog,
+                limit=config.max_cluster_queued_executions,
+                heartbeat=config.node_heartbeat,
+                registry=app[TELEMETRY].registry,
+            ):
                 app[LIVENESS] = liveness
                 try:
                     yield

@@ -1,6 +1,6 @@
 """HTTP handlers for execution history: list and search, inspect, events (paged), delete,
-cancel, retry; and workflow versions. Everything here reads the SQLite store (running
-executions also live)."""
+cancel, retry; and workflow versions. Everything here reads the store (running executions
+also live; an execution waiting for a slot shows as ``queued``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ..core.engine import EXECUTION_STATUSES
 from ..core.events import utc_timestamp
 from ..core.model import TRIGGER_TYPES
 from ..errors import Conflict, NotFound, WorkflowNotFound
+from ..runtime.executions import ExecutionService
 from .http_json import (
     MAX_QUERY_INT,
     ClientError,
@@ -26,7 +27,7 @@ from .http_json import (
     query_int,
     read_json,
 )
-from .keys import CATALOG, RUNS, STORE
+from .keys import CATALOG, CONFIG, RUNS, STORE
 from .websocket import event_types
 from .workflows import answer_execution
 
@@ -58,13 +59,16 @@ _BEFORE_ALL = "0000"  # sorts before every started_at text
 _AFTER_ALL = "9999-12-31T23:59:59.999Z~"  # after every one ("~" sorts after "Z")
 
 
-def _summary(row: dict[str, Any]) -> dict[str, Any]:
+def _summary(row: dict[str, Any], runs: ExecutionService) -> dict[str, Any]:
+    status = row["status"]
+    if status == "running" and runs.waits_for_slot(row["id"]):
+        status = "queued"  # recorded as started, but waiting here for a free slot
     return {
         "id": row["id"],
         "workflow_id": row["workflow_id"],
         "workflow_version": row["workflow_version"],
         "trigger": json.loads(row["trigger"]),
-        "status": row["status"],
+        "status": status,
         "started_at": row["started_at"],
         "finished_at": row["finished_at"],
         "duration_ms": row["duration_ms"],
@@ -137,7 +141,8 @@ async def list_executions(request: web.Request) -> web.Response:
     total = await store.count_executions(**filters)
     page = rows[:limit]
     next_cursor = page[-1]["position"] if len(rows) > limit else None
-    return json_response({"executions": [_summary(row) for row in page], "next": next_cursor, "total": total})
+    runs = request.app[RUNS]
+    return json_response({"executions": [_summary(row, runs) for row in page], "next": next_cursor, "total": total})
 
 
 async def _row_or_404(request: web.Request) -> dict[str, Any]:
@@ -150,7 +155,7 @@ async def _row_or_404(request: web.Request) -> dict[str, Any]:
 
 async def get_execution(request: web.Request) -> web.Response:
     row = await _row_or_404(request)
-    record = _summary(row)
+    record = _summary(row, request.app[RUNS])
     record["inputs"] = json.loads(row["inputs"])
     record["nodes"] = await request.app[RUNS].node_records(row)
     return json_response(record)
@@ -202,24 +207,49 @@ async def get_execution_events(request: web.Request) -> web.Response:
 
 async def delete_execution(request: web.Request) -> web.Response:
     row = await _row_or_404(request)
-    if row["status"] == "running":
+    if row["status"] in ("running", "queued"):
         cancel = link(request, "cancelExecution", id=row["id"])
-        raise Conflict(f"Execution {row['id']} is running: cancel it first (POST {cancel})")
+        raise Conflict(f"Execution {row['id']} is {row['status']}: cancel it first (POST {cancel})")
     await request.app[STORE].delete_execution(row["id"])
     return json_response({"message": "Execution deleted successfully"})
 
 
 async def cancel_execution(request: web.Request) -> web.Response:
+    """Stop a queued or running execution; the answer says how it ended, once that is recorded.
+    On a shared database an execution this process does not hold is cancelled in the database
+    while queued, or by the process running it (told by a notification)."""
     execution_id = request.match_info["id"]
-    execution = request.app[RUNS].get(execution_id)
+    runs = request.app[RUNS]
+    execution = runs.get(execution_id)
+    if execution is None and runs.queue is not None:
+        return await _cancel_elsewhere(request, execution_id)
     if execution is None or not execution.cancel():
         row = await _row_or_404(request)
-        if execution is None and row["status"] == "running":  # a shared database: another process runs it
-            raise Conflict(f"Execution {execution_id} runs on another flowengine process: cancel it there")
         raise Conflict(f"Execution {execution_id} has already finished (status {row['status']})")
     result = await execution.finished
-    await request.app[RUNS].wait_recorded(execution)
-    return json_response({"execution_id": execution_id, "status": result.status, "message": "Execution cancelled"})
+    await runs.wait_recorded(execution)
+    return _cancelled(execution_id, result.status)
+
+
+def _cancelled(execution_id: str, status: str, code: int = 200) -> web.Response:
+    return json_response({"execution_id": execution_id, "status": status, "message": "Execution cancelled"}, status=code)
+
+
+async def _cancel_elsewhere(request: web.Request, execution_id: str) -> web.Response:
+    queue = request.app[RUNS].queue
+    status = await queue.cancel(execution_id)
+    if status is None:
+        raise NotFound(f"Execution {execution_id} not found")
+    if status == "dequeued":
+        return _cancelled(execution_id, "cancelled")
+    if status != "running":
+        raise Conflict(f"Execution {execution_id} has already finished (status {status})")
+    # Its owner stops it and records how it ended; a dead owner's is recorded by the reaper.
+    config = request.app[CONFIG]
+    status = await queue.wait_finished(execution_id, config.node_timeout + 3 * config.node_heartbeat)
+    if status == "running":
+        return _cancelled(execution_id, status, 202)
+    return _cancelled(execution_id, status)
 
 
 async def retry_execution(request: web.Request) -> web.Response:
@@ -227,8 +257,8 @@ async def retry_execution(request: web.Request) -> web.Response:
     ``{"from_failure": true}`` the nodes that succeeded keep their recorded outputs, except
     those that held a secret (see ``reusable_outputs``)."""
     row = await _row_or_404(request)
-    if row["status"] == "running":
-        raise Conflict(f"Execution {row['id']} is still running")
+    if row["status"] in ("running", "queued"):
+        raise Conflict(f"Execution {row['id']} is still {row['status']}")
     body = await read_json(request, allow_empty=True)
     from_failure = body.get("from_failure", False)
     if not isinstance(from_failure, bool):

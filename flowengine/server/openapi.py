@@ -399,7 +399,7 @@ def _schemas(find: Find) -> dict[str, Schema]:
             ],
         },
         "ExecutionAccepted": _object(
-            {"execution_id": _STRING, "status": {"const": "running"}, "retry_of": _STRING},
+            {"execution_id": _STRING, "status": {"type": "string", "enum": ["running", "queued"]}, "retry_of": _STRING},
             ("execution_id", "status"),
         ),
         "ExecutionCancelled": _object(
@@ -659,7 +659,12 @@ def _query(name: str, schema: Schema, description: str) -> dict[str, Any]:
 # The answers of anything that runs a workflow: execute, retry, webhooks.
 _RUN_RESPONSES = {
     "200": _json(_ref("ExecutionResult"), "The execution finished (succeeded, completed_with_errors or cancelled)."),
-    "202": _json(_ref("ExecutionAccepted"), "?wait=false: the execution runs in the background.", _LOCATION),
+    "202": _json(
+        _ref("ExecutionAccepted"),
+        "?wait=false: the execution runs in the background (running), or waits for a free slot"
+        " (queued: on PostgreSQL in the run queue, for any process).",
+        _LOCATION,
+    ),
     "400": _use("BadRequest"),
     "404": _use("NotFound"),
     "413": _use("PayloadTooLarge"),
@@ -913,6 +918,10 @@ def _descriptions(find: Find) -> dict[str, dict[str, Any]]:
             "path_parameters": execution_id,
             "responses": {
                 "200": _json(_ref("ExecutionCancelled"), "Stopped; status is what it ended as."),
+                "202": _json(
+                    _ref("ExecutionCancelled"),
+                    "PostgreSQL: the process running it was asked to stop it and has not recorded it yet.",
+                ),
                 "404": _use("NotFound"),
                 "409": _use("Conflict"),
             },

@@ -172,10 +172,9 @@ async def answer_execution(
     runs = request.app[RUNS]
     if wait:
         return execution_response(await runs.run(execution, acknowledge=True))
-    runs.run_in_background(execution)
-    await runs.acknowledge_start(execution)
+    status = await runs.dispatch(execution)  # "running" here, or "queued" (for a slot, anywhere)
     return json_response(
-        {"execution_id": execution.id, "status": "running", **(extra or {})},
+        {"execution_id": execution.id, "status": status, **(extra or {})},
         status=202,
         headers={"Location": link(request, "getExecution", id=execution.id)},
     )

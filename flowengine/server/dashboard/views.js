@@ -59,7 +59,7 @@ export function notice(text, kind = "info") {
 }
 
 const TRIGGERS = ["manual", "webhook", "cron", "event", "retry"];
-const STATUSES = ["running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted"];
+const STATUSES = ["queued", "running", "succeeded", "failed", "completed_with_errors", "cancelled", "interrupted"];
 
 // Executions: the newest page, live rows, filters, pause-live, older pages.
 export async function executionsView(main, query, setLive) {
