@@ -16,7 +16,7 @@ from ..errors import StoreRefused
 
 __all__ = ["SCHEMA_VERSION", "migrate"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA_LOCK = 0x666C6F77  # the advisory lock key ("flow")
 
 _SCHEMA = [
@@ -77,7 +77,18 @@ _SCHEMA = [
     "CREATE SEQUENCE IF NOT EXISTS node_epochs",
 ]
 
-_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA}
+# Webhook replay protection shared by every process (pgreplay.py): accepted timestamped
+# signatures and GitHub delivery ids, each until it expires (Unix seconds).
+_WORKERS_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS webhook_replays (
+        scope text NOT NULL,
+        key text NOT NULL,
+        expires_at double precision NOT NULL,
+        PRIMARY KEY (scope, key))""",
+    "CREATE INDEX IF NOT EXISTS webhook_replays_expiry ON webhook_replays (expires_at)",
+]
+
+_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA, 2: _WORKERS_SCHEMA}
 
 
 async def migrate(connection: asyncpg.Connection, shown: str) -> None:

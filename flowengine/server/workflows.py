@@ -39,6 +39,7 @@ async def health(request: web.Request) -> web.Response:
     liveness = request.app.get(LIVENESS)
     if liveness is not None:
         body["store"] = "postgresql"
+        body["node"] = liveness.store.node_id  # which process answered (host:pid:suffix)
         problem = liveness.degraded
         if problem:
             body["status"], body["problem"] = "degraded", problem
