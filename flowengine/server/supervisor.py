@@ -240,7 +240,9 @@ class Supervisor:
     # -- metrics ------------------------------------------------------------------------------
 
     async def _scrape(self, _message: dict[str, Any]) -> str:
-        live = [w for w in self.workers if w.link is not None and not w.link.closed]
+        # A worker still starting is not asked (it answers once its store is open): it has
+        # served nothing yet, and its predecessor's counts are already among the retired.
+        live = [w for w in self.workers if w.ready.is_set() and w.link is not None and not w.link.closed]
         await asyncio.gather(*(self._refresh(worker) for worker in live))
         snapshots = [w.snapshot for w in live if w.snapshot is not None]
         own = mark_combines(self.registry.snapshot())
@@ -255,7 +257,7 @@ class Supervisor:
             log.warning("worker %d gave no metrics (%s): its last snapshot counts", worker.slot, exc or type(exc).__name__)
             return
         if worker.link is link:  # still the same incarnation
-            worker.snapshot = answer["metrics"]
+            worker.snapshot = answer
 
 
 def supervise(argv: Sequence[str], config: Config, announce: Callable[[int, list[int]], None]) -> int:

@@ -70,7 +70,7 @@ class WorkerLink:
         telemetry = app[TELEMETRY]
 
         async def snapshot(_message: dict[str, Any]) -> Any:
-            return {"pid": os.getpid(), "metrics": telemetry.snapshot()}
+            return telemetry.snapshot()
 
         link = self._link = Link(
             socket.socket(fileno=self.spec.link_fd), {"snapshot": snapshot}, on_close=self._lost

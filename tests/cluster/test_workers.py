@@ -97,8 +97,11 @@ def shared(pg_cluster):
     """One server for the tests that leave it as they found it."""
     started = _started(pg_cluster.create_database())
     yield started
-    code, output = stop(started.process)
-    assert code == 0 and "[killed:" not in output, output
+    if started.process.poll() is None:  # the last test kills it
+        code, output = stop(started.process)
+        assert code == 0 and "[killed:" not in output, output
+    else:
+        started.process.communicate()
 
 
 async def test_two_workers_serve_one_port_and_metrics_count_both(shared):
@@ -234,3 +237,27 @@ async def test_workers_that_cannot_start_stop_the_server_with_their_status(pg_ur
     assert process.returncode == 2, output
     assert "no_such_plugin_module" in output
     assert "while starting; the server stopped" in output, output
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie nobody reaped counts: it serves nothing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(shared):
+    """Run last on the shared server: kill -9 of the supervisor leaves no worker serving."""
+    pids = {_pid(node_id) for node_id in await shared.nodes(10)}
+    shared.process.kill()
+    shared.process.wait(WAIT)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while not all(_gone(pid) for pid in pids) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    assert all(_gone(pid) for pid in pids), pids
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await shared.node(session)
