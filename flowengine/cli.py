@@ -161,7 +161,7 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .server.app import make_app
     from .server.protocol import run_server
     from .server.supervisor import refusal
-    from .server.worker import WorkerLink, worker_spec
+    from .server.worker import WORKER_ENV, WorkerLink, worker_spec
 
     try:
         config = load_config(os.environ, args)
@@ -169,6 +169,7 @@ def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"flowengine: {exc}", file=sys.stderr)
         return 2
+    os.environ.pop(WORKER_ENV, None)  # not for the programs a worker starts (shell.exec)
     refused = refusal(config)
     if refused is not None:
         print(f"flowengine: {refused}", file=sys.stderr)

@@ -198,7 +198,7 @@ class Supervisor:
         if worker.snapshot is not None:
             self._retired = merge_snapshots([self._retired, [m for m in worker.snapshot if m["kind"] != "gauge"]])
             worker.snapshot = None
-        if self.stopping:
+        if self.stopping or self._stop.is_set():
             return
         if not self.serving:
             if self.failed is None:  # the server never started: give up, as one process would

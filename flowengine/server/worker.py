@@ -72,9 +72,9 @@ class WorkerLink:
         async def snapshot(_message: dict[str, Any]) -> Any:
             return telemetry.snapshot()
 
-        link = self._link = Link(
-            socket.socket(fileno=self.spec.link_fd), {"snapshot": snapshot}, on_close=self._lost
-        )
+        sock = socket.socket(fileno=self.spec.link_fd)
+        sock.set_inheritable(False)  # the programs a worker starts must not hold the link open
+        link = self._link = Link(sock, {"snapshot": snapshot}, on_close=self._lost)
         await link.start()
         telemetry.scrape = self.scrape
         try:

@@ -102,9 +102,14 @@ class Link:
                 if size > _MAX_FRAME:
                     log.error("worker link: a frame of %d bytes; closing the link", size)
                     return
-                self._dispatch(json.loads(await reader.readexactly(size)))
+                message = json.loads(await reader.readexactly(size))
+                if not isinstance(message, dict):
+                    raise ValueError("a frame that is not a JSON object")
+                self._dispatch(message)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except ValueError as exc:  # only a bug on the other side could send this
+            log.error("worker link: unreadable frame (%s); closing the link", exc)
         finally:
             self._closed()
 
