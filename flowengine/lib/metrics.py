@@ -36,6 +36,7 @@ __all__ = [
     "Histogram",
     "Registry",
     "Snapshot",
+    "forget_in_snapshot",
     "merge_snapshots",
 ]
 
@@ -483,6 +484,18 @@ def merge_snapshots(snapshots: Iterable[Snapshot]) -> Snapshot:
             entry["series"] = [[list(key), *rest] for key, rest in entry["series"].items()]
         else:
             entry["series"] = [[list(key), value] for key, value in entry["series"].items()]
+        result.append(entry)
+    return result
+
+
+def forget_in_snapshot(snapshot: Snapshot, label: str, value: str) -> Snapshot:
+    """The snapshot without the series whose ``label`` equals ``value`` (Registry.forget for
+    values kept as a snapshot)."""
+    result: Snapshot = []
+    for entry in snapshot:
+        if label in entry["labelnames"]:
+            index = entry["labelnames"].index(label)
+            entry = {**entry, "series": [series for series in entry["series"] if series[0][index] != value]}
         result.append(entry)
     return result
 

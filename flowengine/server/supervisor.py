@@ -20,7 +20,8 @@ connections over them. They share the PostgreSQL store; the supervisor never ope
   snapshot at once and merges them (lib/metrics.merge_snapshots) with its own process metrics
   and with the last snapshot of every worker that died. Counters and histograms are summed,
   so a worker's death never makes them go down (the increments it made after the last scrape
-  are lost); gauges are those of the live processes, summed unless registered otherwise.
+  are lost); gauges are those of the live processes, summed unless registered otherwise. A
+  deleted workflow's series leave the dead workers' counts too (the workers say so).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
-from ..lib.metrics import Registry, Snapshot, merge_snapshots
+from ..lib.metrics import Registry, Snapshot, forget_in_snapshot, merge_snapshots
 from ..lib.process_metrics import register_process_metrics
 from .protocol import bound_sockets
 from .telemetry import mark_combines
@@ -184,7 +185,7 @@ class Supervisor:
         async def ready(_message: dict[str, Any]) -> None:
             worker.ready.set()
 
-        worker.link = Link(ours, {"ready": ready, "scrape": self._scrape})
+        worker.link = Link(ours, {"ready": ready, "scrape": self._scrape, "forget": self._forget})
         await worker.link.start()
         watcher = asyncio.get_running_loop().create_task(self._watch(worker, process))
         self._watchers.add(watcher)
@@ -247,6 +248,14 @@ class Supervisor:
         snapshots = [w.snapshot for w in live if w.snapshot is not None]
         own = mark_combines(self.registry.snapshot())
         return Registry.from_snapshot(merge_snapshots([*snapshots, self._retired, own])).render()
+
+    async def _forget(self, message: dict[str, Any]) -> None:
+        """A worker dropped a deleted workflow's series: so do the counts of dead workers."""
+        label, value = str(message["label"]), str(message["value"])
+        self._retired = forget_in_snapshot(self._retired, label, value)
+        for worker in self.workers:  # the last snapshots, which a worker's death would retire
+            if worker.snapshot is not None:
+                worker.snapshot = forget_in_snapshot(worker.snapshot, label, value)
 
     async def _refresh(self, worker: _Worker) -> None:
         link = worker.link

@@ -68,8 +68,10 @@ class Telemetry:
             ("route", "method", "status"),
         )
         self._runs: ExecutionService | None = None
-        # Set in a worker of a multi-process server: the whole server's exposition.
+        # Set in a worker of a multi-process server: the whole server's exposition, and who
+        # else must forget a deleted workflow's series (the supervisor keeps dead workers').
         self.scrape: Callable[[], Awaitable[str]] | None = None
+        self.on_forget: Callable[[str, str], None] | None = None
         registry.gauge("flowengine_executions_running", "Executions running now.", callback=lambda: self._count("running"))
         registry.gauge("flowengine_executions_queued", "Executions waiting for a slot.", callback=lambda: self._count("queued"))
         register_process_metrics(registry)
@@ -93,6 +95,8 @@ class Telemetry:
 
     def forget_workflow(self, workflow_id: str) -> int:
         """Drop every series labelled with this workflow; how many were dropped."""
+        if self.on_forget is not None:
+            self.on_forget("workflow", workflow_id)
         return self.registry.forget("workflow", workflow_id)
 
     def workflow_changed(self, workflow_id: str, workflow: Any) -> None:

@@ -77,10 +77,11 @@ class WorkerLink:
         link = self._link = Link(sock, {"snapshot": snapshot}, on_close=self._lost)
         await link.start()
         telemetry.scrape = self.scrape
+        telemetry.on_forget = self._forget
         try:
             yield
         finally:
-            telemetry.scrape = None
+            telemetry.scrape = telemetry.on_forget = None
             self._supervisor_gone = True  # stopping anyway: closing our end is no news
             await link.close()
 
@@ -103,6 +104,12 @@ class WorkerLink:
             return str(await self._link.request("scrape", SCRAPE_TIMEOUT))
         except (LinkClosed, TimeoutError, RuntimeError) as exc:
             raise Unavailable(f"the supervisor did not answer for the other workers' metrics ({exc or type(exc).__name__})") from None
+
+    def _forget(self, label: str, value: str) -> None:
+        """A deleted workflow: the supervisor drops its series from dead workers' counts too."""
+        if self._link is not None:
+            with contextlib.suppress(LinkClosed):
+                self._link.notify("forget", label=label, value=value)
 
     def _lost(self) -> None:
         if self._supervisor_gone:

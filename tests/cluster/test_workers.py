@@ -132,8 +132,13 @@ async def server(pg_url):
 async def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(server):
     seen = await server.nodes()
     assert len(seen) == 2, seen
+    victim_node = next(iter(seen))
+    victim = _pid(victim_node)
+    workflow = await _register(server)
+    await _execute_on(server, victim_node, workflow)
+    # This scrape is the last the supervisor has of the victim's counts.
+    assert await server.metric("flowengine_executions_total", workflow=workflow) == 1
     counted = await server.metric("flowengine_http_requests_total")
-    victim = _pid(next(iter(seen)))
     os.kill(victim, signal.SIGKILL)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT
@@ -142,27 +147,45 @@ async def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(server):
         if len(pids) == 2 and victim not in pids:
             break
     assert len(pids) == 2 and victim not in pids, pids
-    # The dead worker's requests still count (the last snapshot the supervisor had of it).
+    # What the dead worker counted still counts: no counter goes back.
     assert await server.metric("flowengine_http_requests_total") >= counted
+    assert await server.metric("flowengine_executions_total", workflow=workflow) == 1
     assert await server.metric("flowengine_worker_restarts_total") == 1
+    # A deleted workflow's series leave the dead worker's counts too.
+    async with aiohttp.ClientSession() as session:
+        async with session.delete(f"{server.base}/api/workflows/{workflow}") as response:
+            assert response.status == 200
+    while await server.metric("flowengine_executions_total", workflow=workflow) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    assert await server.metric("flowengine_executions_total", workflow=workflow) == 0
     output = _stopped(server, pids)
     assert f"(pid {victim}) was killed by SIGKILL" in output, output
 
 
+async def _register(server: Server) -> str:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{server.base}/api/workflows", json={"name": "w", "nodes": [node("a", "transform.set", x=1)]}) as response:
+            assert response.status == 201
+            return (await response.json())["id"]
+
+
+async def _execute_on(server: Server, node_id: str, workflow: str) -> str:
+    """Execute ``workflow`` on the worker ``node_id`` (a connection that reached it); its id."""
+    while True:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as caller:
+            if await server.node(caller) == node_id:
+                async with caller.post(f"{server.base}/api/workflows/{workflow}/execute") as response:
+                    assert response.status == 200
+                    return (await response.json())["execution_id"]
+
+
 async def test_a_listener_sees_the_executions_of_its_own_worker(shared):
     """A listener and an execute over one keep-alive connection are on the same worker."""
-    async with aiohttp.ClientSession() as admin:
-        async with admin.post(f"{shared.base}/api/workflows", json={"name": "w", "nodes": [node("a", "transform.set", x=1)]}) as response:
-            workflow = (await response.json())["id"]
+    workflow = await _register(shared)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
         listener_node = await shared.node(session)
         async with session.ws_connect(f"{shared.base}/api/events?workflow_id={workflow}") as ws:
-            execution_id = None
-            while execution_id is None:  # the same worker again, over a connection of its own
-                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as caller:
-                    if await shared.node(caller) == listener_node:
-                        async with caller.post(f"{shared.base}/api/workflows/{workflow}/execute") as response:
-                            execution_id = (await response.json())["execution_id"]
+            execution_id = await _execute_on(shared, listener_node, workflow)  # over a connection of its own
             assert await _completed(ws, {execution_id}) == {execution_id}
 
 
@@ -170,9 +193,7 @@ async def test_a_listener_sees_the_executions_of_its_own_worker(shared):
     strict=True, reason="events of an execution reach listeners on other processes only with the cross-process event bus"
 )
 async def test_a_listener_sees_the_executions_of_the_other_worker(shared):
-    async with aiohttp.ClientSession() as admin:
-        async with admin.post(f"{shared.base}/api/workflows", json={"name": "w", "nodes": [node("a", "transform.set", x=1)]}) as response:
-            workflow = (await response.json())["id"]
+    workflow = await _register(shared)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
         listener_node = await shared.node(session)
         async with session.ws_connect(f"{shared.base}/api/events?workflow_id={workflow}") as ws:
