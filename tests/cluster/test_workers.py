@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -282,3 +283,21 @@ async def test_workers_stop_when_the_supervisor_is_killed(shared):
     async with aiohttp.ClientSession() as session:
         with pytest.raises(aiohttp.ClientConnectionError):
             await shared.node(session)
+
+
+def test_an_address_in_use_stops_the_supervisor_before_any_worker_starts():
+    """The supervisor binds the address itself first: the usual message and exit code 2 (it
+    never opens the database, which here does not even exist)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flowengine", "--workers", "2"],
+            env={**os.environ, "FLOWENGINE_DB": "postgresql://nobody@127.0.0.1:9/none", "BIND_ADDRESS": f"127.0.0.1:{port}"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        code, output = _wait(process)
+    assert code == 2, output
+    assert f"cannot listen on 127.0.0.1:{port}" in output, output
+    assert "worker" not in output, output
