@@ -222,21 +222,28 @@ class Supervisor:
 
     async def _stop_all(self) -> None:
         self.stopping = True
-        running = [w.process for w in self.workers if w.process is not None and w.process.returncode is None]
-        for process in running:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        if running:
-            await asyncio.wait([asyncio.ensure_future(p.wait()) for p in running], timeout=STOP_TIMEOUT)
+        self._stop.set()  # a restart waiting out its back-off gives up at once
+        # Until no worker runs and no watcher is left: a watcher caught starting a worker
+        # finishes that start, and the next round stops the worker it started.
+        while True:
+            running = [w.process for w in self.workers if w.process is not None and w.process.returncode is None]
+            for process in running:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
+            if running:
+                await asyncio.wait([asyncio.ensure_future(p.wait()) for p in running], timeout=STOP_TIMEOUT)
             for process in running:
                 if process.returncode is None:
                     log.warning("worker (pid %d) still running %g s after SIGTERM: killed", process.pid, STOP_TIMEOUT)
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
                     await process.wait()
-        for watcher in list(self._watchers):
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            watchers = [watcher for watcher in self._watchers if not watcher.done()]
+            if not running and not watchers:
+                return
+            for watcher in watchers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
 
     # -- metrics ------------------------------------------------------------------------------
 

@@ -231,17 +231,17 @@ async def _completed(ws: aiohttp.ClientWebSocketResponse, wanted: set[str], time
 
 
 def test_sqlite_refuses_more_than_one_worker(tmp_path):
-    for how in ({"FLOWENGINE_WORKERS": "2"}, {}):
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flowengine", *([] if how else ["serve", "--workers", "2"])],
-            env={**os.environ, "FLOWENGINE_DB": str(tmp_path / "one.db"), "BIND_ADDRESS": f"127.0.0.1:{free_port()}", **how},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        code, output = _wait(process)
-        assert code == 2, output
-        assert "--workers 2 (FLOWENGINE_WORKERS) needs a PostgreSQL database" in output, output
-        assert "postgresql://" in output, output
-        assert not (tmp_path / "one.db").exists()  # refused before anything was opened
+    """``python -m flowengine`` reads FLOWENGINE_WORKERS (the flag is used below)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowengine"],
+        env={**os.environ, "FLOWENGINE_DB": str(tmp_path / "one.db"), "BIND_ADDRESS": f"127.0.0.1:{free_port()}", "FLOWENGINE_WORKERS": "2"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    code, output = _wait(process)
+    assert code == 2, output
+    assert "--workers 2 (FLOWENGINE_WORKERS) needs a PostgreSQL database" in output, output
+    assert "postgresql://" in output, output
+    assert not (tmp_path / "one.db").exists()  # refused before anything was opened
 
 
 def _wait(process: subprocess.Popen) -> tuple[int, str]:
