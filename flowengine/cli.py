@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -33,10 +34,12 @@ log = logging.getLogger("flowengine")
 _PY_LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG, "trace": 5}
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, process: str = "") -> None:
+    """Log to stderr at ``level``; ``process`` (a worker's name) tags every line."""
     logging.addLevelName(5, "TRACE")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    tag = f" [{process}]" if process else ""
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s{tag}: %(message)s"))
     logging.basicConfig(level=_PY_LEVELS[level], handlers=[handler])
     install_log_redaction()  # secret values never reach the log
 
@@ -108,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command
     if command == "serve":
-        return _serve(args)
+        return _serve(args, argv)
     try:
         config = load_config(os.environ)
     except ConfigError as exc:
@@ -154,29 +157,49 @@ def serve_main() -> int:
     return main(["serve", *sys.argv[1:]])
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .server.app import make_app
     from .server.protocol import run_server
+    from .server.supervisor import refusal
+    from .server.worker import WORKER_ENV, WorkerLink, worker_spec
 
     try:
         config = load_config(os.environ, args)
-    except ConfigError as exc:
+        worker = worker_spec(os.environ)
+    except (ConfigError, ValueError) as exc:
         print(f"flowengine: {exc}", file=sys.stderr)
+        return 2
+    os.environ.pop(WORKER_ENV, None)  # not for the programs a worker starts (shell.exec)
+    refused = refusal(config)
+    if refused is not None:
+        print(f"flowengine: {refused}", file=sys.stderr)
         return 2
     try:
         loop_name, loop_factory = choose_loop(config.loop)
     except ImportError:
         print(_NO_UVLOOP, file=sys.stderr)
         return 2
-    configure_logging(config.log_level)
+    if config.workers > 1 and worker is None:
+        return _supervise(argv, config, loop_name)
+    configure_logging(config.log_level, f"worker {worker.slot}" if worker else "")
     try:
         app = make_app(config)
     except PluginError as exc:
         print(f"flowengine: {exc}", file=sys.stderr)
         return 2
+    link = None
+    if worker is not None:
+        # The supervisor bound the address (port 0 resolved): every worker takes that port.
+        config = dataclasses.replace(config, port=worker.port)
+        link = WorkerLink(worker)
+        app.cleanup_ctx.append(link.context)
 
     def announce() -> None:
         # Called once the socket is bound, so the line never precedes a bind error.
+        if link is not None:
+            log.info("worker %d (pid %d) listening on http://%s", link.spec.slot, os.getpid(), config.bind_address)
+            link.listening()
+            return
         log.info(
             "flowengine %s listening on http://%s (database: %s, event loop: %s)",
             __version__, config.bind_address, config.db_shown, loop_name,
@@ -192,6 +215,8 @@ def _serve(args: argparse.Namespace) -> int:
             access_log=logging.getLogger("aiohttp.access") if config.log_level in ("debug", "trace") else None,
             access_log_class=AccessLogger,
             shutdown_timeout=10,
+            reuse_port=worker is not None,
+            stop_on=link.stop_on if link is not None else None,
         )
     except StoreRefused as exc:
         print(f"flowengine: {exc}", file=sys.stderr)
@@ -199,8 +224,31 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"flowengine: cannot listen on {config.bind_address}: {exc.strerror or exc} (set BIND_ADDRESS or --bind)", file=sys.stderr)
         return 2
-    log.info("flowengine stopped")
+    log.info("worker %d stopped" if worker else "flowengine stopped", *([worker.slot] if worker else []))
     return 0
+
+
+def _supervise(argv: Sequence[str], config: Config, loop_name: str) -> int:
+    """``--workers N``: this process starts and watches N workers (server/supervisor.py)."""
+    from .server.supervisor import supervise
+
+    configure_logging(config.log_level, "supervisor")
+
+    def announce(port: int, pids: list[int]) -> None:
+        log.info(
+            "flowengine %s listening on http://%s with %d workers (pids %s; database: %s, event loop: %s)",
+            __version__, dataclasses.replace(config, port=port).bind_address, len(pids),
+            ", ".join(map(str, pids)), config.db_shown, loop_name,
+        )  # fmt: skip
+
+    try:
+        code = supervise(argv, config, announce)
+    except OSError as exc:
+        print(f"flowengine: cannot listen on {config.bind_address}: {exc.strerror or exc} (set BIND_ADDRESS or --bind)", file=sys.stderr)
+        return 2
+    if code == 0:
+        log.info("flowengine stopped")
+    return code
 
 
 def _load_workflow(path: str, registry: NodeRegistry) -> Workflow:

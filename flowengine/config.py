@@ -65,6 +65,7 @@ class Config:
     db_pool_size: int = 10
     db_direct_url: str | None = None
     loop: str = "auto"
+    workers: int = 1
 
     @property
     def auth_enabled(self) -> bool:
@@ -255,6 +256,7 @@ SETTINGS = (
     Setting("FLOWENGINE_DB_POOL_SIZE", "--db-pool-size", "10", _positive_int("db_pool_size"), "PostgreSQL: pooled connections per process (each process opens 2 more)"),
     Setting("FLOWENGINE_DB_DIRECT_URL", "--db-direct-url", "", _optional(str, "db_direct_url"), "PostgreSQL: URL for the LISTEN connection when FLOWENGINE_DB goes through a transaction pooler", secret=True),
     Setting("FLOWENGINE_HEAD_TIMEOUT", "--head-timeout", "20", _positive_float("head_timeout"), "seconds a client has to send a whole request head (line and headers) before it is closed (408)"),
+    Setting("FLOWENGINE_WORKERS", "--workers", "1", _positive_int("workers"), "server processes sharing the port (SO_REUSEPORT), supervised by this one; more than 1 needs a postgresql:// FLOWENGINE_DB"),
     Setting("FLOWENGINE_LOOP", "--loop", "auto", _choice("loop", LOOPS), "event loop: asyncio, uvloop (needs the extra flowengine-server[fast]) or auto (uvloop when installed, else asyncio)"),
 )
 

@@ -11,6 +11,12 @@ Recording is on the hot path (every request, node and event), so ``inc``/``set``
 do one dict lookup keyed by the tuple of label values; all formatting and sorting waits for
 ``render``, which is only called by a scraper. Everything runs on the event loop thread, so
 there are no locks.
+
+A server of several processes (``flowengine serve --workers N``) reports one exposition for
+all of them: :meth:`Registry.snapshot` gives a registry's values as plain JSON-able data,
+:func:`merge_snapshots` combines those of several processes (counters and histograms summed;
+a gauge as its ``combine`` says: summed by default, or the highest or lowest value), and
+:meth:`Registry.from_snapshot` renders the result.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import math
 import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = [
     "CONTENT_TYPE",
@@ -29,6 +35,9 @@ __all__ = [
     "Gauge",
     "Histogram",
     "Registry",
+    "Snapshot",
+    "forget_in_snapshot",
+    "merge_snapshots",
 ]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -44,6 +53,9 @@ LabelKey = tuple[str, ...]
 # numbers; a single label's value may be given as a plain string instead of a 1-tuple.
 GaugeCallback = Callable[[], float | Mapping[str | LabelKey, float]]
 ValueCallback = GaugeCallback
+# A registry's values as plain data (Registry.snapshot): one dict per metric, JSON-able.
+Snapshot = list[dict[str, Any]]
+COMBINES = ("sum", "max", "min")
 
 
 def _escape_label(value: str) -> str:
@@ -215,8 +227,15 @@ class Gauge(_Metric):
         help: str,
         labelnames: Sequence[str] = (),
         callback: GaugeCallback | None = None,
+        combine: str = "sum",
     ) -> None:
         super().__init__(name, help, labelnames)
+        if combine not in COMBINES:
+            raise ValueError(f"gauge {name!r}: combine must be one of {', '.join(COMBINES)}")
+        # How the values of several processes make the server's (merge_snapshots): summed
+        # (executions running, memory), or the highest / lowest (a value every process reads
+        # from the same place, a start time).
+        self.combine = combine
         self._values: dict[LabelKey, float] = {}
         self._callback = callback
         if not self.labelnames and callback is None:
@@ -368,8 +387,9 @@ class Registry:
         help: str,
         labelnames: Sequence[str] = (),
         callback: GaugeCallback | None = None,
+        combine: str = "sum",
     ) -> Gauge:
-        return self.register(Gauge(name, help, labelnames, callback))
+        return self.register(Gauge(name, help, labelnames, callback, combine))
 
     def histogram(
         self,
@@ -388,3 +408,97 @@ class Registry:
     def render(self) -> str:
         """The whole exposition, one block per metric, ending with a newline."""
         return "".join(metric.render() for metric in self._metrics)
+
+    def snapshot(self) -> Snapshot:
+        """Every metric's current values (callbacks read now) as JSON-able data."""
+        result: Snapshot = []
+        for metric in self._metrics:
+            entry: dict[str, Any] = {
+                "name": metric.name, "help": metric.help, "kind": metric.kind, "labelnames": list(metric.labelnames)
+            }  # fmt: skip
+            if isinstance(metric, Histogram):
+                entry["buckets"] = list(metric.buckets)
+                entry["series"] = [[list(key), list(s.counts), s.sum, s.count] for key, s in metric._series.items()]
+            elif isinstance(metric, (Counter, Gauge)):
+                entry["series"] = [[list(key), value] for key, value in metric._current().items()]
+                if isinstance(metric, Gauge):
+                    entry["combine"] = metric.combine
+            result.append(entry)
+        return result
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot) -> Registry:
+        """A registry holding the snapshot's values, to render them."""
+        registry = cls()
+        for entry in snapshot:
+            name, help, labelnames = entry["name"], entry["help"], entry["labelnames"]
+            if entry["kind"] == "histogram":
+                histogram = registry.histogram(name, help, labelnames, entry["buckets"])
+                histogram._series = {}
+                for key, counts, total, count in entry["series"]:
+                    series = histogram._series[tuple(key)] = _Series(len(counts))
+                    series.counts, series.sum, series.count = list(counts), total, count
+            else:
+                metric: Counter | Gauge
+                if entry["kind"] == "counter":
+                    metric = registry.counter(name, help, labelnames)
+                else:
+                    metric = registry.gauge(name, help, labelnames, combine=entry.get("combine", "sum"))
+                metric._values = {tuple(key): value for key, value in entry["series"]}
+        return registry
+
+
+def merge_snapshots(snapshots: Iterable[Snapshot]) -> Snapshot:
+    """One snapshot for several processes: each series of a counter or histogram summed, of a
+    gauge combined as its ``combine`` says. Metrics keep the order they first appear in; a
+    histogram series whose buckets differ from the first one seen is left out (it cannot be
+    added up)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for snapshot in snapshots:
+        for entry in snapshot:
+            into = merged.get(entry["name"])
+            if into is None:
+                into = merged[entry["name"]] = {**entry, "series": {}}
+            if into["kind"] != entry["kind"]:
+                continue
+            series: dict[tuple[str, ...], Any] = into["series"]
+            if entry["kind"] == "histogram":
+                if entry["buckets"] != into["buckets"]:
+                    continue
+                for key, counts, total, count in entry["series"]:
+                    known = series.get(tuple(key))
+                    if known is None:
+                        series[tuple(key)] = [list(counts), total, count]
+                    else:
+                        known[0] = [a + b for a, b in zip(known[0], counts)]
+                        known[1] += total
+                        known[2] += count
+                continue
+            combine = {"max": max, "min": min}.get(into.get("combine", "sum"), _add)
+            for key, value in entry["series"]:
+                known = series.get(tuple(key))
+                series[tuple(key)] = value if known is None else combine(known, value)
+    result: Snapshot = []
+    for entry in merged.values():
+        if entry["kind"] == "histogram":
+            entry["series"] = [[list(key), *rest] for key, rest in entry["series"].items()]
+        else:
+            entry["series"] = [[list(key), value] for key, value in entry["series"].items()]
+        result.append(entry)
+    return result
+
+
+def forget_in_snapshot(snapshot: Snapshot, label: str, value: str) -> Snapshot:
+    """The snapshot without the series whose ``label`` equals ``value`` (Registry.forget for
+    values kept as a snapshot)."""
+    result: Snapshot = []
+    for entry in snapshot:
+        if label in entry["labelnames"]:
+            index = entry["labelnames"].index(label)
+            entry = {**entry, "series": [series for series in entry["series"] if series[0][index] != value]}
+        result.append(entry)
+    return result
+
+
+def _add(a: float, b: float) -> float:
+    return a + b

@@ -13,6 +13,10 @@ Three schemes, chosen per trigger (``"signature"``):
 
 Every check raises SignatureError with the status and a message for the client: header values
 are untrusted text (they may hold undecodable bytes), so nothing here assumes their shape.
+
+SeenSignatures and SeenDeliveries are one process's memory of what was accepted; servers that
+share a PostgreSQL database keep it there instead (runtime/pgreplay.py), with the same answers
+(``already_accepted``, ``delivery_already_accepted``) and the expiry ``delivery_memory`` says.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ __all__ = [
     "delivery_id",
     "SeenSignatures",
     "SeenDeliveries",
+    "DELIVERY_MEMORY_S",
+    "already_accepted",
+    "delivery_already_accepted",
 ]
 
 SIGNATURE_HEADER = "X-Flowengine-Signature"
@@ -48,6 +55,9 @@ DEFAULT_SCHEME = "flowengine"
 _HEX_DIGEST_LENGTH = 64
 _MAX_TIMESTAMP_DIGITS = 12  # up to the year 33658: longer is garbage, not a time
 _MAX_DELIVERY_LENGTH = 200
+# How long a shared database remembers a GitHub delivery id (one process remembers the last
+# 100,000 instead): longer than GitHub offers to redeliver a delivery (3 days).
+DELIVERY_MEMORY_S = 7 * 24 * 3600
 
 
 class SignatureError(Exception):
@@ -57,6 +67,20 @@ class SignatureError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def already_accepted() -> SignatureError:
+    """The answer to a timestamped signature accepted before (a replay)."""
+    return SignatureError(409, f"this {SIGNATURE_HEADER} was already accepted: sign each request anew")
+
+
+def delivery_already_accepted(delivery: str) -> SignatureError:
+    """The answer to a GitHub delivery accepted before (a replay, or a manual redelivery)."""
+    return SignatureError(
+        409,
+        f"delivery {delivery} was already accepted; to run it again, retry its execution"
+        " (POST /api/executions/{id}/retry)",
+    )
 
 
 def _digest(secret: bytes, payload: bytes) -> str:
@@ -180,7 +204,7 @@ class SeenSignatures:
         """Remember the signature, or raise SignatureError 409 if it was accepted before."""
         self._forget_expired(now, tolerance)
         if digest in self._expiry:
-            raise SignatureError(409, f"this {SIGNATURE_HEADER} was already accepted: sign each request anew")
+            raise already_accepted()
         if timestamp <= self._floor:
             raise SignatureError(
                 401, f"{SIGNATURE_HEADER}: t={timestamp} is too old for the server's replay memory; sign the request anew"
@@ -214,11 +238,7 @@ class SeenDeliveries:
         """Remember the delivery, or raise SignatureError 409 if it was accepted before."""
         key = (hook, delivery)
         if key in self._seen:
-            raise SignatureError(
-                409,
-                f"delivery {delivery} was already accepted; to run it again, retry its execution"
-                " (POST /api/executions/{id}/retry)",
-            )
+            raise delivery_already_accepted(delivery)
         self._seen[key] = None
         if len(self._seen) > self.limit:
             self._seen.popitem(last=False)

@@ -115,7 +115,19 @@ _QUEUE_SCHEMA = [
         updated_at timestamptz NOT NULL DEFAULT now())""",
 ]
 
-_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA, 2: _QUEUE_SCHEMA}
+# Webhook replay protection shared by every process (pgreplay.py): accepted timestamped
+# signatures and GitHub delivery ids, each until it expires (Unix seconds).
+_WORKERS_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS webhook_replays (
+        scope text NOT NULL,
+        key text NOT NULL,
+        expires_at double precision NOT NULL,
+        PRIMARY KEY (scope, key))""",
+    "CREATE INDEX IF NOT EXISTS webhook_replays_expiry ON webhook_replays (expires_at)",
+]
+
+# Version 2: the cluster (run queue, cron once, shared webhook replay memory).
+_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA, 2: _QUEUE_SCHEMA + _WORKERS_SCHEMA}
 
 
 async def migrate(connection: asyncpg.Connection, shown: str) -> None:

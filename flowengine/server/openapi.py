@@ -146,6 +146,7 @@ def _schemas(find: Find) -> dict[str, Schema]:
                 "version": _STRING,
                 "service": {"const": "flowengine"},
                 "store": {"const": "postgresql", "description": "only on a shared PostgreSQL database"},
+                "node": {**_STRING, "description": "only on a shared PostgreSQL database: the process that answered (host:pid:suffix)"},
                 "problem": {**_STRING, "description": "why the process is degraded"},
             },
             ("status", "version", "service"),

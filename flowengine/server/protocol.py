@@ -50,7 +50,7 @@ try:
 except ImportError:  # Windows: no descriptor limit to read
     resource = None  # type: ignore[assignment]
 
-__all__ = ["FlowengineRunner", "ListeningSite", "describe_parse_error", "effective_max_connections", "run_server"]
+__all__ = ["FlowengineRunner", "ListeningSite", "bound_sockets", "describe_parse_error", "effective_max_connections", "run_server"]
 
 log = logging.getLogger("flowengine.http")
 
@@ -298,8 +298,10 @@ def effective_max_connections(configured: int) -> int:
     return max(1, min(configured, soft - _RESERVED_FDS))
 
 
-def _listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
-    """Bound, listening, non-blocking sockets for every address ``host`` resolves to."""
+def bound_sockets(host: str, port: int, *, reuse_port: bool = False) -> list[socket.socket]:
+    """Bound sockets (not yet listening) for every address ``host`` resolves to. With
+    ``reuse_port`` several processes may bind the same address (SO_REUSEPORT), and the kernel
+    spreads new connections over those of them that listen."""
     sockets: list[socket.socket] = []
     seen: set[tuple[Any, ...]] = set()
     try:
@@ -310,9 +312,23 @@ def _listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _listening_sockets(host: str, port: int, backlog: int, reuse_port: bool) -> list[socket.socket]:
+    """Bound, listening, non-blocking sockets for every address ``host`` resolves to."""
+    sockets = bound_sockets(host, port, reuse_port=reuse_port)
+    try:
+        for sock in sockets:
             sock.listen(backlog)
             sock.setblocking(False)
     except BaseException:
@@ -340,11 +356,21 @@ class ListeningSite(web.BaseSite):
     """A TCP site with its own accept loop: at most ``max_connections`` open (the rest wait in
     the listen backlog), and a pause instead of a busy retry when descriptors run out."""
 
-    __slots__ = ("_host", "_max_connections", "_port", "_warn")
+    __slots__ = ("_host", "_max_connections", "_port", "_reuse_port", "_warn")
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, max_connections: int, backlog: int = 128) -> None:
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        max_connections: int,
+        backlog: int = 128,
+        reuse_port: bool = False,
+    ) -> None:
         super().__init__(runner, backlog=backlog)
         self._host, self._port, self._max_connections = host, port, max_connections
+        self._reuse_port = reuse_port
 
     @property
     def name(self) -> str:
@@ -356,7 +382,7 @@ class ListeningSite(web.BaseSite):
         assert isinstance(server, _Server), "ListeningSite needs a FlowengineRunner"
         loop = asyncio.get_running_loop()
         self._warn = _RateLimitedWarning(loop)
-        sockets = _listening_sockets(self._host, self._port, self._backlog)
+        sockets = _listening_sockets(self._host, self._port, self._backlog, self._reuse_port)
         tasks = [loop.create_task(self._accept(loop, sock, server)) for sock in sockets]
         self._server = _AcceptLoops(sockets, tasks)  # type: ignore[assignment]
 
@@ -404,22 +430,44 @@ def run_server(
     access_log_class: type[Any],
     shutdown_timeout: float,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    reuse_port: bool = False,
+    stop_on: Callable[[Callable[[], None]], None] | None = None,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM, then shut it down gracefully, on the event loop
-    ``loop_factory`` makes (None: asyncio's own, as ``asyncio.run`` makes it).
+    ``loop_factory`` makes (None: asyncio's own, as ``asyncio.run`` makes it). ``reuse_port``
+    shares the port with other processes (a worker of ``flowengine serve --workers N``);
+    ``stop_on``, if given, is called with the function that stops the server gracefully, once
+    it listens, for a reason of its own to stop besides a signal (its supervisor went away).
 
     Raises OSError when the address cannot be bound."""
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(
-                _serve(app, host, port, on_listening, access_log=access_log, access_log_class=access_log_class, shutdown_timeout=shutdown_timeout)
+                _serve(
+                    app,
+                    host,
+                    port,
+                    on_listening,
+                    reuse_port=reuse_port,
+                    stop_on=stop_on,
+                    access_log=access_log,
+                    access_log_class=access_log_class,
+                    shutdown_timeout=shutdown_timeout,
+                )
             )
     except KeyboardInterrupt:  # Ctrl-C during start-up, before the signal handlers were set
         pass
 
 
 async def _serve(
-    app: web.Application, host: str, port: int, on_listening: Callable[[], None], **runner_args: Any
+    app: web.Application,
+    host: str,
+    port: int,
+    on_listening: Callable[[], None],
+    *,
+    reuse_port: bool,
+    stop_on: Callable[[Callable[[], None]], None] | None,
+    **runner_args: Any,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -435,10 +483,12 @@ async def _serve(
                 max_connections,
                 max_connections + _RESERVED_FDS,
             )
-        site = ListeningSite(runner, host, port, max_connections=max_connections)
+        site = ListeningSite(runner, host, port, max_connections=max_connections, reuse_port=reuse_port)
         await site.start()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        if stop_on is not None:
+            stop_on(stop.set)
         # What start-up built (modules, the app, plugins, loaded workflows) lives as long as the
         # process: frozen out of the collector's generations, it is no longer traversed by every
         # full collection that the executions' garbage triggers. Collected first, so that no

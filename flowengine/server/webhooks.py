@@ -1,9 +1,15 @@
-"""HTTP handlers for triggers: incoming webhooks and the trigger list."""
+"""HTTP handlers for triggers: incoming webhooks and the trigger list.
+
+A signed request is accepted once: the replay memory (runtime/replay.py) is this process's
+with SQLite and the shared database's with PostgreSQL, so that a request replayed to another
+process of the cluster is refused too.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -21,13 +27,19 @@ from ..lib.signatures import (
     check_timestamped,
     delivery_id,
 )
+from ..runtime.replay import ReplayMemory, replay_memory
 from ..runtime.triggers import TriggerService
 from ..values import Value, to_value
 from .http_json import ClientError, json_object, json_response, link, query_bool
-from .keys import CONFIG, TRIGGERS
+from .keys import CONFIG, STORE, TRIGGERS
 from .workflows import answer_execution, start_execution
 
 __all__ = ["receive_webhook", "list_triggers"]
+
+log = logging.getLogger("flowengine.webhooks")
+
+# Undoes an accept when its execution does not start.
+Forget = Callable[[], Awaitable[None]]
 
 # Query parameters that steer the answer rather than feed the workflow, so need no signature.
 _CONTROL_PARAMETERS = frozenset({"wait"})
@@ -53,7 +65,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     if secret is None:
         fields = json_object(body, allow_empty=True, not_object=_NOT_OBJECT)
         inputs = triggers.webhook_inputs(request.query, request.headers, fields)
-        return await _run(request, workflow, trigger, inputs, wait, lambda: None)
+        return await _run(request, workflow, trigger, inputs, wait, _nothing)
     unsigned = sorted(set(request.query) - _CONTROL_PARAMETERS)
     if unsigned:
         raise ClientError(
@@ -61,19 +73,24 @@ async def receive_webhook(request: web.Request) -> web.Response:
             f"query parameters are not covered by the signature, so a signed webhook takes none"
             f" (got: {', '.join(unsigned)}); send the values in the signed JSON body",
         )
+    memory = replay_memory(request.app[STORE], triggers.seen_signatures, triggers.seen_deliveries)
     try:
-        inputs, accept = _verify(request, triggers, trigger, secret, body)
+        inputs, accept = _verify(request, triggers, trigger, secret, body, memory)
         fields = json_object(body, allow_empty=True, not_object=_NOT_OBJECT)
-        forget = accept()
+        forget = await accept()
     except SignatureError as exc:
         raise ClientError(exc.status, exc.message) from None
     typed = {name: to_value(value) for name, value in {**fields, **inputs}.items()}
     return await _run(request, workflow, trigger, typed, wait, forget)
 
 
+async def _nothing() -> None:
+    pass
+
+
 def _verify(
-    request: web.Request, triggers: TriggerService, trigger: Trigger, secret: bytes, body: bytes
-) -> tuple[dict[str, Any], Callable[[], Callable[[], None]]]:
+    request: web.Request, triggers: TriggerService, trigger: Trigger, secret: bytes, body: bytes, memory: ReplayMemory
+) -> tuple[dict[str, Any], Callable[[], Awaitable[Forget]]]:
     """Check the request's signature. Returns the inputs the headers add, and ``accept``, which
     records the request as accepted (SignatureError 409 if it was before) and returns how to
     forget it again should its execution not start."""
@@ -90,14 +107,17 @@ def _verify(
                 raise SignatureError(400, f"malformed {GITHUB_EVENT_HEADER}")
             inputs["github_event"] = event.strip()
 
-        def accept_delivery() -> Callable[[], None]:
-            triggers.seen_deliveries.accept(hook, delivery)
-            return lambda: triggers.seen_deliveries.forget(hook, delivery)
+        async def accept_delivery() -> Forget:
+            await memory.accept_delivery(hook, delivery, time.time())
+            return lambda: memory.forget_delivery(hook, delivery)
 
         return inputs, accept_delivery
     if scheme == "body-sha256":
         check_body_sha256(secret, body, headers.get(SIGNATURE_HEADER))
-        return {}, lambda: lambda: None
+        async def accept_any() -> Forget:
+            return _nothing  # nothing to remember: this scheme cannot tell a replay
+
+        return {}, accept_any
     if headers.get(SIGNATURE_HEADER) is None and headers.get(GITHUB_SIGNATURE_HEADER) is not None:
         raise SignatureError(
             401, f'missing {SIGNATURE_HEADER}: to accept GitHub\'s {GITHUB_SIGNATURE_HEADER}, set "signature": "github" on the trigger'
@@ -106,9 +126,9 @@ def _verify(
     now = time.time()
     timestamp, digest = check_timestamped(secret, body, headers.get(SIGNATURE_HEADER), now, tolerance)
 
-    def accept_signature() -> Callable[[], None]:
-        triggers.seen_signatures.accept(digest, timestamp, now, tolerance)
-        return lambda: triggers.seen_signatures.forget(digest)
+    async def accept_signature() -> Forget:
+        await memory.accept_signature(digest, timestamp, now, tolerance)
+        return lambda: memory.forget_signature(digest)
 
     return {}, accept_signature
 
@@ -119,12 +139,17 @@ async def _run(
     trigger: Trigger,
     inputs: dict[str, Value],
     wait: bool,
-    forget: Callable[[], None],
+    forget: Forget,
 ) -> web.Response:
     try:
         execution = await start_execution(request, workflow, inputs, trigger={"type": "webhook", "id": trigger.id})
-    except BaseException:
-        forget()  # not started (the queue is full, say): the sender may try the same request again
+    except BaseException as refused:
+        # Not started (the queue is full, say): the sender may try the same request again. If
+        # even forgetting fails (the database is down), the answer stays the refusal's.
+        try:
+            await forget()
+        except Exception as exc:
+            log.warning("a webhook request was refused (%s) but stays marked accepted: %s", type(refused).__name__, exc)
         raise
     return await answer_execution(request, execution, wait)
 

@@ -33,12 +33,14 @@ __all__ = [
 
 async def health(request: web.Request) -> web.Response:
     """Always 200 while the process serves. On a shared PostgreSQL database it also names the
-    store, and says ``degraded`` (and why) while the database or its notification connection
-    is down; with SQLite the body keeps the upstream shape."""
+    store and this process (``node``: which worker of a ``--workers N`` server answered), and
+    says ``degraded`` (and why) while the database or its notification connection is down;
+    with SQLite the body keeps the upstream shape."""
     body: dict[str, Any] = {"status": "healthy", "version": __version__, "service": "flowengine"}
     liveness = request.app.get(LIVENESS)
     if liveness is not None:
         body["store"] = "postgresql"
+        body["node"] = liveness.store.node_id  # which process answered (host:pid:suffix)
         problem = liveness.degraded
         if problem:
             body["status"], body["problem"] = "degraded", problem

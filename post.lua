@@ -1,0 +1,3 @@
+wrk.method = "POST"
+wrk.body = '{"inputs":{"message":"hello"}}'
+wrk.headers["Content-Type"] = "application/json"
