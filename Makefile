@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-browser lint install install-test bench bench-quick clean
+.PHONY: run test test-browser test-cluster test-all lint install install-test bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,14 @@ run: install
 	$(BIN)/python -m flowengine
 
 test: install-test
-	$(BIN)/python -m pytest -q --ignore=tests/browser
+	$(BIN)/python -m pytest -q --ignore=tests/browser --ignore=tests/cluster
+
+# Several real server processes sharing a throwaway PostgreSQL (tests/cluster/, about 90 s):
+# apart from `make test` to keep it under five minutes; .ci/run runs all three.
+test-cluster: install-test
+	$(BIN)/python -m pytest -q tests/cluster
+
+test-all: test test-cluster test-browser
 
 # The dashboard's browser tests (Debian's headless /usr/bin/chromium, about 90 s): apart from
 # `make test` to keep it quick; .ci/run runs both.
