@@ -1,12 +1,17 @@
 """The liveness half of the PostgreSQL store: this process's row in ``nodes`` (registration
 under a new epoch, heartbeats on the database clock), the reaper, catalog acknowledgements, and
-the LISTEN connection for catalog notifications (never pooled; self-pinged because asyncpg does
-not notice a half-open connection). ``PgStore`` inherits it; liveness.py drives it.
+the LISTEN connection (never pooled; self-pinged because asyncpg does not notice a half-open
+connection). ``PgStore`` inherits it; liveness.py drives it.
+
+The LISTEN connection is the one such connection of a process: the catalog channel, plus every
+channel registered with ``listen_to(channel, callback)``, all subscribed again whenever the
+connection is reopened.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -14,9 +19,13 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["CATALOG_CHANNEL", "PgLiveness", "node_name"]
+__all__ = ["CATALOG_CHANNEL", "LISTENER_APPLICATION", "PgLiveness", "node_name"]
+
+log = logging.getLogger("flowengine.runtime.pgliveness")
 
 CATALOG_CHANNEL = "flowengine_catalog"
+# The LISTEN connection's application_name (with the process id), as pg_stat_activity shows it.
+LISTENER_APPLICATION = "flowengine listener"
 
 
 def node_name() -> str:
@@ -40,6 +49,7 @@ class PgLiveness:
     problem: str | None
     _last_beat: float
     _listener: asyncpg.Connection | None
+    _channels: dict[str, Callable[[str], None]]  # channel -> callback(payload), besides the catalog
 
     async def _run(self, work: Callable[[asyncpg.Connection], Any]) -> Any:
         raise NotImplementedError
@@ -125,11 +135,46 @@ class PgLiveness:
     # -- the listener connection (never pooled) ----------------------------------------------
 
     async def listen(self) -> None:
-        """(Re)open the LISTEN connection (FLOWENGINE_DB_DIRECT_URL behind a transaction pooler)."""
+        """(Re)open the LISTEN connection (FLOWENGINE_DB_DIRECT_URL behind a transaction pooler)
+        and subscribe every channel: the catalog's and those given to ``listen_to``."""
         await self.stop_listening()
-        connection = await asyncpg.connect(self.direct_url, timeout=self.node_timeout)
-        await connection.add_listener(CATALOG_CHANNEL, self._notified)
+        connection = await asyncpg.connect(
+            self.direct_url,
+            timeout=self.node_timeout,
+            server_settings={"application_name": f"{LISTENER_APPLICATION} {os.getpid()}"},
+        )
+        try:
+            await connection.add_listener(CATALOG_CHANNEL, self._notified)
+            for channel in list(self._channels):
+                await connection.add_listener(channel, self._dispatch)
+        except BaseException:
+            connection.terminate()
+            raise
         self._listener = connection
+
+    async def listen_to(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(payload)`` (on the event loop) for every notification on ``channel``,
+        from now on and again after every reconnection of the LISTEN connection."""
+        self._channels[channel] = callback
+        connection = self._listener
+        if connection is not None and not connection.is_closed():
+            await connection.add_listener(channel, self._dispatch)
+
+    async def unlisten(self, channel: str) -> None:
+        if self._channels.pop(channel, None) is None:
+            return
+        connection = self._listener
+        if connection is not None and not connection.is_closed():
+            await connection.remove_listener(channel, self._dispatch)
+
+    def _dispatch(self, _connection: Any, _pid: int, channel: str, payload: str) -> None:
+        callback = self._channels.get(channel)
+        if callback is None:
+            return
+        try:
+            callback(payload)
+        except Exception:  # one channel's bug must not cost the others their notifications
+            log.exception("handling a notification on %s failed", channel)
 
     async def ping_listener(self) -> bool:
         """A self-ping (asyncpg does not notice a half-open connection); False if it failed."""

@@ -16,7 +16,7 @@ from ..errors import StoreRefused
 
 __all__ = ["SCHEMA_VERSION", "migrate"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA_LOCK = 0x666C6F77  # the advisory lock key ("flow")
 
 _SCHEMA = [
@@ -77,7 +77,21 @@ _SCHEMA = [
     "CREATE SEQUENCE IF NOT EXISTS node_epochs",
 ]
 
-_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA}
+# Events across processes (pgevents.py): which events each process's listeners want (one row
+# per process, gone with its registration), and the short-lived rows that carry what does not
+# fit in a notification.
+_EVENTS_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS event_interest (
+        node_id text PRIMARY KEY REFERENCES nodes (node_id) ON DELETE CASCADE,
+        channel text NOT NULL,
+        filters text NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS event_spill (
+        id text PRIMARY KEY,
+        payload text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now())""",
+]
+
+_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA, 2: _EVENTS_SCHEMA}
 
 
 async def migrate(connection: asyncpg.Connection, shown: str) -> None:

@@ -26,7 +26,7 @@ from .http_json import (
     query_int,
     read_json,
 )
-from .keys import CATALOG, RUNS, STORE
+from .keys import CATALOG, LIVENESS, RUNS, STORE
 from .websocket import event_types
 from .workflows import answer_execution
 
@@ -152,7 +152,9 @@ async def get_execution(request: web.Request) -> web.Response:
     row = await _row_or_404(request)
     record = _summary(row)
     record["inputs"] = json.loads(row["inputs"])
-    record["nodes"] = await request.app[RUNS].node_records(row)
+    liveness = request.app.get(LIVENESS)  # running on another process: its live node statuses
+    nodes = None if liveness is None else await liveness.events.node_records(row)
+    record["nodes"] = nodes if nodes is not None else await request.app[RUNS].node_records(row)
     return json_response(record)
 
 

@@ -1,0 +1,62 @@
+"""The LISTEN connection of a process, cut by the database (pg_terminate_backend): the
+heartbeat's self-ping finds it, the process reconnects, subscribes its channels again,
+re-announces its listeners and reads what it missed, and events and replays between the
+processes work again. Real processes on a real PostgreSQL database."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import pytest
+
+from support.postgres import run_admin
+from support.remote_events import Processes, chain, metric, post, receive_frames, wait_for_metric
+
+RECONNECTS = "flowengine_cluster_listener_reconnects_total"
+
+
+@pytest.fixture
+async def processes(pg_url):
+    started = Processes(pg_url)
+    yield started
+    for output in started.stop_all():
+        assert "[killed:" not in output, output
+
+
+def _terminate_listeners(db: str, *pids: int) -> int:
+    names = ", ".join(f"'flowengine listener {pid}'" for pid in pids)
+    rows = run_admin(
+        db,
+        "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity"
+        f" WHERE datname = current_database() AND application_name IN ({names})",
+    )
+    return sum(row["done"] for row in rows[0])
+
+
+async def test_after_the_listener_connections_are_terminated_events_and_replays_cross_again(processes, pg_url):
+    async with aiohttp.ClientSession() as session:
+        a_process, a = await processes.start(session)
+        b_process, b = await processes.start(session)
+        status, body = await post(session, f"{a}/api/workflows", chain(10, 30))
+        assert status == 201, body
+        before = [await metric(session, base, RECONNECTS) for base in (a, b)]
+        assert _terminate_listeners(pg_url, a_process.pid, b_process.pid) == 2
+
+        # B's listener arrives while A hears nothing: A learns of it once it has reconnected.
+        async with session.ws_connect(f"{b}/api/events?workflow_id=chain") as remote:
+            for base, count in zip((a, b), before):
+                assert await wait_for_metric(session, base, RECONNECTS, lambda n, count=count: n > count) > count
+            assert await wait_for_metric(session, a, "flowengine_cluster_remote_listener_filters", lambda n: n >= 1) >= 1
+            status, started = await post(session, f"{a}/api/workflows/chain/execute?wait=false", {"inputs": {"v": 1}})
+            assert status == 202, started
+            execution_id = started["execution_id"]
+            # A replay on B: a request on A's channel, an answer on B's; both were reconnected.
+            async with session.ws_connect(f"{b}/api/events?execution_id={execution_id}&replay=true") as replay:
+                replayed = await receive_frames(replay, execution_id)
+            live = await receive_frames(remote, execution_id)
+        assert [json.loads(frame)["seq"] for frame in replayed] == list(range(1, 33))
+        assert [json.loads(frame)["seq"] for frame in live] == list(range(1, 33))
+        for base in (a, b):
+            async with session.get(f"{base}/health") as response:
+                assert (await response.json())["status"] == "healthy"
