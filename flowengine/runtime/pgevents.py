@@ -122,6 +122,7 @@ class _Message:
     spill_ids: list[str] = field(default_factory=list)
     spills: list[str] = field(default_factory=list)
     events: int = 0
+    spilled: int = 0  # events (not answers) among the spill rows
     size: int = 0
 
     def add(self, channel: str, texts: list[str], events: int) -> None:
@@ -135,6 +136,7 @@ class _Message:
                 self.spill_ids.append(spill_id)
                 self.spills.append(text)
                 self.size += length
+                self.spilled += 1 if events else 0
                 text, length = f"#{spill_id}", 33
             if lines and size + 1 + length > NOTIFY_LIMIT:
                 self._notify(channel, "\n".join(lines), size)
@@ -154,6 +156,7 @@ class _Message:
         for name in ("channels", "payloads", "spill_ids", "spills"):
             getattr(self, name).extend(getattr(other, name))
         self.events += other.events
+        self.spilled += other.spilled
         self.size += other.size
 
 
@@ -331,7 +334,7 @@ class RemoteEvents:
         if self._outbox_bytes + message.size > OUTBOX_BYTES:
             self._lost(message.events, "the outbox to PostgreSQL is full")
             return
-        self.spilled += len(message.spills)
+        self.spilled += message.spilled
         self._outbox.append(message)
         self._outbox_bytes += message.size
         if self._sender is None or self._sender.done():

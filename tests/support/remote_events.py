@@ -30,9 +30,9 @@ class Processes:
         self.db = db
         self.started: list[subprocess.Popen] = []
 
-    async def start(self, session: aiohttp.ClientSession) -> tuple[subprocess.Popen, str]:
+    async def start(self, session: aiohttp.ClientSession, **environment: str) -> tuple[subprocess.Popen, str]:
         port = free_port()
-        process = start_server(self.db, port, **store_env(self.db, FLOWENGINE_NODE_HEARTBEAT=HEARTBEAT))
+        process = start_server(self.db, port, **store_env(self.db, FLOWENGINE_NODE_HEARTBEAT=HEARTBEAT, **environment))
         self.started.append(process)
         base = f"http://127.0.0.1:{port}"
         await wait_healthy(session, base, process)
