@@ -4,12 +4,8 @@ filters a process announces for its listeners."""
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("asyncpg")  # pgevents is only imported on a PostgreSQL store
-
-from flowengine.core.events import EventBus  # noqa: E402
-from flowengine.runtime.pgevents import NOTIFY_LIMIT, _listener_filters, _Message  # noqa: E402
+from flowengine.core.events import EventBus
+from flowengine.runtime.pgevents import NOTIFY_LIMIT, _listener_filters, _Message
 
 
 def _unpack(message: _Message) -> list[str]:
