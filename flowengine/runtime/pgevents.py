@@ -215,7 +215,10 @@ class RemoteEvents:
         """Register this process's channels on the LISTEN connection; learn what the others want."""
         await self.store.listen_to(self.channel, self._received)
         await self.store.listen_to(INTEREST_CHANNEL, self._interest_changed)
-        await self.resync()
+        try:
+            await self.resync()
+        except Exception as exc:  # every heartbeat tries again
+            log.warning("could not exchange listener filters with the other processes yet: %s", exc)
 
     async def resync(self) -> None:
         """After the LISTEN connection was (re)opened: notifications may have been missed, so
