@@ -185,7 +185,6 @@ class RemoteEvents:
         # Executions another process asked about (a replay): execution id -> its channels.
         self._pins: dict[str, set[str]] = {}
         self._pending: dict[str, list[str]] = {}  # texts of this loop turn, per channel
-        self._pending_events = 0
         self._flush_scheduled = False
         self._outbox: deque[_Message] = deque()
         self._outbox_bytes = 0
@@ -255,7 +254,7 @@ class RemoteEvents:
         for task in [self._sender, self._draining, self._announcing, self._reloading, *self._tasks]:
             if task is not None and not task.done():
                 task.cancel()
-                with contextlib.suppress(BaseException):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         for request in self._asked.values():
             if not request.done.done():
@@ -316,7 +315,6 @@ class RemoteEvents:
         if texts is None:
             texts = self._pending[channel] = []
         texts.append(text)
-        self._pending_events += 1
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -330,7 +328,6 @@ class RemoteEvents:
         message = _Message()
         for channel, texts in pending.items():
             message.add(channel, texts, len(texts))
-        self._pending_events = 0
         self._send(message)
 
     def _send(self, message: _Message) -> None:
