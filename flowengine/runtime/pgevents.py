@@ -474,6 +474,8 @@ class RemoteEvents:
     async def _ask(self, owner: str, kind: str, execution_id: str, answer: Callable[[str], T]) -> T:
         """Ask ``owner`` about ``execution_id``; ``answer(body)`` is called in the turn the
         answer is handled, in order with the events that came before and after it."""
+        if not self.store.listener_open:  # the answer could not reach this process
+            raise Unavailable("this process's notification connection to the database is down: try again shortly")
         request_id = uuid.uuid4().hex
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._asked[request_id] = _Request(answer, done)

@@ -152,6 +152,11 @@ class PgLiveness:
             raise
         self._listener = connection
 
+    @property
+    def listener_open(self) -> bool:
+        """Whether the LISTEN connection is open (it may still be half-open: see ping_listener)."""
+        return self._listener is not None and not self._listener.is_closed()
+
     async def listen_to(self, channel: str, callback: Callable[[str], None]) -> None:
         """Call ``callback(payload)`` (on the event loop) for every notification on ``channel``,
         from now on and again after every reconnection of the LISTEN connection."""

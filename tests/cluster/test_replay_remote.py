@@ -54,3 +54,10 @@ async def test_replay_on_b_attached_mid_run_to_a_200_event_execution_on_a_gets_e
         assert [json.loads(frame)["seq"] for frame in frames] == list(range(1, EVENTS + 1))
         assert frames == seen  # the frames a listener on A got
         assert await metric(session, b, "flowengine_cluster_events_received_total") > 0  # the live part came from A
+
+        # Once it has ended, B replays it from the history, and shows how each node ended.
+        async with session.ws_connect(f"{b}/api/events?execution_id={execution_id}&replay=true&batch=true") as replay:
+            message = await replay.receive(timeout=30)
+        assert [event["seq"] for event in json.loads(message.data)] == list(range(1, EVENTS + 1))
+        status, record = await get_execution(session, b, execution_id)
+        assert record["status"] == "succeeded" and {item["status"] for item in record["nodes"]} == {"succeeded"}
