@@ -99,7 +99,9 @@ class NodeLiveness:
                 row["id"], row["workflow_id"], row["owner"],
             )  # fmt: skip
             self._publish_interrupted(row)
-        if not await store.ping_listener():
+        # Bounded well below the node timeout: a half-open connection answers nothing, and the
+        # next heartbeat must not wait for it long enough to be declared dead.
+        if not await store.ping_listener(min(store.node_timeout / 4, max(self.heartbeat, 1.0))):
             if self.listening:
                 log.warning("the notification connection to the database was lost: reconnecting")
             self.listening = False

@@ -366,17 +366,20 @@ class RemoteEvents:
                 timeout=self.answer_timeout,
                 server_settings={"synchronous_commit": "off", "application_name": "flowengine events"},
             )
+        # Bounded: a half-open connection would answer nothing, and hold every later event.
+        timeout = self.answer_timeout
         notify = "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)"
         if not message.spills:
-            await connection.execute(notify, message.channels, message.payloads)
+            await connection.execute(notify, message.channels, message.payloads, timeout=timeout)
             return
         async with connection.transaction():  # the rows are there when the notifications arrive
             await connection.execute(
                 "INSERT INTO event_spill (id, payload) SELECT * FROM unnest($1::text[], $2::text[])",
                 message.spill_ids,
                 message.spills,
+                timeout=timeout,
             )
-            await connection.execute(notify, message.channels, message.payloads)
+            await connection.execute(notify, message.channels, message.payloads, timeout=timeout)
 
     def _lost(self, events: int, why: str) -> None:
         if events:

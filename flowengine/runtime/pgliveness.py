@@ -137,7 +137,9 @@ class PgLiveness:
     async def listen(self) -> None:
         """(Re)open the LISTEN connection (FLOWENGINE_DB_DIRECT_URL behind a transaction pooler)
         and subscribe every channel: the catalog's and those given to ``listen_to``."""
-        await self.stop_listening()
+        lost, self._listener = self._listener, None
+        if lost is not None:
+            lost.terminate()  # no goodbye: on a half-open connection it would wait for nothing
         connection = await asyncpg.connect(
             self.direct_url,
             timeout=self.node_timeout,
@@ -181,13 +183,14 @@ class PgLiveness:
         except Exception:  # one channel's bug must not cost the others their notifications
             log.exception("handling a notification on %s failed", channel)
 
-    async def ping_listener(self) -> bool:
-        """A self-ping (asyncpg does not notice a half-open connection); False if it failed."""
+    async def ping_listener(self, timeout: float | None = None) -> bool:
+        """A self-ping (asyncpg does not notice a half-open connection); False if it failed or
+        took longer than ``timeout`` seconds (the node timeout unless given)."""
         connection = self._listener
         if connection is None or connection.is_closed():
             return False
         try:
-            await asyncio.wait_for(connection.fetchval("SELECT 1"), self.node_timeout)
+            await asyncio.wait_for(connection.fetchval("SELECT 1"), timeout or self.node_timeout)
         except Exception:
             return False
         return True
