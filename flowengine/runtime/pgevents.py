@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..core.events import EventBus, Listener
 from ..errors import Unavailable
+from ..lib.logthrottle import ThrottledLog
 from ..lib.metrics import Registry
 from .executions import ExecutionService
 
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["INTEREST_CHANNEL", "NOTIFY_LIMIT", "RemoteEvents", "events_channel"]
 
 log = logging.getLogger("flowengine.runtime.pgevents")
+_throttled = ThrottledLog(log)  # an outage loses events by the thousand: one line a minute
 
 INTEREST_CHANNEL = "flowengine_event_interest"
 NOTIFY_LIMIT = 7_900  # bytes of one notification's payload: PostgreSQL refuses 8,000
@@ -383,8 +385,7 @@ class RemoteEvents:
 
     def _lost(self, events: int, why: str) -> None:
         if events:
-            if not self.dropped:
-                log.warning("%d event(s) for listeners of other processes were lost: %s", events, why)
+            _throttled.warning("lost", "%d event(s) for listeners of other processes were lost: %s", events, why)
             self.dropped += events
 
     # -- receiving -------------------------------------------------------------------------
@@ -409,7 +410,11 @@ class RemoteEvents:
                 if payload.startswith("!"):
                     request_id, _, body = payload[1:].partition(" ")
                     if body.startswith("#"):
-                        body = (await self._read_spills([body[1:]])).get(body[1:], "gone")
+                        spilled = (await self._read_spills([body[1:]], answer=True)).get(body[1:])
+                        if spilled is None:
+                            self._failed(request_id, "its answer could not be read from the database")
+                            continue
+                        body = spilled
                     self._answered(request_id, body)
                 else:
                     lines = payload.split("\n")
@@ -417,18 +422,22 @@ class RemoteEvents:
                     self._publish_lines([spills.get(line[1:], "") if line.startswith("#") else line for line in lines])
             except Exception:
                 log.exception("a notification from another process could not be handled")
-            inbox.popleft()
+            finally:
+                inbox.popleft()
 
-    async def _read_spills(self, ids: list[str]) -> dict[str, str]:
+    async def _read_spills(self, ids: list[str], *, answer: bool = False) -> dict[str, str]:
+        """The spill rows' payloads by id; a row that cannot be read is missing (and counted
+        as a lost event unless it holds an ``answer``)."""
         if not ids:
             return {}
         try:
             rows = await self.store._run(lambda c: c.fetch("SELECT id, payload FROM event_spill WHERE id = ANY($1::text[])", ids))
         except Exception as exc:
-            self._lost(len(ids), f"reading a spill row failed: {exc}")
-            return {}
+            rows = []
+            log.warning("reading a spill row failed: %s", exc)
         found = {row["id"]: row["payload"] for row in rows}
-        self._lost(len(ids) - len(found), "a spill row was gone")
+        if not answer:
+            self._lost(len(ids) - len(found), "a spill row could not be read")
         return found
 
     def _publish_lines(self, lines: list[str]) -> None:
@@ -494,6 +503,11 @@ class RemoteEvents:
                 f"the process running execution {execution_id} did not answer within {self.answer_timeout:g} s: try again"
             )
         return done.result()
+
+    def _failed(self, request_id: str, why: str) -> None:
+        request = self._asked.pop(request_id, None)
+        if request is not None and not request.done.done():
+            request.done.set_exception(Unavailable(f"the process running the execution answered, but {why}: try again"))
 
     def _answered(self, request_id: str, body: str) -> None:
         request = self._asked.pop(request_id, None)
