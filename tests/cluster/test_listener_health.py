@@ -109,9 +109,12 @@ class Freezer:
                 stop = asyncio.ensure_future(frozen.wait())
                 await asyncio.wait((read, stop), return_when=asyncio.FIRST_COMPLETED)
                 stop.cancel()
-                if frozen.is_set() or not read.done() or not read.result():
+                if frozen.is_set() or not read.done():
                     read.cancel()
                     break
+                if not read.result():  # one side closed: so does the relay
+                    sink.close()
+                    return
                 sink.write(read.result())
             await asyncio.Event().wait()  # frozen: hold both sockets open, pass nothing
 
