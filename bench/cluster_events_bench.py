@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         url = cluster.create_database()
         a = stack.enter_context(flowengine_server("flowengine-events-a", url, FLOWENGINE_MAX_RECORDED_EVENTS="20000"))
         b = stack.enter_context(flowengine_server("flowengine-events-b", url))
-        for document in (workflows.chain(3, "bench.noop_sync", LATENCY_WORKFLOW), workflows.chain(burst_nodes, "bench.noop_sync", BURST_WORKFLOW)):
+        for document in (
+            workflows.chain(3, "bench.noop_sync", LATENCY_WORKFLOW),
+            workflows.chain(burst_nodes, "bench.noop_sync", BURST_WORKFLOW),
+        ):
             status, body = http_json("POST", f"{a.url}/api/workflows", document)
             if status != 201:
                 raise RuntimeError(f"registering gave {status}: {body}")

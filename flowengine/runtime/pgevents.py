@@ -551,7 +551,9 @@ class RemoteEvents:
             head, _, rest = body.partition("\n")
             if head == "gone":
                 return None
-            return [{"node_id": node_id, "node_type": node_type, "status": status} for node_id, node_type, status in json.loads(rest)]
+            return [
+                {"node_id": node_id, "node_type": node_type, "status": status} for node_id, node_type, status in json.loads(rest)
+            ]
 
         try:
             return await self._ask(owner, "nodes", row["id"], answer)
@@ -667,9 +669,7 @@ class RemoteEvents:
         while True:
             self._reload_again = False
             rows = await self.store._run(
-                lambda c: c.fetch(
-                    "SELECT channel, filters FROM event_interest WHERE node_id <> $1", self.store.node_id
-                )
+                lambda c: c.fetch("SELECT channel, filters FROM event_interest WHERE node_id <> $1", self.store.node_id)
             )
             wanted = {}
             for row in rows:

@@ -81,7 +81,6 @@ async def test_a_listener_on_b_gets_every_event_of_an_execution_on_a_as_a_local_
             assert await metric(session, a, PUBLISHED) == published
 
 
-
 def _raw_listener(base: str, query: str) -> socket.socket:
     """A WebSocket client that completes the handshake and then reads only when the test does
     (a small receive buffer: the server soon has to hold frames back for it)."""

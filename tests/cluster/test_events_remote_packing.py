@@ -38,3 +38,37 @@ def test_a_process_announces_each_filter_once_and_everything_for_an_unfiltered_l
     bus.subscribe()
     assert _listener_filters(bus.listeners) == [[None, None, None]]
     assert _listener_filters(set()) == []
+
+
+def test_the_bus_forwards_what_it_publishes_and_never_what_it_received_from_another_process():
+    bus = EventBus()
+    forwarded, observed = [], []
+    bus.forward = lambda *event: forwarded.append(event)
+    bus.observe("WorkflowCompleted", observed.append)
+    text = '{"type":"WorkflowCompleted","execution_id":"x","workflow_id":"w","seq":2}'
+    bus.publish(text, "WorkflowCompleted", "x", "w")
+    assert forwarded == [] and len(observed) == 1  # nobody elsewhere wants it
+    bus.forwarding = True
+    bus.publish(text, "WorkflowCompleted", "x", "w")
+    assert forwarded == [(text, "WorkflowCompleted", "x", "w")] and len(observed) == 2
+    # From another process: to this process's listeners only (the other one ran the observers).
+    bus.publish_received(text, "WorkflowCompleted", "x", "w")
+    assert len(forwarded) == 1 and len(observed) == 2
+
+
+def test_an_execution_nobody_here_records_or_listens_to_still_builds_its_events_for_another_process():
+    from flowengine.core.events import ExecutionEvents
+
+    bus = EventBus()
+    forwarded = []
+    bus.forward = lambda *event: forwarded.append(event)
+    events = ExecutionEvents(bus, "x", "w", record=False)
+    assert not events.wanted
+    events.emit("NodeStarted", {"node_id": "a"})
+    assert forwarded == []
+    bus.forwarding = True
+    assert events.wanted
+    events.emit("NodeStarted", {"node_id": "b"})
+    ((text, event_type, execution_id, workflow_id),) = forwarded
+    assert (event_type, execution_id, workflow_id) == ("NodeStarted", "x", "w")
+    assert text.startswith('{"type":"NodeStarted","execution_id":"x","workflow_id":"w","seq":2,"node_id":"b"')

@@ -62,9 +62,7 @@ async def metric(session: aiohttp.ClientSession, base: str, name: str) -> float:
     return families[name].get(name)
 
 
-async def wait_for_metric(
-    session: aiohttp.ClientSession, base: str, name: str, wanted: Callable[[float], bool]
-) -> float:
+async def wait_for_metric(session: aiohttp.ClientSession, base: str, name: str, wanted: Callable[[float], bool]) -> float:
     """The metric once ``wanted(value)``; its last value after WAIT seconds otherwise (the
     caller's assertion then says what it was)."""
     loop = asyncio.get_running_loop()
