@@ -5,7 +5,8 @@ WebSocket text frame once, and batched; one flush per event-loop iteration write
 frames with a single ``transport.write``. A listener that falls ``FLOWENGINE_WS_QUEUE`` events
 behind is marked lagging, stops receiving, and its owner (the WebSocket handler) is told at once
 through ``on_lagging`` so it can close the socket with 1013. Events are built only when someone
-(a listener, the history recorder or an internal observer such as the event triggers) wants them.
+(a listener, the history recorder, an internal observer such as the event triggers, or a
+listener of another process sharing the database: ``forward``) wants them.
 """
 
 from __future__ import annotations
@@ -299,6 +300,8 @@ class Listener:
 
 
 Observer = Callable[[dict[str, Any]], None]
+# Takes (text, event_type, execution_id, workflow_id) of an event to send to other processes.
+Forward = Callable[[str, str, str, str], None]
 
 
 class EventBus:
@@ -309,6 +312,12 @@ class EventBus:
     listeners are matched one by one and collect their own batch. The first publish of a loop
     iteration schedules one flush (``loop.call_soon``), which writes each listener's batch as one
     joined ``bytes``. With no listener, nothing is built or scheduled at all.
+
+    Across processes (runtime/pgevents.py): while ``forwarding`` is true (a listener of another
+    process wants some events), every published event is also handed to ``forward``; events
+    that arrive from another process go in through ``publish_received``, to the listeners only
+    (never forwarded again, never to the observers: the process that ran the execution did
+    that). ``on_listeners_changed`` callbacks run after every (un)subscribe.
     """
 
     def __init__(self, queue_size: int = 10_000) -> None:
@@ -323,6 +332,9 @@ class EventBus:
         self._batch: list[bytes] = []  # the broadcast frames of this loop iteration
         self._dirty: list[Listener] = []  # filtered listeners with a batch of this iteration
         self._flush_scheduled = False
+        self.forwarding = False
+        self.forward: Forward | None = None
+        self.on_listeners_changed: list[Callable[[], None]] = []
 
     def subscribe(self, **filters: Any) -> Listener:
         """A new listener for events published from now on (``attach`` it to write them)."""
@@ -335,6 +347,7 @@ class EventBus:
             # not this listener's (a replay would otherwise see them twice).
             listener.skip = len(self._batch)
             self._everyone += (listener,)
+        self._changed()
         return listener
 
     def unsubscribe(self, listener: Listener) -> None:
@@ -343,14 +356,33 @@ class EventBus:
             self.listeners.discard(listener)
             self._everyone = tuple(item for item in self._everyone if item is not listener)
             self._filtered = tuple(item for item in self._filtered if item is not listener)
+            self._changed()
+
+    def _changed(self) -> None:
+        for callback in self.on_listeners_changed:
+            try:
+                callback()
+            except Exception:  # telling other processes is best effort; the listener works here
+                log.exception("a listeners-changed callback failed")
 
     def observe(self, event_type: str, observer: Observer) -> None:
         """Call ``observer(event)`` for every event of that type (on the event loop, at once)."""
         self.observers.setdefault(event_type, []).append(observer)
 
     def publish(self, text: str, event_type: str, execution_id: str, workflow_id: str) -> None:
-        """Send one event, given as its JSON text, to the listeners and observers that want it."""
+        """Send one event, given as its JSON text, to the listeners and observers that want it
+        (here and, when ``forwarding``, in other processes)."""
         self.published += 1
+        if self.listeners:
+            self.publish_received(text, event_type, execution_id, workflow_id)
+        if self.forwarding and self.forward is not None:
+            self.forward(text, event_type, execution_id, workflow_id)
+        observers = self.observers.get(event_type)
+        if observers:
+            self._notify(observers, json.loads(text))
+
+    def publish_received(self, text: str, event_type: str, execution_id: str, workflow_id: str) -> None:
+        """Send one event to this process's listeners only (an event another process ran)."""
         if self.listeners:
             frame = None
             if self._everyone:
@@ -368,9 +400,6 @@ class EventBus:
                         if not self._flush_scheduled:
                             self._schedule()
                     batch.append(frame)
-        observers = self.observers.get(event_type)
-        if observers:
-            self._notify(observers, json.loads(text))
 
     @staticmethod
     def _notify(observers: list[Observer], event: dict[str, Any]) -> None:
@@ -482,7 +511,8 @@ class ExecutionEvents:
 
     @property
     def wanted(self) -> bool:
-        return self.recorded is not None or bool(self.bus.listeners) or bool(self._observed)
+        bus = self.bus
+        return self.recorded is not None or bool(bus.listeners) or bus.forwarding or bool(self._observed)
 
     def skip(self) -> None:
         """Number an event that nobody wants, without building it."""
@@ -517,11 +547,11 @@ class ExecutionEvents:
             # A node may have echoed a resolved secret into its outputs or messages: listeners,
             # history and observers all get the masked event, expanded from the masked record.
             compact = serialise(redactor.redact_json(json.loads(compact_event(event_type, body, millis - origin))))
-            if bus.listeners or event_type in self._observed:
+            if bus.listeners or bus.forwarding or event_type in self._observed:
                 text = expand((compact,), origin, self.execution_id, self.workflow_id)[0]
         else:
             compact = compact_event(event_type, body, millis - origin) if self.recorded is not None else ""
-            if bus.listeners or event_type in self._observed:
+            if bus.listeners or bus.forwarding or event_type in self._observed:
                 text = full_event(event_type, self._head, body, millis)
         recorded = self.recorded
         if recorded is not None:
@@ -535,7 +565,8 @@ class ExecutionEvents:
             bus.published += 1
 
     def _unwanted(self, event_type: str) -> bool:
-        return self.recorded is None and not self.bus.listeners and event_type not in self._observed
+        bus = self.bus
+        return self.recorded is None and not bus.listeners and not bus.forwarding and event_type not in self._observed
 
     def _record_beyond_limit(self, compact: str) -> None:
         """The record is full: keep its first half and, from here on, the latest events."""

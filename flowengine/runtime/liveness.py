@@ -10,7 +10,10 @@ Every FLOWENGINE_NODE_HEARTBEAT seconds a process:
   executions recorded ``interrupted`` (the error names the process); the ``WorkflowCompleted``
   of each is published to this process's listeners;
 - checks the catalog generation against the one it applied (a missed notification), and
-  self-pings its LISTEN connection, reconnecting when it does not answer.
+  self-pings its LISTEN connection; when that does not answer it reconnects, subscribes every
+  channel again, re-announces its listeners' filters and reads what it may have missed once
+  (``on_listening`` callbacks; pgevents.py's ``resync``);
+- keeps events flowing to and from other processes' listeners (pgevents.py).
 
 A catalog notification makes the process read that workflow again and acknowledge the
 generation, which the writing process waits for. With SQLite none of this runs.
@@ -22,7 +25,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +34,7 @@ from ..errors import StoreUnavailable
 from ..lib.metrics import Registry
 from .catalog import WorkflowCatalog
 from .executions import ExecutionService
+from .pgevents import RemoteEvents
 from .storage import HistoryStore
 
 __all__ = ["NodeLiveness", "follow_cluster"]
@@ -57,6 +61,9 @@ class NodeLiveness:
         self.declared_dead = 0
         self._following: set[asyncio.Task[None]] = set()
         self._catalog_lock = asyncio.Lock()
+        self.events = RemoteEvents(store, bus, runs, answer_timeout=store.node_timeout)
+        # Awaited after the LISTEN connection was reopened: what a lost connection may have missed.
+        self.on_listening: list[Callable[[], Awaitable[None]]] = [self.events.resync]
 
     @property
     def degraded(self) -> str | None:
@@ -70,6 +77,7 @@ class NodeLiveness:
     async def start(self) -> None:
         self.store.on_catalog_change = self._on_catalog_change
         await self._listen()
+        await self.events.start()
 
     async def run(self) -> None:
         while True:
@@ -91,15 +99,20 @@ class NodeLiveness:
                 row["id"], row["workflow_id"], row["owner"],
             )  # fmt: skip
             self._publish_interrupted(row)
-        if not await store.ping_listener():
+        # Bounded well below the node timeout: a half-open connection answers nothing, and the
+        # next heartbeat must not wait for it long enough to be declared dead.
+        if not await store.ping_listener(min(store.node_timeout / 4, max(self.heartbeat, 1.0))):
             if self.listening:
                 log.warning("the notification connection to the database was lost: reconnecting")
             self.listening = False
             await self._listen()
             if self.listening:
                 store.listener_reconnects += 1
+                for resync in self.on_listening:
+                    await resync()
         await self._check_catalog()
         await store.oldest_transaction()
+        await self.events.tick()
 
     async def _listen(self) -> None:
         try:
@@ -123,6 +136,7 @@ class NodeLiveness:
             len(fenced),
         )
         await self.store.register_node()
+        self.events.forget_announcement()  # the interest row went with the old registration
         await self._check_catalog(force=True)
 
     def _publish_interrupted(self, row: dict[str, Any]) -> None:
@@ -181,6 +195,7 @@ class NodeLiveness:
     async def stop(self) -> None:
         for task in list(self._following):
             task.cancel()
+        await self.events.stop()
         await self.store.stop_listening()
 
     def register_metrics(self, registry: Registry) -> None:
@@ -189,6 +204,7 @@ class NodeLiveness:
         registry.counter("flowengine_cluster_reaped_executions_total", "Running executions of dead processes this process recorded interrupted.", callback=lambda: store.reaped_total)
         registry.counter("flowengine_cluster_listener_reconnects_total", "Reconnections of the database notification connection.", callback=lambda: store.listener_reconnects)
         registry.gauge("flowengine_db_oldest_transaction_seconds", "Age of the oldest open transaction on the database.", callback=lambda: store.oldest_transaction_seconds)
+        self.events.register_metrics(registry)
 
 
 @contextlib.asynccontextmanager

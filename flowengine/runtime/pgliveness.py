@@ -1,12 +1,17 @@
 """The liveness half of the PostgreSQL store: this process's row in ``nodes`` (registration
 under a new epoch, heartbeats on the database clock), the reaper, catalog acknowledgements, and
-the LISTEN connection for catalog notifications (never pooled; self-pinged because asyncpg does
-not notice a half-open connection). ``PgStore`` inherits it; liveness.py drives it.
+the LISTEN connection (never pooled; self-pinged because asyncpg does not notice a half-open
+connection). ``PgStore`` inherits it; liveness.py drives it.
+
+The LISTEN connection is the one such connection of a process: the catalog channel, plus every
+channel registered with ``listen_to(channel, callback)``, all subscribed again whenever the
+connection is reopened.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -14,18 +19,18 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["CATALOG_CHANNEL", "PgLiveness", "node_name"]
+__all__ = ["CATALOG_CHANNEL", "LISTENER_APPLICATION", "PgLiveness", "node_name"]
+
+log = logging.getLogger("flowengine.runtime.pgliveness")
 
 CATALOG_CHANNEL = "flowengine_catalog"
+# The LISTEN connection's application_name (with the process id), as pg_stat_activity shows it.
+LISTENER_APPLICATION = "flowengine listener"
 
 
 def node_name() -> str:
     """How this process is named in the ``nodes`` table and in error messages."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _payload_only(callback: Callable[[str], None]) -> Callable[[Any, int, str, str], None]:
-    return lambda _connection, _pid, _channel, payload: callback(payload)
 
 
 class PgLiveness:
@@ -44,7 +49,7 @@ class PgLiveness:
     problem: str | None
     _last_beat: float
     _listener: asyncpg.Connection | None
-    _subscriptions: dict[str, Callable[[str], None]]
+    _channels: dict[str, Callable[[str], None]]  # channel -> callback(payload), besides the catalog
 
     async def _run(self, work: Callable[[asyncpg.Connection], Any]) -> Any:
         raise NotImplementedError
@@ -130,28 +135,62 @@ class PgLiveness:
     # -- the listener connection (never pooled) ----------------------------------------------
 
     async def listen(self) -> None:
-        """(Re)open the LISTEN connection (FLOWENGINE_DB_DIRECT_URL behind a transaction pooler)."""
-        await self.stop_listening()
-        connection = await asyncpg.connect(self.direct_url, timeout=self.node_timeout)
-        await connection.add_listener(CATALOG_CHANNEL, self._notified)
-        for channel, callback in self._subscriptions.items():
-            await connection.add_listener(channel, _payload_only(callback))
+        """(Re)open the LISTEN connection (FLOWENGINE_DB_DIRECT_URL behind a transaction pooler)
+        and subscribe every channel: the catalog's and those given to ``listen_to``."""
+        lost, self._listener = self._listener, None
+        if lost is not None:
+            lost.terminate()  # no goodbye: on a half-open connection it would wait for nothing
+        connection = await asyncpg.connect(
+            self.direct_url,
+            timeout=self.node_timeout,
+            server_settings={"application_name": f"{LISTENER_APPLICATION} {os.getpid()}"},
+        )
+        try:
+            await connection.add_listener(CATALOG_CHANNEL, self._notified)
+            for channel in list(self._channels):
+                await connection.add_listener(channel, self._dispatch)
+        except BaseException:
+            connection.terminate()
+            raise
         self._listener = connection
 
-    async def subscribe(self, channel: str, callback: Callable[[str], None]) -> None:
-        """Call ``callback(payload)`` for every notification on ``channel``, on this LISTEN
-        connection and on every one that replaces it after a loss."""
-        self._subscriptions[channel] = callback
-        if self._listener is not None and not self._listener.is_closed():
-            await self._listener.add_listener(channel, _payload_only(callback))
+    @property
+    def listener_open(self) -> bool:
+        """Whether the LISTEN connection is open (it may still be half-open: see ping_listener)."""
+        return self._listener is not None and not self._listener.is_closed()
 
-    async def ping_listener(self) -> bool:
-        """A self-ping (asyncpg does not notice a half-open connection); False if it failed."""
+    async def listen_to(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(payload)`` (on the event loop) for every notification on ``channel``,
+        from now on and again after every reconnection of the LISTEN connection."""
+        self._channels[channel] = callback
+        connection = self._listener
+        if connection is not None and not connection.is_closed():
+            await connection.add_listener(channel, self._dispatch)
+
+    async def unlisten(self, channel: str) -> None:
+        if self._channels.pop(channel, None) is None:
+            return
+        connection = self._listener
+        if connection is not None and not connection.is_closed():
+            await connection.remove_listener(channel, self._dispatch)
+
+    def _dispatch(self, _connection: Any, _pid: int, channel: str, payload: str) -> None:
+        callback = self._channels.get(channel)
+        if callback is None:
+            return
+        try:
+            callback(payload)
+        except Exception:  # one channel's bug must not cost the others their notifications
+            log.exception("handling a notification on %s failed", channel)
+
+    async def ping_listener(self, timeout: float | None = None) -> bool:
+        """A self-ping (asyncpg does not notice a half-open connection); False if it failed or
+        took longer than ``timeout`` seconds (the node timeout unless given)."""
         connection = self._listener
         if connection is None or connection.is_closed():
             return False
         try:
-            await asyncio.wait_for(connection.fetchval("SELECT 1"), self.node_timeout)
+            await asyncio.wait_for(connection.fetchval("SELECT 1"), timeout or self.node_timeout)
         except Exception:
             return False
         return True

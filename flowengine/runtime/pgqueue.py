@@ -106,8 +106,8 @@ class RunQueue:
         self._spawned: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
-        await self.store.subscribe(QUEUE_CHANNEL, self._notified)
-        await self.store.subscribe(CANCEL_CHANNEL, self._cancel_here)
+        await self.store.listen_to(QUEUE_CHANNEL, self._notified)
+        await self.store.listen_to(CANCEL_CHANNEL, self._cancel_here)
         self.runs.queue = self
         self._task = asyncio.get_running_loop().create_task(self._serve())
 

@@ -126,8 +126,23 @@ _WORKERS_SCHEMA = [
     "CREATE INDEX IF NOT EXISTS webhook_replays_expiry ON webhook_replays (expires_at)",
 ]
 
-# Version 2: the cluster (run queue, cron once, shared webhook replay memory).
-_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA, 2: _QUEUE_SCHEMA + _WORKERS_SCHEMA}
+# Events across processes (pgevents.py): which events each process's listeners want (one row
+# per process, gone with its registration), and the short-lived rows that carry what does not
+# fit in a notification.
+_EVENTS_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS event_interest (
+        node_id text PRIMARY KEY REFERENCES nodes (node_id) ON DELETE CASCADE,
+        channel text NOT NULL,
+        filters text NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS event_spill (
+        id text PRIMARY KEY,
+        payload text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now())""",
+]
+
+# Version 2: the cluster (run queue, cron once, shared webhook replay memory, events across
+# processes).
+_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA, 2: _QUEUE_SCHEMA + _WORKERS_SCHEMA + _EVENTS_SCHEMA}
 
 
 async def migrate(connection: asyncpg.Connection, shown: str) -> None:

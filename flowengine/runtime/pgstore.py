@@ -183,7 +183,7 @@ class PgStore(PgLiveness):
         self.oldest_transaction_seconds = 0.0
         self.listener_reconnects = 0
         self._listener: asyncpg.Connection | None = None
-        self._subscriptions: dict[str, Callable[[str], None]] = {}
+        self._channels: dict[str, Callable[[str], None]] = {}  # see PgLiveness.listen_to
 
     # -- connections -----------------------------------------------------------------------
 

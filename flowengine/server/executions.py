@@ -27,7 +27,7 @@ from .http_json import (
     query_int,
     read_json,
 )
-from .keys import CATALOG, CONFIG, RUNS, STORE
+from .keys import CATALOG, CONFIG, LIVENESS, RUNS, STORE
 from .websocket import event_types
 from .workflows import answer_execution
 
@@ -157,7 +157,9 @@ async def get_execution(request: web.Request) -> web.Response:
     row = await _row_or_404(request)
     record = _summary(row, request.app[RUNS])
     record["inputs"] = json.loads(row["inputs"])
-    record["nodes"] = await request.app[RUNS].node_records(row)
+    liveness = request.app.get(LIVENESS)  # running on another process: its live node statuses
+    nodes = None if liveness is None else await liveness.events.node_records(row)
+    record["nodes"] = nodes if nodes is not None else await request.app[RUNS].node_records(row)
     return json_response(record)
 
 

@@ -8,6 +8,10 @@ the event bus writes ready-made frames to it directly, once per event-loop itera
 events.py); there is no sender task per connection. A listener that falls behind by
 FLOWENGINE_WS_QUEUE events is closed with 1013 and told how many events it missed.
 
+On a shared PostgreSQL database, listeners also get the events of executions other processes
+run (runtime/pgevents.py feeds them into this process's bus), and a replay of an execution
+another process runs asks that process for the events so far (``RemoteEvents.replay``).
+
 No close may hang: a client that stops reading at the TCP level shuts its window, and a close
 frame (like any frame) then waits forever for the socket to drain. Every close here is bounded
 by CLOSE_TIMEOUT, after which the connection is aborted, so neither such a client nor the
@@ -20,14 +24,14 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..core.events import EVENT_TYPES, Listener, text_frame
 from .http_json import ClientError, query_bool
-from .keys import BUS, CONFIG, RUNS, SOCKETS, STORE
+from .keys import BUS, CONFIG, LIVENESS, RUNS, SOCKETS, STORE
 
 __all__ = [
     "events_handler",
@@ -199,6 +203,28 @@ async def _drop(ws: EventSocket, listener: Listener, remote: str | None) -> None
     await ws.close_or_abort(TRY_AGAIN_LATER, reason)
 
 
+async def _replay(
+    request: web.Request, execution_id: str, subscribe: Callable[[], Listener]
+) -> tuple[list[str], Listener]:
+    """The listener for a replay and the events to replay before its live ones. An execution
+    another process runs is asked of that process, and the listener subscribed at the point of
+    its answer (pgevents.py); otherwise the listener is subscribed first, then the events read."""
+    liveness = request.app.get(LIVENESS)
+    if liveness is not None and request.app[RUNS].get(execution_id) is None:
+        answer = await liveness.events.replay(execution_id, subscribe)
+        if answer is not None:
+            texts, listener = answer
+            return _of_types(texts, listener), listener
+    listener = subscribe()
+    return await _recorded_events(request, execution_id, listener), listener
+
+
+def _of_types(texts: list[str], listener: Listener) -> list[str]:
+    if listener.types is None:
+        return texts
+    return [text for text in texts if json.loads(text)["type"] in listener.types]
+
+
 async def _recorded_events(request: web.Request, execution_id: str, listener: Listener) -> list[str]:
     """The events an execution has emitted so far, in seq order, as frames for this listener.
 
@@ -215,9 +241,7 @@ async def _recorded_events(request: web.Request, execution_id: str, listener: Li
         if stored is None:
             raise ClientError(404, f"Execution {execution_id} not found: nothing to replay")
         texts = [json.dumps(event, ensure_ascii=False, separators=(",", ":")) for event in json.loads(stored)]
-    if listener.types is None:
-        return texts
-    return [text for text in texts if json.loads(text)["type"] in listener.types]
+    return _of_types(texts, listener)
 
 
 def _replay_requested(request: web.Request, filters: dict[str, object]) -> bool:
@@ -248,9 +272,12 @@ async def events_handler(request: web.Request) -> web.WebSocketResponse:
             f" e.g. wscat -c ws://localhost:{config.port}/api/events",
         )
     bus = request.app[BUS]
-    # Subscribe before anything awaits, so that no live event can fall between the recorded
-    # ones replayed below and the live ones held for the listener from here on.
-    listener = bus.subscribe(**filters)
+    subscribed: list[Listener] = []
+
+    def subscribe() -> Listener:
+        subscribed.append(bus.subscribe(**filters))
+        return subscribed[-1]
+
     sockets = request.app[SOCKETS]
     loop = asyncio.get_running_loop()
     dropping: list[asyncio.Task[None]] = []
@@ -263,7 +290,12 @@ async def events_handler(request: web.Request) -> web.WebSocketResponse:
     try:
         history: list[str] = []
         if replay:
-            history = await _recorded_events(request, filters["execution_id"], listener)  # type: ignore[arg-type]
+            # Subscribed before anything awaits (or, for another process's execution, at the
+            # point of its answer), so that no live event can fall between the replayed ones
+            # and the live ones held for the listener from then on.
+            history, listener = await _replay(request, filters["execution_id"], subscribe)  # type: ignore[arg-type]
+        else:
+            listener = subscribe()
         await ws.prepare(request)
         ws.peer = request.transport
         ws.listener = listener
@@ -285,7 +317,8 @@ async def events_handler(request: web.Request) -> web.WebSocketResponse:
             if message.type == WSMsgType.ERROR:
                 break
     finally:
-        bus.unsubscribe(listener)
+        for made in subscribed:
+            bus.unsubscribe(made)
         sockets.discard(ws)
         if dropping:
             # Awaited, not cancelled: it is bounded by CLOSE_TIMEOUT, and cutting it short could
