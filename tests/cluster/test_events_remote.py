@@ -16,7 +16,7 @@ import pytest
 
 from support.api import link, node
 from support.cluster import WAIT
-from support.remote_events import Processes, chain, metric, post, receive_frames, wait_for_metric
+from support.clusterprocs import LISTENER_HEARTBEAT, Processes, chain, metric, post, receive_frames, wait_for_metric
 
 PUBLISHED = "flowengine_cluster_events_published_total"
 RECEIVED = "flowengine_cluster_events_received_total"
@@ -26,7 +26,7 @@ INTEREST = "flowengine_cluster_remote_listener_filters"
 
 @pytest.fixture
 async def processes(pg_url):
-    started = Processes(pg_url)
+    started = Processes(pg_url, FLOWENGINE_NODE_HEARTBEAT=LISTENER_HEARTBEAT)
     yield started
     for output in started.stop_all():
         assert "[killed:" not in output, output  # every process stops on SIGTERM
@@ -41,7 +41,7 @@ def _mixed() -> dict:
 
 
 async def _run(session: aiohttp.ClientSession, base: str) -> str:
-    status, result = await post(session, f"{base}/api/workflows/mixed/execute", {"inputs": {"v": 1}})
+    status, result, _ = await post(session, f"{base}/api/workflows/mixed/execute", {"inputs": {"v": 1}})
     assert status == 200, result
     return result["execution_id"]
 
@@ -50,7 +50,7 @@ async def test_a_listener_on_b_gets_every_event_of_an_execution_on_a_as_a_local_
     async with aiohttp.ClientSession() as session:
         _, a = await processes.start(session)
         _, b = await processes.start(session)
-        status, body = await post(session, f"{a}/api/workflows", _mixed())
+        status, body, _ = await post(session, f"{a}/api/workflows", _mixed())
         assert status == 201, body
         async with session.ws_connect(f"{a}/api/events?workflow_id=mixed") as local:
             # Nobody listens on B: the execution's events stay on A.
@@ -134,14 +134,14 @@ async def test_a_remote_listener_that_falls_behind_gets_1013_and_one_on_a_stoppi
     async with aiohttp.ClientSession() as session:
         _, a = await processes.start(session)
         b_process, b = await processes.start(session, FLOWENGINE_WS_QUEUE="20")
-        status, body = await post(session, f"{a}/api/workflows", chain(200, 0, "heavy"))
+        status, body, _ = await post(session, f"{a}/api/workflows", chain(200, 0, "heavy"))
         assert status == 201, body
         stuck = _raw_listener(b, "?workflow_id=heavy")
         # Only the end of each execution: it never falls behind.
         async with session.ws_connect(f"{b}/api/events?workflow_id=heavy&types=WorkflowCompleted") as reading:
             assert await wait_for_metric(session, a, INTEREST, lambda n: n >= 1) >= 1
             # 200 events of 50 kB (each node's outputs), through spill rows: more than the sockets buffer.
-            status, result = await post(session, f"{a}/api/workflows/heavy/execute", {"inputs": {"v": "x" * 50_000}})
+            status, result, _ = await post(session, f"{a}/api/workflows/heavy/execute", {"inputs": {"v": "x" * 50_000}})
             assert status == 200, result
             (frame,) = await receive_frames(reading, result["execution_id"])
             assert json.loads(frame)["seq"] == 3 * 200 + 2

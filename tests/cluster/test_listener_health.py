@@ -12,16 +12,16 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
+from support.clusterprocs import LISTENER_HEARTBEAT, Processes, chain, metric, post, receive_frames, wait_for_metric
 from support.postgres import run_admin
 from support.process import free_port
-from support.remote_events import Processes, chain, metric, post, receive_frames, wait_for_metric
 
 RECONNECTS = "flowengine_cluster_listener_reconnects_total"
 
 
 @pytest.fixture
 async def processes(pg_url):
-    started = Processes(pg_url)
+    started = Processes(pg_url, FLOWENGINE_NODE_HEARTBEAT=LISTENER_HEARTBEAT)
     yield started
     for output in started.stop_all():
         assert "[killed:" not in output, output
@@ -41,7 +41,7 @@ async def test_after_the_listener_connections_are_terminated_events_and_replays_
     async with aiohttp.ClientSession() as session:
         a_process, a = await processes.start(session)
         b_process, b = await processes.start(session)
-        status, body = await post(session, f"{a}/api/workflows", chain(10, 30))
+        status, body, _ = await post(session, f"{a}/api/workflows", chain(10, 30))
         assert status == 201, body
         before = [await metric(session, base, RECONNECTS) for base in (a, b)]
         assert _terminate_listeners(pg_url, a_process.pid, b_process.pid) == 2
@@ -51,7 +51,7 @@ async def test_after_the_listener_connections_are_terminated_events_and_replays_
             for base, count in zip((a, b), before):
                 assert await wait_for_metric(session, base, RECONNECTS, lambda n, count=count: n > count) > count
             assert await wait_for_metric(session, a, "flowengine_cluster_remote_listener_filters", lambda n: n >= 1) >= 1
-            status, started = await post(session, f"{a}/api/workflows/chain/execute?wait=false", {"inputs": {"v": 1}})
+            status, started, _ = await post(session, f"{a}/api/workflows/chain/execute?wait=false", {"inputs": {"v": 1}})
             assert status == 202, started
             execution_id = started["execution_id"]
             # A replay on B: a request on A's channel, an answer on B's; both were reconnected.
@@ -125,16 +125,16 @@ async def test_a_half_open_listener_connection_is_found_by_its_ping_and_replaced
     address = urlsplit(pg_url)
     async with aiohttp.ClientSession() as session, Freezer((address.hostname, address.port)) as freezer:
         direct = address._replace(netloc=f"{address.username}@127.0.0.1:{freezer.port}").geturl()
-        processes = Processes(pg_url)
+        processes = Processes(pg_url, FLOWENGINE_NODE_HEARTBEAT=LISTENER_HEARTBEAT)
         try:
             _, a = await processes.start(session, FLOWENGINE_DB_DIRECT_URL=direct)
             _, b = await processes.start(session)
-            status, body = await post(session, f"{a}/api/workflows", chain(10, 30))
+            status, body, _ = await post(session, f"{a}/api/workflows", chain(10, 30))
             assert status == 201, body
             before = await metric(session, a, RECONNECTS)
             freezer.freeze()  # A's LISTEN connection: open, silent
             assert await wait_for_metric(session, a, RECONNECTS, lambda n: n > before) > before
-            status, started = await post(session, f"{a}/api/workflows/chain/execute?wait=false", {"inputs": {"v": 1}})
+            status, started, _ = await post(session, f"{a}/api/workflows/chain/execute?wait=false", {"inputs": {"v": 1}})
             assert status == 202, started
             execution_id = started["execution_id"]
             async with session.ws_connect(f"{b}/api/events?execution_id={execution_id}&replay=true") as replay:

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from support.cluster import get_execution
-from support.remote_events import Processes, chain, metric, post, receive_frames
+from support.clusterprocs import LISTENER_HEARTBEAT, Processes, chain, metric, post, receive_frames
 
 NODES = 66  # 3 events each, plus WorkflowStarted and WorkflowCompleted: 200 events
 EVENTS = 3 * NODES + 2
@@ -18,7 +18,7 @@ EVENTS = 3 * NODES + 2
 
 @pytest.fixture
 async def processes(pg_url):
-    started = Processes(pg_url)
+    started = Processes(pg_url, FLOWENGINE_NODE_HEARTBEAT=LISTENER_HEARTBEAT)
     yield started
     for output in started.stop_all():
         assert "[killed:" not in output, output
@@ -28,10 +28,10 @@ async def test_replay_on_b_attached_mid_run_to_a_200_event_execution_on_a_gets_e
     async with aiohttp.ClientSession() as session:
         _, a = await processes.start(session)
         _, b = await processes.start(session)
-        status, body = await post(session, f"{a}/api/workflows", chain(NODES, 15))
+        status, body, _ = await post(session, f"{a}/api/workflows", chain(NODES, 15))
         assert status == 201, body
         async with session.ws_connect(f"{a}/api/events?workflow_id=chain") as local:
-            status, started = await post(session, f"{a}/api/workflows/chain/execute?wait=false", {"inputs": {"v": 1}})
+            status, started, _ = await post(session, f"{a}/api/workflows/chain/execute?wait=false", {"inputs": {"v": 1}})
             assert status == 202, started
             execution_id = started["execution_id"]
             seen = []

@@ -190,9 +190,6 @@ async def test_a_listener_sees_the_executions_of_its_own_worker(shared):
             assert await _completed(ws, {execution_id}) == {execution_id}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="events of an execution reach listeners on other processes only with the cross-process event bus"
-)
 async def test_a_listener_sees_the_executions_of_the_other_worker(shared):
     workflow = await _register(shared)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
