@@ -12,7 +12,7 @@ Every FLOWENGINE_NODE_HEARTBEAT seconds a process:
 - checks the catalog generation against the one it applied (a missed notification), and
   self-pings its LISTEN connection; when that does not answer it reconnects, subscribes every
   channel again, re-announces its listeners' filters and reads what it may have missed once
-  (``on_listening`` callbacks; pgevents.py's ``resync``);
+  (``on_listening`` callbacks: pgevents.py's ``resync``, the run queue's claim);
 - keeps events flowing to and from other processes' listeners (pgevents.py).
 
 A catalog notification makes the process read that workflow again and acknowledge the

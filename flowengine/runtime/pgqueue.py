@@ -310,6 +310,11 @@ class RunQueue:
         self._more = True
         self._wake.set()
 
+    async def resync(self) -> None:
+        """The LISTEN connection was reopened: notifications of queued work may have been lost
+        meanwhile, so claim once now rather than at the next poll."""
+        self._notified("")
+
     def slot_freed(self) -> None:
         """A local slot was given back: claim if the queue may hold work."""
         if self._more:

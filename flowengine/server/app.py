@@ -109,7 +109,9 @@ async def _store_and_engine(app: web.Application) -> AsyncIterator[None]:
                 limit=config.max_cluster_queued_executions,
                 heartbeat=config.node_heartbeat,
                 registry=app[TELEMETRY].registry,
-            ):
+            ) as queue:
+                if liveness is not None and queue is not None:
+                    liveness.on_listening.append(queue.resync)
                 app[LIVENESS] = liveness
                 try:
                     yield
