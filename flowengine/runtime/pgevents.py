@@ -538,6 +538,23 @@ class RemoteEvents:
 
         return await self._ask(owner, "events", execution_id, answer)
 
+    async def recorded_json(self, execution_id: str) -> str | None:
+        """The events so far (a JSON array) of an execution another process runs; None when it
+        runs nowhere else or has ended there (the store has its record then)."""
+        if self.runs.get(execution_id) is not None:
+            return None
+        owner = await self._owner(execution_id)
+        if owner is None:
+            return None
+
+        def answer(body: str) -> str | None:
+            head, _, rest = body.partition("\n")
+            if head == "gone":
+                return None
+            return "[" + rest.replace("\n", ",") + "]"
+
+        return await self._ask(owner, "recorded", execution_id, answer)
+
     async def node_records(self, row: dict[str, Any]) -> list[dict[str, Any]] | None:
         """Live node statuses of an execution another process runs; None when it runs nowhere
         else, has ended, or its process did not answer (the store's record then stands)."""
@@ -581,6 +598,8 @@ class RemoteEvents:
             self._set_forwarding()
             texts = execution.recorded_events() or []
             body = "\n".join([f"events {execution.events.seq}", *texts])
+        elif kind == "recorded":  # what was recorded so far, nothing live
+            body = "\n".join(["recorded", *(execution.recorded_events() or [])])
         else:
             body = "nodes\n" + json.dumps(execution.node_statuses())
         self._reply(reply, request_id, body)

@@ -186,7 +186,10 @@ async def get_execution_events(request: web.Request) -> web.Response:
         limit = _query_range(request, "limit", 1, MAX_EVENTS_PAGE)
         types = event_types(request.query.get("types", ""))
         node_id = request.query.get("node_id") or None
-    text = await request.app[RUNS].events_json(execution_id)
+    liveness = request.app.get(LIVENESS)  # running on another process: its events so far
+    text = None if liveness is None else await liveness.events.recorded_json(execution_id)
+    if text is None:
+        text = await request.app[RUNS].events_json(execution_id)
     if text is None:
         raise NotFound(f"Execution {execution_id} not found")
     if not paged:

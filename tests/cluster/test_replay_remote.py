@@ -1,6 +1,6 @@
 """A replay on one process of an execution another process runs: the events so far from the
 process that runs it, then the live ones, with no gap and no duplicate; and the execution's
-live node statuses from any process. Real processes on a real PostgreSQL database."""
+live node statuses and events so far from any process. Real processes on a real PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -44,6 +44,15 @@ async def test_replay_on_b_attached_mid_run_to_a_200_event_execution_on_a_gets_e
             statuses = [item["status"] for item in record["nodes"]]
             assert [item["node_id"] for item in record["nodes"]] == [f"n{at}" for at in range(NODES)]
             assert statuses[0] == "succeeded" and "running" in statuses and statuses[-1] == "pending", statuses
+
+            # And for its events so far: what A's listener got, in seq order from 1.
+            async with session.get(f"{b}/api/executions/{execution_id}/events") as response:
+                assert response.status == 200
+                so_far = await response.json()
+            assert len(so_far) >= 30 and [event["seq"] for event in so_far] == list(range(1, len(so_far) + 1))
+            while json.loads(seen[-1])["seq"] < len(so_far):
+                seen.append((await local.receive(timeout=30)).data)
+            assert so_far == [json.loads(frame) for frame in seen[: len(so_far)]]
 
             async with session.ws_connect(f"{b}/api/events?execution_id={execution_id}&replay=true") as replay:
                 # Still running once the replay is attached: part of it replayed, the rest live.
