@@ -12,11 +12,10 @@ import signal
 import socket
 
 import aiohttp
-import pytest
 
 from support.api import link, node
 from support.cluster import WAIT
-from support.clusterprocs import LISTENER_HEARTBEAT, Processes, chain, metric, post, receive_frames, wait_for_metric
+from support.clusterprocs import LISTENER_HEARTBEAT, chain, metric, post, receive_frames, wait_for_metric
 
 PUBLISHED = "flowengine_cluster_events_published_total"
 RECEIVED = "flowengine_cluster_events_received_total"
@@ -24,12 +23,9 @@ SPILLED = "flowengine_cluster_events_spilled_total"
 INTEREST = "flowengine_cluster_remote_listener_filters"
 
 
-@pytest.fixture
-async def processes(pg_url):
-    started = Processes(pg_url, FLOWENGINE_NODE_HEARTBEAT=LISTENER_HEARTBEAT)
-    yield started
-    for output in started.stop_all():
-        assert "[killed:" not in output, output  # every process stops on SIGTERM
+# Short heartbeats: a lost LISTEN connection is found, and listeners are announced, within a
+# fraction of a second.
+PROCESS_ENVIRONMENT = {"FLOWENGINE_NODE_HEARTBEAT": LISTENER_HEARTBEAT}
 
 
 def _mixed() -> dict:

@@ -8,46 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 
 import aiohttp
-import pytest
 
 from support.api import node
-from support.cluster import HEARTBEAT, TIMEOUT, WAIT, get_execution, store_env, wait_for_status
-from support.process import free_port, start_server, stop, wait_healthy
-
-
-class Processes:
-    """Servers started on one database, all stopped at the end of the test."""
-
-    def __init__(self, db: str) -> None:
-        self.db = db
-        self.started: list[subprocess.Popen] = []
-
-    async def start(self, session: aiohttp.ClientSession) -> tuple[subprocess.Popen, str]:
-        port = free_port()
-        process = start_server(self.db, port, **store_env(self.db))
-        self.started.append(process)
-        base = f"http://127.0.0.1:{port}"
-        await wait_healthy(session, base, process)
-        return process, base
-
-    def stop_all(self) -> list[str]:
-        outputs = []
-        for process in self.started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGCONT)  # a paused one would never see SIGTERM
-            outputs.append(stop(process)[1])
-        return outputs
-
-
-@pytest.fixture
-async def processes(pg_url):
-    started = Processes(pg_url)
-    yield started
-    for output in started.stop_all():
-        assert "[killed:" not in output, output  # every process stops on SIGTERM
+from support.cluster import HEARTBEAT, TIMEOUT, WAIT, get_execution, wait_for_status
+from support.clusterprocs import post
 
 
 def _versioned(text: str, workflow_id: str = "shared") -> dict:
@@ -58,18 +24,13 @@ def _slow(delay_ms: int) -> dict:
     return {"name": "slow", "nodes": [node("wait", "time.delay", delay_ms=delay_ms)]}
 
 
-async def _post(session: aiohttp.ClientSession, url: str, document: dict | None = None) -> tuple[int, dict]:
-    async with session.post(url, json=document if document is not None else {}) as response:
-        return response.status, await response.json()
-
-
 async def test_register_on_a_execute_on_b_read_on_a_then_put_on_b_runs_on_a(processes):
     async with aiohttp.ClientSession() as session:
         _, a = await processes.start(session)
         _, b = await processes.start(session)
-        status, body = await _post(session, f"{a}/api/workflows", _versioned("version-one"))
+        status, body, _ = await post(session, f"{a}/api/workflows", _versioned("version-one"))
         assert status == 201, body
-        status, result = await _post(session, f"{b}/api/workflows/shared/execute")
+        status, result, _ = await post(session, f"{b}/api/workflows/shared/execute")
         assert status == 200, result
         assert "version-one" in json.dumps(result["outputs"])
         status, record = await get_execution(session, a, result["execution_id"])
@@ -77,7 +38,7 @@ async def test_register_on_a_execute_on_b_read_on_a_then_put_on_b_runs_on_a(proc
 
         async with session.put(f"{b}/api/workflows/shared", json=_versioned("version-two")) as response:
             assert response.status == 200, await response.text()
-        status, result = await _post(session, f"{a}/api/workflows/shared/execute")
+        status, result, _ = await post(session, f"{a}/api/workflows/shared/execute")
         assert status == 200, result
         assert "version-two" in json.dumps(result["outputs"])
         status, record = await get_execution(session, b, result["execution_id"])
@@ -85,7 +46,7 @@ async def test_register_on_a_execute_on_b_read_on_a_then_put_on_b_runs_on_a(proc
 
         async with session.delete(f"{a}/api/workflows/shared") as response:
             assert response.status == 200
-        status, body = await _post(session, f"{b}/api/workflows/shared/execute")
+        status, body, _ = await post(session, f"{b}/api/workflows/shared/execute")
         assert status == 404, body
 
 
@@ -101,15 +62,15 @@ async def test_two_processes_racing_for_one_webhook_path_exactly_one_wins(proces
                 for side in ("a", "b")
             ]  # fmt: skip
             answers = await asyncio.gather(
-                _post(session, f"{a}/api/workflows", documents[0]), _post(session, f"{b}/api/workflows", documents[1])
+                post(session, f"{a}/api/workflows", documents[0]), post(session, f"{b}/api/workflows", documents[1])
             )
-            statuses = sorted(status for status, _ in answers)
+            statuses = sorted(status for status, _, _ in answers)
             assert statuses == [201, 409], answers
-            loser = next(body for status, body in answers if status == 409)
+            loser = next(body for status, body, _ in answers if status == 409)
             assert f"webhook path {path!r} is already used" in loser["error"]
             # Both processes route the path to the winner.
             for base in (a, b):
-                status, body = await _post(session, f"{base}/api/hooks/{path}")
+                status, body, _ = await post(session, f"{base}/api/hooks/{path}")
                 assert status == 200, body
 
 
@@ -117,10 +78,10 @@ async def test_a_killed_process_executions_are_recorded_interrupted_by_another(p
     async with aiohttp.ClientSession() as session:
         a_process, a = await processes.start(session)
         _, b = await processes.start(session)
-        status, body = await _post(session, f"{a}/api/workflows", _slow(60_000))
+        status, body, _ = await post(session, f"{a}/api/workflows", _slow(60_000))
         assert status == 201
         async with session.ws_connect(f"{b}/api/events") as ws:
-            status, started = await _post(session, f"{a}/api/workflows/{body['id']}/execute?wait=false")
+            status, started, _ = await post(session, f"{a}/api/workflows/{body['id']}/execute?wait=false")
             assert status == 202, started
             execution_id = started["execution_id"]
             a_process.send_signal(signal.SIGKILL)
@@ -146,9 +107,9 @@ async def test_a_paused_process_declared_dead_does_not_overwrite_interrupted_and
     async with aiohttp.ClientSession() as session:
         a_process, a = await processes.start(session)
         _, b = await processes.start(session)
-        status, body = await _post(session, f"{a}/api/workflows", _slow(1_000))
+        status, body, _ = await post(session, f"{a}/api/workflows", _slow(1_000))
         assert status == 201
-        status, started = await _post(session, f"{a}/api/workflows/{body['id']}/execute?wait=false")
+        status, started, _ = await post(session, f"{a}/api/workflows/{body['id']}/execute?wait=false")
         assert status == 202
         execution_id = started["execution_id"]
         a_process.send_signal(signal.SIGSTOP)
@@ -161,10 +122,10 @@ async def test_a_paused_process_declared_dead_does_not_overwrite_interrupted_and
         # fenced. Until A's next heartbeat finds it was declared dead and registers again, A
         # acknowledges nothing (503); then it serves again.
         quick = {"name": "quick", "nodes": [node("a", "transform.set", greeting="back")]}
-        status, registered = await _post(session, f"{b}/api/workflows", quick)
+        status, registered, _ = await post(session, f"{b}/api/workflows", quick)
         assert status == 201, registered
         for _ in range(int(WAIT * 10)):
-            status, result = await _post(session, f"{a}/api/workflows/{registered['id']}/execute")
+            status, result, _ = await post(session, f"{a}/api/workflows/{registered['id']}/execute")
             if status != 503:
                 break
             await asyncio.sleep(0.1)
@@ -172,7 +133,7 @@ async def test_a_paused_process_declared_dead_does_not_overwrite_interrupted_and
         status, record = await get_execution(session, b, execution_id)
         assert record["status"] == "interrupted", record
         # A registered again: its new executions are its own, and nobody reaps them.
-        status, started = await _post(session, f"{a}/api/workflows/{body['id']}/execute?wait=false")
+        status, started, _ = await post(session, f"{a}/api/workflows/{body['id']}/execute?wait=false")
         assert status == 202
         record = await wait_for_status(session, b, started["execution_id"], "succeeded")
         assert record["status"] == "succeeded", record
@@ -183,9 +144,9 @@ async def test_a_paused_process_declared_dead_does_not_overwrite_interrupted_and
 async def test_starting_another_process_does_not_interrupt_running_executions(processes):
     async with aiohttp.ClientSession() as session:
         _, a = await processes.start(session)
-        status, body = await _post(session, f"{a}/api/workflows", _slow(60_000))
+        status, body, _ = await post(session, f"{a}/api/workflows", _slow(60_000))
         assert status == 201
-        status, started = await _post(session, f"{a}/api/workflows/{body['id']}/execute?wait=false")
+        status, started, _ = await post(session, f"{a}/api/workflows/{body['id']}/execute?wait=false")
         assert status == 202
         _, c = await processes.start(session)
         await asyncio.sleep(TIMEOUT + 2 * HEARTBEAT)  # past a whole node timeout with both alive

@@ -7,21 +7,17 @@ from __future__ import annotations
 import json
 
 import aiohttp
-import pytest
 
 from support.cluster import get_execution
-from support.clusterprocs import LISTENER_HEARTBEAT, Processes, chain, metric, post, receive_frames
+from support.clusterprocs import LISTENER_HEARTBEAT, chain, metric, post, receive_frames
 
 NODES = 66  # 3 events each, plus WorkflowStarted and WorkflowCompleted: 200 events
 EVENTS = 3 * NODES + 2
 
 
-@pytest.fixture
-async def processes(pg_url):
-    started = Processes(pg_url, FLOWENGINE_NODE_HEARTBEAT=LISTENER_HEARTBEAT)
-    yield started
-    for output in started.stop_all():
-        assert "[killed:" not in output, output
+# Short heartbeats: a lost LISTEN connection is found, and listeners are announced, within a
+# fraction of a second.
+PROCESS_ENVIRONMENT = {"FLOWENGINE_NODE_HEARTBEAT": LISTENER_HEARTBEAT}
 
 
 async def test_replay_on_b_attached_mid_run_to_a_200_event_execution_on_a_gets_every_seq_once(processes):

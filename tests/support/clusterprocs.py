@@ -44,7 +44,13 @@ class Processes:
         return process, base
 
     def stop_all(self) -> list[str]:
-        return [stop(process)[1] for process in self.started]
+        """Stop every process (SIGTERM); what each printed."""
+        outputs = []
+        for process in self.started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)  # a paused one would never see SIGTERM
+            outputs.append(stop(process)[1])
+        return outputs
 
 
 async def post(session: aiohttp.ClientSession, url: str, document: dict | None = None) -> tuple[int, Any, Any]:
