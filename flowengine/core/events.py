@@ -374,7 +374,7 @@ class EventBus:
         (here and, when ``forwarding``, in other processes)."""
         self.published += 1
         if self.listeners:
-            self.publish_received(text, event_type, execution_id, workflow_id)
+            self._to_listeners(text, event_type, execution_id, workflow_id)
         if self.forwarding and self.forward is not None:
             self.forward(text, event_type, execution_id, workflow_id)
         observers = self.observers.get(event_type)
@@ -384,22 +384,25 @@ class EventBus:
     def publish_received(self, text: str, event_type: str, execution_id: str, workflow_id: str) -> None:
         """Send one event to this process's listeners only (an event another process ran)."""
         if self.listeners:
-            frame = None
-            if self._everyone:
-                frame = text_frame(text)
-                self._batch.append(frame)
-                if not self._flush_scheduled:
-                    self._schedule()
-            for listener in self._filtered:
-                if listener.matches(event_type, execution_id, workflow_id):
-                    if frame is None:
-                        frame = text_frame(text)
-                    batch = listener.batch
-                    if not batch:
-                        self._dirty.append(listener)
-                        if not self._flush_scheduled:
-                            self._schedule()
-                    batch.append(frame)
+            self._to_listeners(text, event_type, execution_id, workflow_id)
+
+    def _to_listeners(self, text: str, event_type: str, execution_id: str, workflow_id: str) -> None:
+        frame = None
+        if self._everyone:
+            frame = text_frame(text)
+            self._batch.append(frame)
+            if not self._flush_scheduled:
+                self._schedule()
+        for listener in self._filtered:
+            if listener.matches(event_type, execution_id, workflow_id):
+                if frame is None:
+                    frame = text_frame(text)
+                batch = listener.batch
+                if not batch:
+                    self._dirty.append(listener)
+                    if not self._flush_scheduled:
+                        self._schedule()
+                batch.append(frame)
 
     @staticmethod
     def _notify(observers: list[Observer], event: dict[str, Any]) -> None:
