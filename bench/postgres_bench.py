@@ -13,6 +13,14 @@ c. ``?wait=false`` latency (p50/p99, 8 connections) against a bare durable INSER
 The cluster is a throwaway one from the PostgreSQL binaries (tests/support/postgres.py) with
 fsync on; ``BENCH_PG_URL`` uses an existing server instead (its CPU is then not measured).
 Runs are interleaved per repeat; medians are reported.
+
+Where each part runs on two cores: every flowengine process on CPU 0, as in the other
+measurements, and the database on CPU 1 with the load generator, as if on a machine of its own
+(it is one in any deployment the PostgreSQL store is for). Left on both cores, the database's
+own CPU per execution is taken from flowengine's core and the comparison by requests measures
+that competition rather than the store. Two processes are measured twice: each with the load one
+process gets alone (the cost of sharing the database, what scaling out adds) and with that load
+split over both (each group commit then carries half as many executions).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import workflows
-from .common import REPO, Profile, Server, cpu_seconds, flowengine_server, http_json, median
+from .common import PINNING, REPO, Profile, Server, cpu_seconds, flowengine_server, http_json, median
 from .loadgen import LoadResult, run_load, run_requests
 
 __all__ = ["MissingPostgres", "PostgresResults", "measure_postgres", "render", "summary_rows"]
@@ -100,6 +108,16 @@ def _database_cpu(postmaster: int | None) -> float | None:
     return total
 
 
+def _pin_database(postmaster: int | None) -> None:
+    """Move the database (postmaster and the processes it has started) to CPU 1; processes it
+    starts later inherit that."""
+    if postmaster is None or not PINNING:
+        return
+    for pid in _database_pids(postmaster):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(pid, {1})
+
+
 @contextlib.contextmanager
 def _cluster() -> Iterator[tuple[Any, int | None]]:
     sys.path.insert(0, str(REPO / "tests"))
@@ -113,21 +131,23 @@ def _cluster() -> Iterator[tuple[Any, int | None]]:
     cluster = PostgresCluster(durable=True)
     cluster.start()
     try:
-        yield cluster, cluster.postmaster_pid()
+        postmaster = cluster.postmaster_pid()
+        _pin_database(postmaster)
+        yield cluster, postmaster
     finally:
         cluster.drop_databases()
         cluster.stop()
 
 
 def _loads(targets: list[tuple[Server, str]], seconds: int, connections: int) -> list[LoadResult]:
-    """Load every target at once (one generator each), ``connections`` split over them."""
+    """Load every target at once (one generator each), ``connections`` each."""
     results: list[LoadResult | None] = [None] * len(targets)
     failures: list[BaseException] = []
 
     def one(index: int, server: Server, path: str) -> None:
         try:
             results[index] = run_load(
-                f"{server.url}{path}", BODY, seconds=seconds, connections=connections // len(targets), server_pid=server.pid
+                f"{server.url}{path}", BODY, seconds=seconds, connections=connections, server_pid=server.pid
             )
         except BaseException as exc:  # handed to the main thread
             failures.append(exc)
@@ -187,23 +207,32 @@ async def _bare_inserts(url: str, seconds: float, connections: int, size: int) -
 
 
 def measure_postgres(profile: Profile, progress: Callable[[str], None] = lambda _: None) -> PostgresResults:
-    cases = {name: Case(name) for name in ("sqlite-1", "sqlite-full-1", "postgres-1", "postgres-2", "postgres-async-202", "bare-insert")}
+    cases = {
+        name: Case(name)
+        for name in (
+            "sqlite-1", "sqlite-2-control", "sqlite-full-1", "postgres-1", "postgres-2", "postgres-2-split",
+            "postgres-async-202", "bare-insert",
+        )
+    }
     execute = f"/api/workflows/{WORKFLOW_ID}/execute"
     with _cluster() as (cluster, postmaster), tempfile.TemporaryDirectory(prefix="flowengine-bench-pg-") as tmp, contextlib.ExitStack() as stack:
         url = cluster.create_database()
         sqlite = stack.enter_context(flowengine_server("flowengine-sqlite", str(Path(tmp) / "history.db")))
+        # A second SQLite server with its own file: two processes that share nothing but CPU 0,
+        # the control for what two processes on one core cost without any shared database.
+        sqlite_b = stack.enter_context(flowengine_server("flowengine-sqlite-b", str(Path(tmp) / "history-b.db")))
         # SQLite with an fsync per commit, as PostgreSQL does: the like-for-like durability.
         sqlite_full = stack.enter_context(
             flowengine_server("flowengine-sqlite-full", str(Path(tmp) / "full.db"), FLOWENGINE_DB_SYNCHRONOUS="full")
         )
         first = stack.enter_context(flowengine_server("flowengine-pg-a", url))
         second = stack.enter_context(flowengine_server("flowengine-pg-b", url))
-        for server in (sqlite, sqlite_full, first):
+        for server in (sqlite, sqlite_b, sqlite_full, first):
             status, body = http_json("POST", f"{server.url}/api/workflows", workflows.one_node_set(WORKFLOW_ID))
             if status != 201:
                 raise RuntimeError(f"{server.name}: registering gave {status}: {body}")
         progress("9. warm-up (SQLite and PostgreSQL, 2,000 executions each)")
-        for server in (sqlite, sqlite_full, first, second):
+        for server in (sqlite, sqlite_b, sqlite_full, first, second):
             warm = run_requests(f"{server.url}{execute}", BODY, requests=2_000, connections=profile.connections)
             if warm.errors:
                 raise RuntimeError(f"{server.name}: {warm.errors} failed requests while warming up")
@@ -211,13 +240,21 @@ def measure_postgres(profile: Profile, progress: Callable[[str], None] = lambda 
         for round_number in range(profile.repeats):
             progress(f"9. PostgreSQL vs SQLite, 1 vs 2 processes, repeat {round_number + 1}/{profile.repeats}")
             _run(cases["sqlite-1"], [(sqlite, execute)], None, seconds, connections)
+            _run(cases["sqlite-2-control"], [(sqlite, execute), (sqlite_b, execute)], None, seconds, connections)
             _run(cases["sqlite-full-1"], [(sqlite_full, execute)], None, seconds, connections)
             _run(cases["postgres-1"], [(first, execute)], postmaster, seconds, connections)
-            _run(cases["postgres-2"], [(first, execute), (second, execute)], postmaster, seconds, connections)
+            both = [(first, execute), (second, execute)]
+            _run(cases["postgres-2"], both, postmaster, seconds, connections)
+            _run(cases["postgres-2-split"], both, postmaster, seconds, connections // 2)
             _run(cases["postgres-async-202"], [(first, f"{execute}?wait=false")], postmaster, seconds, LATENCY_CONNECTIONS)
             count, elapsed, p50, p99 = asyncio.run(_bare_inserts(url, seconds, LATENCY_CONNECTIONS, 200))
             cases["bare-insert"].add(count, elapsed, 0.0, None, p50, p99)
     return PostgresResults(cases, own_cluster=postmaster is not None)
+
+
+def _control(cases: dict[str, Case]) -> float:
+    """CPU per request of two unrelated SQLite processes on one core against one alone."""
+    return cases["sqlite-2-control"].figure("server_us") / cases["sqlite-1"].figure("server_us")
 
 
 def render(results: PostgresResults, table: Callable[[list[str], list[list[Any]]], str]) -> str:
@@ -225,9 +262,11 @@ def render(results: PostgresResults, table: Callable[[list[str], list[list[Any]]
     rows = []
     labels = {
         "sqlite-1": "SQLite, 1 process, execute (32 connections)",
+        "sqlite-2-control": "SQLite, 2 processes with a file each, execute (32 + 32 connections; the control)",
         "sqlite-full-1": "SQLite with FLOWENGINE_DB_SYNCHRONOUS=full (fsync per commit), same",
         "postgres-1": "PostgreSQL, 1 process, execute (32 connections)",
-        "postgres-2": "PostgreSQL, 2 processes, execute (16 + 16 connections)",
+        "postgres-2": "PostgreSQL, 2 processes, execute (32 + 32 connections: each the load of one alone)",
+        "postgres-2-split": "PostgreSQL, 2 processes, execute (16 + 16 connections: one process's load split)",
         "postgres-async-202": f"PostgreSQL, 1 process, execute ?wait=false ({LATENCY_CONNECTIONS} connections)",
         "bare-insert": f"bare durable INSERT from asyncpg ({LATENCY_CONNECTIONS} connections, 200-byte row)",
     }
@@ -246,10 +285,13 @@ def render(results: PostgresResults, table: Callable[[list[str], list[list[Any]]
         ["PostgreSQL / SQLite with an fsync per commit (synchronous=full), requests per second", f"{pg1.figure('rps') / cases['sqlite-full-1'].figure('rps'):.2f}x"],
         ["SQLite / PostgreSQL, flowengine + database CPU per request", f"{sqlite.figure('server_us') / (pg1.figure('server_us') + pg1.figure('db_us')):.2f}x" if pg1.db_us else "n/a"],
         ["2 processes / 1 process, flowengine CPU per request (target ≤ 1.1x)", f"{pg2.figure('server_us') / pg1.figure('server_us'):.2f}x"],
+        ["the control: 2 SQLite processes (nothing shared but CPU 0) / 1, flowengine CPU per request", f"{_control(cases):.2f}x"],
+        ["2 processes / 1 on PostgreSQL, divided by the control's ratio: what sharing the database adds", f"{pg2.figure('server_us') / pg1.figure('server_us') / _control(cases):.2f}x"],
+        ["2 processes / 1 process with the load split (16 + 16), flowengine CPU per request", f"{cases['postgres-2-split'].figure('server_us') / pg1.figure('server_us'):.2f}x"],
         ["?wait=false p50 / bare durable INSERT p50", f"{cases['postgres-async-202'].figure('p50_ms') / cases['bare-insert'].figure('p50_ms'):.2f}x"],
     ]  # fmt: skip
     return (
-        "### 9. PostgreSQL (one database, fsync on) vs SQLite, in the same run\n\n"
+        "### 9. PostgreSQL (one database, fsync on, on CPU 1) vs SQLite, in the same run\n\n"
         + table(["configuration", "req/s", "flowengine CPU µs/request", "PostgreSQL CPU µs/request", "p50 ms", "p99 ms"], rows)
         + "\n\n"
         + table(["comparison", "figure"], ratios)
