@@ -17,7 +17,8 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 __all__ = [
     "REPO",
@@ -27,6 +28,8 @@ __all__ = [
     "FULL",
     "Server",
     "free_port",
+    "stop_process",
+    "wait_until_ready",
     "median",
     "pin",
     "cpu_seconds",
@@ -152,31 +155,50 @@ class Server:
             [*pin(0), *self.argv], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start-up:\n{self.log_path.read_text()[-2000:]}")
-            try:
-                status, _ = http_json("GET", f"{self.url}/health", timeout=1)
-                if status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
+        if wait_until_ready(self.process, self._healthy, name=self.name, log_path=self.log_path, timeout=20, interval=0.05):
+            return self
         self.__exit__()
         raise RuntimeError(f"{self.name} did not answer /health within 20 s")
 
+    def _healthy(self) -> bool:
+        return http_json("GET", f"{self.url}/health", timeout=1)[0] == 200
+
     def __exit__(self, *exc_info: Any) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        if self.process is not None:
+            stop_process(self.process, signal.SIGINT, timeout=10, kill=self.process.kill)
         # The server's output is kept only when something went wrong, to read what.
         if exc_info[:1] == (None,) and self.process is not None and self.process.returncode == 0 and self.log_path:
             self.log_path.unlink(missing_ok=True)
+
+
+def wait_until_ready(
+    process: subprocess.Popen, ready: Callable[[], bool], *, name: str, log_path: Path, timeout: float, interval: float
+) -> bool:
+    """Poll ``ready`` (an OSError counts as not yet) until it says so: True, or False after
+    ``timeout`` seconds. A process that exits meanwhile is an error quoting the end of its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited at start-up:\n{log_path.read_text(errors='replace')[-3000:]}")
+        try:
+            if ready():
+                return True
+        except OSError:
+            pass
+        time.sleep(interval)
+    return False
+
+
+def stop_process(process: subprocess.Popen, stop_signal: int, *, timeout: float, kill: Callable[[], None]) -> None:
+    """Ask a server to stop with ``stop_signal``; ``kill`` it if it has not within ``timeout`` s."""
+    if process.poll() is not None:
+        return
+    process.send_signal(stop_signal)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill()
+        process.wait(timeout=10)
 
 
 def flowengine_server(name: str, db: str, *, plugins: str = "bench.noop_nodes", **env: str) -> Server:

@@ -11,14 +11,13 @@ import json
 import os
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..common import LOOPBACK, free_port, pin
+from ..common import LOOPBACK, free_port, pin, stop_process, wait_until_ready
 from .install import Peer
 
 __all__ = ["N8nServer", "QUIET"]
@@ -111,25 +110,16 @@ class N8nServer:
             # Its own session, so that its child processes can be stopped with it.
             self.process = subprocess.Popen([*pin(0), *self.peer.command("start")], env=self._env(), stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"n8n exited at start-up:\n{self.log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz/readiness", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.25)
+        if wait_until_ready(self.process, self._ready, name="n8n", log_path=self.log_path, timeout=START_TIMEOUT, interval=0.25):
+            return self
         self.__exit__()
         raise RuntimeError(f"n8n did not become ready within {START_TIMEOUT:.0f} s (log: {self.log_path})")
 
+    def _ready(self) -> bool:
+        with urllib.request.urlopen(f"{self.url}/healthz/readiness", timeout=2) as response:  # URLError is an OSError
+            return response.status == 200
+
     def __exit__(self, *exc_info: Any) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        if self.process is not None:
+            process = self.process
+            stop_process(process, signal.SIGTERM, timeout=STOP_TIMEOUT, kill=lambda: os.killpg(process.pid, signal.SIGKILL))
