@@ -164,8 +164,9 @@ async def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(server):
 
 
 async def _register(server: Server) -> str:
+    document = {"name": "w", "nodes": [node("a", "transform.set", x=1)]}
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{server.base}/api/workflows", json={"name": "w", "nodes": [node("a", "transform.set", x=1)]}) as response:
+        async with session.post(f"{server.base}/api/workflows", json=document) as response:
             assert response.status == 201
             return (await response.json())["id"]
 
@@ -231,7 +232,10 @@ def test_sqlite_refuses_more_than_one_worker(tmp_path):
     """``python -m flowengine`` reads FLOWENGINE_WORKERS (the flag is used below)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "flowengine"],
-        env={**os.environ, "FLOWENGINE_DB": str(tmp_path / "one.db"), "BIND_ADDRESS": f"127.0.0.1:{free_port()}", "FLOWENGINE_WORKERS": "2"},
+        env={
+            **os.environ, "FLOWENGINE_DB": str(tmp_path / "one.db"),
+            "BIND_ADDRESS": f"127.0.0.1:{free_port()}", "FLOWENGINE_WORKERS": "2",
+        },
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     code, output = _wait(process)
