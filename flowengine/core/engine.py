@@ -21,7 +21,7 @@ from ..errors import NodeError, ValidationError
 from ..nodes.api import NodeContext, NodeType
 from ..nodes.registry import NodeRegistry
 from ..values import Value, decode_value, to_value
-from . import wire
+from . import eager, wire
 from .events import EventBus, ExecutionEvents, serialise
 from .ids import new_execution_id
 from .model import Node, Workflow
@@ -112,7 +112,8 @@ class ExecutionResult:
 
 SleepFn = Callable[[float], Awaitable[None]]
 
-# Node starts between two turns of the event loop while plain-function bodies run inline.
+# Node starts between two turns of the event loop while bodies run inline (plain ones, and
+# async ones that end without suspending).
 _INLINE_BUDGET = 500
 
 
@@ -491,8 +492,9 @@ class _Attempt:
         budget = _INLINE_BUDGET
         while ready and not self.stopped and len(self.tasks) < self.max_parallel:
             if budget == 0:
-                # Plain-function bodies run inline; after a batch of them let the event loop
-                # serve other requests, then carry on (a 10,000-node chain must not freeze it).
+                # Plain bodies, and async ones that end without suspending, run inline; after a
+                # batch of them let the event loop serve other requests, then carry on (a
+                # 10,000-node chain must not freeze it).
                 if not self.resume_scheduled:
                     self.resume_scheduled = True
                     asyncio.get_running_loop().call_soon(self._resume)
@@ -574,10 +576,18 @@ class _Attempt:
             self._complete(index, status, payload, time.perf_counter() - started)
             return
         if node.retry_policy is None and node.timeout_ms is None:
-            # One attempt, no time limit: the body's own coroutine is the task, and _body_done
-            # reads its outcome (no wrapping coroutine to step through per node).
+            # One attempt, no time limit: the body starts now, as an eager task (eager.py). If it
+            # ends without suspending it completes here like a plain body; if it suspends, the
+            # task that carries on with it is the node's, and _body_done reads its outcome.
             self.node_attempts[index] = 1
-            task = asyncio.get_running_loop().create_task(node_type.run(context))
+            task, result, error = eager.start(asyncio.get_running_loop(), node_type.run(context))
+            if task is None:
+                if isinstance(error, asyncio.CancelledError):
+                    status, payload = self._cancelled()
+                else:
+                    status, payload = _body_outcome(node, result, error)
+                self._complete(index, status, payload, time.perf_counter() - started)
+                return
             task.add_done_callback(self._on_body_done)
         else:
             task = asyncio.get_running_loop().create_task(self._run_node(index, node, node_type, context))
