@@ -194,8 +194,8 @@ class BodyTask:
 
 class _Continue(Coroutine[Any, Any, Any]):
     """The coroutine a Task steps to continue a body that suspended in its first step: its first
-    step yields again what the body yielded, the following ones step the body, with the body's
-    ``BodyTask`` as the current task."""
+    step yields again the future the body awaits (after a bare yield it steps the body at once),
+    and every step of the body runs with the body's ``BodyTask`` as the current task."""
 
     __slots__ = ("_body_task", "_coro", "_first", "_loop")
 
@@ -212,7 +212,9 @@ class _Continue(Coroutine[Any, Any, Any]):
         first = self._first
         if first is not _NOTHING:
             self._first = _NOTHING
-            return first
+            if first is not None:
+                return first  # the future the body awaits: the Task now waits on it
+            # A bare yield asked for one turn of the event loop, and this is the next turn.
         return self._step(self._coro.send, value)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
@@ -307,11 +309,9 @@ def _start_312(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) 
     return (None, None, error) if error is not None else (None, task.result(), None)
 
 
-def start(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Started:
-    """Run ``coro``'s first step now, in a copy of the current context, as its own task would.
-    If it suspended, an ``asyncio.Task`` (returned) carries on with it in that context; if it
-    ended, nothing was scheduled and the outcome is returned instead."""
-    return _start(loop, coro)
-
-
-_start = _start_312 if sys.version_info >= (3, 12) else _start_311
+# start(loop, coro): run ``coro``'s first step now, in a copy of the current context, as its own
+# task would. If it suspended, the ``asyncio.Task`` that carries on with it (in that context)
+# is returned; if it ended, nothing was scheduled and how it ended is returned instead.
+start: Callable[[asyncio.AbstractEventLoop, Coroutine[Any, Any, Any]], Started] = (
+    _start_312 if sys.version_info >= (3, 12) else _start_311
+)
