@@ -31,7 +31,8 @@ Started = tuple["asyncio.Task[Any] | None", Any, "BaseException | None"]
 
 _enter_task: Callable[[asyncio.AbstractEventLoop, Any], None] = asyncio.tasks._enter_task
 _leave_task: Callable[[asyncio.AbstractEventLoop, Any], None] = asyncio.tasks._leave_task
-_current_task = asyncio.current_task
+# The loop -> current task map that asyncio.current_task() reads; .get is one C call.
+_current_task: Callable[[asyncio.AbstractEventLoop], Any] = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
 _NOTHING: Any = object()  # no first yield left to hand over (None is a valid one: a bare yield)
 
 
