@@ -264,6 +264,8 @@ class _Continue(Coroutine[Any, Any, Any]):
         finally:
             _leave_task(loop, body_task)
             _enter_task(loop, task)
+            # An error's traceback keeps this frame: it must not hold the Task that holds the error.
+            del task, body_task
 
 
 def _start_311(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Started:
@@ -286,6 +288,9 @@ def _start_311(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) 
         body_task._end(None, exc)
         raise
     except BaseException as exc:
+        # The traceback starts at the body, not in this frame: this frame holds body_task, which
+        # holds the error, and a cycle would keep both until the garbage collector ran.
+        exc.__traceback__ = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
         body_task._end(None, exc)
         return None, None, exc
     finally:
