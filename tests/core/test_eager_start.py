@@ -415,3 +415,36 @@ async def test_a_big_chain_of_time_delay_0_lets_the_event_loop_turn(make_client,
     assert body["completed_nodes"] == count
     assert body["outputs"] == {f"n{count - 1}": {"in": {"type": "Number", "value": 1}}}
     assert turns >= 10
+
+
+async def test_a_stop_right_after_a_body_suspended_cancels_what_it_awaits(make_client, config):
+    """The workflow stops in the same turn as the body suspended, before its task first ran: the
+    gather it awaits is cancelled, and with it the gathered children, as in a task."""
+    children: dict[str, list[str]] = {"started": [], "cancelled": []}
+
+    async def child(name: str) -> None:
+        children["started"].append(name)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            children["cancelled"].append(name)
+            raise
+
+    async def gatherer(ctx: NodeContext) -> dict[str, Any]:
+        await asyncio.gather(child("one"), child("two"))
+        return {"out": 1}
+
+    def fail(ctx: NodeContext) -> dict[str, Any]:
+        raise NodeError("stop now")
+
+    client = await start(make_client, config, body_type("test.gatherer", gatherer), body_type("test.fail_now", fail))
+    document = workflow(
+        [node("root", "transform.set", v=1), node("gather", "test.gatherer"), node("fail", "test.fail_now")],
+        [link("root", "v", "gather", "in"), link("root", "v", "fail", "in")],
+    )
+    body = await execute(client, await register(client, document), expect=500)
+    assert body["error"] == "Node execution failed: node 'fail' (test.fail_now): stop now"
+    assert body["cancelled_nodes"] == ["gather"]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sorted(children["started"]) == sorted(children["cancelled"])
