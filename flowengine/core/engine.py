@@ -21,7 +21,7 @@ from ..errors import NodeError, ValidationError
 from ..nodes.api import NodeContext, NodeType
 from ..nodes.registry import NodeRegistry
 from ..values import Value, decode_value, to_value
-from . import wire
+from . import eager, wire
 from .events import EventBus, ExecutionEvents, serialise
 from .ids import new_execution_id
 from .model import Node, Workflow
@@ -33,6 +33,7 @@ __all__ = [
     "Plan",
     "Execution",
     "ExecutionResult",
+    "SinkOutputs",
     "Engine",
     "decode_inputs",
     "new_execution_id",
@@ -80,8 +81,7 @@ class ExecutionResult:
     completed_nodes: int
     total_nodes: int
     attempts: int
-    outputs: dict[str, dict[str, Any]]
-    outputs_json: str  # the same as JSON text
+    sink_outputs: SinkOutputs  # ``outputs`` and ``outputs_json``, encoded when first asked for
     failed_nodes: list[dict[str, str]]
     skipped_nodes: list[str]
     cancelled_nodes: list[str]
@@ -94,6 +94,16 @@ class ExecutionResult:
     @property
     def success(self) -> bool:
         return self.status == "succeeded"
+
+    @property
+    def outputs(self) -> dict[str, dict[str, Any]]:
+        """The outputs of every sink node that produced some, as typed JSON, by node id."""
+        return self.sink_outputs.encoded()[0]
+
+    @property
+    def outputs_json(self) -> str:
+        """The same as JSON text."""
+        return self.sink_outputs.encoded()[1]
 
     @property
     def duration_ms(self) -> int:
@@ -110,9 +120,46 @@ class ExecutionResult:
         return wire.execute_response(self)
 
 
+class SinkOutputs:
+    """The sink nodes' outputs in an execution's result, encoded only when first asked for:
+    only a synchronous execute answer shows them, and a wide fan-out has thousands of sinks.
+    Holds the outputs the nodes produced (and any encoding already made for their events)."""
+
+    __slots__ = ("_encoded", "_sinks")
+
+    def __init__(
+        self,
+        sinks: list[tuple[str, dict[str, Value], dict[str, Any] | None, str | None]] | None,
+        encoded: tuple[dict[str, dict[str, Any]], str] | None = None,
+    ) -> None:
+        self._sinks = sinks  # (node id, outputs, their typed JSON or None, as text or None)
+        self._encoded = encoded
+
+    def encoded(self) -> tuple[dict[str, dict[str, Any]], str]:
+        """(outputs as typed JSON by node id, the same as JSON text)."""
+        encoded = self._encoded
+        if encoded is None:
+            outputs = {}
+            texts = []
+            for node_id, produced, as_json, text in self._sinks or ():
+                if as_json is None:
+                    as_json = _encode_outputs(produced)
+                outputs[node_id] = as_json
+                texts.append(wire.member(node_id, serialise(as_json) if text is None else text))
+            encoded = self._encoded = (outputs, wire.object_of(texts))
+            self._sinks = None
+        return encoded
+
+
+def _encode_outputs(produced: dict[str, Value]) -> dict[str, Any]:
+    """A node's outputs as typed JSON."""
+    return {port: value.to_json() for port, value in produced.items()}
+
+
 SleepFn = Callable[[float], Awaitable[None]]
 
-# Node starts between two turns of the event loop while plain-function bodies run inline.
+# Node starts between two turns of the event loop while bodies run inline (plain ones, and
+# async ones that end without suspending).
 _INLINE_BUDGET = 500
 
 
@@ -344,19 +391,20 @@ class Execution:
             status = "completed_with_errors"
         else:
             status = "succeeded"
-        outputs = {}
-        outputs_texts = []
-        for index in plan.sinks:
-            if attempt.outputs[index] is not None:
-                outputs[nodes[index].id] = attempt.encoded_outputs(index)
-                outputs_texts.append(wire.member(nodes[index].id, attempt.outputs_json(index)))
-        outputs_json = wire.object_of(outputs_texts)
+        produced, encoded, encoded_text = attempt.outputs, attempt.encoded, attempt.encoded_text
+        sinks = [
+            (nodes[index].id, outputs, encoded[index], encoded_text[index])
+            for index in plan.sinks
+            if (outputs := produced[index]) is not None
+        ]
+        sink_outputs = SinkOutputs(sinks)
         failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed]
         error = attempt.failure if status in ("failed", "cancelled", "interrupted") else None
         redactor = self.engine.redactor
         if redactor.active:  # a node may have echoed a secret: mask it in all we show
-            outputs, failed_nodes = redactor.redact_json([outputs, failed_nodes])
-            outputs_json = serialise(outputs)
+            # Now, not when asked for: what is masked is what this engine knew at the end.
+            outputs, failed_nodes = redactor.redact_json([sink_outputs.encoded()[0], failed_nodes])
+            sink_outputs = SinkOutputs(None, (outputs, serialise(outputs)))
             error = None if error is None else redactor.redact_text(error)
         return ExecutionResult(
             self.id,
@@ -369,8 +417,7 @@ class Execution:
             completed,
             len(nodes),
             self.attempts,
-            outputs,
-            outputs_json,
+            sink_outputs,
             failed_nodes,
             skipped_nodes,
             cancelled_nodes,
@@ -491,8 +538,9 @@ class _Attempt:
         budget = _INLINE_BUDGET
         while ready and not self.stopped and len(self.tasks) < self.max_parallel:
             if budget == 0:
-                # Plain-function bodies run inline; after a batch of them let the event loop
-                # serve other requests, then carry on (a 10,000-node chain must not freeze it).
+                # Plain bodies, and async ones that end without suspending, run inline; after a
+                # batch of them let the event loop serve other requests, then carry on (a
+                # 10,000-node chain must not freeze it).
                 if not self.resume_scheduled:
                     self.resume_scheduled = True
                     asyncio.get_running_loop().call_soon(self._resume)
@@ -574,10 +622,18 @@ class _Attempt:
             self._complete(index, status, payload, time.perf_counter() - started)
             return
         if node.retry_policy is None and node.timeout_ms is None:
-            # One attempt, no time limit: the body's own coroutine is the task, and _body_done
-            # reads its outcome (no wrapping coroutine to step through per node).
+            # One attempt, no time limit: the body starts now, as an eager task (eager.py). If it
+            # ends without suspending it completes here like a plain body; if it suspends, the
+            # task that carries on with it is the node's, and _body_done reads its outcome.
             self.node_attempts[index] = 1
-            task = asyncio.get_running_loop().create_task(node_type.run(context))
+            task, result, error = eager.start(asyncio.get_running_loop(), node_type.run(context))
+            if task is None:
+                if isinstance(error, asyncio.CancelledError):
+                    status, payload = self._cancelled()
+                else:
+                    status, payload = _body_outcome(node, result, error)
+                self._complete(index, status, payload, time.perf_counter() - started)
+                return
             task.add_done_callback(self._on_body_done)
         else:
             task = asyncio.get_running_loop().create_task(self._run_node(index, node, node_type, context))
@@ -716,7 +772,7 @@ class _Attempt:
         encoded = self.encoded[index]
         if encoded is None:
             produced = self.outputs[index] or {}
-            encoded = self.encoded[index] = {port: value.to_json() for port, value in produced.items()}
+            encoded = self.encoded[index] = _encode_outputs(produced)
         return encoded
 
     def outputs_json(self, index: int) -> str:
