@@ -25,7 +25,6 @@ from .common import Profile, median
 
 __all__ = ["EngineRow", "ScalingRow", "measure_engine", "measure_scaling"]
 
-TARGET_RATIO = 4.0
 
 
 @dataclass
