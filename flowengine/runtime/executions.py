@@ -29,12 +29,11 @@ from ..errors import Conflict, HistoryUnavailable, Overloaded, ValidationError
 from ..values import Value, decode_value
 from .storage import HistoryStore
 
-__all__ = ["ExecutionService", "HistoryUnavailable", "Overloaded", "MANUAL_TRIGGER_JSON", "PRUNE_EVERY"]
+__all__ = ["ExecutionService", "HistoryUnavailable", "Overloaded", "MANUAL_TRIGGER_JSON"]
 
 log = logging.getLogger("flowengine.runtime.executions")
 
 MANUAL_TRIGGER_JSON = serialise({"type": "manual", "id": None})  # what an API call starts
-PRUNE_EVERY = 100  # finished executions between two retention passes
 
 
 class _Slots:
@@ -110,8 +109,7 @@ class ExecutionService:
         self._admitted: dict[str, Execution] = {}  # started and not yet finished, queued included
         self._background: set[asyncio.Task[Any]] = set()
         self._since_prune = 0
-        # Prune in passes, but often enough that a small limit is never far exceeded.
-        self._prune_every = min(PRUNE_EVERY, max(1, max_executions // 10))
+        self._prune_every = store.prune_interval(max_executions)  # finished executions between passes
         self.on_finished: list[Callable[[ExecutionResult], None]] = []
         self.closing = False  # set by shutdown(): no new executions from then on
         # The shared run queue (pgqueue.RunQueue) on a PostgreSQL store, set while it serves.

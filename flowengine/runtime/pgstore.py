@@ -430,6 +430,15 @@ class PgStore(PgLiveness):
         """An execution handed to the run queue: this process writes nothing more of it."""
         self._epoch_of.pop(execution_id, None)
 
+    def prune_interval(self, keep: int) -> int:
+        """Finished executions (of this process) between two retention passes. No process
+        knows how many finished rows the shared table holds, so a pass ranks the newest ``keep``
+        of them, work in proportion to ``keep``: done every tenth of it, that is a few µs per
+        execution instead of most of the database's own work for one (a pass every 100 cost it
+        about 80 µs per execution at the default 10,000). The table may hold up to a tenth more
+        than ``keep`` between two passes."""
+        return max(1, keep // 10)
+
     def prune_executions(self, keep: int) -> None:
         self._queue("prune", (keep,), _STATEMENT_OVERHEAD)
 

@@ -433,6 +433,12 @@ class Store:
             size=size,
         )
 
+    def prune_interval(self, keep: int) -> int:
+        """Finished executions between two retention passes: a pass deletes just the surplus
+        (the writer keeps the count), so it may come often and a small limit is never far
+        exceeded."""
+        return min(100, max(1, keep // 10))
+
     def prune_executions(self, keep: int) -> None:
         """Delete the oldest finished executions beyond ``keep`` (with the next batch), and the
         versions of deleted workflows that only they needed."""

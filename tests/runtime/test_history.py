@@ -276,6 +276,20 @@ async def test_retention_prunes_the_oldest(make_client):
     assert (await client.get(f"/api/executions/{ids[0]}")).status == 404
 
 
+async def test_retention_runs_in_passes_holding_at_most_a_tenth_more(make_client):
+    # A pass every max_executions / 10 finished executions (here 2): between passes the history
+    # holds up to that many more, and each pass brings it back to the limit.
+    client = await make_client(max_executions=20)
+    workflow_id = await register(client, _chain())
+    counts = []
+    for _ in range(25):
+        await execute(client, workflow_id)
+        listed = await (await client.get("/api/executions?limit=100")).json()
+        counts.append(len(listed["executions"]))
+    assert counts[:20] == list(range(1, 21))
+    assert counts[20:] == [21, 20, 21, 20, 21]
+
+
 async def test_history_survives_a_restart(aiohttp_client, config):
     first = await aiohttp_client(make_app(config))
     workflow_id = await register(first, _chain())
