@@ -6,7 +6,7 @@ import { ApiError, LiveSocket, backoff, get, post } from "./api.js";
 import { GLYPH, GraphView, layoutInSlices, note } from "./graph.js";
 import { action, badge, h, isFinished, link, notice, took, when } from "./views.js";
 
-const ROW = 30, ROWS = 40, LOG_LINES = 1000, BIG = 1000;
+const ROW = 30, ROWS = 24, LOG_LINES = 1000, LOG_STEP = 100, BIG = 1000;
 const RANK = { failed: 0, cancelled: 1, running: 2, queued: 3, pending: 4, skipped: 5, succeeded: 6 };
 const RANKS = Object.keys(RANK).length;
 const OUTCOMES = "WorkflowStarted,NodeStarted,NodeCompleted,NodeFailed,NodeSkipped,WorkflowCompleted";
@@ -284,36 +284,38 @@ export async function executionView(main, id, setLive) {
     wanted.forEach((tr, i) => tbody.children[i] !== tr && tbody.insertBefore(tr, tbody.children[i] || null));
     while (tbody.children.length > wanted.length) tbody.lastChild.remove();
   }
-  let logged = 0, loggedAt = 0, later = null, lines = 0;
-  // The log is for reading, not watching: added to at most four times a second while the run
-  // goes on. Each time the new lines go in as one block (one text node: a thousand elements
-  // would cost a frame), laid out alone, and the oldest beyond the newest LOG_LINES go.
+  let logged = 0, lines = 0;
+  // The log shows the newest LOG_LINES: at most LOG_STEP new lines a frame go in, in blocks of
+  // one text node each (a thousand elements would cost a frame) laid out alone, so a burst of
+  // events is spread over frames. Lines that would go before being shown are skipped.
   function drawLog() {
     if (logged === events.length) return;
-    const wait = 250 - (performance.now() - loggedAt);
-    if (wait > 0 && !isFinished(execution.status)) {
-      later ||= setTimeout(() => ((later = null), schedule(false)), wait);
-      return;
+    if (events.length - logged > LOG_LINES) {
+      log.replaceChildren();
+      lines = 0;
+      logged = events.length - LOG_LINES;
     }
-    loggedAt = performance.now();
-    const fresh = events.slice(Math.max(logged, events.length - LOG_LINES)).map(describe);
-    logged = events.length;
-    const block = h("span", { class: "lines" }, fresh.join("\n"));
-    block.count = fresh.length;
-    log.append(block);
+    const fresh = events.slice(logged, logged + LOG_STEP).map(describe);
+    logged += fresh.length;
     lines += fresh.length;
+    const last = log.lastChild;
+    if (last && last.count + fresh.length <= LOG_STEP) {
+      last.firstChild.appendData(`\n${fresh.join("\n")}`);
+      last.count += fresh.length;
+    } else {
+      const block = h("span", { class: "lines" }, fresh.join("\n"));
+      block.count = fresh.length;
+      log.append(block);
+    }
     while (lines > LOG_LINES) {
       const oldest = log.firstChild;
-      const extra = lines - LOG_LINES;
-      if (extra >= oldest.count) {
-        oldest.remove();
-        lines -= oldest.count;
-      } else {
-        oldest.textContent = oldest.textContent.split("\n").slice(extra).join("\n");
-        oldest.count -= extra;
-        lines -= extra;
-      }
+      const extra = Math.min(lines - LOG_LINES, oldest.count);
+      if (extra === oldest.count) oldest.remove();
+      else oldest.textContent = oldest.textContent.split("\n").slice(extra).join("\n");
+      oldest.count -= extra;
+      lines -= extra;
     }
+    if (logged < events.length) schedule(false);
   }
   // A node's inputs are not recorded: they are derived from what its predecessors output.
   function inputsOf(node) {
