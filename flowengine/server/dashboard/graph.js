@@ -149,8 +149,6 @@ export class GraphView {
     this.onSelect = onSelect;
     this.status = new Map();
     this.shown = new Map(); // id -> <g> in the DOM
-    this.changed = new Set(); // ids in the DOM whose state changed since the last frame
-    this.moved = true; // the view moved: which nodes are in sight must be worked out again
     this.dirty = false;
     this.svg = el("svg", { class: "graph", role: "img", "aria-label": `Graph of ${graph.points.length} nodes` });
     this.root = el("g", {});
@@ -237,7 +235,7 @@ export class GraphView {
   }
 
   center(id) {
-    const p = this.byId(id);
+    const p = this.graph.points.find((point) => point.id === id);
     if (!p) return;
     this.selected = id;
     if (!this.size) return; // centred once the size is known
@@ -250,14 +248,10 @@ export class GraphView {
   setStatus(id, status) {
     if (this.status.get(id) === status) return;
     this.status.set(id, status);
-    if (this.shown.has(id)) {
-      this.changed.add(id);
-      this.schedule(false);
-    }
+    if (this.shown.has(id)) this.schedule();
   }
 
-  schedule(moved = true) {
-    this.moved ||= moved;
+  schedule() {
     if (this.dirty) return;
     this.dirty = true;
     requestAnimationFrame(() => {
@@ -266,22 +260,10 @@ export class GraphView {
     });
   }
 
-  // Only the nodes within the viewport (plus a margin) get elements; the rest are removed. When
-  // the view did not move, a frame touches only the nodes in sight whose state changed.
+  // Only the nodes within the viewport (plus a margin) get elements; the rest are removed.
   draw() {
     const started = performance.now();
     if (!this.size) return;
-    if (!this.moved) {
-      for (const id of this.changed) {
-        const g = this.shown.get(id);
-        if (g) this.paint(g, this.byId(id));
-      }
-      this.changed.clear();
-      note("draw", started);
-      return;
-    }
-    this.moved = false;
-    this.changed.clear();
     const s = this.scale;
     const transform = `translate(${this.tx} ${this.ty}) scale(${s})`;
     if (this.root.getAttribute("transform") !== transform) {
@@ -319,7 +301,15 @@ export class GraphView {
           this.layer.append(g);
           this.shown.set(p.id, g);
         }
-        this.paint(g, p);
+        const status = this.onSelect ? this.status.get(p.id) || "pending" : "plain";
+        if (g.dataset.status !== status) {
+          g.dataset.status = status;
+          g.setAttribute("class", `node s-${status}`);
+          g.children[1].textContent = GLYPH[status] || "";
+          g.children[3].textContent = this.onSelect ? status : p.type;
+          g.children[4].textContent = this.onSelect ? `${p.id} (${p.type}): ${status}` : `${p.id} (${p.type})`;
+        }
+        g.classList.toggle("selected", p.id === this.selected);
       }
     }
     for (const [id, g] of this.shown) {
@@ -332,23 +322,5 @@ export class GraphView {
     note("draw", started);
     this.onFirstDraw?.();
     this.onFirstDraw = null;
-  }
-
-  byId(id) {
-    this.at ||= new Map(this.graph.points.map((p) => [p.id, p]));
-    return this.at.get(id);
-  }
-
-  // A node's state as glyph, word, outline and tooltip; the selection as a class.
-  paint(g, p) {
-    const status = this.onSelect ? this.status.get(p.id) || "pending" : "plain";
-    if (g.dataset.status !== status) {
-      g.dataset.status = status;
-      g.setAttribute("class", `node s-${status}`);
-      g.children[1].textContent = GLYPH[status] || "";
-      g.children[3].textContent = this.onSelect ? status : p.type;
-      g.children[4].textContent = this.onSelect ? `${p.id} (${p.type}): ${status}` : `${p.id} (${p.type})`;
-    }
-    g.classList.toggle("selected", p.id === this.selected);
   }
 }

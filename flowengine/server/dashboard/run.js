@@ -8,7 +8,6 @@ import { action, badge, h, isFinished, link, notice, took, when } from "./views.
 
 const ROW = 30, ROWS = 24, LOG_LINES = 1000, LOG_STEP = 100, BIG = 1000;
 const RANK = { failed: 0, cancelled: 1, running: 2, queued: 3, pending: 4, skipped: 5, succeeded: 6 };
-const RANKS = Object.keys(RANK).length;
 const OUTCOMES = "WorkflowStarted,NodeStarted,NodeCompleted,NodeFailed,NodeSkipped,WorkflowCompleted";
 
 const show = (value) => {
@@ -196,8 +195,8 @@ export async function executionView(main, id, setLive) {
     // Problems first, then in the workflow's order: one pass into a bucket per rank (the nodes
     // are already in that order), not a sort of thousands of nodes for every batch of events.
     if (problems.checked) {
-      const buckets = Array.from({ length: RANKS + 1 }, () => []);
-      for (const node of list) buckets[RANK[node.status] ?? RANKS].push(node);
+      const buckets = Array.from({ length: 8 }, () => []);
+      for (const node of list) buckets[RANK[node.status] ?? 7].push(node);
       list = buckets.flat();
     }
     return (sorted = list);
