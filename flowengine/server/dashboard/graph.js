@@ -2,7 +2,7 @@
 // an SVG view that keeps only the nodes in sight in the DOM, all edges in one path, and draws
 // status changes once per animation frame.
 const SVG = "http://www.w3.org/2000/svg";
-const W = 150, H = 40, DX = 200, DY = 56, MARGIN = 120, MOST = 400;
+const W = 150, H = 40, DX = 200, DY = 56, MARGIN = 120, MOST = 400, NEW = 30;
 export const GLYPH = { pending: "○", running: "▶", succeeded: "✓", failed: "✗", skipped: "↷", cancelled: "⊘", queued: "…", interrupted: "↯", completed_with_errors: "⚠" };
 
 // Timings for bench/ (python -m bench --only dashboard), kept only when it sets window.feTiming.
@@ -275,7 +275,7 @@ export class GraphView {
     const left = (-this.tx - MARGIN) / s, top = (-this.ty - MARGIN) / s;
     const right = (box.width - this.tx + MARGIN) / s, bottom = (box.height - this.ty + MARGIN) / s;
     const keep = new Set();
-    let crowded = false;
+    let crowded = false, created = 0;
     // Columns are DX apart: only those in view are visited.
     const columns = this.graph.columns;
     const last = Math.min(columns.length - 1, Math.floor(right / DX));
@@ -289,6 +289,9 @@ export class GraphView {
         }
         keep.add(p.id);
         let g = this.shown.get(p.id);
+        // New nodes cost style and layout (their text most): a frame adds at most NEW of them,
+        // the next frames the rest.
+        if (!g && ++created > NEW) continue;
         if (!g) {
           g = el("g", { "data-id": p.id, transform: `translate(${p.x} ${p.y})`, class: "node" });
           const rect = el("rect", { width: W, height: H, rx: 6 });
@@ -319,6 +322,7 @@ export class GraphView {
       }
     }
     this.host.dataset.crowded = crowded;
+    if (created > NEW) this.schedule();
     note("draw", started);
     this.onFirstDraw?.();
     this.onFirstDraw = null;

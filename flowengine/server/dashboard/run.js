@@ -6,7 +6,7 @@ import { ApiError, LiveSocket, backoff, get, post } from "./api.js";
 import { GLYPH, GraphView, layoutInSlices, note } from "./graph.js";
 import { action, badge, h, isFinished, link, notice, took, when } from "./views.js";
 
-const ROW = 30, ROWS = 24, LOG_LINES = 1000, LOG_STEP = 100, BIG = 1000;
+const ROW = 30, ROWS = 24, LOG_LINES = 1000, LOG_STEP = 50, BIG = 1000;
 const RANK = { failed: 0, cancelled: 1, running: 2, queued: 3, pending: 4, skipped: 5, succeeded: 6 };
 const OUTCOMES = "WorkflowStarted,NodeStarted,NodeCompleted,NodeFailed,NodeSkipped,WorkflowCompleted";
 
