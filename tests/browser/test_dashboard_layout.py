@@ -48,4 +48,3 @@ def test_events_during_the_layout_reach_the_graph_once_it_is_drawn(tab, server):
     expect(page.locator(f'#graph g[data-id="n{COUNT - 1}"]')).to_have_attribute("data-status", "succeeded")
     expect(page.locator(f'#graph g[data-id="n{COUNT - 1}"]')).to_have_class(re.compile(r"\bselected\b"))
     assert tab.errors == []
-
