@@ -117,8 +117,8 @@ export async function executionView(main, id, setLive) {
   }
 
   // --- drawing, once per frame ---
-  // Nothing is drawn before the first frame has laid out the page's frame: the counts and the
-  // table then come in a frame of their own.
+  // Nothing is drawn in the frame that lays out the new page: the counts and the table come in
+  // the next one, a task of their own.
   let pending = true, sorted = null, selected = null;
   requestAnimationFrame(() => {
     pending = false;
