@@ -3,10 +3,10 @@
 // Running executions are followed on one socket (execution_id=X&replay=true), events applied by
 // seq; everything redrawn at most once per animation frame.
 import { ApiError, LiveSocket, backoff, get, post } from "./api.js";
-import { GLYPH, GraphView, layout, note } from "./graph.js";
+import { GLYPH, GraphView, layoutInSlices, note } from "./graph.js";
 import { action, badge, h, isFinished, link, notice, took, when } from "./views.js";
 
-const ROW = 30, ROWS = 40, LOG_LINES = 1000, BIG = 1000;
+const ROW = 30, ROWS = 24, LOG_LINES = 1000, LOG_STEP = 50, BIG = 1000;
 const RANK = { failed: 0, cancelled: 1, running: 2, queued: 3, pending: 4, skipped: 5, succeeded: 6 };
 const OUTCOMES = "WorkflowStarted,NodeStarted,NodeCompleted,NodeFailed,NodeSkipped,WorkflowCompleted";
 
@@ -22,6 +22,7 @@ function describe(event) {
 }
 
 export async function executionView(main, id, setLive) {
+  const began = performance.now();
   let execution = await get(`/api/executions/${id}`);
   let workflow = null;
   let gone = "";
@@ -36,6 +37,7 @@ export async function executionView(main, id, setLive) {
   const nodes = new Map(order.map((n, i) => [n.id, { id: n.id, type: n.node_type, index: i, status: "pending", events: [] }]));
   const big = nodes.size > BIG;
   const events = [];
+  let graph = null; // once laid out
 
   // --- the page ---
   const messages = h("div", { class: "messages" });
@@ -63,10 +65,6 @@ export async function executionView(main, id, setLive) {
     h("h2", {}, "Event log"), h("div", { class: "bar" }, download), log);
   panel.append(h("p", {}, "Select a node in the graph or the table."));
 
-  const laidOut = performance.now();
-  const graph = new GraphView(graphHost, layout(order, connections), (nodeId) => select(nodeId));
-  note("layout", laidOut);
-
   // --- state ---
   function fromRecords(record) {
     for (const r of record.nodes || []) {
@@ -74,7 +72,7 @@ export async function executionView(main, id, setLive) {
       // A long run's record folds only the events it kept: never undo what was seen live.
       if (!node || (["pending", "running"].includes(r.status) && !["pending", "running"].includes(node.status))) continue;
       Object.assign(node, { status: r.status, attempts: r.attempts, started: r.started_at, durationMs: r.duration_ms, outputs: r.outputs, error: r.error, cached: r.cached });
-      graph.setStatus(node.id, node.status);
+      graph?.setStatus(node.id, node.status);
     }
   }
   function applyEvent(event) {
@@ -99,7 +97,7 @@ export async function executionView(main, id, setLive) {
         settle();
         break;
     }
-    if (node && event.type !== "NodeEvent") graph.setStatus(node.id, node.status);
+    if (node && event.type !== "NodeEvent") graph?.setStatus(node.id, node.status);
   }
   // The record is the truth once it is finished (a long run's recorded events skip the middle).
   // The server may be going away as the run ends (a shutdown interrupts it): keep trying, then
@@ -119,7 +117,13 @@ export async function executionView(main, id, setLive) {
   }
 
   // --- drawing, once per frame ---
-  let pending = false, sorted = null, selected = null;
+  // Nothing is drawn in the frame that lays out the new page: the counts and the table come in
+  // the next one, a task of their own.
+  let pending = true, sorted = null, selected = null;
+  requestAnimationFrame(() => {
+    pending = false;
+    schedule(false);
+  });
   function schedule(resort = true) {
     if (resort) sorted = null;
     if (pending) return;
@@ -131,10 +135,13 @@ export async function executionView(main, id, setLive) {
   }
   // While events stream, the graph follows every frame; the counts and the table, which cost
   // more on big runs, at most ten times a second (at once for the user's own scroll or filter).
-  let streamed = false, tableAt = 0, tableLater = null;
+  let streamed = false, tableAt = 0, tableLater = null, summaryFor = null;
   function draw() {
     const began = performance.now();
-    statusBox.replaceChildren(badge(execution.status));
+    if (statusBox.dataset.status !== execution.status) {
+      statusBox.dataset.status = execution.status;
+      statusBox.replaceChildren(badge(execution.status));
+    }
     drawActions();
     const wait = 100 - (began - tableAt);
     if (streamed && wait > 0 && !isFinished(execution.status)) {
@@ -144,8 +151,13 @@ export async function executionView(main, id, setLive) {
       tableAt = began;
       const counts = {};
       for (const node of nodes.values()) counts[node.status] = (counts[node.status] || 0) + 1;
-      summary.replaceChildren(h("li", { "data-status": "total" }, `${nodes.size} nodes`),
-        ...Object.keys(RANK).filter((s) => counts[s]).map((s) => h("li", { "data-status": s }, badge(s), ` ${counts[s]}`)));
+      const shown = Object.keys(RANK).filter((s) => counts[s]);
+      const key = shown.map((s) => `${s}:${counts[s]}`).join();
+      if (key !== summaryFor) {
+        summaryFor = key;
+        summary.replaceChildren(h("li", { "data-status": "total" }, `${nodes.size} nodes`),
+          ...shown.map((s) => h("li", { "data-status": s }, badge(s), ` ${counts[s]}`)));
+      }
       drawTable();
     }
     drawLog();
@@ -180,70 +192,129 @@ export async function executionView(main, id, setLive) {
     const text = filter.value.trim().toLowerCase();
     let list = [...nodes.values()];
     if (text) list = list.filter((n) => n.id.toLowerCase().includes(text) || n.type.toLowerCase().includes(text));
-    if (problems.checked) list.sort((a, b) => RANK[a.status] - RANK[b.status] || a.index - b.index);
+    // Problems first, then in the workflow's order: one pass into a bucket per rank (the nodes
+    // are already in that order), not a sort of thousands of nodes for every batch of events.
+    if (problems.checked) {
+      const buckets = Array.from({ length: 8 }, () => []);
+      for (const node of list) buckets[RANK[node.status] ?? 7].push(node);
+      list = buckets.flat();
+    }
     return (sorted = list);
   }
-  // Only the rows in sight are in the DOM; spacer rows keep the scrollbar honest.
-  // Rows whose content did not change are kept (a click on one is never lost to a redraw), and
-  // the rows are put back only when the window's order changed.
-  const drawn = new Map();
+  // Only the rows in sight are in the DOM; spacer rows keep the scrollbar honest. A node's row
+  // stays the same element while the node stays in the window (a click on it is never lost to a
+  // redraw) and is updated in place, field by field: a live run then changes a few texts and bar
+  // sizes per frame, where new rows would each cost style, layout and paint. The rows of nodes
+  // that left the window serve the nodes that entered it, in place, unless focused or pressed.
+  const drawn = new Map(); // node id -> row
   const topSpacer = h("tr", { class: "spacer", "aria-hidden": "true" }, h("td", { colspan: 6 }));
   const bottomSpacer = h("tr", { class: "spacer", "aria-hidden": "true" }, h("td", { colspan: 6 }));
+  let pressed = null;
+  tbody.addEventListener("pointerdown", (event) => (pressed = event.target.closest("tr")));
+  window.addEventListener("pointerup", () => (pressed = null));
+  tbody.addEventListener("click", (event) => {
+    const button = event.target.closest("button.link");
+    if (button) select(button.closest("tr").dataset.node);
+  });
+  function newRow() {
+    const cells = Array.from({ length: 5 }, () => h("td", {}));
+    const button = h("button", { type: "button", class: "link" });
+    cells[1].append(button);
+    const bar = h("span", {});
+    const tr = h("tr", {}, cells, h("td", { class: "timeline" }, bar));
+    return { tr, cells, button, bar, shows: {} };
+  }
+  function fill(row, node, left, width) {
+    const shows = row.shows;
+    const change = (field, value) => shows[field] !== value && ((shows[field] = value), true);
+    if (change("id", node.id)) {
+      row.tr.dataset.node = node.id;
+      row.button.textContent = node.id;
+      row.cells[2].textContent = node.type;
+    }
+    if (change("status", node.status)) {
+      row.tr.dataset.status = node.status;
+      row.bar.className = `bar-fill s-${node.status}`;
+    }
+    if (change("badge", `${node.status}/${node.cached}`)) row.cells[0].replaceChildren(badge(node.status), node.cached ? " (cached)" : "");
+    if (change("selected", node.id === selected)) row.tr.className = node.id === selected ? "selected" : "";
+    if (change("attempts", node.attempts ?? "—")) row.cells[3].textContent = shows.attempts;
+    if (change("took", took(node.durationMs))) row.cells[4].textContent = shows.took;
+    // Sizes go through CSSOM: inline style attributes are refused by the page's CSP.
+    if (change("left", node.started ? `${left}%` : "")) row.bar.style.marginLeft = shows.left;
+    if (change("width", node.started ? `${width}%` : "")) row.bar.style.width = shows.width;
+  }
   function drawTable() {
     const list = rows();
-    const first = Math.max(0, Math.floor(scroller.scrollTop / ROW) - 5);
+    const first = Math.max(0, Math.floor(scrolled / ROW) - 5);
     const shown = list.slice(first, first + ROWS);
     const start = Date.parse(execution.started_at), end = execution.finished_at ? Date.parse(execution.finished_at) : Date.now();
     const span = Math.max(1, end - start);
-    // Sizes go through CSSOM: inline style attributes are refused by the page's CSP.
     topSpacer.firstChild.style.height = `${first * ROW}px`;
     bottomSpacer.firstChild.style.height = `${(list.length - first - shown.length) * ROW}px`;
+    const inWindow = new Set(shown.map((node) => node.id));
+    const spare = [];
+    for (const [nodeId, row] of drawn) {
+      if (inWindow.has(nodeId)) continue;
+      drawn.delete(nodeId);
+      if (row.tr !== pressed && !row.tr.contains(document.activeElement)) spare.push(row);
+    }
     const wanted = [topSpacer];
-    const keep = new Map();
     for (const node of shown) {
+      let row = drawn.get(node.id);
+      if (!row) {
+        // The spare row already at this place, if any: then nothing moves in the DOM.
+        const here = tbody.children[wanted.length];
+        const at = spare.findIndex((candidate) => candidate.tr === here);
+        row = at >= 0 ? spare.splice(at, 1)[0] : spare.pop() || newRow();
+        drawn.set(node.id, row);
+      }
       let left = 0, width = 0;
       if (node.started) {
         const length = node.durationMs ?? (node.status === "running" ? Date.now() - Date.parse(node.started) : 0);
         left = Math.round((100 * (Date.parse(node.started) - start)) / span);
         width = Math.max(1, Math.round((100 * length) / span));
       }
-      const key = [node.status, node.cached, node.attempts, node.durationMs, node.id === selected, left, width].join("|");
-      let row = drawn.get(node.id);
-      if (!row || row.key !== key) {
-        const bar = h("span", { class: `bar-fill s-${node.status}` });
-        if (node.started) {
-          bar.style.marginLeft = `${left}%`;
-          bar.style.width = `${width}%`;
-        }
-        row = { key, tr: h("tr", { "data-node": node.id, "data-status": node.status, class: node.id === selected ? "selected" : null },
-          h("td", {}, badge(node.status), node.cached ? " (cached)" : ""),
-          h("td", {}, h("button", { type: "button", class: "link", onclick: () => select(node.id) }, node.id)),
-          h("td", {}, node.type), h("td", {}, node.attempts ?? "—"), h("td", {}, took(node.durationMs)),
-          h("td", { class: "timeline" }, bar)) };
-      }
-      keep.set(node.id, row);
+      fill(row, node, left, width);
       wanted.push(row.tr);
     }
     wanted.push(bottomSpacer);
-    drawn.clear();
-    for (const [id, row] of keep) drawn.set(id, row);
-    const current = tbody.children;
-    if (current.length !== wanted.length || wanted.some((tr, i) => current[i] !== tr)) tbody.replaceChildren(...wanted);
+    // Put the rows in order, moving only those out of place; then drop the rest.
+    wanted.forEach((tr, i) => tbody.children[i] !== tr && tbody.insertBefore(tr, tbody.children[i] || null));
+    while (tbody.children.length > wanted.length) tbody.lastChild.remove();
   }
-  let logged = 0, loggedAt = 0, later = null;
-  // The log is for reading, not watching: redrawn whole (the newest LOG_LINES) at most four
-  // times a second while the run goes on.
+  let logged = 0, lines = 0;
+  // The log shows the newest LOG_LINES: at most LOG_STEP new lines a frame go in, in blocks of
+  // one text node each (a thousand elements would cost a frame) laid out alone, so a burst of
+  // events is spread over frames. Lines that would go before being shown are skipped.
   function drawLog() {
     if (logged === events.length) return;
-    const wait = 250 - (performance.now() - loggedAt);
-    if (wait > 0 && !isFinished(execution.status)) {
-      later ||= setTimeout(() => ((later = null), schedule(false)), wait);
-      return;
+    if (events.length - logged > LOG_LINES) {
+      log.replaceChildren();
+      lines = 0;
+      logged = events.length - LOG_LINES;
     }
-    loggedAt = performance.now();
-    logged = events.length;
-    // One text node: a thousand elements cost a frame each time.
-    log.textContent = events.slice(-LOG_LINES).map(describe).join("\n");
+    const fresh = events.slice(logged, logged + LOG_STEP).map(describe);
+    logged += fresh.length;
+    lines += fresh.length;
+    const last = log.lastChild;
+    if (last && last.count + fresh.length <= LOG_STEP) {
+      last.firstChild.appendData(`\n${fresh.join("\n")}`);
+      last.count += fresh.length;
+    } else {
+      const block = h("span", { class: "lines" }, fresh.join("\n"));
+      block.count = fresh.length;
+      log.append(block);
+    }
+    while (lines > LOG_LINES) {
+      const oldest = log.firstChild;
+      const extra = Math.min(lines - LOG_LINES, oldest.count);
+      if (extra === oldest.count) oldest.remove();
+      else oldest.textContent = oldest.textContent.split("\n").slice(extra).join("\n");
+      oldest.count -= extra;
+      lines -= extra;
+    }
+    if (logged < events.length) schedule(false);
   }
   // A node's inputs are not recorded: they are derived from what its predecessors output.
   function inputsOf(node) {
@@ -258,7 +329,7 @@ export async function executionView(main, id, setLive) {
   let panelFor = null;
   async function select(nodeId) {
     selected = nodeId;
-    graph.center(nodeId);
+    graph?.center(nodeId);
     const node = nodes.get(nodeId);
     // A big run is followed without NodeEvents: fetch this node's events when it is opened.
     if (big && !node.fetched) {
@@ -297,7 +368,13 @@ export async function executionView(main, id, setLive) {
 
   filter.addEventListener("input", () => schedule());
   problems.addEventListener("change", () => schedule());
-  scroller.addEventListener("scroll", () => schedule(false), { passive: true });
+  // Read here, where the layout is clean, not in a frame that has just changed the page (which
+  // would lay it out twice).
+  let scrolled = 0;
+  scroller.addEventListener("scroll", () => {
+    scrolled = scroller.scrollTop;
+    schedule(false);
+  }, { passive: true });
   download.addEventListener("click", async () => {
     let all = events;
     try {
@@ -310,6 +387,17 @@ export async function executionView(main, id, setLive) {
     anchor.click();
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   });
+
+  // A big graph takes longer to lay out than a frame lasts: it is laid out in slices, the rest
+  // of the page working meanwhile, and drawn with the states seen so far once it is ready.
+  graphHost.replaceChildren(h("p", { class: "placeholder", role: "status" }, `Laying out ${nodes.size} nodes…`));
+  layoutInSlices(order, connections, () => !graphHost.isConnected).then((shape) => {
+    if (!shape) return;
+    graph = new GraphView(graphHost, shape, (nodeId) => select(nodeId));
+    for (const node of nodes.values()) graph.setStatus(node.id, node.status);
+    if (selected) graph.center(selected);
+    graph.onFirstDraw = () => note("graph", began);
+  }, (error) => report(error.message));
 
   let socket = null;
   if (isFinished(execution.status)) {

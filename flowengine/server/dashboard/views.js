@@ -1,6 +1,6 @@
 // Shared DOM helpers and the list views: Executions (home), Workflows, Workflow, Triggers.
 import { ApiError, LiveSocket, allows, del, get, post, whoAmI } from "./api.js";
-import { GraphView, GLYPH, layout } from "./graph.js";
+import { GraphView, GLYPH, layoutInSlices } from "./graph.js";
 
 // Elements are built with text nodes only (never innerHTML): data can never become markup.
 export function h(tag, attrs = {}, ...children) {
@@ -281,7 +281,10 @@ export async function workflowView(main, id) {
     h("p", {}, link(`#/executions?workflow_id=${encodeURIComponent(id)}`, "All executions of this workflow")),
     h("h2", {}, "Versions"),
     h("ul", {}, versions.map((v) => h("li", {}, `version ${v.version}, ${when(v.created_at)}${v.current ? " (current)" : ""}`))));
-  new GraphView(graphHost, layout(workflow.nodes, workflow.connections));
+  // Laid out in slices, as on an execution's page; dropped if the page is left meanwhile.
+  graphHost.append(h("p", { class: "placeholder", role: "status" }, `Laying out ${workflow.nodes.length} nodes…`));
+  layoutInSlices(workflow.nodes, workflow.connections, () => !graphHost.isConnected)
+    .then((shape) => shape && new GraphView(graphHost, shape), (error) => report(error.message));
 }
 
 export async function triggersView(main) {
