@@ -305,8 +305,15 @@ def summary_rows(results: PostgresResults, holds: Callable[[bool], str]) -> list
     by_requests = pg1.figure("rps") / sqlite.figure("rps")
     by_cpu = sqlite.figure("server_us") / pg1.figure("server_us")
     scaling = pg2.figure("server_us") / pg1.figure("server_us")
+    control = _control(cases)
+    shared = scaling / control
     return [
         ["9. PostgreSQL vs SQLite, one process, by requests", f"{by_requests:.2f}x", "≥ 0.9x", holds(by_requests >= 0.9)],
         ["9. PostgreSQL vs SQLite, one process, by flowengine CPU per request", f"{by_cpu:.2f}x", "≥ 0.9x", holds(by_cpu >= 0.9)],
-        ["9. 2 processes vs 1 on PostgreSQL, flowengine CPU per request", f"{scaling:.2f}x", "≤ 1.1x", holds(scaling <= 1.1)],
+        ["9. 2 processes vs 1 on PostgreSQL, flowengine CPU per request, as measured", f"{scaling:.2f}x", "≤ 1.1x",
+         holds(scaling <= 1.1)],
+        # Two processes on one core cost more per request whatever they do (the control shares
+        # nothing else): divided by the control, what remains is what sharing the database adds.
+        ["9. the same divided by the control (2 SQLite processes on that core / 1)", f"{shared:.2f}x (control {control:.2f}x)",
+         "≤ 1.1x", holds(shared <= 1.1)],
     ]
