@@ -20,7 +20,8 @@ from flowengine.core.model import parse_workflow
 from flowengine.nodes import NodeContext, NodeError, NodeType, Port, builtin_registry
 
 from support.api import execute, link, node, register
-from support.engine import register_large, start, workflow
+from support.engine import LoopTurns, register_large, start, workflow
+from support.slow import held_route
 
 MARK: contextvars.ContextVar[str] = contextvars.ContextVar("MARK", default="unset")
 
@@ -164,14 +165,7 @@ async def test_the_first_step_does_not_run_as_the_callers_task():
 @pytest.fixture
 async def slow_server(aiohttp_server):
     """Answers /slow only when the test ends (or after 10 s)."""
-    release = asyncio.Event()
-
-    async def slow(request: web.Request) -> web.Response:
-        try:
-            await asyncio.wait_for(release.wait(), 10)
-        except TimeoutError:
-            pass
-        return web.Response(text="late")
+    slow, release = held_route()
 
     async def quick(request: web.Request) -> web.Response:
         return web.Response(text="quick")
@@ -399,22 +393,11 @@ async def test_a_big_chain_of_time_delay_0_lets_the_event_loop_turn(make_client,
             [link(f"n{i}", "in", f"n{i + 1}", "in") for i in range(count - 1)],
         ),
     )
-    turns = 0
-
-    async def ticker() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    background = asyncio.create_task(ticker())
-    try:
+    async with LoopTurns() as turns:
         body = await execute(client, workflow_id, {"in": 1})
-    finally:
-        background.cancel()
     assert body["completed_nodes"] == count
     assert body["outputs"] == {f"n{count - 1}": {"in": {"type": "Number", "value": 1}}}
-    assert turns >= 10
+    assert turns.count >= 10
 
 
 async def test_a_stop_right_after_a_body_suspended_cancels_what_it_awaits(make_client, config):

@@ -8,7 +8,7 @@ import asyncio
 from flowengine.nodes import NodeContext, NodeType, Port
 
 from support.api import execute, link, node, register
-from support.engine import NOOP, Probe, finish, register_large, start, workflow
+from support.engine import NOOP, LoopTurns, Probe, finish, register_large, start, workflow
 
 
 async def test_max_parallel_nodes_bounds_running_bodies(make_client, config):
@@ -125,18 +125,11 @@ async def test_long_chain_of_async_nodes(make_client, config):
 async def test_a_big_chain_of_inline_bodies_lets_the_event_loop_turn(make_client, config):
     """Plain-function bodies run inline, but in batches: the event loop turns between them, so
     one huge workflow does not freeze the server for everyone else."""
-    turns = 0
-
-    async def ticker() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
+    turns = LoopTurns()
     seen: set[int] = set()
 
     def mark(ctx: NodeContext) -> dict:
-        seen.add(turns)
+        seen.add(turns.count)
         return {"out": 1}
 
     client = await start(
@@ -150,10 +143,7 @@ async def test_a_big_chain_of_inline_bodies_lets_the_event_loop_turn(make_client
             [link(f"n{i}", "out", f"n{i + 1}", "in") for i in range(count - 1)],
         ),
     )
-    background = asyncio.create_task(ticker())
-    try:
+    async with turns:
         body = await execute(client, workflow_id)
-    finally:
-        background.cancel()
     assert body["completed_nodes"] == count
     assert len(seen) >= 10  # the loop turned many times during the run

@@ -15,6 +15,7 @@ from aiohttp.abc import AbstractResolver
 from flowengine.server.keys import ENGINE, HTTP_CLIENT
 
 from support.api import execute, link, node, register, run
+from support.slow import held_route
 
 
 async def _echo(request: web.Request) -> web.Response:
@@ -46,16 +47,7 @@ async def _status(request: web.Request) -> web.Response:
 @pytest.fixture
 async def target(aiohttp_server):
     """A local HTTP target; ``/slow`` answers only once the test releases it."""
-    release = asyncio.Event()
-
-    async def slow(request: web.Request) -> web.Response:
-        # Wait on an event, not a long sleep, so the server shuts down promptly.
-        try:
-            await asyncio.wait_for(release.wait(), 10)
-        except asyncio.TimeoutError:
-            pass
-        return web.Response(text="late")
-
+    slow, release = held_route()
     app = web.Application()
     app.router.add_route("*", "/echo", _echo)
     app.router.add_get("/text", _text)

@@ -218,3 +218,25 @@ async def finish(task: asyncio.Task[Any], probe: Probe | None = None, timeout: f
     finally:
         if probe is not None:
             probe.release.set()
+
+
+class LoopTurns:
+    """Counts the event loop's turns while in use (``async with LoopTurns() as turns``):
+    ``turns.count`` grows by one per turn, so a test can see that a long run let the loop turn."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            self.count += 1
+            await asyncio.sleep(0)
+
+    async def __aenter__(self) -> LoopTurns:
+        self._task = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        assert self._task is not None
+        self._task.cancel()
