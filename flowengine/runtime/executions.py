@@ -29,7 +29,14 @@ from ..errors import Conflict, HistoryUnavailable, Overloaded, ValidationError
 from ..values import Value, decode_value
 from .storage import HistoryStore
 
-__all__ = ["ExecutionService", "HistoryUnavailable", "Overloaded", "MANUAL_TRIGGER_JSON"]
+__all__ = [
+    "ExecutionService",
+    "HistoryUnavailable",
+    "Overloaded",
+    "MANUAL_TRIGGER_JSON",
+    "decode_recorded_inputs",
+    "decode_recorded_outputs",
+]
 
 log = logging.getLogger("flowengine.runtime.executions")
 
@@ -169,9 +176,7 @@ class ExecutionService:
         ``from_failure`` the nodes that succeeded keep their recorded outputs, except those
         that held a secret (``reusable_outputs``). Conflict if the record cannot be replayed."""
         try:
-            inputs = {
-                name: decode_value(item, f"inputs.{name}", strict=True) for name, item in json.loads(row["inputs"]).items()
-            }
+            inputs = decode_recorded_inputs(row["inputs"])
             cached = None
             if from_failure:
                 cached = reusable_outputs(workflow, _succeeded_outputs(await self.node_records(row)))
@@ -418,12 +423,21 @@ def _records_of(execution: Execution, result: ExecutionResult, events_json: str)
     return records
 
 
+def decode_recorded_inputs(text: str) -> dict[str, Value]:
+    """An execution's inputs as the history stores them (JSON text of typed values), decoded
+    strictly: the record was written by us, so anything else means it was tampered with
+    (ValidationError)."""
+    return {name: decode_value(item, f"inputs.{name}", strict=True) for name, item in json.loads(text).items()}
+
+
+def decode_recorded_outputs(node_id: str, outputs: dict[str, Any]) -> dict[str, Value]:
+    """One node's recorded outputs (typed JSON by port), decoded strictly, as for the inputs."""
+    return {port: decode_value(value, f"nodes.{node_id}.outputs.{port}", strict=True) for port, value in outputs.items()}
+
+
 def _succeeded_outputs(records: list[dict[str, Any]]) -> dict[str, dict[str, Value]]:
-    cached: dict[str, dict[str, Value]] = {}
-    for record in records:
-        if record["status"] == "succeeded" and record["outputs"] is not None:
-            cached[record["node_id"]] = {
-                port: decode_value(value, f"nodes.{record['node_id']}.outputs.{port}", strict=True)
-                for port, value in record["outputs"].items()
-            }
-    return cached
+    return {
+        record["node_id"]: decode_recorded_outputs(record["node_id"], record["outputs"])
+        for record in records
+        if record["status"] == "succeeded" and record["outputs"] is not None
+    }

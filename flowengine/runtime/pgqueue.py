@@ -38,9 +38,9 @@ from ..core.model import Trigger, Workflow
 from ..errors import Overloaded, StoreUnavailable, ValidationError
 from ..lib.logthrottle import ThrottledLog
 from ..lib.metrics import Registry
-from ..values import Value, decode_value, to_value
+from ..values import Value, to_value
 from .catalog import WorkflowCatalog
-from .executions import ExecutionService
+from .executions import ExecutionService, decode_recorded_inputs, decode_recorded_outputs
 
 __all__ = ["QUEUE_CHANNEL", "CANCEL_CHANNEL", "RunQueue", "serve_queue", "trigger_key"]
 
@@ -374,7 +374,7 @@ class RunQueue:
                         failed.append((row["id"], f"workflow {row['workflow_id']} no longer exists"))
                         continue
                     try:
-                        inputs = _decode_inputs(row["inputs"])
+                        inputs = decode_recorded_inputs(row["inputs"])
                         cached = _decode_cached(row["cached_outputs"])
                     except (ValidationError, ValueError) as exc:
                         failed.append((row["id"], f"the queued execution's record cannot be run: {exc}"))
@@ -484,17 +484,10 @@ def _plain_value(value: Any) -> Any:
     return to_value(value).to_json()
 
 
-def _decode_inputs(text: str) -> dict[str, Value]:
-    return {name: decode_value(item, f"inputs.{name}", strict=True) for name, item in json.loads(text).items()}
-
-
 def _decode_cached(text: str | None) -> dict[str, dict[str, Value]] | None:
     if text is None:
         return None
-    return {
-        node: {port: decode_value(value, f"nodes.{node}.outputs.{port}", strict=True) for port, value in ports.items()}
-        for node, ports in json.loads(text).items()
-    }
+    return {node: decode_recorded_outputs(node, ports) for node, ports in json.loads(text).items()}
 
 
 @contextlib.asynccontextmanager
