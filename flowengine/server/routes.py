@@ -114,6 +114,10 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+# Paths whose requests come by the thousand per second: routed before the others (add_routes).
+_BUSIEST_PATHS = frozenset({f"{_WORKFLOW}/execute", "/api/hooks/{path}"})
+
+
 def add_routes(app: web.Application) -> None:
     """Route every entry of the table in ``app``.
 
@@ -125,7 +129,11 @@ def add_routes(app: web.Application) -> None:
     names: dict[str, str] = {}
     for route in ROUTES:
         names.setdefault(route.template, route.operation_id)
-    app.router.add_routes([route.definition(names[route.template]) for route in ROUTES])
+    # The router tries the paths that share a static prefix in the order they were added, each
+    # a coroutine and a regex: the busiest paths go first (executing a workflow was tried third
+    # of four under /api/workflows, a few µs of every execute request).
+    ordered = sorted(ROUTES, key=lambda route: route.template not in _BUSIEST_PATHS)
+    app.router.add_routes([route.definition(names[route.template]) for route in ordered])
 
 
 def _index(routes: tuple[Route, ...]) -> dict[tuple[str, str], Route]:

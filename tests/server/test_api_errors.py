@@ -37,6 +37,9 @@ async def test_unknown_path_is_json_404(client):
         ("PATCH", "/api/workflows/x", "DELETE, GET, HEAD, PUT"),
         ("POST", "/health", "GET, HEAD"),
         ("PUT", "/api/nodes", "GET, HEAD"),
+        # Paths the router tries before the others of their prefix (routes.py)
+        ("GET", "/api/workflows/x/execute", "POST"),
+        ("PUT", "/api/hooks/a/b", "GET, HEAD, POST"),
     ],
 )
 async def test_wrong_method_is_json_405(client, method, path, allowed):
