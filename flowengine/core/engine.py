@@ -332,7 +332,11 @@ class Execution:
                 timer = asyncio.get_running_loop().call_later(settings.max_execution_time_ms / 1000, self._time_out)
             while True:
                 self.attempts += 1
-                await attempt.run()
+                waiter = attempt.start()
+                if waiter is not None:
+                    # Shielded: if our caller is cancelled, the waiter must stay pending so that
+                    # the abort that follows still cancels the running nodes.
+                    await asyncio.shield(waiter)
                 if attempt.failure is None or self.stop_reason is not None or self.attempts >= max_attempts:
                     break
                 # Numbered even when nobody listens, so seq agrees with every other event's.
@@ -438,7 +442,6 @@ class _Attempt:
         "_on_task_done",
         "cached",
         "closed",
-        "done",
         "durations",
         "encoded",
         "encoded_text",
@@ -446,6 +449,7 @@ class _Attempt:
         "events",
         "execution",
         "failure",
+        "finished",
         "finished_count",
         "max_parallel",
         "node_attempts",
@@ -458,8 +462,8 @@ class _Attempt:
         "status",
         "stop_on_error",
         "stopped",
-        "task_index",
         "tasks",
+        "waiter",
     )
 
     def __init__(self, execution: Execution) -> None:
@@ -475,12 +479,11 @@ class _Attempt:
         self.started_at: list[float | None] = [None] * count
         self.durations: list[int | None] = [None] * count  # microseconds
         self.errors: dict[int, str] = {}
-        self.cached: set[int] = set()
+        self.cached: set[int] | None = None  # nodes whose outputs came from cached_outputs
         self.encoded: list[dict[str, Any] | None] = [None] * count  # outputs in wire form, once
         self.encoded_text: list[str | None] = [None] * count  # and as JSON text
         self.ready = deque(plan.roots)
-        self.tasks: dict[int, asyncio.Task[Any]] = {}
-        self.task_index: dict[asyncio.Task[Any], int] = {}
+        self.tasks: dict[asyncio.Task[Any], int] = {}  # the running nodes' tasks: node index by task
         # One bound method for every task's callback.
         self._on_task_done = self._task_done
         self._on_body_done = self._body_done
@@ -491,26 +494,30 @@ class _Attempt:
         self.stopped = False
         self.closed = False  # the execution has taken its result from this attempt
         self.resume_scheduled = False
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.finished = False
+        # Made only when the attempt has to be waited for: plain bodies often finish inline.
+        self.waiter: asyncio.Future[None] | None = None
 
-    async def run(self) -> None:
+    def start(self) -> asyncio.Future[None] | None:
+        """Start the nodes that can start. None when that already finished the attempt (plain
+        bodies, and async ones that end without suspending), else a future done when it ends."""
         if self.execution.stop_reason is not None:
             self.abort(self.execution.stop_message or "execution cancelled")
         self._pump()
-        if not self.done.done():  # plain-function nodes only: often finished already
-            # Shielded: if our caller is cancelled, ``done`` must stay pending so that the abort
-            # that follows still cancels the running nodes.
-            await asyncio.shield(self.done)
+        if self.finished:
+            return None
+        waiter = self.waiter = asyncio.get_running_loop().create_future()
+        return waiter
 
     def abort(self, reason: str) -> None:
         """Stop starting nodes and cancel the running ones; ``reason`` becomes the error.
         An attempt that has already finished is left as it is."""
-        if self.done.done():
+        if self.finished:
             return
         if self.failure is None:
             self.failure = reason
         self.stopped = True
-        for task in list(self.tasks.values()):
+        for task in list(self.tasks):
             task.cancel()
         self._check_done()
 
@@ -520,7 +527,7 @@ class _Attempt:
         late completion callbacks change nothing."""
         if self.tasks and self.stopped:
             elapsed_now = time.perf_counter()
-            for index in list(self.tasks):
+            for index in list(self.tasks.values()):
                 started = self.started_at[index] or elapsed_now
                 self._complete(index, CANCELLED, f"cancelled: {self.failure}", elapsed_now - started)
         self.closed = True
@@ -528,10 +535,10 @@ class _Attempt:
         self._on_task_done = self._on_body_done = None  # type: ignore[assignment]
 
     def _check_done(self) -> None:
-        if not self.done.done() and (
-            self.finished_count == len(self.status) or (self.stopped and not self.tasks)
-        ):
-            self.done.set_result(None)
+        if not self.finished and (self.finished_count == len(self.status) or (self.stopped and not self.tasks)):
+            self.finished = True
+            if self.waiter is not None:
+                self.waiter.set_result(None)
 
     def _pump(self) -> None:
         ready = self.ready
@@ -551,7 +558,7 @@ class _Attempt:
 
     def _resume(self) -> None:
         self.resume_scheduled = False
-        if not self.done.done():
+        if not self.finished:
             self._pump()
 
     # -- starting a node -----------------------------------------------------------------
@@ -582,6 +589,8 @@ class _Attempt:
 
         cached = self.execution.cached_outputs.get(node.id)
         if cached is not None:
+            if self.cached is None:
+                self.cached = set()
             self.cached.add(index)
             self.started_at[index] = time.perf_counter()
             self._emit_started(index)
@@ -638,8 +647,7 @@ class _Attempt:
         else:
             task = asyncio.get_running_loop().create_task(self._run_node(index, node, node_type, context))
             task.add_done_callback(self._on_task_done)
-        self.tasks[index] = task
-        self.task_index[task] = index
+        self.tasks[task] = index
 
     def _resolve_secrets(self, config: dict[str, Value]) -> dict[str, Value]:
         environ = self.execution.engine.environ
@@ -727,8 +735,7 @@ class _Attempt:
     def _ended(self, task: asyncio.Task[Any]) -> int | None:
         """The index of the node whose task ended, forgotten; None once the execution has taken
         its result from this attempt (a late callback then changes nothing)."""
-        index = self.task_index.pop(task)
-        del self.tasks[index]
+        index = self.tasks.pop(task)
         return None if self.closed else index
 
     def _finish(self, index: int, status: NodeStatus, payload: Any) -> None:
@@ -795,7 +802,8 @@ class _Attempt:
                 events.emit_text(
                     "NodeCompleted",
                     wire.node_completed(
-                        node.id, self.outputs_json(index), duration_us, self.node_attempts[index], index in self.cached
+                        node.id, self.outputs_json(index), duration_us, self.node_attempts[index],
+                        self.cached is not None and index in self.cached,
                     ),
                 )
             else:
