@@ -504,7 +504,7 @@ class ExecutionEvents:
         # ``recorded``, then, once that is full, the latest ones in ``_tail``; how many fell out
         # between is counted.
         self.recorded: list[str] | None = [] if record else None
-        self.record_limit = max(2, record_limit)
+        self.record_limit = record_limit if record_limit > 2 else 2
         self._tail: deque[str] | None = None
         self._dropped = 0
         self._observed = bus.observers
@@ -628,6 +628,8 @@ class ExecutionEvents:
 
     def record(self) -> str:
         """The record as the history stores it (``eventlog``'s compact form)."""
+        if self._tail is None:  # the usual case: every event is in ``recorded``, no copy needed
+            return pack(self.recorded or (), self.origin or 0)
         return pack(self._compact_record(), self.origin or 0)
 
     def recorded_texts(self) -> list[str]:
