@@ -27,7 +27,7 @@ from .ids import new_execution_id
 from .model import Node, Workflow
 from .plan import Plan
 from .redaction import Redactor, resolve_secrets
-from .timestamps import epoch_millis, millis_timestamp
+from .timestamps import millis_timestamp
 
 __all__ = [
     "Plan",
@@ -153,7 +153,10 @@ class SinkOutputs:
 
 def _encode_outputs(produced: dict[str, Value]) -> dict[str, Any]:
     """A node's outputs as typed JSON."""
-    return {port: value.to_json() for port, value in produced.items()}
+    encoded = {}
+    for port, value in produced.items():  # a loop: a comprehension costs a call of its own
+        encoded[port] = value.to_json()
+    return encoded
 
 
 SleepFn = Callable[[float], Awaitable[None]]
@@ -316,9 +319,9 @@ class Execution:
     async def run(self) -> ExecutionResult:
         engine, plan, events = self.engine, self.plan, self.events
         settings = plan.workflow.settings
-        started_wall = time.time()
+        started_ns = time.time_ns()
         self.started = time.perf_counter()
-        started_millis = epoch_millis(started_wall)
+        started_millis = started_ns // 1_000_000
         started_at = millis_timestamp(started_millis)
         engine.running[self.id] = self
         # The first and last events carry the execution's started_at and finished_at exactly.
@@ -364,7 +367,8 @@ class Execution:
             engine.running.pop(self.id, None)
             attempt.close()
             elapsed = time.perf_counter() - self.started
-            finished_millis = epoch_millis(started_wall + elapsed)
+            # From the same clock as the duration, so finished_at - started_at agrees with it.
+            finished_millis = (started_ns + int(elapsed * 1_000_000_000)) // 1_000_000
             result = self.result = self._result(attempt, started_at, millis_timestamp(finished_millis), elapsed)
             events.emit_text(
                 "WorkflowCompleted", wire.workflow_completed(result.success, result.status, result.duration_us),
@@ -396,13 +400,13 @@ class Execution:
         else:
             status = "succeeded"
         produced, encoded, encoded_text = attempt.outputs, attempt.encoded, attempt.encoded_text
-        sinks = [
-            (nodes[index].id, outputs, encoded[index], encoded_text[index])
-            for index in plan.sinks
-            if (outputs := produced[index]) is not None
-        ]
+        sinks = []
+        for index in plan.sinks:  # a loop: a comprehension costs a call of its own
+            outputs = produced[index]
+            if outputs is not None:
+                sinks.append((nodes[index].id, outputs, encoded[index], encoded_text[index]))
         sink_outputs = SinkOutputs(sinks)
-        failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed]
+        failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed] if failed else []
         error = attempt.failure if status in ("failed", "cancelled", "interrupted") else None
         redactor = self.engine.redactor
         if redactor.active:  # a node may have echoed a secret: mask it in all we show
@@ -581,14 +585,17 @@ class _Attempt:
                 return
         else:
             accepted = plan.accepted_inputs[index]
-            given = self.execution.inputs
             if accepted is None:
-                inputs = dict(given)
+                inputs = dict(self.execution.inputs)
             else:
-                inputs = {name: value for name, value in given.items() if name in accepted}
+                inputs = {}
+                if accepted:  # a loop, not a comprehension: a root takes few inputs, if any
+                    for name, value in self.execution.inputs.items():
+                        if name in accepted:
+                            inputs[name] = value
 
-        cached = self.execution.cached_outputs.get(node.id)
-        if cached is not None:
+        cached_outputs = self.execution.cached_outputs
+        if cached_outputs and (cached := cached_outputs.get(node.id)) is not None:
             if self.cached is None:
                 self.cached = set()
             self.cached.add(index)
@@ -622,12 +629,19 @@ class _Attempt:
         )
         self.status[index] = RUNNING
         self.started_at[index] = started = time.perf_counter()
-        self._emit_started(index)
+        started_fields = plan.started_fields[index]
+        if started_fields is None:
+            started_fields = plan.started_fields[index] = wire.node_started(node.id, node.node_type)
+        self.events.emit_text("NodeStarted", started_fields)
         if not node_type.is_async and node.retry_policy is None:
             # A plain-function body runs inline: no task, no event-loop hop.
             self.node_attempts[index] = 1
-            outcome = self._call_sync(node_type, context, node)
-            status, payload = outcome
+            try:
+                result = node_type.run(context)
+            except Exception as exc:
+                status, payload = _body_outcome(node, None, exc)
+            else:
+                status, payload = _body_outcome(node, result, None)
             self._complete(index, status, payload, time.perf_counter() - started)
             return
         if node.retry_policy is None and node.timeout_ms is None:
@@ -658,12 +672,12 @@ class _Attempt:
             raise NodeError(str(exc)) from None
 
     def _emit_started(self, index: int) -> None:
-        events = self.events
-        if events.wanted:
-            node = self.plan.nodes[index]  # node types are plain names (TYPE_NAME): no escaping
-            events.emit_text("NodeStarted", wire.node_started(node.id, node.node_type))
-        else:
-            events.skip()
+        plan = self.plan
+        fields = plan.started_fields[index]
+        if fields is None:
+            node = plan.nodes[index]
+            fields = plan.started_fields[index] = wire.node_started(node.id, node.node_type)
+        self.events.emit_text("NodeStarted", fields)  # numbered, and built only if wanted
 
     def _emit_node_event(self, node_id: str, event_type: str, fields: dict[str, Any]) -> None:
         event = {"event_type": event_type, **fields}
@@ -671,13 +685,6 @@ class _Attempt:
         self.events.emit("NodeEvent", {"node_id": node_id, "event": event})
 
     # -- running a node body -------------------------------------------------------------
-
-    def _call_sync(self, node_type: NodeType, context: NodeContext, node: Node) -> tuple[NodeStatus, Any]:
-        try:
-            result = node_type.run(context)
-        except Exception as exc:
-            return _body_outcome(node, None, exc)
-        return _body_outcome(node, result, None)
 
     async def _run_node(
         self, index: int, node: Node, node_type: NodeType, context: NodeContext
@@ -774,31 +781,27 @@ class _Attempt:
 
     # -- finishing a node ----------------------------------------------------------------
 
-    def encoded_outputs(self, index: int) -> dict[str, Any]:
-        """A succeeded node's outputs as typed JSON, encoded once for events, result and history."""
-        encoded = self.encoded[index]
-        if encoded is None:
-            produced = self.outputs[index] or {}
-            encoded = self.encoded[index] = _encode_outputs(produced)
-        return encoded
-
     def outputs_json(self, index: int) -> str:
-        """The same as JSON text, made once for the NodeCompleted event and the result."""
+        """A succeeded node's outputs as JSON text, made once for the NodeCompleted event and the
+        result (beside the typed JSON it is made from, kept for the result's ``outputs``)."""
         text = self.encoded_text[index]
         if text is None:
-            text = self.encoded_text[index] = serialise(self.encoded_outputs(index))
+            encoded = self.encoded[index]
+            if encoded is None:
+                encoded = self.encoded[index] = _encode_outputs(self.outputs[index] or {})
+            text = self.encoded_text[index] = serialise(encoded)
         return text
 
     def _complete(self, index: int, status: NodeStatus, payload: Any, elapsed: float) -> None:
         """Record a node's outcome and queue successors whose predecessors have all finished."""
         node = self.plan.nodes[index]
-        duration_us = microseconds(elapsed)
+        duration_us = int(elapsed * 1_000_000) if elapsed > 0 else 0  # microseconds(), inline
         self.status[index] = status
         self.durations[index] = duration_us
         events = self.events
         if status == SUCCEEDED:
             self.outputs[index] = payload
-            if events.wanted:
+            if events.recorded is not None or events.wanted:
                 events.emit_text(
                     "NodeCompleted",
                     wire.node_completed(
@@ -858,7 +861,10 @@ def _as_outputs(result: Any) -> dict[str, Value]:
         return {}
     if type(result) is not dict and not isinstance(result, abc.Mapping):
         raise NodeError(f"node body returned {type(result).__name__}, expected a mapping of output port to value")
-    return {str(port): to_value(value) for port, value in result.items()}
+    outputs = {}
+    for port, value in result.items():  # a loop: a comprehension costs a call of its own
+        outputs[str(port)] = to_value(value)
+    return outputs
 
 
 def _body_outcome(node: Node, result: Any, error: BaseException | None) -> tuple[NodeStatus, Any]:
