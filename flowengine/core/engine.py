@@ -66,7 +66,10 @@ def decode_inputs(raw: Any) -> dict[str, Value]:
         return {}
     if not isinstance(raw, dict):
         raise ValidationError("inputs: expected an object")
-    return {name: decode_value(item, f"inputs.{name}", strict=False) for name, item in raw.items()}
+    inputs = {}
+    for name, item in raw.items():  # a loop: a comprehension costs a call of its own
+        inputs[name] = decode_value(item, f"inputs.{name}", strict=False)
+    return inputs
 
 
 @dataclass(slots=True)
@@ -371,7 +374,7 @@ class Execution:
             finished_millis = (started_ns + int(elapsed * 1_000_000_000)) // 1_000_000
             result = self.result = self._result(attempt, started_at, millis_timestamp(finished_millis), elapsed)
             events.emit_text(
-                "WorkflowCompleted", wire.workflow_completed(result.success, result.status, result.duration_us),
+                "WorkflowCompleted", wire.workflow_completed(result.status == "succeeded", result.status, result.duration_us),
                 finished_millis,
             )
             self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
@@ -488,9 +491,9 @@ class _Attempt:
         self.encoded_text: list[str | None] = [None] * count  # and as JSON text
         self.ready = deque(plan.roots)
         self.tasks: dict[asyncio.Task[Any], int] = {}  # the running nodes' tasks: node index by task
-        # One bound method for every task's callback.
-        self._on_task_done = self._task_done
-        self._on_body_done = self._body_done
+        # One bound method for every task's callback, made with the first task that needs it.
+        self._on_task_done: Callable[[asyncio.Task[Any]], None] | None = None
+        self._on_body_done: Callable[[asyncio.Task[Any]], None] | None = None
         self.finished_count = 0
         self.max_parallel = plan.workflow.settings.max_parallel_nodes
         self.stop_on_error = plan.workflow.settings.on_error != "ContinueOnError"
@@ -536,7 +539,7 @@ class _Attempt:
                 self._complete(index, CANCELLED, f"cancelled: {self.failure}", elapsed_now - started)
         self.closed = True
         # No attempt <-> callback cycle left.
-        self._on_task_done = self._on_body_done = None  # type: ignore[assignment]
+        self._on_task_done = self._on_body_done = None
 
     def _check_done(self) -> None:
         if not self.finished and (self.finished_count == len(self.status) or (self.stopped and not self.tasks)):
@@ -657,10 +660,16 @@ class _Attempt:
                     status, payload = _body_outcome(node, result, error)
                 self._complete(index, status, payload, time.perf_counter() - started)
                 return
-            task.add_done_callback(self._on_body_done)
+            callback = self._on_body_done
+            if callback is None:
+                callback = self._on_body_done = self._body_done
+            task.add_done_callback(callback)
         else:
             task = asyncio.get_running_loop().create_task(self._run_node(index, node, node_type, context))
-            task.add_done_callback(self._on_task_done)
+            callback = self._on_task_done
+            if callback is None:
+                callback = self._on_task_done = self._task_done
+            task.add_done_callback(callback)
         self.tasks[task] = index
 
     def _resolve_secrets(self, config: dict[str, Value]) -> dict[str, Value]:
@@ -827,7 +836,14 @@ class _Attempt:
             )
             if status == FAILED and self.stop_on_error and not self.stopped:
                 self.abort(f"Node execution failed: node '{node.id}' ({node.node_type}): {payload}")
-        self._release(index)
+        # _release(index), written out: it runs once for every node.
+        self.finished_count += 1
+        plan = self.plan
+        remaining = self.remaining
+        for successor in plan.successors[plan.successor_start[index] : plan.successor_start[index + 1]]:
+            remaining[successor] -= 1
+            if remaining[successor] == 0:
+                self.ready.append(successor)
 
     def _skip(self, index: int, reason: str) -> None:
         self.status[index] = SKIPPED
