@@ -471,12 +471,12 @@ class ExecutionEvents:
     """
 
     __slots__ = (
-        "_dropped",
         "_head",
         "_observed",
         "_redactor",
         "_tail",
         "bus",
+        "dropped",
         "execution_id",
         "origin",
         "record_limit",
@@ -506,7 +506,9 @@ class ExecutionEvents:
         self.recorded: list[str] | None = [] if record else None
         self.record_limit = record_limit if record_limit > 2 else 2
         self._tail: deque[str] | None = None
-        self._dropped = 0
+        # Events left out of the record (they were still published live). A plain attribute,
+        # not a property: every recorded execution's end reads it.
+        self.dropped = 0
         self._observed = bus.observers
         self.origin: int | None = None  # Unix milliseconds of the first event built
         # What every published text repeats after its type: made when the first one is (an
@@ -594,13 +596,8 @@ class ExecutionEvents:
             tail = self._tail = deque(recorded[keep:], maxlen=self.record_limit - keep)
             del recorded[keep:]
         if len(tail) == tail.maxlen:
-            self._dropped += 1
+            self.dropped += 1
         tail.append(compact)
-
-    @property
-    def dropped(self) -> int:
-        """Events left out of the record (they were still published live)."""
-        return self._dropped
 
     def _compact_record(self) -> list[str]:
         """The record's compact events: every event, or when more were emitted than
@@ -610,19 +607,19 @@ class ExecutionEvents:
         tail = self._tail
         if tail is None:
             return recorded
-        if self._dropped:
-            first_dropped = self.seq - len(tail) - self._dropped + 1
+        if self.dropped:
+            first_dropped = self.seq - len(tail) - self.dropped + 1
             recorded.append(self._dropped_marker(first_dropped))
         recorded.extend(tail)
         return recorded
 
     def _dropped_marker(self, first_dropped: int) -> str:
-        last_dropped = first_dropped + self._dropped - 1
+        last_dropped = first_dropped + self.dropped - 1
         fields = (
             f'"node_id":null,"event":{{"event_type":"Warning",'
-            f'"message":"{self._dropped} events (seq {first_dropped} to {last_dropped}) are not in the record:'
+            f'"message":"{self.dropped} events (seq {first_dropped} to {last_dropped}) are not in the record:'
             f' it keeps {self.record_limit} events per execution (FLOWENGINE_MAX_RECORDED_EVENTS)",'
-            f'"events_dropped":{self._dropped},"first_dropped_seq":{first_dropped},"last_dropped_seq":{last_dropped}}}'
+            f'"events_dropped":{self.dropped},"first_dropped_seq":{first_dropped},"last_dropped_seq":{last_dropped}}}'
         )
         return compact_event("NodeEvent", f"{first_dropped},{fields}", now_millis() - (self.origin or 0))
 
