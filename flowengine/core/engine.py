@@ -424,7 +424,7 @@ class Execution:
             status,
             started_at,
             finished_at,
-            microseconds(elapsed),
+            int(elapsed * 1_000_000) if elapsed > 0 else 0,  # microseconds(), inline
             completed,
             len(nodes),
             self.attempts,
@@ -644,7 +644,10 @@ class _Attempt:
             except Exception as exc:
                 status, payload = _body_outcome(node, None, exc)
             else:
-                status, payload = _body_outcome(node, result, None)
+                try:  # _body_outcome(node, result, None), written out for the usual success
+                    status, payload = SUCCEEDED, _as_outputs(result)
+                except NodeError as exc:
+                    status, payload = _body_outcome(node, None, exc)
             self._complete(index, status, payload, time.perf_counter() - started)
             return
         if node.retry_policy is None and node.timeout_ms is None:
