@@ -1,7 +1,7 @@
 """The plan of a workflow version: what the scheduler needs, computed once per version (node
 types, incoming connections, successors and predecessor counts as flat rows, root input names,
-config defaults, which nodes hold secrets), with no recursion so a 10,000-node chain is as easy
-as a wide fan-out."""
+config defaults, which nodes hold secrets, each node's NodeStarted fields once made), with no
+recursion so a 10,000-node chain is as easy as a wide fan-out."""
 
 from __future__ import annotations
 
