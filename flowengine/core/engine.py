@@ -27,7 +27,7 @@ from .ids import new_execution_id
 from .model import Node, Workflow
 from .plan import Plan
 from .redaction import Redactor, resolve_secrets
-from .timestamps import epoch_millis, millis_timestamp
+from .timestamps import millis_timestamp
 
 __all__ = [
     "Plan",
@@ -66,7 +66,10 @@ def decode_inputs(raw: Any) -> dict[str, Value]:
         return {}
     if not isinstance(raw, dict):
         raise ValidationError("inputs: expected an object")
-    return {name: decode_value(item, f"inputs.{name}", strict=False) for name, item in raw.items()}
+    inputs = {}
+    for name, item in raw.items():  # a loop: a comprehension costs a call of its own
+        inputs[name] = decode_value(item, f"inputs.{name}", strict=False)
+    return inputs
 
 
 @dataclass(slots=True)
@@ -153,7 +156,10 @@ class SinkOutputs:
 
 def _encode_outputs(produced: dict[str, Value]) -> dict[str, Any]:
     """A node's outputs as typed JSON."""
-    return {port: value.to_json() for port, value in produced.items()}
+    encoded = {}
+    for port, value in produced.items():  # a loop: a comprehension costs a call of its own
+        encoded[port] = value.to_json()
+    return encoded
 
 
 SleepFn = Callable[[float], Awaitable[None]]
@@ -316,9 +322,9 @@ class Execution:
     async def run(self) -> ExecutionResult:
         engine, plan, events = self.engine, self.plan, self.events
         settings = plan.workflow.settings
-        started_wall = time.time()
+        started_ns = time.time_ns()
         self.started = time.perf_counter()
-        started_millis = epoch_millis(started_wall)
+        started_millis = started_ns // 1_000_000
         started_at = millis_timestamp(started_millis)
         engine.running[self.id] = self
         # The first and last events carry the execution's started_at and finished_at exactly.
@@ -332,7 +338,11 @@ class Execution:
                 timer = asyncio.get_running_loop().call_later(settings.max_execution_time_ms / 1000, self._time_out)
             while True:
                 self.attempts += 1
-                await attempt.run()
+                waiter = attempt.start()
+                if waiter is not None:
+                    # Shielded: if our caller is cancelled, the waiter must stay pending so that
+                    # the abort that follows still cancels the running nodes.
+                    await asyncio.shield(waiter)
                 if attempt.failure is None or self.stop_reason is not None or self.attempts >= max_attempts:
                     break
                 # Numbered even when nobody listens, so seq agrees with every other event's.
@@ -360,10 +370,11 @@ class Execution:
             engine.running.pop(self.id, None)
             attempt.close()
             elapsed = time.perf_counter() - self.started
-            finished_millis = epoch_millis(started_wall + elapsed)
+            # From the same clock as the duration, so finished_at - started_at agrees with it.
+            finished_millis = (started_ns + int(elapsed * 1_000_000_000)) // 1_000_000
             result = self.result = self._result(attempt, started_at, millis_timestamp(finished_millis), elapsed)
             events.emit_text(
-                "WorkflowCompleted", wire.workflow_completed(result.success, result.status, result.duration_us),
+                "WorkflowCompleted", wire.workflow_completed(result.status == "succeeded", result.status, result.duration_us),
                 finished_millis,
             )
             self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
@@ -392,13 +403,13 @@ class Execution:
         else:
             status = "succeeded"
         produced, encoded, encoded_text = attempt.outputs, attempt.encoded, attempt.encoded_text
-        sinks = [
-            (nodes[index].id, outputs, encoded[index], encoded_text[index])
-            for index in plan.sinks
-            if (outputs := produced[index]) is not None
-        ]
+        sinks = []
+        for index in plan.sinks:  # a loop: a comprehension costs a call of its own
+            outputs = produced[index]
+            if outputs is not None:
+                sinks.append((nodes[index].id, outputs, encoded[index], encoded_text[index]))
         sink_outputs = SinkOutputs(sinks)
-        failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed]
+        failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed] if failed else []
         error = attempt.failure if status in ("failed", "cancelled", "interrupted") else None
         redactor = self.engine.redactor
         if redactor.active:  # a node may have echoed a secret: mask it in all we show
@@ -413,7 +424,7 @@ class Execution:
             status,
             started_at,
             finished_at,
-            microseconds(elapsed),
+            int(elapsed * 1_000_000) if elapsed > 0 else 0,  # microseconds(), inline
             completed,
             len(nodes),
             self.attempts,
@@ -438,7 +449,6 @@ class _Attempt:
         "_on_task_done",
         "cached",
         "closed",
-        "done",
         "durations",
         "encoded",
         "encoded_text",
@@ -446,6 +456,7 @@ class _Attempt:
         "events",
         "execution",
         "failure",
+        "finished",
         "finished_count",
         "max_parallel",
         "node_attempts",
@@ -458,8 +469,8 @@ class _Attempt:
         "status",
         "stop_on_error",
         "stopped",
-        "task_index",
         "tasks",
+        "waiter",
     )
 
     def __init__(self, execution: Execution) -> None:
@@ -475,15 +486,14 @@ class _Attempt:
         self.started_at: list[float | None] = [None] * count
         self.durations: list[int | None] = [None] * count  # microseconds
         self.errors: dict[int, str] = {}
-        self.cached: set[int] = set()
+        self.cached: set[int] | None = None  # nodes whose outputs came from cached_outputs
         self.encoded: list[dict[str, Any] | None] = [None] * count  # outputs in wire form, once
         self.encoded_text: list[str | None] = [None] * count  # and as JSON text
         self.ready = deque(plan.roots)
-        self.tasks: dict[int, asyncio.Task[Any]] = {}
-        self.task_index: dict[asyncio.Task[Any], int] = {}
-        # One bound method for every task's callback.
-        self._on_task_done = self._task_done
-        self._on_body_done = self._body_done
+        self.tasks: dict[asyncio.Task[Any], int] = {}  # the running nodes' tasks: node index by task
+        # One bound method for every task's callback, made with the first task that needs it.
+        self._on_task_done: Callable[[asyncio.Task[Any]], None] | None = None
+        self._on_body_done: Callable[[asyncio.Task[Any]], None] | None = None
         self.finished_count = 0
         self.max_parallel = plan.workflow.settings.max_parallel_nodes
         self.stop_on_error = plan.workflow.settings.on_error != "ContinueOnError"
@@ -491,26 +501,30 @@ class _Attempt:
         self.stopped = False
         self.closed = False  # the execution has taken its result from this attempt
         self.resume_scheduled = False
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.finished = False
+        # Made only when the attempt has to be waited for: plain bodies often finish inline.
+        self.waiter: asyncio.Future[None] | None = None
 
-    async def run(self) -> None:
+    def start(self) -> asyncio.Future[None] | None:
+        """Start the nodes that can start. None when that already finished the attempt (plain
+        bodies, and async ones that end without suspending), else a future done when it ends."""
         if self.execution.stop_reason is not None:
             self.abort(self.execution.stop_message or "execution cancelled")
         self._pump()
-        if not self.done.done():  # plain-function nodes only: often finished already
-            # Shielded: if our caller is cancelled, ``done`` must stay pending so that the abort
-            # that follows still cancels the running nodes.
-            await asyncio.shield(self.done)
+        if self.finished:
+            return None
+        waiter = self.waiter = asyncio.get_running_loop().create_future()
+        return waiter
 
     def abort(self, reason: str) -> None:
         """Stop starting nodes and cancel the running ones; ``reason`` becomes the error.
         An attempt that has already finished is left as it is."""
-        if self.done.done():
+        if self.finished:
             return
         if self.failure is None:
             self.failure = reason
         self.stopped = True
-        for task in list(self.tasks.values()):
+        for task in list(self.tasks):
             task.cancel()
         self._check_done()
 
@@ -520,18 +534,18 @@ class _Attempt:
         late completion callbacks change nothing."""
         if self.tasks and self.stopped:
             elapsed_now = time.perf_counter()
-            for index in list(self.tasks):
+            for index in list(self.tasks.values()):
                 started = self.started_at[index] or elapsed_now
                 self._complete(index, CANCELLED, f"cancelled: {self.failure}", elapsed_now - started)
         self.closed = True
         # No attempt <-> callback cycle left.
-        self._on_task_done = self._on_body_done = None  # type: ignore[assignment]
+        self._on_task_done = self._on_body_done = None
 
     def _check_done(self) -> None:
-        if not self.done.done() and (
-            self.finished_count == len(self.status) or (self.stopped and not self.tasks)
-        ):
-            self.done.set_result(None)
+        if not self.finished and (self.finished_count == len(self.status) or (self.stopped and not self.tasks)):
+            self.finished = True
+            if self.waiter is not None:
+                self.waiter.set_result(None)
 
     def _pump(self) -> None:
         ready = self.ready
@@ -551,7 +565,7 @@ class _Attempt:
 
     def _resume(self) -> None:
         self.resume_scheduled = False
-        if not self.done.done():
+        if not self.finished:
             self._pump()
 
     # -- starting a node -----------------------------------------------------------------
@@ -574,14 +588,19 @@ class _Attempt:
                 return
         else:
             accepted = plan.accepted_inputs[index]
-            given = self.execution.inputs
             if accepted is None:
-                inputs = dict(given)
+                inputs = dict(self.execution.inputs)
             else:
-                inputs = {name: value for name, value in given.items() if name in accepted}
+                inputs = {}
+                if accepted:  # a loop, not a comprehension: a root takes few inputs, if any
+                    for name, value in self.execution.inputs.items():
+                        if name in accepted:
+                            inputs[name] = value
 
-        cached = self.execution.cached_outputs.get(node.id)
-        if cached is not None:
+        cached_outputs = self.execution.cached_outputs
+        if cached_outputs and (cached := cached_outputs.get(node.id)) is not None:
+            if self.cached is None:
+                self.cached = set()
             self.cached.add(index)
             self.started_at[index] = time.perf_counter()
             self._emit_started(index)
@@ -613,12 +632,22 @@ class _Attempt:
         )
         self.status[index] = RUNNING
         self.started_at[index] = started = time.perf_counter()
-        self._emit_started(index)
+        started_fields = plan.started_fields[index]
+        if started_fields is None:
+            started_fields = plan.started_fields[index] = wire.node_started(node.id, node.node_type)
+        self.events.emit_text("NodeStarted", started_fields)
         if not node_type.is_async and node.retry_policy is None:
             # A plain-function body runs inline: no task, no event-loop hop.
             self.node_attempts[index] = 1
-            outcome = self._call_sync(node_type, context, node)
-            status, payload = outcome
+            try:
+                result = node_type.run(context)
+            except Exception as exc:
+                status, payload = _body_outcome(node, None, exc)
+            else:
+                try:  # _body_outcome(node, result, None), written out for the usual success
+                    status, payload = SUCCEEDED, _as_outputs(result)
+                except NodeError as exc:
+                    status, payload = _body_outcome(node, None, exc)
             self._complete(index, status, payload, time.perf_counter() - started)
             return
         if node.retry_policy is None and node.timeout_ms is None:
@@ -634,12 +663,17 @@ class _Attempt:
                     status, payload = _body_outcome(node, result, error)
                 self._complete(index, status, payload, time.perf_counter() - started)
                 return
-            task.add_done_callback(self._on_body_done)
+            callback = self._on_body_done
+            if callback is None:
+                callback = self._on_body_done = self._body_done
+            task.add_done_callback(callback)
         else:
             task = asyncio.get_running_loop().create_task(self._run_node(index, node, node_type, context))
-            task.add_done_callback(self._on_task_done)
-        self.tasks[index] = task
-        self.task_index[task] = index
+            callback = self._on_task_done
+            if callback is None:
+                callback = self._on_task_done = self._task_done
+            task.add_done_callback(callback)
+        self.tasks[task] = index
 
     def _resolve_secrets(self, config: dict[str, Value]) -> dict[str, Value]:
         environ = self.execution.engine.environ
@@ -650,12 +684,12 @@ class _Attempt:
             raise NodeError(str(exc)) from None
 
     def _emit_started(self, index: int) -> None:
-        events = self.events
-        if events.wanted:
-            node = self.plan.nodes[index]  # node types are plain names (TYPE_NAME): no escaping
-            events.emit_text("NodeStarted", wire.node_started(node.id, node.node_type))
-        else:
-            events.skip()
+        plan = self.plan
+        fields = plan.started_fields[index]
+        if fields is None:
+            node = plan.nodes[index]
+            fields = plan.started_fields[index] = wire.node_started(node.id, node.node_type)
+        self.events.emit_text("NodeStarted", fields)  # numbered, and built only if wanted
 
     def _emit_node_event(self, node_id: str, event_type: str, fields: dict[str, Any]) -> None:
         event = {"event_type": event_type, **fields}
@@ -663,13 +697,6 @@ class _Attempt:
         self.events.emit("NodeEvent", {"node_id": node_id, "event": event})
 
     # -- running a node body -------------------------------------------------------------
-
-    def _call_sync(self, node_type: NodeType, context: NodeContext, node: Node) -> tuple[NodeStatus, Any]:
-        try:
-            result = node_type.run(context)
-        except Exception as exc:
-            return _body_outcome(node, None, exc)
-        return _body_outcome(node, result, None)
 
     async def _run_node(
         self, index: int, node: Node, node_type: NodeType, context: NodeContext
@@ -727,8 +754,7 @@ class _Attempt:
     def _ended(self, task: asyncio.Task[Any]) -> int | None:
         """The index of the node whose task ended, forgotten; None once the execution has taken
         its result from this attempt (a late callback then changes nothing)."""
-        index = self.task_index.pop(task)
-        del self.tasks[index]
+        index = self.tasks.pop(task)
         return None if self.closed else index
 
     def _finish(self, index: int, status: NodeStatus, payload: Any) -> None:
@@ -767,35 +793,32 @@ class _Attempt:
 
     # -- finishing a node ----------------------------------------------------------------
 
-    def encoded_outputs(self, index: int) -> dict[str, Any]:
-        """A succeeded node's outputs as typed JSON, encoded once for events, result and history."""
-        encoded = self.encoded[index]
-        if encoded is None:
-            produced = self.outputs[index] or {}
-            encoded = self.encoded[index] = _encode_outputs(produced)
-        return encoded
-
     def outputs_json(self, index: int) -> str:
-        """The same as JSON text, made once for the NodeCompleted event and the result."""
+        """A succeeded node's outputs as JSON text, made once for the NodeCompleted event and the
+        result (beside the typed JSON it is made from, kept for the result's ``outputs``)."""
         text = self.encoded_text[index]
         if text is None:
-            text = self.encoded_text[index] = serialise(self.encoded_outputs(index))
+            encoded = self.encoded[index]
+            if encoded is None:
+                encoded = self.encoded[index] = _encode_outputs(self.outputs[index] or {})
+            text = self.encoded_text[index] = serialise(encoded)
         return text
 
     def _complete(self, index: int, status: NodeStatus, payload: Any, elapsed: float) -> None:
         """Record a node's outcome and queue successors whose predecessors have all finished."""
         node = self.plan.nodes[index]
-        duration_us = microseconds(elapsed)
+        duration_us = int(elapsed * 1_000_000) if elapsed > 0 else 0  # microseconds(), inline
         self.status[index] = status
         self.durations[index] = duration_us
         events = self.events
         if status == SUCCEEDED:
             self.outputs[index] = payload
-            if events.wanted:
+            if events.recorded is not None or events.wanted:
                 events.emit_text(
                     "NodeCompleted",
                     wire.node_completed(
-                        node.id, self.outputs_json(index), duration_us, self.node_attempts[index], index in self.cached
+                        node.id, self.outputs_json(index), duration_us, self.node_attempts[index],
+                        self.cached is not None and index in self.cached,
                     ),
                 )
             else:
@@ -816,7 +839,14 @@ class _Attempt:
             )
             if status == FAILED and self.stop_on_error and not self.stopped:
                 self.abort(f"Node execution failed: node '{node.id}' ({node.node_type}): {payload}")
-        self._release(index)
+        # _release(index), written out: it runs once for every node.
+        self.finished_count += 1
+        plan = self.plan
+        remaining = self.remaining
+        for successor in plan.successors[plan.successor_start[index] : plan.successor_start[index + 1]]:
+            remaining[successor] -= 1
+            if remaining[successor] == 0:
+                self.ready.append(successor)
 
     def _skip(self, index: int, reason: str) -> None:
         self.status[index] = SKIPPED
@@ -850,7 +880,10 @@ def _as_outputs(result: Any) -> dict[str, Value]:
         return {}
     if type(result) is not dict and not isinstance(result, abc.Mapping):
         raise NodeError(f"node body returned {type(result).__name__}, expected a mapping of output port to value")
-    return {str(port): to_value(value) for port, value in result.items()}
+    outputs = {}
+    for port, value in result.items():  # a loop: a comprehension costs a call of its own
+        outputs[str(port)] = to_value(value)
+    return outputs
 
 
 def _body_outcome(node: Node, result: Any, error: BaseException | None) -> tuple[NodeStatus, Any]:

@@ -18,6 +18,7 @@ import math
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable
+from time import time_ns
 from typing import Any
 
 from .eventlog import compact_event, event_head, expand, full_event, pack
@@ -470,12 +471,12 @@ class ExecutionEvents:
     """
 
     __slots__ = (
-        "_dropped",
         "_head",
         "_observed",
         "_redactor",
         "_tail",
         "bus",
+        "dropped",
         "execution_id",
         "origin",
         "record_limit",
@@ -503,14 +504,16 @@ class ExecutionEvents:
         # ``recorded``, then, once that is full, the latest ones in ``_tail``; how many fell out
         # between is counted.
         self.recorded: list[str] | None = [] if record else None
-        self.record_limit = max(2, record_limit)
+        self.record_limit = record_limit if record_limit > 2 else 2
         self._tail: deque[str] | None = None
-        self._dropped = 0
+        # Events left out of the record (they were still published live). A plain attribute,
+        # not a property: every recorded execution's end reads it.
+        self.dropped = 0
         self._observed = bus.observers
         self.origin: int | None = None  # Unix milliseconds of the first event built
-        self._head = event_head(execution_id, workflow_id)
-        if not self._head.isascii():
-            self._head = utf8_safe(self._head)
+        # What every published text repeats after its type: made when the first one is (an
+        # execution that only records never needs it).
+        self._head: str | None = None
 
     @property
     def wanted(self) -> bool:
@@ -532,31 +535,38 @@ class ExecutionEvents:
         """Publish an event whose fields are given as JSON object members, already encoded
         (``'"node_id":"a","duration_ms":1'``, or ``""`` for none). ``millis`` is its moment in
         Unix milliseconds, now unless given."""
-        self.seq += 1
-        if self._unwanted(event_type):
+        # Every execution goes through here a few times: what the helpers it stands for
+        # (``_unwanted``, ``now_millis``, ``eventlog.compact_event``) do is written out inline.
+        self.seq = seq = self.seq + 1
+        bus = self.bus
+        recorded = self.recorded
+        live = bus.listeners or bus.forwarding or event_type in self._observed
+        if recorded is None and not live:
             return
         if millis is None:
-            millis = now_millis()
+            millis = time_ns() // 1_000_000
         origin = self.origin
         if origin is None:
             origin = self.origin = millis
-        body = f"{self.seq},{fields}" if fields else str(self.seq)
-        if not fields.isascii():
-            body = utf8_safe(body)
-        bus = self.bus
+        if fields:
+            if not fields.isascii():
+                fields = utf8_safe(fields)
+            body = f"{seq},{fields}"
+        else:
+            body = str(seq)
         redactor = self._redactor
         text = None
         if redactor is not None and redactor.active:
             # A node may have echoed a resolved secret into its outputs or messages: listeners,
             # history and observers all get the masked event, expanded from the masked record.
             compact = serialise(redactor.redact_json(json.loads(compact_event(event_type, body, millis - origin))))
-            if bus.listeners or bus.forwarding or event_type in self._observed:
+            if live:
                 text = expand((compact,), origin, self.execution_id, self.workflow_id)[0]
         else:
-            compact = compact_event(event_type, body, millis - origin) if self.recorded is not None else ""
-            if bus.listeners or bus.forwarding or event_type in self._observed:
-                text = full_event(event_type, self._head, body, millis)
-        recorded = self.recorded
+            if recorded is not None:
+                compact = f'{{"type":"{event_type}","seq":{body},"t":{millis - origin}}}'
+            if live:
+                text = full_event(event_type, self._head or self._make_head(), body, millis)
         if recorded is not None:
             if self._tail is None and len(recorded) < self.record_limit:
                 recorded.append(compact)
@@ -566,6 +576,11 @@ class ExecutionEvents:
             bus.publish(text, event_type, self.execution_id, self.workflow_id)
         else:
             bus.published += 1
+
+    def _make_head(self) -> str:
+        head = event_head(self.execution_id, self.workflow_id)
+        self._head = head = head if head.isascii() else utf8_safe(head)
+        return head
 
     def _unwanted(self, event_type: str) -> bool:
         bus = self.bus
@@ -581,13 +596,8 @@ class ExecutionEvents:
             tail = self._tail = deque(recorded[keep:], maxlen=self.record_limit - keep)
             del recorded[keep:]
         if len(tail) == tail.maxlen:
-            self._dropped += 1
+            self.dropped += 1
         tail.append(compact)
-
-    @property
-    def dropped(self) -> int:
-        """Events left out of the record (they were still published live)."""
-        return self._dropped
 
     def _compact_record(self) -> list[str]:
         """The record's compact events: every event, or when more were emitted than
@@ -597,24 +607,26 @@ class ExecutionEvents:
         tail = self._tail
         if tail is None:
             return recorded
-        if self._dropped:
-            first_dropped = self.seq - len(tail) - self._dropped + 1
+        if self.dropped:
+            first_dropped = self.seq - len(tail) - self.dropped + 1
             recorded.append(self._dropped_marker(first_dropped))
         recorded.extend(tail)
         return recorded
 
     def _dropped_marker(self, first_dropped: int) -> str:
-        last_dropped = first_dropped + self._dropped - 1
+        last_dropped = first_dropped + self.dropped - 1
         fields = (
             f'"node_id":null,"event":{{"event_type":"Warning",'
-            f'"message":"{self._dropped} events (seq {first_dropped} to {last_dropped}) are not in the record:'
+            f'"message":"{self.dropped} events (seq {first_dropped} to {last_dropped}) are not in the record:'
             f' it keeps {self.record_limit} events per execution (FLOWENGINE_MAX_RECORDED_EVENTS)",'
-            f'"events_dropped":{self._dropped},"first_dropped_seq":{first_dropped},"last_dropped_seq":{last_dropped}}}'
+            f'"events_dropped":{self.dropped},"first_dropped_seq":{first_dropped},"last_dropped_seq":{last_dropped}}}'
         )
         return compact_event("NodeEvent", f"{first_dropped},{fields}", now_millis() - (self.origin or 0))
 
     def record(self) -> str:
         """The record as the history stores it (``eventlog``'s compact form)."""
+        if self._tail is None:  # the usual case: every event is in ``recorded``, no copy needed
+            return pack(self.recorded or (), self.origin or 0)
         return pack(self._compact_record(), self.origin or 0)
 
     def recorded_texts(self) -> list[str]:

@@ -1,7 +1,7 @@
 """The plan of a workflow version: what the scheduler needs, computed once per version (node
 types, incoming connections, successors and predecessor counts as flat rows, root input names,
-config defaults, which nodes hold secrets), with no recursion so a 10,000-node chain is as easy
-as a wide fan-out."""
+config defaults, which nodes hold secrets, each node's NodeStarted fields once made), with no
+recursion so a 10,000-node chain is as easy as a wide fan-out."""
 
 from __future__ import annotations
 
@@ -40,6 +40,10 @@ class Plan:
     accepted_inputs: list[frozenset[str] | None]  # root input names a node takes; None: all
     base_config: list[dict[str, Value]]  # declared defaults overlaid by the node's config
     has_secrets: list[bool]
+    # Each node's NodeStarted fields (the same in every execution of this version), made by the
+    # engine when the node first starts: building them all here would cost a 50,000-node plan
+    # as much again for nodes that may never start.
+    started_fields: list[str | None]
 
     @classmethod
     def build(cls, workflow: Workflow, registry: NodeRegistry) -> Plan:
@@ -131,6 +135,7 @@ class Plan:
             accepted_inputs=accepted,
             base_config=base_config,
             has_secrets=has_secrets,
+            started_fields=[None] * count,
         )
 
 

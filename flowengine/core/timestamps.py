@@ -32,18 +32,18 @@ def now_millis() -> int:
 def millis_timestamp(millis: int) -> str:
     """Whole Unix milliseconds as ``2026-11-28T10:13:13.123Z``."""
     global _second_prefix
-    second, fraction = divmod(millis, 1000)
+    second = millis // 1000  # not divmod(): a call and a tuple, for every timestamp
     prefix = _second_prefix
     if prefix[0] != second:
         prefix = _second_prefix = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S."))
-    return prefix[1] + _MILLIS[fraction]
+    return prefix[1] + _MILLIS[millis - second * 1000]
 
 
 def utc_timestamp(moment: datetime | float | None = None) -> str:
     """RFC 3339 UTC with milliseconds and ``Z``, e.g. ``2026-11-28T10:13:13.123Z``, of a
     datetime, a ``time.time()`` float, or None for now."""
     if moment is None:
-        return millis_timestamp(now_millis())
+        return millis_timestamp(time.time_ns() // 1_000_000)
     if isinstance(moment, datetime):
         if moment.utcoffset():
             moment = moment.astimezone(UTC)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime, timedelta
 
 from support.api import execute, link, node, register
 from flowengine.runtime.store import _SCHEMA
@@ -114,3 +115,19 @@ async def test_openapi_declares_integer_durations(client):
         properties = spec["components"]["schemas"][name]["properties"]
         assert "integer" in json.dumps(properties["duration_ms"]) and "integer" in json.dumps(properties["duration_us"])
         assert "number" not in json.dumps(properties["duration_ms"])
+
+
+async def test_started_and_finished_at_are_as_far_apart_as_the_duration(client):
+    # Both moments are whole milliseconds on the wall clock, the finish being the start plus the
+    # duration measured on the monotonic clock: they differ by the truncated duration, or one
+    # millisecond more when the start's dropped fraction and the duration's add up past one.
+    document = {"name": "timed", "nodes": [node("wait", "time.delay", delay_ms=25)], "connections": []}
+    workflow_id = await register(client, document)
+    body = await execute(client, workflow_id, {})
+    record = await (await client.get(f"/api/executions/{body['execution_id']}")).json()
+    started, finished = (
+        datetime.strptime(record[name], "%Y-%m-%dT%H:%M:%S.%f%z") for name in ("started_at", "finished_at")
+    )
+    apart_ms = (finished - started) // timedelta(milliseconds=1)
+    assert body["duration_ms"] >= 25
+    assert apart_ms in (body["duration_ms"], body["duration_ms"] + 1), (record, body)
