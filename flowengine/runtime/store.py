@@ -217,6 +217,9 @@ class Store:
     def uncommitted_bytes(self) -> int:
         return self._history.uncommitted_bytes
 
+    def has_room(self) -> bool:
+        return self._history.has_room()
+
     async def wait_for_room(self, timeout: float) -> bool:
         return await self._history.wait_for_room(timeout)
 
@@ -424,7 +427,7 @@ class Store:
             sql = _INSERT_START
         else:
             sql, params = _INSERT_RETRY_START, (*params, retry_of)
-        self.write(sql, params, size=len(inputs_json) + len(trigger_json), start_of=execution_id)
+        self._history.queue((sql, params, 0), len(inputs_json) + len(trigger_json) + _STATEMENT_OVERHEAD, start_of=execution_id)
 
     def execution_finished(self, result: ExecutionResult, events_record: str, nodes_json: str | None) -> None:
         """Record how an execution ended, with its events (``ExecutionEvents.record()``, the
