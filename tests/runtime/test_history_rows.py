@@ -81,3 +81,27 @@ async def test_every_shape_of_row_reads_back_the_same(tmp_path, retry_of, error,
         assert [row["id"] for row in await store.list_executions()] == ["e2"]
     finally:
         await store.close()
+
+
+async def test_a_large_batch_of_rows_is_written_whole_and_counted_for_retention(tmp_path):
+    # 101 executions queued and finished before one commit: the writer groups consecutive
+    # INSERTs of one shape into multi-row statements (64 + 32 + 2 + 1 rows here), then a retry
+    # and a failure each take another shape; every row must be there, and counted as finished.
+    store = Store(str(tmp_path / "batch.db"))
+    await store.open()
+    try:
+        ids = [f"e{index:03d}" for index in range(101)]
+        for index, execution_id in enumerate(ids):
+            retry_of = ids[0] if index == 99 else None
+            store.execution_started(execution_id, "wf", 3, TRIGGER, INPUTS, "2026-11-28T11:59:59.000Z", retry_of)
+        for index, execution_id in enumerate(ids):
+            store.execution_finished(_result(execution_id, "boom" if index == 100 else None), EVENTS, None)
+        rows = await store.list_executions(limit=500)
+        assert sorted(row["id"] for row in rows) == ids
+        by_id = {row["id"]: row for row in rows}
+        assert (by_id["e099"]["retry_of"], by_id["e100"]["status"], by_id["e100"]["error"]) == (ids[0], "failed", "boom")
+        assert all(row["status"] == "succeeded" for row in rows if row["id"] != "e100")
+        store.prune_executions(30)
+        assert sorted(row["id"] for row in await store.list_executions(limit=500)) == ids[-30:]
+    finally:
+        await store.close()
