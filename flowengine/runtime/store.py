@@ -474,7 +474,9 @@ class Store:
         """Record how an execution ended, with its events (``ExecutionEvents.record()``, the
         compact form of core/eventlog.py) and, when they cannot be folded back from the events
         (see records.py), its per-node records (JSON text)."""
-        error = _storable(result.error)
+        error = result.error
+        if error is not None:
+            error = _storable(error)
         size = len(events_record) + (len(nodes_json) if nodes_json is not None else 0)
 
         def complete(start: _Statement) -> _Statement:
