@@ -186,6 +186,10 @@ class Store:
         self._thread: WorkerThread | None = None  # started by open()
         self._db: sqlite3.Connection | None = None
         self._history: GroupCommit[_Statement] = GroupCommit(self._commit_batch, queue_bytes)
+        # Called for every execution: the writer's own methods, without a call in between.
+        # committed(): see GroupCommit.committed; has_room(): see GroupCommit.has_room.
+        self.committed: Callable[[], asyncio.Future[StoreError | None]] = self._history.committed
+        self.has_room: Callable[[], bool] = self._history.has_room
         self._finished_rows = 0  # finished executions in the table; only the writer thread uses it
         # Versions of deleted workflows may be kept (see FORGET_VERSIONS): retention passes
         # then also forget those no execution needs any more.
@@ -248,16 +252,9 @@ class Store:
         ``start_of`` names the execution whose start row it is."""
         self._history.queue((sql, params, finished_delta), size + _STATEMENT_OVERHEAD, start_of=start_of)
 
-    def committed(self) -> asyncio.Future[StoreError | None]:
-        """See ``GroupCommit.committed``."""
-        return self._history.committed()
-
     @property
     def uncommitted_bytes(self) -> int:
         return self._history.uncommitted_bytes
-
-    def has_room(self) -> bool:
-        return self._history.has_room()
 
     async def wait_for_room(self, timeout: float) -> bool:
         return await self._history.wait_for_room(timeout)
