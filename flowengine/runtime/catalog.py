@@ -95,7 +95,10 @@ class WorkflowCatalog:
     async def lookup(self, workflow_id: str) -> Workflow:
         """``require``; but on a shared store an id this process does not hold yet (its
         notification may still be on the way) is first read from the database."""
-        if workflow_id not in self._workflows and self.store.kind != "sqlite":
+        workflow = self._workflows.get(workflow_id)
+        if workflow is not None:  # the usual case, once per execute request
+            return workflow
+        if self.store.kind != "sqlite":
             load = getattr(self.store, "load_workflow", None)
             if load is not None:
                 await self.follow(workflow_id, functools.partial(load, workflow_id))

@@ -188,7 +188,9 @@ class ExecutionService:
         """``start``, once the history writer has room for more (Overloaded if it has none
         after ``room_wait`` seconds): under a load the disk cannot follow, executions wait here
         rather than pile up in memory."""
-        if not await self.store.wait_for_room(self.room_wait):
+        # The room check is a plain call: there is room almost always, and awaiting the store's
+        # coroutine for it cost two coroutines per request.
+        if not self.store.has_room() and not await self.store.wait_for_room(self.room_wait):
             raise Overloaded(
                 f"the history writer is {self.store.uncommitted_bytes} bytes behind"
                 " (FLOWENGINE_HISTORY_QUEUE_BYTES): try again later"
@@ -289,8 +291,10 @@ class ExecutionService:
         if self._since_prune >= self._prune_every:
             self._since_prune = 0
             self.store.prune_executions(self.max_executions)
-        if acknowledge:
-            await self._committed()
+        if acknowledge and self.durable:  # _committed(), without a coroutine of its own
+            outcome = await self.store.committed()
+            if outcome is not None:
+                raise HistoryUnavailable(f"the execution's record could not be written: {outcome}")
         return result
 
     async def _wait_for_slot(self, execution: Execution) -> bool:

@@ -72,11 +72,14 @@ class GroupCommit(Generic[W]):
     def queue(self, write: W, size: int, *, start_of: str | None = None) -> None:
         """Queue a write of about ``size`` bytes; ``start_of`` names the execution whose start
         row it is (see ``replace_start``)."""
+        pending = self.pending
         if start_of is not None:
-            self._starts[start_of] = len(self.pending)
-        self.pending.append(write)
-        self._count(size)
-        self.resume()
+            self._starts[start_of] = len(pending)
+        pending.append(write)
+        self._pending_bytes += size
+        self._uncommitted_bytes += size
+        if self._flush is None:
+            self._flush = asyncio.ensure_future(self._write())
 
     def replace_start(self, execution_id: str, complete: Callable[[W], W], size: int) -> bool:
         """If the execution's start row is still queued, replace it with ``complete(start)``
@@ -85,12 +88,9 @@ class GroupCommit(Generic[W]):
         if position is None:
             return False
         self.pending[position] = complete(self.pending[position])
-        self._count(size)
-        return True
-
-    def _count(self, size: int) -> None:
         self._pending_bytes += size
         self._uncommitted_bytes += size
+        return True
 
     def resume(self) -> None:
         """Start the writer if something is queued and it is not running (it stops when the
@@ -119,6 +119,11 @@ class GroupCommit(Generic[W]):
     def uncommitted_bytes(self) -> int:
         """Bytes of history queued or being committed (roughly)."""
         return self._uncommitted_bytes
+
+    def has_room(self) -> bool:
+        """Whether the history not yet committed is under ``queue_bytes`` (``wait_for_room``
+        would return True at once): the usual case, checked without a coroutine."""
+        return self._uncommitted_bytes < self.queue_bytes
 
     async def wait_for_room(self, timeout: float) -> bool:
         """Wait until the history not yet committed is under ``queue_bytes``; False if it is

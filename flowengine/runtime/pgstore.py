@@ -270,6 +270,9 @@ class PgStore(PgLiveness):
     def uncommitted_bytes(self) -> int:
         return self._history.uncommitted_bytes
 
+    def has_room(self) -> bool:
+        return self._history.has_room()
+
     async def wait_for_room(self, timeout: float) -> bool:
         return await self._history.wait_for_room(timeout)
 

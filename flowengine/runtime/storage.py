@@ -7,7 +7,8 @@ Semantics both keep:
   ``prune_executions``) and committed by one writer in batches (group commit); ``committed()``
   is a future done once everything queued before it is committed (result None, or the
   StoreError that kept some of it from being written): the durable acknowledgement waits on it
-  and issues no statement of its own. ``wait_for_room`` bounds the uncommitted bytes.
+  and issues no statement of its own. ``wait_for_room`` bounds the uncommitted bytes
+  (``has_room`` says without a coroutine whether a wait would end at once).
 - Every read (``list_executions``, ``get_execution``, ...) flushes the queue first, so a caller
   reads its own writes. Workflow writes are one transaction each and return once committed.
 - Timestamps are RFC 3339 text as the code makes them; ids are text; durations come back as
@@ -111,6 +112,7 @@ class HistoryStore(Protocol):
     def committed(self) -> asyncio.Future[StoreError | None]: ...
     @property
     def uncommitted_bytes(self) -> int: ...
+    def has_room(self) -> bool: ...
     async def wait_for_room(self, timeout: float) -> bool: ...
     async def flush(self) -> None: ...
 

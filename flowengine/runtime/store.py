@@ -17,7 +17,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable
-from itertools import groupby
+from itertools import chain, groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,6 +40,8 @@ T = TypeVar("T")
 # A queued statement: SQL, parameters, and how each row it touches changes the finished count.
 _Statement = tuple[str, tuple[Any, ...], int]
 _PRUNE = "-- prune --"  # marker statement: delete the surplus of finished executions
+
+_CHECKPOINT_PAGES = 4000  # WAL pages between two automatic checkpoints (see _open)
 
 # What a queued statement costs beyond its text parameters, for the byte bound of the queue.
 _STATEMENT_OVERHEAD = 200
@@ -91,6 +93,68 @@ _EXECUTION_COLUMNS = (
 
 _sql_of = itemgetter(0)
 
+# The history's statements. Those most executions use spell their NULL columns out instead of
+# taking None parameters: sqlite3 binds None only after looking for an adapter (two failed
+# attribute lookups, each formatting an AttributeError message), a measurable share of the
+# writer thread's time per row.
+_INSERT_START = (
+    "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, started_at, status)"
+    " VALUES (?, ?, ?, ?, ?, ?, 'running')"
+)
+_INSERT_RETRY_START = (
+    "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, started_at, retry_of, status)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, 'running')"
+)
+_INSERT_COMPLETE = (
+    "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, status, started_at, finished_at,"
+    " duration_ms, duration_us, attempts, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_COMPLETE_ALL = (
+    "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, retry_of, status, started_at,"
+    " finished_at, duration_ms, duration_us, error, attempts, nodes, events)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPDATE_FINISHED = (
+    "UPDATE executions SET status = ?, started_at = ?, finished_at = ?, duration_ms = ?, duration_us = ?,"
+    " error = NULL, attempts = ?, nodes = NULL, events = ? WHERE id = ?"
+)
+_UPDATE_FINISHED_ALL = (
+    "UPDATE executions SET status = ?, started_at = ?, finished_at = ?, duration_ms = ?, duration_us = ?, error = ?,"
+    " attempts = ?, nodes = ?, events = ? WHERE id = ?"
+)
+
+# Consecutive rows of one of these go in as multi-row INSERTs: one statement run (and
+# AUTOINCREMENT's counter read and written once) for many rows instead of one per row, which
+# costs the writer thread less per row than executemany does.
+_MULTI_ROW_INSERTS = frozenset((_INSERT_START, _INSERT_RETRY_START, _INSERT_COMPLETE, _INSERT_COMPLETE_ALL))
+# Rows per multi-row statement: at most this many, in power-of-two groups, so a handful of
+# statement texts per INSERT serve every batch and stay in sqlite3's statement cache; the
+# largest binds at most 960 parameters (older SQLite builds allow 999).
+_MOST_ROWS = 64
+_rows_sql: dict[tuple[str, int], str] = {}
+
+
+def _insert_sql(sql: str, rows: int) -> str:
+    """The INSERT ``sql`` (one row of VALUES) made to take ``rows`` rows."""
+    text = _rows_sql.get((sql, rows))
+    if text is None:
+        head, _, values = sql.rpartition(" VALUES ")
+        text = _rows_sql[sql, rows] = f"{head} VALUES {', '.join([values] * rows)}"
+    return text
+
+
+def _insert_rows(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> int:
+    """Insert the rows with multi-row statements of ``sql``; how many were inserted."""
+    inserted = 0
+    start, left = 0, len(rows)
+    while left:
+        size = min(_MOST_ROWS, 1 << (left.bit_length() - 1))  # the largest power of two <= left
+        group = rows[start : start + size]
+        inserted += db.execute(_insert_sql(sql, size), group[0] if size == 1 else tuple(chain.from_iterable(group))).rowcount
+        start += size
+        left -= size
+    return inserted
+
 
 def _storable(text: str | None) -> str | None:
     """Text SQLite can store: a lone surrogate (from a node's output) becomes its escape."""
@@ -122,6 +186,10 @@ class Store:
         self._thread: WorkerThread | None = None  # started by open()
         self._db: sqlite3.Connection | None = None
         self._history: GroupCommit[_Statement] = GroupCommit(self._commit_batch, queue_bytes)
+        # Called for every execution: the writer's own methods, without a call in between.
+        # committed(): see GroupCommit.committed; has_room(): see GroupCommit.has_room.
+        self.committed: Callable[[], asyncio.Future[StoreError | None]] = self._history.committed
+        self.has_room: Callable[[], bool] = self._history.has_room
         self._finished_rows = 0  # finished executions in the table; only the writer thread uses it
         # Versions of deleted workflows may be kept (see FORGET_VERSIONS): retention passes
         # then also forget those no execution needs any more.
@@ -142,6 +210,11 @@ class Store:
         db.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a crash of the process loses nothing committed; FULL: nor a power loss.
         db.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+        # Checkpoint every 4,000 WAL pages (16 MiB at 4 KiB pages) instead of SQLite's 1,000:
+        # the history's last pages are written again by nearly every commit, and a checkpoint
+        # copies each page once however often the WAL holds it, so rarer checkpoints copy (and
+        # sync) less per execution. The WAL file stays that large after a checkpoint.
+        db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
         db.execute("PRAGMA foreign_keys=ON")
         # SQLite's own lower() folds ASCII only; the error search is case-insensitive for every
         # script, as PostgreSQL's lower() is.
@@ -179,10 +252,6 @@ class Store:
         ``start_of`` names the execution whose start row it is."""
         self._history.queue((sql, params, finished_delta), size + _STATEMENT_OVERHEAD, start_of=start_of)
 
-    def committed(self) -> asyncio.Future[StoreError | None]:
-        """See ``GroupCommit.committed``."""
-        return self._history.committed()
-
     @property
     def uncommitted_bytes(self) -> int:
         return self._history.uncommitted_bytes
@@ -218,12 +287,14 @@ class Store:
                         self._prune(db, *params)
                     continue
                 if len(statements) == 1:
-                    cursor = db.execute(sql, statements[0][1])
+                    rowcount = db.execute(sql, statements[0][1]).rowcount
+                elif sql in _MULTI_ROW_INSERTS:
+                    rowcount = _insert_rows(db, sql, [params for _, params, _ in statements])
                 else:
-                    cursor = db.executemany(sql, [params for _, params, _ in statements])
+                    rowcount = db.executemany(sql, [params for _, params, _ in statements]).rowcount
                 finished_delta = statements[0][2]  # the same for every use of one statement
                 if finished_delta:
-                    self._finished_rows += finished_delta * cursor.rowcount
+                    self._finished_rows += finished_delta * rowcount
         except BaseException:
             db.execute("ROLLBACK")
             self._count_finished()
@@ -389,49 +460,54 @@ class Store:
         """Record a new execution as running. Trigger and inputs come as JSON text."""
         # Marked as a start: an execution that finishes before the batch is committed (most do)
         # then writes one complete row instead of an INSERT and an UPDATE.
-        self.write(
-            "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, retry_of, status,"
-            " started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
-            (execution_id, workflow_id, workflow_version, trigger_json, inputs_json, retry_of, started_at),
-            size=len(inputs_json) + len(trigger_json),
-            start_of=execution_id,
-        )
+        params: tuple[Any, ...] = (execution_id, workflow_id, workflow_version, trigger_json, inputs_json, started_at)
+        if retry_of is None:
+            sql = _INSERT_START
+        else:
+            sql, params = _INSERT_RETRY_START, (*params, retry_of)
+        self._history.queue((sql, params, 0), len(inputs_json) + len(trigger_json) + _STATEMENT_OVERHEAD, start_of=execution_id)
 
     def execution_finished(self, result: ExecutionResult, events_record: str, nodes_json: str | None) -> None:
         """Record how an execution ended, with its events (``ExecutionEvents.record()``, the
         compact form of core/eventlog.py) and, when they cannot be folded back from the events
         (see records.py), its per-node records (JSON text)."""
-        outcome = (
-            result.status,
-            result.started_at,
-            result.finished_at,
-            result.duration_ms,
-            result.duration_us,
-            _storable(result.error),
-            result.attempts,
-            nodes_json,
-            events_record,
-        )
+        error = result.error
+        if error is not None:
+            error = _storable(error)
         size = len(events_record) + (len(nodes_json) if nodes_json is not None else 0)
 
         def complete(start: _Statement) -> _Statement:
+            params = start[1]
+            if start[0] is _INSERT_START and error is None and nodes_json is None:
+                return (
+                    _INSERT_COMPLETE,
+                    (*params[:5], result.status, result.started_at, result.finished_at, result.duration_ms,
+                     result.duration_us, result.attempts, events_record),
+                    1,
+                )  # fmt: skip
+            retry_of = params[6] if len(params) > 6 else None
             return (
-                "INSERT INTO executions (id, workflow_id, workflow_version, trigger, inputs, retry_of, status,"
-                " started_at, finished_at, duration_ms, duration_us, error, attempts, nodes, events)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                start[1][:6] + outcome,
+                _INSERT_COMPLETE_ALL,
+                (*params[:5], retry_of, result.status, result.started_at, result.finished_at, result.duration_ms,
+                 result.duration_us, error, result.attempts, nodes_json, events_record),
                 1,
-            )
+            )  # fmt: skip
 
         if self._history.replace_start(result.execution_id, complete, size):
             return
-        self.write(
-            "UPDATE executions SET status = ?, started_at = ?, finished_at = ?, duration_ms = ?, duration_us = ?, error = ?,"
-            " attempts = ?, nodes = ?, events = ? WHERE id = ?",
-            (*outcome, result.execution_id),
-            finished_delta=1,
-            size=size,
-        )
+        if error is None and nodes_json is None:
+            sql = _UPDATE_FINISHED
+            params: tuple[Any, ...] = (
+                result.status, result.started_at, result.finished_at, result.duration_ms, result.duration_us,
+                result.attempts, events_record, result.execution_id,
+            )  # fmt: skip
+        else:
+            sql = _UPDATE_FINISHED_ALL
+            params = (
+                result.status, result.started_at, result.finished_at, result.duration_ms, result.duration_us, error,
+                result.attempts, nodes_json, events_record, result.execution_id,
+            )  # fmt: skip
+        self.write(sql, params, finished_delta=1, size=size)
 
     def prune_interval(self, keep: int) -> int:
         """Finished executions between two retention passes: a pass deletes just the surplus
