@@ -424,7 +424,7 @@ class Execution:
             status,
             started_at,
             finished_at,
-            int(elapsed * 1_000_000) if elapsed > 0 else 0,  # microseconds(), inline
+            microseconds(elapsed),
             completed,
             len(nodes),
             self.attempts,
@@ -644,10 +644,7 @@ class _Attempt:
             except Exception as exc:
                 status, payload = _body_outcome(node, None, exc)
             else:
-                try:  # _body_outcome(node, result, None), written out for the usual success
-                    status, payload = SUCCEEDED, _as_outputs(result)
-                except NodeError as exc:
-                    status, payload = _body_outcome(node, None, exc)
+                status, payload = _body_outcome(node, result, None)
             self._complete(index, status, payload, time.perf_counter() - started)
             return
         if node.retry_policy is None and node.timeout_ms is None:
@@ -807,7 +804,7 @@ class _Attempt:
     def _complete(self, index: int, status: NodeStatus, payload: Any, elapsed: float) -> None:
         """Record a node's outcome and queue successors whose predecessors have all finished."""
         node = self.plan.nodes[index]
-        duration_us = int(elapsed * 1_000_000) if elapsed > 0 else 0  # microseconds(), inline
+        duration_us = microseconds(elapsed)
         self.status[index] = status
         self.durations[index] = duration_us
         events = self.events
@@ -839,14 +836,7 @@ class _Attempt:
             )
             if status == FAILED and self.stop_on_error and not self.stopped:
                 self.abort(f"Node execution failed: node '{node.id}' ({node.node_type}): {payload}")
-        # _release(index), written out: it runs once for every node.
-        self.finished_count += 1
-        plan = self.plan
-        remaining = self.remaining
-        for successor in plan.successors[plan.successor_start[index] : plan.successor_start[index + 1]]:
-            remaining[successor] -= 1
-            if remaining[successor] == 0:
-                self.ready.append(successor)
+        self._release(index)
 
     def _skip(self, index: int, reason: str) -> None:
         self.status[index] = SKIPPED

@@ -18,7 +18,6 @@ import math
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable
-from time import time_ns
 from typing import Any
 
 from .eventlog import compact_event, event_head, expand, full_event, pack
@@ -535,8 +534,8 @@ class ExecutionEvents:
         """Publish an event whose fields are given as JSON object members, already encoded
         (``'"node_id":"a","duration_ms":1'``, or ``""`` for none). ``millis`` is its moment in
         Unix milliseconds, now unless given."""
-        # Every execution goes through here a few times: what the helpers it stands for
-        # (``_unwanted``, ``now_millis``, ``eventlog.compact_event``) do is written out inline.
+        # Every execution goes through here a few times: ``_unwanted`` is written out inline, and
+        # whether anyone listens is worked out once.
         self.seq = seq = self.seq + 1
         bus = self.bus
         recorded = self.recorded
@@ -544,7 +543,7 @@ class ExecutionEvents:
         if recorded is None and not live:
             return
         if millis is None:
-            millis = time_ns() // 1_000_000
+            millis = now_millis()
         origin = self.origin
         if origin is None:
             origin = self.origin = millis
@@ -564,7 +563,7 @@ class ExecutionEvents:
                 text = expand((compact,), origin, self.execution_id, self.workflow_id)[0]
         else:
             if recorded is not None:
-                compact = f'{{"type":"{event_type}","seq":{body},"t":{millis - origin}}}'
+                compact = compact_event(event_type, body, millis - origin)
             if live:
                 text = full_event(event_type, self._head or self._make_head(), body, millis)
         if recorded is not None:
