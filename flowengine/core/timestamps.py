@@ -43,7 +43,7 @@ def utc_timestamp(moment: datetime | float | None = None) -> str:
     """RFC 3339 UTC with milliseconds and ``Z``, e.g. ``2026-11-28T10:13:13.123Z``, of a
     datetime, a ``time.time()`` float, or None for now."""
     if moment is None:
-        return millis_timestamp(time.time_ns() // 1_000_000)
+        return millis_timestamp(now_millis())
     if isinstance(moment, datetime):
         if moment.utcoffset():
             moment = moment.astimezone(UTC)

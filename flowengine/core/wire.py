@@ -6,7 +6,7 @@ with compact separators would give for the same data (tests compare them)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .events import quote, serialise, utf8_safe
 
@@ -43,14 +43,8 @@ def durations(duration_us: int) -> str:
     return f'"duration_ms":{duration_us // 1000},"duration_us":{duration_us}'
 
 
-# The builders below write ``durations`` out rather than call it: each runs for every execution.
-
-
 def workflow_completed(success: bool, status: str, duration_us: int) -> str:
-    return (
-        f'"success":{"true" if success else "false"},"status":"{status}",'
-        f'"duration_ms":{duration_us // 1000},"duration_us":{duration_us}'
-    )
+    return f'"success":{"true" if success else "false"},"status":"{status}",{durations(duration_us)}'
 
 
 def node_started(node_id: str, node_type: str) -> str:
@@ -59,10 +53,7 @@ def node_started(node_id: str, node_type: str) -> str:
 
 
 def node_completed(node_id: str, outputs_json: str, duration_us: int, attempts: int, cached: bool) -> str:
-    fields = (
-        f'"node_id":{quote(node_id)},"outputs":{outputs_json},'
-        f'"duration_ms":{duration_us // 1000},"duration_us":{duration_us},"attempts":{attempts}'
-    )
+    fields = f'"node_id":{quote(node_id)},"outputs":{outputs_json},{durations(duration_us)},"attempts":{attempts}'
     return fields + ',"cached":true' if cached else fields
 
 
@@ -70,16 +61,14 @@ def execute_response(result: ExecutionResult) -> str:
     """The execute response body: the seed fields first, then the rest, ``error`` in front when
     there is one."""
     head = "{" if result.error is None else f'{{"error":{quote(result.error)},'
-    duration_us = result.duration_us
-    failed, skipped, cancelled = result.failed_nodes, result.skipped_nodes, result.cancelled_nodes
     text = (
         f'{head}"execution_id":{quote(result.execution_id)},"completed_nodes":{result.completed_nodes},'
-        f'"total_nodes":{result.total_nodes},"status":"{result.status}",'
-        f'"duration_ms":{duration_us // 1000},"duration_us":{duration_us},'
-        f'"attempts":{result.attempts},"outputs":{result.outputs_json},'
-        f'"failed_nodes":{serialise(failed) if failed else "[]"},'
-        f'"skipped_nodes":{serialise(skipped) if skipped else "[]"},'
-        f'"cancelled_nodes":{serialise(cancelled) if cancelled else "[]"}}}'
+        f'"total_nodes":{result.total_nodes},"status":"{result.status}",{durations(result.duration_us)},'
+        f'"attempts":{result.attempts},"outputs":{result.outputs_json},"failed_nodes":{_list(result.failed_nodes)},'
+        f'"skipped_nodes":{_list(result.skipped_nodes)},"cancelled_nodes":{_list(result.cancelled_nodes)}}}'
     )
     return text if text.isascii() else utf8_safe(text)
 
+
+def _list(items: list[Any]) -> str:
+    return serialise(items) if items else "[]"

@@ -291,10 +291,8 @@ class ExecutionService:
         if self._since_prune >= self._prune_every:
             self._since_prune = 0
             self.store.prune_executions(self.max_executions)
-        if acknowledge and self.durable:  # _committed(), without a coroutine of its own
-            outcome = await self.store.committed()
-            if outcome is not None:
-                raise HistoryUnavailable(f"the execution's record could not be written: {outcome}")
+        if acknowledge:
+            await self._committed()
         return result
 
     async def _wait_for_slot(self, execution: Execution) -> bool:

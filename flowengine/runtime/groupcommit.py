@@ -72,14 +72,11 @@ class GroupCommit(Generic[W]):
     def queue(self, write: W, size: int, *, start_of: str | None = None) -> None:
         """Queue a write of about ``size`` bytes; ``start_of`` names the execution whose start
         row it is (see ``replace_start``)."""
-        pending = self.pending
         if start_of is not None:
-            self._starts[start_of] = len(pending)
-        pending.append(write)
-        self._pending_bytes += size
-        self._uncommitted_bytes += size
-        if self._flush is None:
-            self._flush = asyncio.ensure_future(self._write())
+            self._starts[start_of] = len(self.pending)
+        self.pending.append(write)
+        self._count(size)
+        self.resume()
 
     def replace_start(self, execution_id: str, complete: Callable[[W], W], size: int) -> bool:
         """If the execution's start row is still queued, replace it with ``complete(start)``
@@ -88,9 +85,12 @@ class GroupCommit(Generic[W]):
         if position is None:
             return False
         self.pending[position] = complete(self.pending[position])
+        self._count(size)
+        return True
+
+    def _count(self, size: int) -> None:
         self._pending_bytes += size
         self._uncommitted_bytes += size
-        return True
 
     def resume(self) -> None:
         """Start the writer if something is queued and it is not running (it stops when the
@@ -128,12 +128,12 @@ class GroupCommit(Generic[W]):
     async def wait_for_room(self, timeout: float) -> bool:
         """Wait until the history not yet committed is under ``queue_bytes``; False if it is
         still over after ``timeout`` seconds."""
-        if self._uncommitted_bytes < self.queue_bytes:
+        if self.has_room():
             return True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         self._cut_pause()  # the queue is full: write it now
-        while self._uncommitted_bytes >= self.queue_bytes:
+        while not self.has_room():
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
