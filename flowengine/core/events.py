@@ -503,7 +503,7 @@ class ExecutionEvents:
         # ``recorded``, then, once that is full, the latest ones in ``_tail``; how many fell out
         # between is counted.
         self.recorded: list[str] | None = [] if record else None
-        self.record_limit = record_limit if record_limit > 2 else 2
+        self.record_limit = max(2, record_limit)
         self._tail: deque[str] | None = None
         # Events left out of the record (they were still published live). A plain attribute,
         # not a property: every recorded execution's end reads it.
@@ -534,12 +534,10 @@ class ExecutionEvents:
         """Publish an event whose fields are given as JSON object members, already encoded
         (``'"node_id":"a","duration_ms":1'``, or ``""`` for none). ``millis`` is its moment in
         Unix milliseconds, now unless given."""
-        # Every execution goes through here a few times: ``_unwanted`` is written out inline, and
-        # whether anyone listens is worked out once.
         self.seq = seq = self.seq + 1
         bus = self.bus
         recorded = self.recorded
-        live = bus.listeners or bus.forwarding or event_type in self._observed
+        live = self._live(event_type)
         if recorded is None and not live:
             return
         if millis is None:
@@ -582,8 +580,12 @@ class ExecutionEvents:
         return head
 
     def _unwanted(self, event_type: str) -> bool:
+        return self.recorded is None and not self._live(event_type)
+
+    def _live(self, event_type: str) -> bool:
+        """Whether a listener, another process or an observer wants this event now."""
         bus = self.bus
-        return self.recorded is None and not bus.listeners and not bus.forwarding and event_type not in self._observed
+        return bool(bus.listeners or bus.forwarding or event_type in self._observed)
 
     def _record_beyond_limit(self, compact: str) -> None:
         """The record is full: keep its first half and, from here on, the latest events."""
