@@ -98,6 +98,27 @@ async def test_delay_as_root_passes_execution_inputs_through(client):
     assert body["outputs"]["wait"] == {"a": {"type": "Number", "value": 1}, "b": {"type": "Bytes", "value": "AAE="}}
 
 
+async def test_delay_waits_its_whole_delay_when_the_loop_wakes_it_early(client, monkeypatch):
+    # uvloop keeps time in whole milliseconds and can end a 25 ms sleep at 24.6 ms; stand in for
+    # it with a sleep that ends after half of what was asked, and expect the node to sleep again.
+    from flowengine.nodes import timing
+
+    asked: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def early_sleep(seconds: float) -> None:
+        asked.append(seconds)
+        await real_sleep(seconds / 2)
+
+    monkeypatch.setattr(timing.asyncio, "sleep", early_sleep)
+    workflow_id = await register(client, {"name": "d", "nodes": [node("wait", "time.delay", delay_ms=40)]})
+    body = await execute(client, workflow_id, {})
+    monkeypatch.undo()
+    assert body["duration_us"] >= 40_000, body
+    waits = [seconds for seconds in asked if seconds > 0]  # the server's own sleep(0) calls aside
+    assert len(waits) >= 2 and waits[0] == 0.04 and all(later < 0.04 for later in waits[1:]), asked
+
+
 async def test_delay_is_cancelled_by_the_cancel_endpoint(client):
     workflow_id = await register(
         client,
