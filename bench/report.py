@@ -121,12 +121,12 @@ def render(profile: Profile, results: dict[str, Any], elapsed: float) -> str:
                             ("sqlite-async", "flowengine, SQLite history, FLOWENGINE_HISTORY_ACK=async"),
                             ("memory", "flowengine, :memory: history")):
             series = http.throughput[name]
-            detail.append([label, f"{series.rps:,.0f}", f"{series.rps / bare.rps:.2f}x", f"{series.p50_ms:.2f}",
-                           f"{series.p99_ms:.2f}", f"{series.server_us:.0f}", f"{bare.server_us / series.server_us:.2f}x",
+            detail.append([label, f"{series.rps:,.0f}", f"{series.rps_vs(bare):.2f}x", f"{series.p50_ms:.2f}",
+                           f"{series.p99_ms:.2f}", f"{series.server_us:.0f}", f"{series.cpu_vs(bare):.2f}x",
                            f"{series.server_busy:.0%}", f"{series.client_cpu:.0%}"])
         for name in ("sqlite", "sqlite-async", "memory"):
             series = http.throughput[name]
-            ratio, capacity = series.rps / bare.rps, bare.server_us / series.server_us
+            ratio, capacity = series.rps_vs(bare), series.cpu_vs(bare)
             result = f"{ratio:.2f}x bare req/s ({series.rps:,.0f}); {capacity:.2f}x by server CPU per request"
             if name == "sqlite":
                 summary.append([f"3. execute throughput, {name} history", result, f"≥ {THROUGHPUT_TARGET:g}x (both)",
@@ -135,12 +135,14 @@ def render(profile: Profile, results: dict[str, Any], elapsed: float) -> str:
                 summary.append([f"3. execute throughput, {name} history", result, "(no target)", "-"])
         durable, fast = http.throughput["sqlite"], http.throughput["sqlite-async"]
         summary.append(["3. cost of answering after the commit (SQLite, against async)",
-                        f"{durable.rps / fast.rps:.2f}x req/s, {durable.server_us - fast.server_us:+.0f} µs server CPU per request",
+                        f"{durable.rps_vs(fast):.2f}x req/s, {durable.server_us - fast.server_us:+.0f} µs server CPU per request",
                         "(no target)", "-"])
         sections.append(f"### 3. Execute throughput over HTTP (one-node workflow, {profile.connections} connections)\n\n"
                         + table(["server", "req/s", "vs bare", "p50 ms", "p99 ms", "server CPU µs/req",
                                  "vs bare by CPU", "server CPU busy", "generator CPU"], detail)
-                        + "\n\n\"vs bare by CPU\" is bare µs/req ÷ this server's µs/req: the throughput ratio"
+                        + "\n\nThe ratios are medians of each repeat's own ratio (a run against the bare run of"
+                        " the same repeat); the other figures are medians over the repeats."
+                        + " \"vs bare by CPU\" is bare µs/req ÷ this server's µs/req: the throughput ratio"
                         " both would reach if each had a whole core. It is the steadier figure when other"
                         " processes share the cores (\"server CPU busy\" well under 100% means the server"
                         " was not the bottleneck of that run).")
@@ -148,7 +150,7 @@ def render(profile: Profile, results: dict[str, Any], elapsed: float) -> str:
         alone = http.listeners[0]
         detail = []
         for count, series in http.listeners.items():
-            ratio, capacity = series.rps / alone.rps, alone.server_us / series.server_us
+            ratio, capacity = series.rps_vs(alone), series.cpu_vs(alone)
             detail.append([count, f"{series.rps:,.0f}", f"{ratio:.2f}x", f"{series.p50_ms:.2f}", f"{series.p99_ms:.2f}",
                            f"{series.server_us:.0f}", f"{capacity:.2f}x", f"{series.events_per_s:,.0f}", series.dropped])
             if count:

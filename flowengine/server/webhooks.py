@@ -31,8 +31,8 @@ from ..runtime.replay import ReplayMemory, replay_memory
 from ..runtime.triggers import TriggerService
 from ..values import Value, to_value
 from .http_json import ClientError, json_object, json_response, link, query_bool
-from .keys import CONFIG, STORE, TRIGGERS
-from .workflows import answer_execution, start_execution
+from .keys import CONFIG, RUNS, STORE, TRIGGERS
+from .workflows import answer_execution
 
 __all__ = ["receive_webhook", "list_triggers"]
 
@@ -142,7 +142,7 @@ async def _run(
     forget: Forget,
 ) -> web.Response:
     try:
-        execution = await start_execution(request, workflow, inputs, trigger={"type": "webhook", "id": trigger.id})
+        execution = await request.app[RUNS].admit(workflow, inputs, trigger={"type": "webhook", "id": trigger.id})
     except BaseException as refused:
         # Not started (the queue is full, say): the sender may try the same request again. If
         # even forgetting fails (the database is down), the answer stays the refusal's.

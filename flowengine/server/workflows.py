@@ -9,10 +9,8 @@ from aiohttp import web
 
 from .. import __version__
 from ..core.engine import Execution, ExecutionResult, decode_inputs
-from ..core.model import Workflow
 from ..core.redaction import MASK
 from ..errors import NotFound, ValidationError, WorkflowExists, WorkflowNotFound
-from ..values import Value
 from .http_json import ClientError, json_response, json_text_response, link, query_bool, query_int, read_json
 from .keys import CATALOG, LIVENESS, REGISTRY, RUNS, STORE
 
@@ -26,7 +24,6 @@ __all__ = [
     "execute_workflow",
     "list_nodes",
     "answer_execution",
-    "start_execution",
     "execution_response",
 ]
 
@@ -150,19 +147,13 @@ def execution_response(result: ExecutionResult) -> web.Response:
 
 
 async def execute_workflow(request: web.Request) -> web.Response:
-    workflow = await request.app[CATALOG].lookup(request.match_info["id"])
+    app = request.app
+    workflow = await app[CATALOG].lookup(request.match_info["id"])
     wait = query_bool(request, "wait", default=True)
     body = await read_json(request, allow_empty=True)
     inputs = decode_inputs(body.get("inputs"))
-    return await answer_execution(request, await start_execution(request, workflow, inputs), wait)
-
-
-async def start_execution(
-    request: web.Request, workflow: Workflow, inputs: dict[str, Value], **options: Any
-) -> Execution:
-    """Admit and record a new execution (Overloaded, a 503, when the queue is full or the
-    history writer is too far behind)."""
-    return await request.app[RUNS].admit(workflow, inputs, **options)
+    # Overloaded (a 503) when the queue is full or the history writer is too far behind.
+    return await answer_execution(request, await app[RUNS].admit(workflow, inputs), wait)
 
 
 async def answer_execution(
