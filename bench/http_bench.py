@@ -10,8 +10,8 @@
 6. A chain of 40 no-op nodes executed end to end, one request at a time: per-node time against
    the bare handler awaiting a chain of 40 bare asyncio tasks.
 
-All runs of a repeat are interleaved (baseline, then each variant, the SQLite server under test
-right after the baseline), so slow patches of a shared machine hit both sides. Absolute figures
+All runs of a repeat are interleaved (baseline, then each variant: the SQLite server right after
+the baseline, then with listeners), so slow patches of a shared machine hit both sides. Absolute figures
 are medians over the repeats; a ratio is the median of the repeats' own ratios (each run against
 the run of its baseline in the same repeat, seconds apart), which drift between repeats, seen
 to move one server's figures by a quarter within a minute, does not skew.
@@ -202,16 +202,16 @@ def measure_http(profile: Profile, progress: Callable[[str], None] = lambda _: N
         listeners = {count: Series(f"{count} listeners") for count in (0, *profile.listener_counts)}
         for round_number in range(profile.repeats):
             progress(f"throughput and listeners, repeat {round_number + 1}/{profile.repeats}")
-            # The server the target is about right after the baseline, then the variant it is
-            # compared with: the pairs whose ratios are reported run seconds apart.
+            # The SQLite server right after the baseline, then the same server with listeners:
+            # the pairs whose ratios have targets run seconds apart.
             throughput["bare"].runs.append(_load(servers["bare"], bare_execute, profile, connections=connections))
             alone = _load(servers["sqlite"], execute, profile, connections=connections)
             throughput["sqlite"].runs.append(alone)
             listeners[0].runs.append(alone)
-            throughput["sqlite-async"].runs.append(_load(servers["sqlite-async"], execute, profile, connections=connections))
-            throughput["memory"].runs.append(_load(servers["memory"], execute, profile, connections=connections))
             for count in profile.listener_counts:
                 _listened_run(servers["sqlite"], execute, profile, count, listeners[count])
+            throughput["sqlite-async"].runs.append(_load(servers["sqlite-async"], execute, profile, connections=connections))
+            throughput["memory"].runs.append(_load(servers["memory"], execute, profile, connections=connections))
 
         progress("40-node chain")
         chain = {name: Series(name) for name in ("bare-1", "flowengine-1", "bare-40", "flowengine-40")}
