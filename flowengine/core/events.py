@@ -1,8 +1,8 @@
 """Execution events (DESIGN.md section 7): the bus, its listeners, and per-execution emitters.
 
 Publishing never awaits and never touches a socket: each event is serialised once, made into a
-WebSocket text frame once, and batched; a flush (the next event-loop iteration, or under load at most one every
-``WRITE_INTERVAL``) writes each listener's frames with a single ``transport.write``. A listener that falls ``FLOWENGINE_WS_QUEUE`` events
+WebSocket text frame once, and batched; one flush per event-loop iteration writes each listener's
+frames with a single ``transport.write``. A listener that falls ``FLOWENGINE_WS_QUEUE`` events
 behind is marked lagging, stops receiving, and its owner (the WebSocket handler) is told at once
 through ``on_lagging`` so it can close the socket with 1013. Events are built only when someone
 (a listener, the history recorder, an internal observer such as the event triggers, or a
@@ -35,14 +35,6 @@ __all__ = [
     "utf8_safe",
     "utc_timestamp",
 ]
-
-
-# Under load a listener gets at most one write per this many seconds, carrying every event since
-# the last one, instead of one per loop iteration: each write is a send() on the listener's
-# socket (with one listener, execute throughput went from 0.85-0.91x to 0.98x of none; with
-# 100 the cost is in the events' bytes and did not move). After a quiet spell an event is still
-# written in the next loop iteration, so the interval only delays events of a busy server.
-WRITE_INTERVAL = 0.005
 
 EVENT_TYPES = (
     "WorkflowStarted",
@@ -317,10 +309,9 @@ class EventBus:
 
     Publishing costs O(1) per unfiltered listener group, not per listener: each event's frame is
     built once and appended to one broadcast batch that all unfiltered listeners share; filtered
-    listeners are matched one by one and collect their own batch. The first publish after a
-    flush schedules the next one, which writes each listener's batch as one joined ``bytes``: in
-    the next loop iteration, or ``WRITE_INTERVAL`` after the last flush if that is later. With
-    no listener, nothing is built or scheduled at all.
+    listeners are matched one by one and collect their own batch. The first publish of a loop
+    iteration schedules one flush (``loop.call_soon``), which writes each listener's batch as one
+    joined ``bytes``. With no listener, nothing is built or scheduled at all.
 
     Across processes (runtime/pgevents.py): while ``forwarding`` is true (a listener of another
     process wants some events), every published event is also handed to ``forward``; events
@@ -341,7 +332,6 @@ class EventBus:
         self._batch: list[bytes] = []  # the broadcast frames of this loop iteration
         self._dirty: list[Listener] = []  # filtered listeners with a batch of this iteration
         self._flush_scheduled = False
-        self._last_flush = -math.inf  # the event loop's time of the last flush
         self.forwarding = False
         self.forward: Forward | None = None
         self.on_listeners_changed: list[Callable[[], None]] = []
@@ -426,18 +416,11 @@ class EventBus:
 
     def _schedule(self) -> None:
         self._flush_scheduled = True
-        loop = asyncio.get_running_loop()
-        due = self._last_flush + WRITE_INTERVAL
-        if due <= loop.time():
-            loop.call_soon(self.flush)
-        else:
-            loop.call_at(due, self.flush)
+        asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Write the frames published since the last flush: one joined ``bytes`` per listener,
-        in publish order."""
+        """Write this iteration's frames: one joined ``bytes`` per listener, in publish order."""
         self._flush_scheduled = False
-        self._last_flush = asyncio.get_running_loop().time()
         batch = self._batch
         if batch:
             self._batch = []

@@ -976,8 +976,8 @@ def _descriptions(find: Find) -> dict[str, dict[str, Any]]:
                 _query(
                     "batch",
                     {"type": "boolean", "default": False},
-                    "true: each text frame is a JSON array of the events of one flush (the next event-loop"
-                    " iteration, or under load at most one flush every 5 ms) instead of one event",
+                    "true: each text frame is a JSON array of the events of one flush (one event-loop"
+                    " iteration) instead of one event",
                 ),
                 _query("token", _STRING, "credentials for clients that cannot send an Authorization header"),
             ],

@@ -4,9 +4,8 @@ Filters (``execution_id``, ``workflow_id``, ``types``) are checked before the up
 ``batch=true`` each text frame is a JSON array: the events of one flush of the bus (see
 BatchingTransport), and the replay in arrays of at most REPLAY_BATCH events. Once the
 socket is open (and any replay sent), its listener is attached to the connection's transport and
-the event bus writes ready-made frames to it directly, in one write per flush: the next
-event-loop iteration, or under load at most one every WRITE_INTERVAL (see events.py); there is
-no sender task per connection. A listener that falls behind by
+the event bus writes ready-made frames to it directly, once per event-loop iteration (see
+events.py); there is no sender task per connection. A listener that falls behind by
 FLOWENGINE_WS_QUEUE events is closed with 1013 and told how many events it missed.
 
 On a shared PostgreSQL database, listeners also get the events of executions other processes
@@ -330,9 +329,7 @@ async def events_handler(request: web.Request) -> web.WebSocketResponse:
 
 
 async def close_all(app: web.Application) -> None:
-    """On shutdown: every listener gets 1001 (going away), all at once, each within CLOSE_TIMEOUT,
-    after the events published so far (the bus may be holding some for its next write)."""
-    app[BUS].flush()
+    """On shutdown: every listener gets 1001 (going away), all at once, each within CLOSE_TIMEOUT."""
     open_sockets = app[SOCKETS]
     sockets = list(open_sockets)
     closes: list[Awaitable[Any]] = []

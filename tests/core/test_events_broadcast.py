@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 
-from flowengine.core.events import WRITE_INTERVAL, EventBus, Listener, text_frame
+from flowengine.core.events import EventBus, Listener, text_frame
 from flowengine.nodes.api import NodeContext, NodeType, Port
 from flowengine.server import websocket
 from flowengine.server.keys import BUS, REGISTRY, SOCKETS
@@ -396,32 +396,9 @@ async def test_bus_batches_an_iteration_and_a_late_subscriber_gets_only_later_ev
     assert picky_transport.buffer == frames("B")
     bus.unsubscribe(late)
     publish("D")
-    await asyncio.sleep(WRITE_INTERVAL * 2)  # the next write comes WRITE_INTERVAL after the last
+    await asyncio.sleep(0)
     assert early_transport.buffer == frames("A", "B", "C", "D")
     assert late_transport.buffer == frames("B", "C")
-
-
-async def test_bus_writes_at_most_once_per_interval_and_at_once_after_a_quiet_spell():
-    bus = EventBus(queue_size=100)
-    listener, transport = bus.subscribe(), FakeTransport()
-    listener.attach(transport)
-    loop = asyncio.get_running_loop()
-    bus.publish("A", "A", "e", "w")
-    await asyncio.sleep(0)
-    assert transport.buffer == frames("A")  # the first write: the next loop iteration
-    first_write = loop.time()
-    bus.publish("B", "B", "e", "w")
-    bus.publish("C", "C", "e", "w")
-    await asyncio.sleep(0)
-    assert transport.buffer == frames("A")  # too soon after the last write: held
-    while transport.buffer == frames("A"):
-        await asyncio.sleep(0.001)
-    assert loop.time() - first_write >= WRITE_INTERVAL
-    assert transport.buffer == frames("A", "B", "C")  # both in one write
-    await asyncio.sleep(WRITE_INTERVAL * 2)  # quiet: the next event goes out in the next iteration
-    bus.publish("D", "D", "e", "w")
-    await asyncio.sleep(0)
-    assert transport.buffer == frames("A", "B", "C", "D")
 
 
 async def test_nobody_listening_schedules_nothing():
