@@ -374,7 +374,7 @@ class Execution:
             finished_millis = (started_ns + int(elapsed * 1_000_000_000)) // 1_000_000
             result = self.result = self._result(attempt, started_at, millis_timestamp(finished_millis), elapsed)
             events.emit_text(
-                "WorkflowCompleted", wire.workflow_completed(result.status == "succeeded", result.status, result.duration_us),
+                "WorkflowCompleted", wire.workflow_completed(result.success, result.status, result.duration_us),
                 finished_millis,
             )
             self.attempt = None  # break the execution <-> attempt cycle for the garbage collector
@@ -632,10 +632,7 @@ class _Attempt:
         )
         self.status[index] = RUNNING
         self.started_at[index] = started = time.perf_counter()
-        started_fields = plan.started_fields[index]
-        if started_fields is None:
-            started_fields = plan.started_fields[index] = wire.node_started(node.id, node.node_type)
-        self.events.emit_text("NodeStarted", started_fields)
+        self._emit_started(index)
         if not node_type.is_async and node.retry_policy is None:
             # A plain-function body runs inline: no task, no event-loop hop.
             self.node_attempts[index] = 1
@@ -810,7 +807,7 @@ class _Attempt:
         events = self.events
         if status == SUCCEEDED:
             self.outputs[index] = payload
-            if events.recorded is not None or events.wanted:
+            if events.wanted:
                 events.emit_text(
                     "NodeCompleted",
                     wire.node_completed(

@@ -161,10 +161,12 @@ class Redactor:
         self._resolved: set[str] = set()  # every secret value remember() was given
         self._remembered: list[str] = []  # every value to mask: those, and the string fields of JSON ones
         self._pattern: re.Pattern[str] | None = None  # one expression matching every form of every value
-        # Whether any secret has been resolved (when not, redaction costs nothing). A plain
-        # attribute, kept by remember() and forget(): every event of every execution reads it.
-        self.active = False
         _live.add(self)
+
+    @property
+    def active(self) -> bool:
+        """Whether any secret has been resolved (when not, redaction costs nothing)."""
+        return self._pattern is not None
 
     def remember(self, value: str) -> None:
         """Mask this value from now on, and each string field of it when it is a JSON document
@@ -178,14 +180,12 @@ class Redactor:
         self._remembered.extend(added)
         self._remembered.sort(key=len, reverse=True)  # a value inside a longer one must not cut it short
         self._pattern = re.compile("|".join(_value_pattern(text) for text in self._remembered))
-        self.active = True
 
     def forget(self) -> None:
         """Drop every remembered value (the engine is going away)."""
         self._resolved.clear()
         self._remembered.clear()
         self._pattern = None
-        self.active = False
 
     def redact_text(self, text: str) -> str:
         if self._pattern is None:

@@ -465,15 +465,13 @@ class Store:
             sql = _INSERT_START
         else:
             sql, params = _INSERT_RETRY_START, (*params, retry_of)
-        self._history.queue((sql, params, 0), len(inputs_json) + len(trigger_json) + _STATEMENT_OVERHEAD, start_of=execution_id)
+        self.write(sql, params, size=len(inputs_json) + len(trigger_json), start_of=execution_id)
 
     def execution_finished(self, result: ExecutionResult, events_record: str, nodes_json: str | None) -> None:
         """Record how an execution ended, with its events (``ExecutionEvents.record()``, the
         compact form of core/eventlog.py) and, when they cannot be folded back from the events
         (see records.py), its per-node records (JSON text)."""
-        error = result.error
-        if error is not None:
-            error = _storable(error)
+        error = _storable(result.error)
         size = len(events_record) + (len(nodes_json) if nodes_json is not None else 0)
 
         def complete(start: _Statement) -> _Statement:
