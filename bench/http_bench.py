@@ -10,11 +10,13 @@
 6. A chain of 40 no-op nodes executed end to end, one request at a time: per-node time against
    the bare handler awaiting a chain of 40 bare asyncio tasks.
 
-All runs of a repeat are interleaved (baseline, then each variant: the SQLite server right after
-the baseline, then with listeners), so slow patches of a shared machine hit both sides. Absolute figures
-are medians over the repeats; a ratio is the median of the repeats' own ratios (each run against
-the run of its baseline in the same repeat, seconds apart), which drift between repeats, seen
-to move one server's figures by a quarter within a minute, does not skew.
+Measurement 3 runs in rounds (15 in the full profile), each one load run of every server with the
+SQLite server right next to the baseline, every other round in reverse order; measurement 4's
+listener runs follow the SQLite server's run in the first ``repeats`` rounds. Absolute figures
+are medians over the runs; a ratio is the median of the rounds' own ratios (each run against
+its baseline's run of the same round, seconds apart). Single load runs of one server on a shared
+2-core machine were seen to move by a third from one second to the next, so the figure with a
+target gets more pairs than the others.
 """
 
 from __future__ import annotations
@@ -200,18 +202,23 @@ def measure_http(profile: Profile, progress: Callable[[str], None] = lambda _: N
 
         throughput = {name: Series(name) for name in ("bare", *FLOWENGINE_THROUGHPUT)}
         listeners = {count: Series(f"{count} listeners") for count in (0, *profile.listener_counts)}
-        for round_number in range(profile.repeats):
-            progress(f"throughput and listeners, repeat {round_number + 1}/{profile.repeats}")
-            # The SQLite server right after the baseline, then the same server with listeners:
-            # the pairs whose ratios have targets run seconds apart.
-            throughput["bare"].runs.append(_load(servers["bare"], bare_execute, profile, connections=connections))
-            alone = _load(servers["sqlite"], execute, profile, connections=connections)
-            throughput["sqlite"].runs.append(alone)
-            listeners[0].runs.append(alone)
-            for count in profile.listener_counts:
-                _listened_run(servers["sqlite"], execute, profile, count, listeners[count])
-            throughput["sqlite-async"].runs.append(_load(servers["sqlite-async"], execute, profile, connections=connections))
-            throughput["memory"].runs.append(_load(servers["memory"], execute, profile, connections=connections))
+        for round_number in range(profile.throughput_rounds):
+            listened = round_number < profile.repeats  # listener runs: the first ``repeats`` rounds
+            progress(
+                f"throughput round {round_number + 1}/{profile.throughput_rounds}"
+                + (f", with listeners {round_number + 1}/{profile.repeats}" if listened else "")
+            )
+            # Every other round in reverse order (bare, SQLite, ... then ..., SQLite, bare): the
+            # SQLite server always runs right next to the baseline, and a machine slowing down
+            # or speeding up through a round favours neither side over the whole run.
+            forward = round_number % 2 == 0
+            order = ["bare", *FLOWENGINE_THROUGHPUT] if forward else [*reversed(FLOWENGINE_THROUGHPUT), "bare"]
+            for name in order:
+                if name == "sqlite":
+                    _sqlite_runs(servers[name], execute, profile, throughput[name], listeners if listened else None, forward)
+                else:
+                    path = bare_execute if name == "bare" else execute
+                    throughput[name].runs.append(_load(servers[name], path, profile, connections=connections))
 
         progress("40-node chain")
         chain = {name: Series(name) for name in ("bare-1", "flowengine-1", "bare-40", "flowengine-40")}
@@ -230,6 +237,27 @@ def measure_http(profile: Profile, progress: Callable[[str], None] = lambda _: N
             for name, (server, path) in cases.items():
                 chain[name].runs.append(_load(server, path, profile, connections=1))
         return HttpResults(throughput, listeners, chain)
+
+
+def _sqlite_runs(
+    server: Server, path: str, profile: Profile, alone: Series, listeners: dict[int, Series] | None, forward: bool
+) -> None:
+    """A run of the SQLite server alone and, given ``listeners``, one with each count of
+    listeners, which are compared with it: after it in a forward round, before it in a reversed
+    one, so that the run alone stays next to the baseline's."""
+    def listened_runs() -> None:
+        if listeners is not None:
+            for count in profile.listener_counts:
+                _listened_run(server, path, profile, count, listeners[count])
+
+    if not forward:
+        listened_runs()
+    result = _load(server, path, profile, connections=profile.connections)
+    alone.runs.append(result)
+    if listeners is not None:
+        listeners[0].runs.append(result)
+    if forward:
+        listened_runs()
 
 
 def _listened_run(server: Server, path: str, profile: Profile, count: int, series: Series) -> None:

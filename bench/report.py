@@ -140,8 +140,9 @@ def render(profile: Profile, results: dict[str, Any], elapsed: float) -> str:
         sections.append(f"### 3. Execute throughput over HTTP (one-node workflow, {profile.connections} connections)\n\n"
                         + table(["server", "req/s", "vs bare", "p50 ms", "p99 ms", "server CPU µs/req",
                                  "vs bare by CPU", "server CPU busy", "generator CPU"], detail)
-                        + "\n\nThe ratios are medians of each repeat's own ratio (a run against the bare run of"
-                        " the same repeat); the other figures are medians over the repeats."
+                        + f"\n\n{profile.throughput_rounds} rounds, each one run of every server, every other"
+                        " round in reverse order. The ratios are medians of each round's own ratio (a run"
+                        " against the bare run of the same round); the other figures are medians over the runs."
                         + " \"vs bare by CPU\" is bare µs/req ÷ this server's µs/req: the throughput ratio"
                         " both would reach if each had a whole core. It is the steadier figure when other"
                         " processes share the cores (\"server CPU busy\" well under 100% means the server"
@@ -243,8 +244,9 @@ def render(profile: Profile, results: dict[str, Any], elapsed: float) -> str:
                         + f"\n\nWatching a 5,000-node run (10,003 events) from the click on Run to the last node drawn: {watch['seconds']:.1f} s"
                         f" (0.5 s of it a time.delay); {watch['long_tasks']} main-thread task(s) over 50 ms, the longest {watch['longest_ms']:.0f} ms.")
 
-    out.append(f"## flowengine benchmarks ({profile.name} run: median of {profile.repeats} after warm-up, "
-               f"{profile.load_seconds} s load runs; took {elapsed:.0f} s)\n")
+    out.append(f"## flowengine benchmarks ({profile.name} run: median of {profile.repeats} after warm-up,"
+               f" {profile.throughput_rounds} for execute throughput; {profile.load_seconds} s load runs;"
+               f" took {elapsed:.0f} s)\n")
     out.append(table(["machine", ""], machine()))
     out.append("")
     out.append(table(["measurement", "result", "target", "holds"], summary))
