@@ -412,7 +412,7 @@ class Execution:
         failed_nodes = [{"node_id": nodes[index].id, "error": attempt.errors[index]} for index in failed] if failed else []
         error = attempt.failure if status in ("failed", "cancelled", "interrupted") else None
         redactor = self.engine.redactor
-        if redactor.active:  # a node may have echoed a secret: mask it in all we show
+        if redactor.pattern is not None:  # a node may have echoed a secret: mask it in all we show
             # Now, not when asked for: what is masked is what this engine knew at the end.
             outputs, failed_nodes = redactor.redact_json([sink_outputs.encoded()[0], failed_nodes])
             sink_outputs = SinkOutputs(None, (outputs, serialise(outputs)))

@@ -553,7 +553,7 @@ class ExecutionEvents:
             body = str(seq)
         redactor = self._redactor
         text = None
-        if redactor is not None and redactor.active:
+        if redactor is not None and redactor.pattern is not None:
             # A node may have echoed a resolved secret into its outputs or messages: listeners,
             # history and observers all get the masked event, expanded from the masked record.
             compact = serialise(redactor.redact_json(json.loads(compact_event(event_type, body, millis - origin))))

@@ -160,13 +160,10 @@ class Redactor:
     def __init__(self) -> None:
         self._resolved: set[str] = set()  # every secret value remember() was given
         self._remembered: list[str] = []  # every value to mask: those, and the string fields of JSON ones
-        self._pattern: re.Pattern[str] | None = None  # one expression matching every form of every value
+        # One expression matching every form of every value; None while no secret has been
+        # resolved, when redaction costs nothing (callers on hot paths test it themselves).
+        self.pattern: re.Pattern[str] | None = None
         _live.add(self)
-
-    @property
-    def active(self) -> bool:
-        """Whether any secret has been resolved (when not, redaction costs nothing)."""
-        return self._pattern is not None
 
     def remember(self, value: str) -> None:
         """Mask this value from now on, and each string field of it when it is a JSON document
@@ -179,23 +176,23 @@ class Redactor:
             return
         self._remembered.extend(added)
         self._remembered.sort(key=len, reverse=True)  # a value inside a longer one must not cut it short
-        self._pattern = re.compile("|".join(_value_pattern(text) for text in self._remembered))
+        self.pattern = re.compile("|".join(_value_pattern(text) for text in self._remembered))
 
     def forget(self) -> None:
         """Drop every remembered value (the engine is going away)."""
         self._resolved.clear()
         self._remembered.clear()
-        self._pattern = None
+        self.pattern = None
 
     def redact_text(self, text: str) -> str:
-        if self._pattern is None:
+        if self.pattern is None:
             return text
-        return self._pattern.sub(MASK, text)
+        return self.pattern.sub(MASK, text)
 
     def redact_json(self, document: Any) -> Any:
         """A copy of a JSON-like document with secret values masked in every string (keys too),
         however deeply the value was escaped into text along the way."""
-        if self._pattern is None:
+        if self.pattern is None:
             return document
         return self._redact(document)
 
@@ -219,7 +216,7 @@ def _mask_for_logs(text: str) -> str:
 
 
 def _any_active() -> bool:
-    return any(redactor.active for redactor in list(_live))
+    return any(redactor.pattern is not None for redactor in list(_live))
 
 
 _original_factory = logging.getLogRecordFactory()

@@ -272,8 +272,9 @@ async def retry_execution(request: web.Request) -> web.Response:
     workflow = request.app[CATALOG].get(row["workflow_id"])
     if workflow is None:
         raise Conflict(f"Workflow {row['workflow_id']} no longer exists: it cannot be run again")
-    execution = await request.app[RUNS].retry(row, workflow, from_failure=from_failure)
-    return await answer_execution(request, execution, wait, {"retry_of": row["id"]})
+    runs = request.app[RUNS]
+    execution = await runs.retry(row, workflow, from_failure=from_failure)
+    return await answer_execution(request, runs, execution, wait, {"retry_of": row["id"]})
 
 
 async def list_versions(request: web.Request) -> web.Response:

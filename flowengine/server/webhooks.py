@@ -141,8 +141,9 @@ async def _run(
     wait: bool,
     forget: Forget,
 ) -> web.Response:
+    runs = request.app[RUNS]
     try:
-        execution = await request.app[RUNS].admit(workflow, inputs, trigger={"type": "webhook", "id": trigger.id})
+        execution = await runs.admit(workflow, inputs, trigger={"type": "webhook", "id": trigger.id})
     except BaseException as refused:
         # Not started (the queue is full, say): the sender may try the same request again. If
         # even forgetting fails (the database is down), the answer stays the refusal's.
@@ -151,7 +152,7 @@ async def _run(
         except Exception as exc:
             log.warning("a webhook request was refused (%s) but stays marked accepted: %s", type(refused).__name__, exc)
         raise
-    return await answer_execution(request, execution, wait)
+    return await answer_execution(request, runs, execution, wait)
 
 
 async def list_triggers(request: web.Request) -> web.Response:

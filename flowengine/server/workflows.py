@@ -11,6 +11,7 @@ from .. import __version__
 from ..core.engine import Execution, ExecutionResult, decode_inputs
 from ..core.redaction import MASK
 from ..errors import NotFound, ValidationError, WorkflowExists, WorkflowNotFound
+from ..runtime.executions import ExecutionService
 from .http_json import ClientError, json_response, json_text_response, link, query_bool, query_int, read_json
 from .keys import CATALOG, LIVENESS, REGISTRY, RUNS, STORE
 
@@ -148,21 +149,21 @@ def execution_response(result: ExecutionResult) -> web.Response:
 
 async def execute_workflow(request: web.Request) -> web.Response:
     app = request.app
+    runs = app[RUNS]
     workflow = await app[CATALOG].lookup(request.match_info["id"])
     wait = query_bool(request, "wait", default=True)
     body = await read_json(request, allow_empty=True)
     inputs = decode_inputs(body.get("inputs"))
     # Overloaded (a 503) when the queue is full or the history writer is too far behind.
-    return await answer_execution(request, await app[RUNS].admit(workflow, inputs), wait)
+    return await answer_execution(request, runs, await runs.admit(workflow, inputs), wait)
 
 
 async def answer_execution(
-    request: web.Request, execution: Execution, wait: bool, extra: dict[str, Any] | None = None
+    request: web.Request, runs: ExecutionService, execution: Execution, wait: bool, extra: dict[str, Any] | None = None
 ) -> web.Response:
-    """Run a started execution: wait for its result, or run it in the background and answer
-    202 (``?wait=false``). Either answer is sent once what it says is committed to the history
-    (unless FLOWENGINE_HISTORY_ACK=async). ``extra`` fields are added to the 202 body."""
-    runs = request.app[RUNS]
+    """Run an execution ``runs`` started: wait for its result, or run it in the background and
+    answer 202 (``?wait=false``). Either answer is sent once what it says is committed to the
+    history (unless FLOWENGINE_HISTORY_ACK=async). ``extra`` fields are added to the 202 body."""
     if wait:
         return execution_response(await runs.run(execution, acknowledge=True))
     status = await runs.dispatch(execution)  # "running" here, or "queued" (for a slot, anywhere)
