@@ -85,15 +85,23 @@ class Series:
     def events_per_s(self) -> float:
         return median(self.events) if self.events else 0.0
 
+    def rps_ratios(self, baseline: Series) -> list[float]:
+        """Requests per second against the baseline's, round by round (the runs are paired)."""
+        return [run.rps / base.rps for run, base in zip(self.runs, baseline.runs, strict=True)]
+
+    def cpu_ratios(self, baseline: Series) -> list[float]:
+        """The baseline's server CPU per request against this one's (the throughput ratio both
+        would reach with a whole core each), round by round."""
+        pairs = zip(self.runs, baseline.runs, strict=True)
+        return [base.server_us_per_request / run.server_us_per_request for run, base in pairs]
+
     def rps_vs(self, baseline: Series) -> float:
-        """Requests per second against the baseline's: the median of the per-repeat ratios."""
-        return median([run.rps / base.rps for run, base in zip(self.runs, baseline.runs, strict=True)])
+        """The median of ``rps_ratios``."""
+        return median(self.rps_ratios(baseline))
 
     def cpu_vs(self, baseline: Series) -> float:
-        """The baseline's server CPU per request against this one's (the throughput ratio both
-        would reach with a whole core each): the median of the per-repeat ratios."""
-        pairs = zip(self.runs, baseline.runs, strict=True)
-        return median([base.server_us_per_request / run.server_us_per_request for run, base in pairs])
+        """The median of ``cpu_ratios``."""
+        return median(self.cpu_ratios(baseline))
 
 
 @dataclass

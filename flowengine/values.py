@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import ValidationError
@@ -24,6 +25,7 @@ __all__ = [
     "NULL",
     "decode_value",
     "encodable",
+    "encode_values",
     "to_value",
 ]
 
@@ -126,6 +128,14 @@ class SecretRef(Value):
 
 
 NULL = Value("Null", None)
+
+
+def encode_values(values: Mapping[str, Value]) -> dict[str, Any]:
+    """Named values (a node's outputs, an execution's inputs, a node's config) as typed JSON."""
+    encoded = {}
+    for name, value in values.items():  # a loop: a comprehension costs a call of its own
+        encoded[name] = value.to_json()
+    return encoded
 
 
 def to_value(obj: Any) -> Value:

@@ -20,7 +20,7 @@ from typing import Any, Literal, get_args
 from ..errors import NodeError, ValidationError
 from ..nodes.api import NodeContext, NodeType
 from ..nodes.registry import NodeRegistry
-from ..values import Value, decode_value, to_value
+from ..values import Value, decode_value, encode_values, to_value
 from . import eager, wire
 from .events import EventBus, ExecutionEvents, serialise
 from .ids import new_execution_id
@@ -146,20 +146,12 @@ class SinkOutputs:
             texts = []
             for node_id, produced, as_json, text in self._sinks or ():
                 if as_json is None:
-                    as_json = _encode_outputs(produced)
+                    as_json = encode_values(produced)
                 outputs[node_id] = as_json
                 texts.append(wire.member(node_id, serialise(as_json) if text is None else text))
             encoded = self._encoded = (outputs, wire.object_of(texts))
             self._sinks = None
         return encoded
-
-
-def _encode_outputs(produced: dict[str, Value]) -> dict[str, Any]:
-    """A node's outputs as typed JSON."""
-    encoded = {}
-    for port, value in produced.items():  # a loop: a comprehension costs a call of its own
-        encoded[port] = value.to_json()
-    return encoded
 
 
 SleepFn = Callable[[float], Awaitable[None]]
@@ -794,7 +786,7 @@ class _Attempt:
         if text is None:
             encoded = self.encoded[index]
             if encoded is None:
-                encoded = self.encoded[index] = _encode_outputs(self.outputs[index] or {})
+                encoded = self.encoded[index] = encode_values(self.outputs[index] or {})
             text = self.encoded_text[index] = serialise(encoded)
         return text
 

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..nodes.api import ALL_OUTPUTS, MAX_DURATION_MS, UPSTREAM_INPUT, UPSTREAM_OUTPUT, NodeType
 from ..nodes.registry import NodeRegistry
-from ..values import Value, decode_value, json_kind
+from ..values import Value, decode_value, encode_values, json_kind
 from .redaction import MIN_SECRET_LENGTH, lookup, secret_env_name, secret_names
 from .triggerchecks import TRIGGER_CHECKS
 
@@ -88,7 +88,7 @@ class Node:
             "id": self.id,
             "node_type": self.node_type,
             "name": self.name,
-            "config": {key: value.to_json() for key, value in self.config.items()},
+            "config": encode_values(self.config),
             "position": self.position,
             "retry_policy": self.retry_policy.to_json() if self.retry_policy else None,
             "timeout_ms": self.timeout_ms,

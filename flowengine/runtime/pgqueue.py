@@ -38,7 +38,7 @@ from ..core.model import Trigger, Workflow
 from ..errors import Overloaded, StoreUnavailable, ValidationError
 from ..lib.logthrottle import ThrottledLog
 from ..lib.metrics import Registry
-from ..values import Value, to_value
+from ..values import Value, encode_values, to_value
 from .catalog import WorkflowCatalog
 from .executions import ExecutionService, decode_recorded_inputs, decode_recorded_outputs
 
@@ -148,7 +148,7 @@ class RunQueue:
         Overloaded (its row removed) when the queue is full. The caller drops the execution."""
         store = self.store
         cached = (
-            serialise({node: {port: value.to_json() for port, value in ports.items()} for node, ports in cached_outputs.items()})
+            serialise({node: encode_values(ports) for node, ports in cached_outputs.items()})
             if cached_outputs
             else None
         )
