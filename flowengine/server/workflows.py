@@ -150,7 +150,10 @@ def execution_response(result: ExecutionResult) -> web.Response:
 async def execute_workflow(request: web.Request) -> web.Response:
     app = request.app
     runs = app[RUNS]
-    workflow = await app[CATALOG].lookup(request.match_info["id"])
+    catalog = app[CATALOG]
+    workflow = catalog.get(request.match_info["id"])  # loaded here: the usual case, without lookup's coroutine
+    if workflow is None:
+        workflow = await catalog.lookup(request.match_info["id"])
     wait = query_bool(request, "wait", default=True)
     body = json_object(await request.read(), allow_empty=True)  # read_json's work, a coroutine less
     inputs = decode_inputs(body.get("inputs"))
