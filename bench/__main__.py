@@ -1,7 +1,7 @@
 """``python -m bench [--quick] [--only NAME ...]``: run the benchmarks, print markdown tables.
 
-The full run takes about five minutes; ``--quick`` (3 repeats, 1 s load runs, no 50,000-node
-DAG, memory read to 10,000 executions) about two. Measurement 8 (PostgreSQL) needs the
+The full run takes about ten minutes; ``--quick`` (3 repeats and 3 throughput rounds, 1 s load
+runs, no 50,000-node DAG, memory read to 10,000 executions) about two. Measurement 8 (PostgreSQL) needs the
 PostgreSQL binaries and asyncpg; without them it is skipped unless asked for with ``--only``. Progress goes to stderr, the tables to
 stdout.
 """
