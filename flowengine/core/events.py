@@ -537,7 +537,7 @@ class ExecutionEvents:
         self.seq = seq = self.seq + 1
         bus = self.bus
         recorded = self.recorded
-        live = bus.listeners or bus.forwarding or event_type in self._observed  # _live, without its call
+        live = self._live(event_type)
         if recorded is None and not live:
             return
         if millis is None:

@@ -25,7 +25,7 @@ from ..core.events import serialise, utc_timestamp
 from ..core.model import Workflow
 from ..core.records import durations_of, node_records, with_integer_durations
 from ..core.redaction import reusable_outputs
-from ..errors import Conflict, HistoryUnavailable, Overloaded, StoreError, ValidationError
+from ..errors import Conflict, HistoryUnavailable, Overloaded, ValidationError
 from ..values import Value, decode_value, encode_values
 from .storage import HistoryStore
 
@@ -246,8 +246,11 @@ class ExecutionService:
             raise
 
     async def _committed(self) -> None:
-        if self.durable:
-            _check_written(await self.store.committed())
+        if not self.durable:
+            return
+        outcome = await self.store.committed()
+        if outcome is not None:
+            raise HistoryUnavailable(f"the execution's record could not be written: {outcome}")
 
     async def wait_recorded(self, execution: Execution) -> None:
         """Once ``execution.finished`` is done, wait (when ``durable``) until its final record is
@@ -288,9 +291,8 @@ class ExecutionService:
         if self._since_prune >= self._prune_every:
             self._since_prune = 0
             self.store.prune_executions(self.max_executions)
-        if acknowledge and self.durable:
-            # The store's future awaited here, not through _committed: a coroutine less per answer.
-            _check_written(await self.store.committed())
+        if acknowledge:
+            await self._committed()
         return result
 
     async def _wait_for_slot(self, execution: Execution) -> bool:
@@ -441,9 +443,3 @@ def _succeeded_outputs(records: list[dict[str, Any]]) -> dict[str, dict[str, Val
         for record in records
         if record["status"] == "succeeded" and record["outputs"] is not None
     }
-
-
-def _check_written(outcome: StoreError | None) -> None:
-    """What a commit the store was waited for gave: None, or why the record was not written."""
-    if outcome is not None:
-        raise HistoryUnavailable(f"the execution's record could not be written: {outcome}")

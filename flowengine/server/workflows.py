@@ -12,7 +12,7 @@ from ..core.engine import Execution, ExecutionResult, decode_inputs
 from ..core.redaction import MASK
 from ..errors import NotFound, ValidationError, WorkflowExists, WorkflowNotFound
 from ..runtime.executions import ExecutionService
-from .http_json import ClientError, json_object, json_response, json_text_response, link, query_bool, query_int, read_json
+from .http_json import ClientError, json_response, json_text_response, link, query_bool, query_int, read_json
 from .keys import CATALOG, LIVENESS, REGISTRY, RUNS, STORE
 
 __all__ = [
@@ -150,12 +150,9 @@ def execution_response(result: ExecutionResult) -> web.Response:
 async def execute_workflow(request: web.Request) -> web.Response:
     app = request.app
     runs = app[RUNS]
-    catalog = app[CATALOG]
-    workflow = catalog.get(request.match_info["id"])  # loaded here: the usual case, without lookup's coroutine
-    if workflow is None:
-        workflow = await catalog.lookup(request.match_info["id"])
+    workflow = await app[CATALOG].lookup(request.match_info["id"])
     wait = query_bool(request, "wait", default=True)
-    body = json_object(await request.read(), allow_empty=True)  # read_json's work, a coroutine less
+    body = await read_json(request, allow_empty=True)
     inputs = decode_inputs(body.get("inputs"))
     # Overloaded (a 503) when the queue is full or the history writer is too far behind.
     return await answer_execution(request, runs, await runs.admit(workflow, inputs), wait)
