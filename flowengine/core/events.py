@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import struct
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -27,7 +26,6 @@ from .timestamps import now_millis, utc_timestamp
 
 __all__ = [
     "EVENT_TYPES",
-    "FLUSH_INTERVAL",
     "EventBus",
     "ExecutionEvents",
     "Listener",
@@ -119,13 +117,6 @@ def utf8_safe(text: str) -> str:
 # json.dumps itself uses with ensure_ascii=False (a lone surrogate passes through: see utf8_safe).
 quote: Callable[[str], str] = json.encoder.encode_basestring
 
-
-# Flushes to listeners come at most this often (seconds). On a quiet server an event goes out on
-# the next turn of the loop; on a busy one each listener gets one write per interval with all
-# its events since the last, instead of one per turn of the loop: with 100 listeners those
-# writes (a system call each) cost more than the executions themselves (BENCHMARKS.md,
-# measurement 4). What it costs a listener is at most this much delay.
-FLUSH_INTERVAL = 0.005
 
 _pack_len16 = struct.Struct("!BBH").pack
 _pack_len64 = struct.Struct("!BBQ").pack
@@ -318,10 +309,9 @@ class EventBus:
 
     Publishing costs O(1) per unfiltered listener group, not per listener: each event's frame is
     built once and appended to one broadcast batch that all unfiltered listeners share; filtered
-    listeners are matched one by one and collect their own batch. The first publish after a
-    flush schedules the next one, which writes each listener's batch as one joined ``bytes``: on
-    the next turn of the loop, or, when the last flush was less than ``FLUSH_INTERVAL`` ago,
-    that long after it. With no listener, nothing is built or scheduled at all.
+    listeners are matched one by one and collect their own batch. The first publish of a loop
+    iteration schedules one flush (``loop.call_soon``), which writes each listener's batch as one
+    joined ``bytes``. With no listener, nothing is built or scheduled at all.
 
     Across processes (runtime/pgevents.py): while ``forwarding`` is true (a listener of another
     process wants some events), every published event is also handed to ``forward``; events
@@ -342,7 +332,6 @@ class EventBus:
         self._batch: list[bytes] = []  # the broadcast frames of this loop iteration
         self._dirty: list[Listener] = []  # filtered listeners with a batch of this iteration
         self._flush_scheduled = False
-        self._last_flush = -FLUSH_INTERVAL  # time.monotonic() of the last flush
         self.forwarding = False
         self.forward: Forward | None = None
         self.on_listeners_changed: list[Callable[[], None]] = []
@@ -427,19 +416,11 @@ class EventBus:
 
     def _schedule(self) -> None:
         self._flush_scheduled = True
-        loop = asyncio.get_running_loop()
-        wait = self._last_flush + FLUSH_INTERVAL - time.monotonic()
-        if wait > 0:
-            loop.call_later(wait, self.flush)
-        else:
-            loop.call_soon(self.flush)
+        asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Write the frames published since the last flush: one joined ``bytes`` per listener,
-        in publish order. Called when scheduled, and may be called at any time (at shutdown,
-        before the listeners are closed)."""
+        """Write this iteration's frames: one joined ``bytes`` per listener, in publish order."""
         self._flush_scheduled = False
-        self._last_flush = time.monotonic()
         batch = self._batch
         if batch:
             self._batch = []

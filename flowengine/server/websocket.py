@@ -329,9 +329,7 @@ async def events_handler(request: web.Request) -> web.WebSocketResponse:
 
 
 async def close_all(app: web.Application) -> None:
-    """On shutdown: every listener gets 1001 (going away), all at once, each within CLOSE_TIMEOUT,
-    after the events published so far (a flush may still be waiting for its interval)."""
-    app[BUS].flush()
+    """On shutdown: every listener gets 1001 (going away), all at once, each within CLOSE_TIMEOUT."""
     open_sockets = app[SOCKETS]
     sockets = list(open_sockets)
     closes: list[Awaitable[Any]] = []

@@ -348,27 +348,6 @@ async def test_shutdown_closes_listeners_with_going_away(client, caplog):
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
-async def test_shutdown_sends_events_still_waiting_for_their_flush_before_closing(client):
-    async with client.ws_connect("/api/events") as ws:
-        bus = client.app[BUS]
-        for _ in range(100):  # the listener is attached once its upgrade is done
-            if bus.listeners and all(listener.transport is not None for listener in bus.listeners):
-                break
-            await asyncio.sleep(0.01)
-        bus.publish('{"type":"Info","n":1}', "Info", "e", "w")
-        await asyncio.sleep(0)  # flushed: the bus was quiet
-        bus.publish('{"type":"Info","n":2}', "Info", "e", "w")  # waits for the flush interval
-        await client.server.close()
-        texts = []
-        while True:
-            message = await ws.receive(timeout=RECEIVE_TIMEOUT)
-            if message.type != WSMsgType.TEXT:
-                break
-            texts.append(json.loads(message.data)["n"])
-        assert texts == [1, 2]
-        assert message.type == WSMsgType.CLOSE and message.data == 1001
-
-
 # -- frames ------------------------------------------------------------------------------------
 
 
