@@ -1,8 +1,8 @@
 """``python -m bench [--quick] [--only NAME ...]``: run the benchmarks, print markdown tables.
 
-The full run takes about ten minutes; ``--quick`` (3 repeats and 3 throughput rounds, 1 s load
+The full run takes about twelve minutes (two of them measurement 11 under callgrind); ``--quick`` (3 repeats and 3 throughput rounds, 1 s load
 runs, no 50,000-node DAG, memory read to 10,000 executions) about two. Measurement 8 (PostgreSQL) needs the
-PostgreSQL binaries and asyncpg; without them it is skipped unless asked for with ``--only``. Progress goes to stderr, the tables to
+PostgreSQL binaries and asyncpg, measurement 11 (instructions per request) valgrind; without them each is skipped unless asked for with ``--only``. Progress goes to stderr, the tables to
 stdout.
 """
 
@@ -15,7 +15,7 @@ import time
 from . import report
 from .common import FULL, QUICK
 
-MEASUREMENTS = ("engine", "scaling", "http", "long-chain", "memory", "retry-memory", "postgres", "dashboard")
+MEASUREMENTS = ("engine", "scaling", "http", "long-chain", "memory", "retry-memory", "postgres", "dashboard", "instructions")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +76,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.only:  # asked for by name: say it could not run
                 raise
             progress(f"9. skipped: {exc}")
+    if "instructions" in selected:
+        from .instructions_bench import MissingValgrind, measure_instructions
+
+        try:
+            results["instructions"] = measure_instructions(progress)
+        except MissingValgrind as exc:
+            if args.only:
+                raise
+            progress(f"11. skipped: {exc}")
     progress("done")
     print(report.render(profile, results, time.monotonic() - started))
     return 0

@@ -139,6 +139,8 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    start_timeout: float = 20.0  # seconds to answer /health
+    stop_timeout: float = 10.0  # seconds to exit after SIGINT, before it is killed
 
     @property
     def url(self) -> str:
@@ -159,17 +161,19 @@ class Server:
             [*pin(0), *self.argv], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
-        if wait_until_ready(self.process, self._healthy, name=self.name, log_path=self.log_path, timeout=20, interval=0.05):
+        if wait_until_ready(
+            self.process, self._healthy, name=self.name, log_path=self.log_path, timeout=self.start_timeout, interval=0.05
+        ):
             return self
         self.__exit__()
-        raise RuntimeError(f"{self.name} did not answer /health within 20 s")
+        raise RuntimeError(f"{self.name} did not answer /health within {self.start_timeout:g} s")
 
     def _healthy(self) -> bool:
         return http_json("GET", f"{self.url}/health", timeout=1)[0] == 200
 
     def __exit__(self, *exc_info: Any) -> None:
         if self.process is not None:
-            stop_process(self.process, signal.SIGINT, timeout=10, kill=self.process.kill)
+            stop_process(self.process, signal.SIGINT, timeout=self.stop_timeout, kill=self.process.kill)
         # The server's output is kept only when something went wrong, to read what.
         if exc_info[:1] == (None,) and self.process is not None and self.process.returncode == 0 and self.log_path:
             self.log_path.unlink(missing_ok=True)

@@ -255,6 +255,13 @@ def render(profile: Profile, results: dict[str, Any], elapsed: float) -> str:
                         + f"\n\nWatching a 5,000-node run (10,003 events) from the click on Run to the last node drawn: {watch['seconds']:.1f} s"
                         f" (0.5 s of it a time.delay); {watch['long_tasks']} main-thread task(s) over 50 ms, the longest {watch['longest_ms']:.0f} ms.")
 
+    if "instructions" in results:
+        from .instructions_bench import render as render_instructions
+        from .instructions_bench import summary_rows as instructions_rows
+
+        summary.extend(instructions_rows(results["instructions"]))
+        sections.append(render_instructions(results["instructions"], table))
+
     out.append(f"## flowengine benchmarks ({profile.name} run: median of {profile.repeats} after warm-up,"
                f" {profile.throughput_rounds} for execute throughput; {profile.load_seconds} s load runs;"
                f" took {elapsed:.0f} s)\n")

@@ -1,0 +1,126 @@
+"""Measurement 11: instructions per execute request, counted by valgrind's callgrind.
+
+Timing on a shared two-core machine moves by a third between runs seconds apart, which hides a
+change of a few percent; an instruction count barely moves. Each server (the bare handler, and
+flowengine with SQLite history answering after the commit) runs under callgrind twice, serving
+``SMALL`` and then ``LARGE`` execute requests of the one-node workflow from 32 connections; the
+difference of the two totals over ``LARGE - SMALL`` is its instructions per request, with
+start-up and shutdown cancelled out.
+
+The count covers every thread of the process (the history writer's too), in user space only:
+the kernel's work (socket and WAL writes, thread wake-ups) and cache misses are not in it, so
+it reads higher than the time ratio of measurement 3, which stays the target's measure. The
+database starts empty, so the deletes of the retention cap (measurement 3's steady state) are
+not in it either. Skipped without valgrind (``apt-get install valgrind``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import workflows
+from .common import Server, bare_server, flowengine_server, http_json
+from .http_bench import BODY, WORKFLOW_ID
+from .loadgen import run_requests
+
+__all__ = ["InstructionsResult", "MissingValgrind", "measure_instructions", "render", "summary_rows"]
+
+SMALL, LARGE = 200, 1_000
+CONNECTIONS = 32
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+class MissingValgrind(RuntimeError):
+    pass
+
+
+@dataclass
+class InstructionsResult:
+    bare: float  # instructions per execute request
+    flowengine: float
+
+    @property
+    def ratio(self) -> float:
+        """The throughput ratio both would reach if time were instructions (bare ÷ flowengine)."""
+        return self.bare / self.flowengine
+
+
+def _total(make_server: Callable[[str], Server], requests: int, *, register: bool) -> int:
+    """Instructions the server (``make_server(database path)``) ran from start to exit, having
+    served ``requests`` execute requests (of the bench workflow, registered first if
+    ``register``)."""
+    with tempfile.TemporaryDirectory(prefix="flowengine-bench-") as tmp:
+        log = Path(tmp) / "callgrind.log"
+        server = make_server(str(Path(tmp) / "history.db"))
+        server.name = f"callgrind-{server.name}-{requests}"
+        server.argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", f"--log-file={log}", *server.argv]
+        # Under callgrind the interpreter runs some 50 times slower: start-up and the graceful
+        # stop (which must finish for callgrind to write its total) get minutes, not seconds.
+        server.start_timeout = server.stop_timeout = 300
+        with server:
+            if register:
+                status, body = http_json("POST", f"{server.url}/api/workflows", workflows.one_node_set(WORKFLOW_ID))
+                if status != 201:
+                    raise RuntimeError(f"registering the workflow gave {status}: {body}")
+            result = run_requests(
+                f"{server.url}/api/workflows/{WORKFLOW_ID}/execute", BODY, requests=requests, connections=CONNECTIONS
+            )
+            if result.errors or result.requests != requests:
+                raise RuntimeError(f"{server.name}: {result.errors} failed of {result.requests} requests")
+        found = _COLLECTED.search(log.read_text(errors="replace"))
+        if found is None:
+            raise RuntimeError(f"{server.name}: callgrind reported no total:\n{log.read_text(errors='replace')[-2000:]}")
+        return int(found.group(1))
+
+
+def _per_request(make_server: Callable[[str], Server], *, register: bool) -> float:
+    small = _total(make_server, SMALL, register=register)
+    return (_total(make_server, LARGE, register=register) - small) / (LARGE - SMALL)
+
+
+def measure_instructions(progress: Callable[[str], None]) -> InstructionsResult:
+    if shutil.which("valgrind") is None:
+        raise MissingValgrind("valgrind is not installed (apt-get install valgrind)")
+    progress("11. instructions per request: the bare handler under callgrind")
+    bare = _per_request(lambda _database: bare_server(), register=False)
+    progress("11. instructions per request: flowengine under callgrind")
+    flowengine = _per_request(lambda database: flowengine_server("flowengine", database), register=True)
+    return InstructionsResult(bare, flowengine)
+
+
+def summary_rows(result: InstructionsResult) -> list[list[str]]:
+    return [
+        [
+            "11. instructions per execute request (callgrind, SQLite history, answer after commit)",
+            f"{result.ratio:.2f}x bare ({result.flowengine:,.0f} against {result.bare:,.0f})",
+            "(no target)",
+            "-",
+        ]
+    ]
+
+
+def render(result: InstructionsResult, table: Callable[[Sequence[str], Sequence[Sequence[Any]]], str]) -> str:
+    return (
+        "### 11. Instructions per execute request (callgrind, one-node workflow, 32 connections)\n\n"
+        + table(
+            ["server", "instructions per request", "bare ÷ this"],
+            [
+                ["bare aiohttp handler", f"{result.bare:,.0f}", "1.00x"],
+                [
+                    "flowengine, SQLite history (answer after commit), empty database",
+                    f"{result.flowengine:,.0f}",
+                    f"{result.ratio:.2f}x",
+                ],
+            ],
+        )
+        + f"\n\nEach figure is (total at {LARGE:,} requests - total at {SMALL:,}) / {LARGE - SMALL:,}: the whole process,"
+        " every thread, user space only. Kernel time and cache misses are not in it, nor the deletes of the retention"
+        " cap (the database starts empty), so it reads higher than measurement 3's time ratio; it is the figure that"
+        " does not move between runs, for telling a change of a few percent from noise."
+    )
