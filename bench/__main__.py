@@ -1,6 +1,6 @@
 """``python -m bench [--quick] [--only NAME ...]``: run the benchmarks, print markdown tables.
 
-The full run takes about twelve minutes, two of them measurement 11 under callgrind. ``--quick``
+The full run takes about 14 minutes, four of them measurement 11 under callgrind. ``--quick``
 (3 repeats and 3 throughput rounds, 1 s load runs, no 50,000-node DAG, memory read to 10,000
 executions, no measurement 11) takes about two. Measurement 9 (PostgreSQL) needs the PostgreSQL
 binaries and asyncpg, measurement 11 (instructions per request) valgrind; without them each is
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=MEASUREMENTS, help="run only these (repeatable)")
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
-    # --quick leaves out measurement 11: two minutes under callgrind, and its count does not
+    # --quick leaves out measurement 11: four minutes under callgrind, and its count does not
     # need repeats to settle (ask for it with --only instructions).
     selected = args.only or [name for name in MEASUREMENTS if not (args.quick and name == "instructions")]
     started = time.monotonic()
