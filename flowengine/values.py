@@ -65,7 +65,7 @@ class Value:
         if tag == "Array":
             return {"type": "Array", "value": [item.to_json() for item in self.value]}
         if tag == "Object":
-            return {"type": "Object", "value": {k: v.to_json() for k, v in self.value.items()}}
+            return {"type": "Object", "value": encode_values(self.value)}
         return {"type": tag, "value": self.value}
 
     def to_python(self) -> Any:
