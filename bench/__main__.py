@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         from .instructions_bench import MissingValgrind, measure_instructions
 
         try:
-            results["instructions"] = measure_instructions(progress)
+            results["instructions"] = measure_instructions(profile, progress)
         except MissingValgrind as exc:
             if args.only:
                 raise

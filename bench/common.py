@@ -179,6 +179,13 @@ class Server:
             self.log_path.unlink(missing_ok=True)
 
 
+def register(server: Server, document: dict[str, Any]) -> None:
+    """Register a workflow document on a flowengine server (201, or a RuntimeError)."""
+    status, body = http_json("POST", f"{server.url}/api/workflows", document)
+    if status != 201:
+        raise RuntimeError(f"{server.name}: registering {document['id']} gave {status}: {body}")
+
+
 def wait_until_ready(
     process: subprocess.Popen, ready: Callable[[], bool], *, name: str, log_path: Path, timeout: float, interval: float
 ) -> bool:

@@ -28,10 +28,10 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from . import workflows
-from .common import LOOPBACK, REPO, Profile, Server, bare_server, flowengine_server, http_json, median, pin
+from .common import LOOPBACK, REPO, Profile, Server, bare_server, flowengine_server, http_json, median, pin, register
 from .loadgen import LoadResult, run_load, run_requests
 
 __all__ = ["Series", "HttpResults", "measure_http"]
@@ -141,12 +141,6 @@ class _Listeners:
             self.process.wait(timeout=5)
 
 
-def _register(server: Server, document: dict[str, Any]) -> None:
-    status, body = http_json("POST", f"{server.url}/api/workflows", document)
-    if status != 201:
-        raise RuntimeError(f"{server.name}: registering {document['id']} gave {status}: {body}")
-
-
 def _check_shapes(servers: dict[str, Server]) -> None:
     """Both sides answer 200 with the same top-level fields (the baseline is fair)."""
     shapes = {}
@@ -182,9 +176,9 @@ def _servers(tmp: Path) -> Iterator[dict[str, Server]]:
             "memory": stack.enter_context(flowengine_server("flowengine-memory", ":memory:")),
         }
         for name in FLOWENGINE_THROUGHPUT:
-            _register(servers[name], workflows.one_node_set(WORKFLOW_ID))
-        _register(servers["sqlite"], workflows.chain(CHAIN_LENGTH, "bench.noop", CHAIN_ID))
-        _register(servers["sqlite"], workflows.chain(1, "bench.noop", CHAIN_ONE_ID))
+            register(servers[name], workflows.one_node_set(WORKFLOW_ID))
+        register(servers["sqlite"], workflows.chain(CHAIN_LENGTH, "bench.noop", CHAIN_ID))
+        register(servers["sqlite"], workflows.chain(1, "bench.noop", CHAIN_ONE_ID))
         status, template = http_json("POST", f"{servers['sqlite'].url}/api/workflows/{WORKFLOW_ID}/execute", BODY)
         if status != 200:
             raise RuntimeError(f"flowengine execute answered {status}: {template}")

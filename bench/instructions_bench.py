@@ -3,11 +3,11 @@
 Timing on a shared two-core machine moves by a third between runs seconds apart, which hides a
 change of a few percent; an instruction count barely moves. Each server (the bare handler, and
 flowengine with SQLite history answering after the commit) runs under callgrind twice, serving
-``SMALL`` and then ``LARGE`` execute requests of the one-node workflow from 32 connections; the
-difference of the two totals over ``LARGE - SMALL`` is its instructions per request, with
-start-up and shutdown cancelled out. flowengine starts on a history already past its retention
-cap (filled by a server not under callgrind), as in measurement 3: each execution then also
-deletes the oldest one.
+``SMALL`` and then ``LARGE`` execute requests of the one-node workflow from the profile's
+connections (32); the difference of the two totals over ``LARGE - SMALL`` is its instructions
+per request, with start-up and shutdown cancelled out. flowengine starts on a history already
+past its retention cap (filled by a server not under callgrind), as in measurement 3: each
+execution then also deletes the oldest one.
 
 The count covers every thread of the process (the history writer's too), in user space only:
 the kernel's work (socket and WAL writes, thread wake-ups) and cache misses are not in it, so
@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from . import workflows
-from .common import Server, bare_server, flowengine_server, http_json
+from .common import Profile, Server, bare_server, flowengine_server, register
 from .http_bench import BODY, HISTORY_FILL, WORKFLOW_ID
 from .loadgen import run_requests
 
 __all__ = ["InstructionsResult", "MissingValgrind", "measure_instructions", "render", "summary_rows"]
 
 SMALL, LARGE = 200, 1_000
-CONNECTIONS = 32
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
 
@@ -52,21 +51,19 @@ class InstructionsResult:
         return self.bare / self.flowengine
 
 
-def _fill_history(database: str) -> None:
+def _fill_history(database: str, connections: int) -> None:
     """Register the bench workflow and run HISTORY_FILL executions on a plain server, leaving a
     history past its retention cap in ``database``."""
     with flowengine_server("callgrind-history-fill", database) as server:
-        status, body = http_json("POST", f"{server.url}/api/workflows", workflows.one_node_set(WORKFLOW_ID))
-        if status != 201:
-            raise RuntimeError(f"registering the workflow gave {status}: {body}")
+        register(server, workflows.one_node_set(WORKFLOW_ID))
         result = run_requests(
-            f"{server.url}/api/workflows/{WORKFLOW_ID}/execute", BODY, requests=HISTORY_FILL, connections=CONNECTIONS
+            f"{server.url}/api/workflows/{WORKFLOW_ID}/execute", BODY, requests=HISTORY_FILL, connections=connections
         )
         if result.errors or result.requests != HISTORY_FILL:
             raise RuntimeError(f"filling the history: {result.errors} failed of {result.requests} requests")
 
 
-def _total(make_server: Callable[[str], Server], requests: int, *, fill: bool) -> int:
+def _total(make_server: Callable[[str], Server], requests: int, connections: int, *, fill: bool) -> int:
     """Instructions the server (``make_server(database path)``) ran from start to exit, having
     served ``requests`` execute requests of the bench workflow (with ``fill``, on a history
     ``_fill_history`` made)."""
@@ -74,7 +71,7 @@ def _total(make_server: Callable[[str], Server], requests: int, *, fill: bool) -
         log = Path(tmp) / "callgrind.log"
         database = str(Path(tmp) / "history.db")
         if fill:
-            _fill_history(database)
+            _fill_history(database, connections)
         server = make_server(database)
         server.name = f"callgrind-{server.name}-{requests}"
         server.argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", f"--log-file={log}", *server.argv]
@@ -83,7 +80,7 @@ def _total(make_server: Callable[[str], Server], requests: int, *, fill: bool) -
         server.start_timeout = server.stop_timeout = 300
         with server:
             result = run_requests(
-                f"{server.url}/api/workflows/{WORKFLOW_ID}/execute", BODY, requests=requests, connections=CONNECTIONS
+                f"{server.url}/api/workflows/{WORKFLOW_ID}/execute", BODY, requests=requests, connections=connections
             )
             if result.errors or result.requests != requests:
                 raise RuntimeError(f"{server.name}: {result.errors} failed of {result.requests} requests")
@@ -93,18 +90,18 @@ def _total(make_server: Callable[[str], Server], requests: int, *, fill: bool) -
         return int(found.group(1))
 
 
-def _per_request(make_server: Callable[[str], Server], *, fill: bool) -> float:
-    small = _total(make_server, SMALL, fill=fill)
-    return (_total(make_server, LARGE, fill=fill) - small) / (LARGE - SMALL)
+def _per_request(make_server: Callable[[str], Server], connections: int, *, fill: bool) -> float:
+    small = _total(make_server, SMALL, connections, fill=fill)
+    return (_total(make_server, LARGE, connections, fill=fill) - small) / (LARGE - SMALL)
 
 
-def measure_instructions(progress: Callable[[str], None]) -> InstructionsResult:
+def measure_instructions(profile: Profile, progress: Callable[[str], None]) -> InstructionsResult:
     if shutil.which("valgrind") is None:
         raise MissingValgrind("valgrind is not installed (apt-get install valgrind)")
     progress("11. instructions per request: the bare handler under callgrind")
-    bare = _per_request(lambda _database: bare_server(), fill=False)
+    bare = _per_request(lambda _database: bare_server(), profile.connections, fill=False)
     progress("11. instructions per request: flowengine under callgrind")
-    flowengine = _per_request(lambda database: flowengine_server("flowengine", database), fill=True)
+    flowengine = _per_request(lambda database: flowengine_server("flowengine", database), profile.connections, fill=True)
     return InstructionsResult(bare, flowengine)
 
 
@@ -119,9 +116,9 @@ def summary_rows(result: InstructionsResult) -> list[list[str]]:
     ]
 
 
-def render(result: InstructionsResult, table: Callable[[Sequence[str], Sequence[Sequence[Any]]], str]) -> str:
+def render(result: InstructionsResult, connections: int, table: Callable[[Sequence[str], Sequence[Sequence[Any]]], str]) -> str:
     return (
-        "### 11. Instructions per execute request (callgrind, one-node workflow, 32 connections)\n\n"
+        f"### 11. Instructions per execute request (callgrind, one-node workflow, {connections} connections)\n\n"
         + table(
             ["server", "instructions per request", "bare ÷ this"],
             [

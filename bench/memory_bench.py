@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import workflows
-from .common import Profile, flowengine_server, http_json, rss_kib
+from .common import Profile, flowengine_server, http_json, register, rss_kib
 from .http_bench import BODY, WORKFLOW_ID
 from .loadgen import run_requests
 
@@ -37,9 +37,7 @@ def measure_memory(profile: Profile) -> MemoryResult:
     checkpoints = sorted(profile.memory_points)
     with tempfile.TemporaryDirectory(prefix="flowengine-bench-") as tmp:
         with flowengine_server("flowengine-memory-growth", str(Path(tmp) / "history.db")) as server:
-            status, body = http_json("POST", f"{server.url}/api/workflows", workflows.one_node_set(WORKFLOW_ID))
-            if status != 201:
-                raise RuntimeError(f"registering the workflow gave {status}: {body}")
+            register(server, workflows.one_node_set(WORKFLOW_ID))
             url = f"{server.url}/api/workflows/{WORKFLOW_ID}/execute"
             done = 0
             points = []

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import workflows
-from .common import PINNING, REPO, Profile, Server, cpu_seconds, flowengine_server, http_json, median
+from .common import PINNING, REPO, Profile, Server, cpu_seconds, flowengine_server, median, register
 from .loadgen import LoadResult, run_load, run_requests
 
 __all__ = ["MissingPostgres", "PostgresResults", "measure_postgres", "render", "summary_rows"]
@@ -228,9 +228,7 @@ def measure_postgres(profile: Profile, progress: Callable[[str], None] = lambda 
         first = stack.enter_context(flowengine_server("flowengine-pg-a", url))
         second = stack.enter_context(flowengine_server("flowengine-pg-b", url))
         for server in (sqlite, sqlite_b, sqlite_full, first):
-            status, body = http_json("POST", f"{server.url}/api/workflows", workflows.one_node_set(WORKFLOW_ID))
-            if status != 201:
-                raise RuntimeError(f"{server.name}: registering gave {status}: {body}")
+            register(server, workflows.one_node_set(WORKFLOW_ID))
         progress("9. warm-up (SQLite and PostgreSQL, 2,000 executions each)")
         for server in (sqlite, sqlite_b, sqlite_full, first, second):
             warm = run_requests(f"{server.url}{execute}", BODY, requests=2_000, connections=profile.connections)

@@ -27,7 +27,7 @@ import uuid
 from typing import Any
 
 from . import workflows
-from .common import flowengine_server, http_json, median
+from .common import flowengine_server, http_json, median, register
 from .postgres_bench import _cluster
 from .report import table
 
@@ -75,9 +75,7 @@ def measure_dispatch(db: str, executions: int, repeats: int) -> list[list[Any]]:
     shares: list[str] = []
     with contextlib.ExitStack() as stack:
         servers = [stack.enter_context(flowengine_server(f"flowengine-queue-{n}", db)) for n in "ab"]
-        status, body = http_json("POST", f"{servers[0].url}/api/workflows", workflows.one_node_set(WORKFLOW_ID))
-        if status != 201:
-            raise RuntimeError(f"registering gave {status}: {body}")
+        register(servers[0], workflows.one_node_set(WORKFLOW_ID))
         asyncio.run(_fill_and_wait(db, 500))  # warm-up
         for repeat in range(repeats):
             before = [_claimed(server.url) for server in servers]
@@ -96,9 +94,7 @@ def measure_cron(db: str, seconds: int) -> list[list[Any]]:
             **workflows.one_node_set("bench-cron"),
             "triggers": [{"id": "clock", "trigger_type": {"type": "Cron", "expression": "* * * * * *"}}],
         }
-        status, body = http_json("POST", f"{servers[0].url}/api/workflows", document)
-        if status != 201:
-            raise RuntimeError(f"registering gave {status}: {body}")
+        register(servers[0], document)
         time.sleep(seconds)
         http_json("DELETE", f"{servers[1].url}/api/workflows/bench-cron")
         time.sleep(1)

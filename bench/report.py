@@ -260,7 +260,7 @@ def render(profile: Profile, results: dict[str, Any], elapsed: float) -> str:
         from .instructions_bench import summary_rows as instructions_rows
 
         summary.extend(instructions_rows(results["instructions"]))
-        sections.append(render_instructions(results["instructions"], table))
+        sections.append(render_instructions(results["instructions"], profile.connections, table))
 
     out.append(f"## flowengine benchmarks ({profile.name} run: median of {profile.repeats} after warm-up,"
                f" {profile.throughput_rounds} for execute throughput; {profile.load_seconds} s load runs;"
